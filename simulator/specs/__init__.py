@@ -1,0 +1,1 @@
+"""Pydantic models of the spec files (hardware, model, stack, workload) and their registry."""

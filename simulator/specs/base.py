@@ -1,0 +1,72 @@
+"""Shared pieces of the spec models: a strict frozen base class and unit-checked field types."""
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from simulator import units
+
+
+class Strict(BaseModel):
+    """Frozen, unknown fields forbidden; YAML names are the field aliases."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Dtype(str, enum.Enum):
+    """Numeric formats. ``bits`` is the storage width of one element."""
+
+    fp32 = "fp32"
+    tf32 = "tf32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+    int8 = "int8"
+    int4 = "int4"
+    fp4 = "fp4"
+
+    @property
+    def bits(self) -> int:
+        return {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "fp8": 8,
+                "int8": 8, "int4": 4, "fp4": 4}[self.value]
+
+    @property
+    def bytes(self) -> float:
+        return self.bits / 8.0
+
+
+def _quantity(dimension: str, positive: bool = True):
+    def check(value: object) -> float:
+        si = units.parse(value, dimension)
+        if positive and si <= 0:
+            raise ValueError(f"expected a positive quantity in {units.example_unit(dimension)}, got '{value}'")
+        if si < 0:
+            raise ValueError(f"expected a non-negative quantity in {units.example_unit(dimension)}, got '{value}'")
+        return si
+
+    return BeforeValidator(check)
+
+
+Bytes = Annotated[float, _quantity("bytes")]
+Bandwidth = Annotated[float, _quantity("bandwidth")]
+Flops = Annotated[float, _quantity("flops")]
+Power = Annotated[float, _quantity("power")]
+PowerOrZero = Annotated[float, _quantity("power", positive=False)]
+Seconds = Annotated[float, _quantity("time")]
+SecondsOrZero = Annotated[float, _quantity("time", positive=False)]
+EnergyPerByte = Annotated[float, _quantity("energy_per_byte", positive=False)]
+EnergyPerOp = Annotated[float, _quantity("energy_per_op", positive=False)]
+Frequency = Annotated[float, _quantity("frequency")]
+TransferRate = Annotated[float, _quantity("transfer_rate")]
+Usd = Annotated[float, _quantity("usd")]
+UsdPerHour = Annotated[float, _quantity("usd_per_hour")]
+
+
+class Provenance(Strict):
+    """Where the numbers of a spec file come from."""
+
+    sources: list[str]
+    date: str
+    notes: str = ""

@@ -1,0 +1,215 @@
+"""Hardware spec: datasheet facts of one device (or one chip of a multi-chip system).
+
+Only facts live here (dense peaks per dtype, memory levels, power, links, price,
+provenance). How close software gets to them is a stack profile (stack.py).
+Each device class (cpu, gpu, tpu, fpga, asic, pim) is its own model, selected by
+``kind``; classes whose peak is usually derived from their units (cpu, tpu, fpga)
+may give the units instead of, or beside, a ``peak`` table.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from simulator.specs.base import (Bandwidth, Bytes, Dtype, EnergyPerByte, EnergyPerOp, Flops,
+                                  Frequency, Power, PowerOrZero, Provenance, Seconds, Strict,
+                                  TransferRate, Usd, UsdPerHour)
+
+PimOp = Literal["gemv", "attention"]
+
+
+class PimUnit(Strict):
+    """Compute placed inside a memory level (processing in memory)."""
+
+    peak: dict[Dtype, Flops]
+    internal_bandwidth_bytes_per_s: Bandwidth = Field(alias="internal_bandwidth")
+    ops: list[PimOp]
+
+
+class MemoryLevel(Strict):
+    """One level of the memory hierarchy. Levels are listed innermost (fastest) first."""
+
+    name: str
+    capacity_bytes: Bytes = Field(alias="capacity")
+    bandwidth_bytes_per_s: Bandwidth = Field(alias="bandwidth")
+    energy_per_byte_j: EnergyPerByte | None = Field(None, alias="energy_per_byte")
+    on_chip: bool = False
+    pim: PimUnit | None = None
+
+
+class PowerSpec(Strict):
+    """Board power. ``idle`` is the draw with nothing running; TDP the sustained limit."""
+
+    tdp_w: Power = Field(alias="tdp")
+    idle_w: PowerOrZero | None = Field(None, alias="idle")
+    energy_per_flop_j: dict[Dtype, EnergyPerOp] | None = Field(None, alias="energy_per_flop")
+
+
+class Link(Strict):
+    """A chip-to-chip or host link. Bandwidth is per direction, summed over the device's links."""
+
+    name: str
+    bandwidth_per_direction_bytes_per_s: Bandwidth = Field(alias="bandwidth_per_direction")
+    latency_s: Seconds = Field(alias="latency")
+    topology: Literal["switch", "ring", "torus-2d", "torus-3d", "mesh", "point-to-point"] = "switch"
+    max_devices: int | None = Field(None, gt=0)
+
+
+class Price(Strict):
+    purchase_usd: Usd | None = Field(None, alias="purchase")
+    hourly_usd_per_h: UsdPerHour | None = Field(None, alias="hourly")
+    source: str
+
+
+class MemoryChannels(Strict):
+    """DRAM channels of a CPU or FPGA: bandwidth = channels x transfer rate x bus width."""
+
+    channels: int = Field(gt=0)
+    transfer_rate_per_s: TransferRate = Field(alias="transfer_rate")
+    bus_width_bits: int = Field(64, gt=0)
+
+    @property
+    def bandwidth_bytes_per_s(self) -> float:
+        return self.channels * self.transfer_rate_per_s * self.bus_width_bits / 8.0
+
+
+class CpuCores(Strict):
+    """CPU compute units: peak = sockets x cores x clock x ops per cycle per core.
+
+    Vector ops per cycle per core for a dtype = 2 (FMA) x fma_units x vector_width_bits / dtype
+    bits, for the dtypes in ``vector_dtypes`` (bf16/int8 via dot-product instructions);
+    matrix extensions (AMX) give their own ops per cycle per core.
+    """
+
+    sockets: int = Field(1, gt=0)
+    cores: int = Field(gt=0)
+    clock_hz: Frequency = Field(alias="clock")
+    vector_width_bits: int = Field(gt=0)
+    fma_units_per_core: int = Field(gt=0)
+    vector_dtypes: list[Dtype]
+    matrix_ops_per_cycle_per_core: dict[Dtype, float] = {}
+    matrix_clock_hz: Frequency | None = Field(None, alias="matrix_clock")
+
+    def derived_peak(self) -> dict[Dtype, float]:
+        cores = self.sockets * self.cores
+        peak = {d: cores * self.clock_hz * 2 * self.fma_units_per_core * self.vector_width_bits / d.bits
+                for d in self.vector_dtypes}
+        matrix_clock = self.matrix_clock_hz or self.clock_hz
+        for d, ops in self.matrix_ops_per_cycle_per_core.items():
+            peak[d] = max(peak.get(d, 0.0), cores * matrix_clock * ops)
+        return peak
+
+
+class FpgaFabric(Strict):
+    """FPGA compute: peak = DSP count x ops per DSP per cycle x clock (+ AI Engines likewise)."""
+
+    dsp_count: int = Field(0, ge=0)
+    clock_hz: Frequency = Field(alias="clock")
+    ops_per_dsp_per_cycle: dict[Dtype, float] = {}
+    ai_engine_count: int = Field(0, ge=0)
+    ai_engine_clock_hz: Frequency | None = Field(None, alias="ai_engine_clock")
+    ops_per_ai_engine_per_cycle: dict[Dtype, float] = {}
+
+    def derived_peak(self) -> dict[Dtype, float]:
+        peak = {d: self.dsp_count * ops * self.clock_hz for d, ops in self.ops_per_dsp_per_cycle.items()}
+        aie_clock = self.ai_engine_clock_hz or self.clock_hz
+        for d, ops in self.ops_per_ai_engine_per_cycle.items():
+            peak[d] = peak.get(d, 0.0) + self.ai_engine_count * ops * aie_clock
+        return peak
+
+
+class SystolicArrays(Strict):
+    """TPU matrix units: peak = arrays x dim^2 x 2 (multiply-add) x clock, per dtype multiplier."""
+
+    arrays: int = Field(gt=0)
+    dim: int = Field(gt=0)
+    clock_hz: Frequency = Field(alias="clock")
+    ops_multiplier: dict[Dtype, float] = {Dtype.bf16: 1.0}
+
+    def derived_peak(self) -> dict[Dtype, float]:
+        base = self.arrays * self.dim * self.dim * 2 * self.clock_hz
+        return {d: base * m for d, m in self.ops_multiplier.items()}
+
+
+class _Device(Strict):
+    name: str
+    vendor: str
+    product: str
+    status: Literal["product", "design", "announced"] = "product"
+    peak: dict[Dtype, Flops] = {}
+    memory: list[MemoryLevel] = Field(min_length=1)
+    power: PowerSpec | None = None
+    interconnect: list[Link] = []
+    compute_units: int | None = Field(None, gt=0)
+    clock_hz: Frequency | None = Field(None, alias="clock")
+    price: Price | None = None
+    provenance: Provenance
+
+    def derived_peak(self) -> dict[Dtype, float]:
+        return {}
+
+    def peak_flops(self) -> dict[Dtype, float]:
+        """Dense peak per dtype in FLOP/s (or OP/s): the datasheet table, else the derivation."""
+        derived = self.derived_peak()
+        return {**derived, **self.peak}
+
+    @model_validator(mode="after")
+    def _has_peak(self):
+        if not self.peak and not self.derived_peak():
+            raise ValueError("peak: expected a dense peak per dtype (e.g. 'bf16: 989 TFLOP/s') "
+                             "or the compute units to derive it from")
+        return self
+
+    @property
+    def main_memory(self) -> MemoryLevel:
+        """The outermost level: where the model lives when nothing closer holds it."""
+        return self.memory[-1]
+
+
+class Gpu(_Device):
+    kind: Literal["gpu"]
+
+
+class Asic(_Device):
+    kind: Literal["asic"]
+
+
+class Cpu(_Device):
+    kind: Literal["cpu"]
+    cpu: CpuCores | None = None
+    memory_channels: MemoryChannels | None = None
+
+    def derived_peak(self) -> dict[Dtype, float]:
+        return self.cpu.derived_peak() if self.cpu else {}
+
+
+class Tpu(_Device):
+    kind: Literal["tpu"]
+    systolic: SystolicArrays | None = None
+
+    def derived_peak(self) -> dict[Dtype, float]:
+        return self.systolic.derived_peak() if self.systolic else {}
+
+
+class Fpga(_Device):
+    kind: Literal["fpga"]
+    fabric: FpgaFabric | None = None
+
+    def derived_peak(self) -> dict[Dtype, float]:
+        return self.fabric.derived_peak() if self.fabric else {}
+
+
+class Pim(_Device):
+    """A host processor whose memory has compute inside it (at least one level with ``pim``)."""
+
+    kind: Literal["pim"]
+
+    @model_validator(mode="after")
+    def _has_pim_level(self):
+        if not any(level.pim for level in self.memory):
+            raise ValueError("memory: a pim device needs at least one memory level with a 'pim' block")
+        return self
+
+
+HardwareSpec = Annotated[Union[Gpu, Cpu, Tpu, Fpga, Asic, Pim], Field(discriminator="kind")]

@@ -1,0 +1,155 @@
+"""Model spec: a Hugging Face ``config.json`` (field names verbatim) normalised to one architecture.
+
+A model spec file holds ``name``, ``source`` (URL of the config), ``published_params``
+and ``config`` (the Hugging Face fields). ``--model`` also accepts a raw config.json,
+whose unknown fields are ignored; in our YAML files an unknown config field is an error
+(it is usually a misspelling).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Literal
+
+from pydantic import Field
+
+from simulator.specs.base import Strict
+
+# Hugging Face fields that exist in real configs but do not change the cost of inference.
+IGNORED_HF_FIELDS = frozenset({
+    "architectures", "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype",
+    "transformers_version", "initializer_range", "use_cache", "pretraining_tp", "rms_norm_eps",
+    "layer_norm_eps", "layer_norm_epsilon", "rope_theta", "rope_scaling", "attention_dropout",
+    "dropout", "hidden_dropout", "attn_pdrop", "embd_pdrop", "resid_pdrop", "activation_dropout",
+    "layerdrop", "init_std", "scale_attn_weights", "summary_activation", "summary_first_dropout",
+    "summary_proj_to_labels", "summary_type", "summary_use_proj", "task_specific_params",
+    "tokenizer_class", "use_sliding_window", "max_window_layers", "prefix", "_name_or_path",
+    "_remove_final_layer_norm", "bos_token", "eos_token", "model_type", "max_position_embeddings",
+    "n_positions", "n_ctx", "keys_to_ignore_at_inference", "gradient_checkpointing",
+    "qkv_bias", "use_return_dict", "output_attentions", "output_hidden_states",
+})
+
+
+class Architecture(Strict):
+    """One decoder-only transformer, normalised. All sizes are element counts."""
+
+    family: str
+    hidden_size: int = Field(gt=0)
+    num_layers: int = Field(gt=0)
+    num_heads: int = Field(gt=0)
+    num_kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    ffn_size: int = Field(gt=0)
+    vocab_size: int = Field(gt=0)
+    tied_embeddings: bool
+    gated_mlp: bool                       # SwiGLU-style gate * up
+    activation: Literal["silu", "gelu", "relu"]
+    norm: Literal["rmsnorm", "layernorm"]
+    qkv_bias: bool = False
+    out_bias: bool = False
+    mlp_bias: bool = False
+    lm_head_bias: bool = False
+    positions: Literal["rotary", "learned"] = "rotary"
+    rotary_dim: int = 0                   # rotated dims per head (0 when positions are learned)
+    learned_positions: int = 0            # rows of the learned position table
+    parallel_block: bool = False          # GPT-J: attention and MLP read the same normed input
+    sliding_window: int | None = None     # attention span in tokens, None = full
+
+    @property
+    def q_dim(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.num_kv_heads * self.head_dim
+
+
+class ModelSpec(Strict):
+    name: str
+    source: str
+    published_params: float = Field(gt=0)
+    config: dict[str, Any]
+
+
+def _get(cfg: dict, key: str, kind: type = int):
+    if key not in cfg or cfg[key] is None:
+        raise KeyError(key)
+    value = cfg[key]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ValueError(f"{key}: expected a positive integer, got {value!r}")
+    return value
+
+
+def _llama_like(cfg: dict, family: str, qkv_bias_default: bool) -> dict:
+    hidden = _get(cfg, "hidden_size")
+    heads = _get(cfg, "num_attention_heads")
+    head_dim = cfg.get("head_dim") or hidden // heads
+    act = cfg.get("hidden_act", "silu")
+    window = cfg.get("sliding_window") if cfg.get("use_sliding_window", True) else None
+    return dict(
+        family=family, hidden_size=hidden, num_layers=_get(cfg, "num_hidden_layers"), num_heads=heads,
+        num_kv_heads=cfg.get("num_key_value_heads") or heads, head_dim=head_dim,
+        ffn_size=_get(cfg, "intermediate_size"), vocab_size=_get(cfg, "vocab_size"),
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)), gated_mlp=True,
+        activation={"silu": "silu", "swish": "silu", "gelu": "gelu", "relu": "relu"}.get(act, act),
+        norm="rmsnorm", qkv_bias=bool(cfg.get("attention_bias", qkv_bias_default)),
+        out_bias=bool(cfg.get("attention_bias", False)), mlp_bias=bool(cfg.get("mlp_bias", False)),
+        rotary_dim=head_dim, sliding_window=window,
+    )
+
+
+def _gptj(cfg: dict) -> dict:
+    hidden = _get(cfg, "n_embd")
+    heads = _get(cfg, "n_head")
+    return dict(
+        family="gptj", hidden_size=hidden, num_layers=_get(cfg, "n_layer"), num_heads=heads,
+        num_kv_heads=heads, head_dim=hidden // heads, ffn_size=cfg.get("n_inner") or 4 * hidden,
+        vocab_size=_get(cfg, "vocab_size"), tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        gated_mlp=False, activation="gelu", norm="layernorm", mlp_bias=True, lm_head_bias=True,
+        rotary_dim=cfg.get("rotary_dim") or hidden // heads, parallel_block=True,
+    )
+
+
+def _opt(cfg: dict) -> dict:
+    hidden = _get(cfg, "hidden_size")
+    heads = _get(cfg, "num_attention_heads")
+    if cfg.get("word_embed_proj_dim", hidden) != hidden:
+        raise ValueError("word_embed_proj_dim: only OPT models with word_embed_proj_dim == hidden_size are supported")
+    bias = bool(cfg.get("enable_bias", True))
+    return dict(
+        family="opt", hidden_size=hidden, num_layers=_get(cfg, "num_hidden_layers"), num_heads=heads,
+        num_kv_heads=heads, head_dim=hidden // heads, ffn_size=_get(cfg, "ffn_dim"),
+        vocab_size=_get(cfg, "vocab_size"), tied_embeddings=bool(cfg.get("tie_word_embeddings", True)),
+        gated_mlp=False, activation=cfg.get("activation_function", "relu"), norm="layernorm",
+        qkv_bias=bias, out_bias=bias, mlp_bias=bias, positions="learned", rotary_dim=0,
+        learned_positions=_get(cfg, "max_position_embeddings") + 2,  # OPT offsets positions by 2
+    )
+
+
+# model_type -> (normaliser, config fields it reads)
+_LLAMA_FIELDS = {"hidden_size", "num_attention_heads", "num_hidden_layers", "num_key_value_heads",
+                 "head_dim", "intermediate_size", "vocab_size", "tie_word_embeddings", "hidden_act",
+                 "attention_bias", "mlp_bias", "sliding_window"}
+FAMILIES: dict[str, tuple[Callable[[dict], dict], frozenset]] = {
+    "llama": (lambda c: _llama_like(c, "llama", False), frozenset(_LLAMA_FIELDS)),
+    "mistral": (lambda c: _llama_like(c, "mistral", False), frozenset(_LLAMA_FIELDS)),
+    "qwen2": (lambda c: _llama_like(c, "qwen2", True), frozenset(_LLAMA_FIELDS)),
+    "gptj": (_gptj, frozenset({"n_embd", "n_head", "n_layer", "n_inner", "rotary_dim", "vocab_size",
+                               "tie_word_embeddings", "activation_function", "rotary"})),
+    "opt": (_opt, frozenset({"hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
+                             "vocab_size", "tie_word_embeddings", "activation_function",
+                             "word_embed_proj_dim", "do_layer_norm_before", "enable_bias"})),
+}
+
+
+def unknown_fields(config: dict) -> list[str]:
+    """Config fields that neither the model's family reads nor are known to be irrelevant."""
+    family = FAMILIES.get(config.get("model_type", ""))
+    used = family[1] if family else frozenset()
+    return sorted(k for k in config if k not in used and k not in IGNORED_HF_FIELDS)
+
+
+def normalise(config: dict) -> Architecture:
+    """Hugging Face config dict -> Architecture. Raises KeyError (missing field) or ValueError."""
+    model_type = config.get("model_type")
+    if model_type not in FAMILIES:
+        raise ValueError(f"model_type: expected one of {', '.join(sorted(FAMILIES))}, got {model_type!r}")
+    return Architecture(**FAMILIES[model_type][0](config))

@@ -1,0 +1,70 @@
+"""Stack profile: how efficiently one software stack drives a device.
+
+Hardware specs hold datasheet facts; everything empirical lives here: achieved
+fractions of peak (by operator shape), per-kernel launch overhead, how many kernels
+unfused work costs, and measured power. ``ideal`` is the stack with no losses (the
+speed-of-light answer). Profiles are chosen per device name, else per device class,
+else the stack's ``default``.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from simulator.specs.base import EnergyPerByte, EnergyPerOp, PowerOrZero, Provenance, SecondsOrZero, Strict
+
+Fraction = float  # dimensionless, in (0, 1]
+
+
+class GemmEfficiency(Strict):
+    """Achieved fraction of dense peak for a matmul of M rows (tokens) by N outputs.
+
+    eff(M, N) = peak_fraction x (M / padded M) x (tiles / (waves x units)), where
+    tiles = ceil(M / tile_m) x ceil(N / tile_n) and waves = ceil(tiles / units): tile and
+    wave quantization of a tiled GEMM on ``units`` parallel units (the spec's compute_units).
+    tile_m = tile_n = 1 switches quantization off.
+    """
+
+    peak_fraction: float = Field(1.0, gt=0, le=1)
+    tile_m: int = Field(1, gt=0)
+    tile_n: int = Field(1, gt=0)
+    memory_fraction: float = Field(1.0, gt=0, le=1.5)   # of the level's bandwidth, while streaming weights
+
+
+class DeviceProfile(Strict):
+    """Efficiency of one stack on one device (or class of devices)."""
+
+    gemm: GemmEfficiency = GemmEfficiency()
+    attention_compute_fraction: float = Field(1.0, gt=0, le=1)   # of the dense peak, attention FLOPs
+    attention_memory_fraction: float = Field(1.0, gt=0, le=1.5)  # of bandwidth, KV-cache reads
+    elementwise_memory_fraction: float = Field(1.0, gt=0, le=1.5)  # of bandwidth, norms/rotary/adds
+    kernel_overhead_s: SecondsOrZero = Field(0.0, alias="kernel_overhead")
+    step_overhead_s: SecondsOrZero = Field(0.0, alias="step_overhead")  # once per forward pass
+    idle_power_w: PowerOrZero | None = Field(None, alias="idle_power")
+    energy_per_flop_j: EnergyPerOp | None = Field(None, alias="energy_per_flop")
+    energy_per_byte_j: EnergyPerByte | None = Field(None, alias="energy_per_byte")
+    fitted_from: str = ""                                          # files/fit the numbers come from
+
+
+OpKindName = Literal["embedding", "norm", "matmul", "rotary", "kv_write", "attention",
+                     "residual_add", "activation", "lm_head", "sampling"]
+
+
+class StackSpec(Strict):
+    name: str
+    description: str
+    attention: Literal["flash", "unfused"] = "flash"
+    kernels_per_op: dict[OpKindName, int] = {}      # launches per operator instance (default 1)
+    default: DeviceProfile = DeviceProfile()
+    classes: dict[Literal["cpu", "gpu", "tpu", "fpga", "asic", "pim"], DeviceProfile] = {}
+    devices: dict[str, DeviceProfile] = {}
+    provenance: Provenance
+
+    def profile_for(self, hardware_name: str, hardware_kind: str) -> DeviceProfile:
+        if hardware_name in self.devices:
+            return self.devices[hardware_name]
+        return self.classes.get(hardware_kind, self.default)
+
+    def kernels(self, kind: str) -> int:
+        return self.kernels_per_op.get(kind, 1)

@@ -1,0 +1,23 @@
+"""Workload: batch, prompt and output lengths, and the precision of each tensor class."""
+from __future__ import annotations
+
+from pydantic import Field
+
+from simulator.specs.base import Dtype, Strict
+
+
+class Workload(Strict):
+    """B sequences, each a prompt of ``prompt`` tokens followed by ``output`` generated tokens."""
+
+    batch: int = Field(8, gt=0)
+    prompt: int = Field(1024, gt=0)
+    output: int = Field(128, gt=0)
+    weight_dtype: Dtype = Dtype.bf16
+    activation_dtype: Dtype = Dtype.bf16
+    kv_dtype: Dtype = Dtype.bf16
+
+    @property
+    def compute_dtype(self) -> Dtype:
+        """The peak the matmuls run on: the wider of weights and activations (weight-only
+        quantization dequantizes to the activation dtype)."""
+        return self.activation_dtype
