@@ -1,6 +1,7 @@
 """Shared pieces of the spec models: a strict frozen base class and unit-checked field types."""
 from __future__ import annotations
 
+import datetime
 import enum
 from typing import Annotated
 
@@ -64,9 +65,14 @@ Usd = Annotated[float, _quantity("usd")]
 UsdPerHour = Annotated[float, _quantity("usd_per_hour")]
 
 
+def _iso_date(value: object) -> object:
+    """YAML reads 2024-03-13 as a date; keep it as its ISO string."""
+    return value.isoformat() if isinstance(value, datetime.date) else value
+
+
 class Provenance(Strict):
     """Where the numbers of a spec file come from."""
 
     sources: list[str]
-    date: str
+    date: Annotated[str, BeforeValidator(_iso_date)]
     notes: str = ""

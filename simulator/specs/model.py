@@ -24,7 +24,7 @@ IGNORED_HF_FIELDS = frozenset({
     "tokenizer_class", "use_sliding_window", "max_window_layers", "prefix", "_name_or_path",
     "_remove_final_layer_norm", "bos_token", "eos_token", "model_type", "max_position_embeddings",
     "n_positions", "n_ctx", "keys_to_ignore_at_inference", "gradient_checkpointing",
-    "qkv_bias", "use_return_dict", "output_attentions", "output_hidden_states",
+    "qkv_bias", "use_return_dict", "use_mrope", "output_attentions", "output_hidden_states",
 })
 
 
@@ -136,7 +136,8 @@ FAMILIES: dict[str, tuple[Callable[[dict], dict], frozenset]] = {
                                "tie_word_embeddings", "activation_function", "rotary"})),
     "opt": (_opt, frozenset({"hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
                              "vocab_size", "tie_word_embeddings", "activation_function",
-                             "word_embed_proj_dim", "do_layer_norm_before", "enable_bias"})),
+                             "word_embed_proj_dim", "do_layer_norm_before", "enable_bias",
+                             "layer_norm_elementwise_affine"})),
 }
 
 

@@ -56,6 +56,7 @@ class StackSpec(Strict):
     description: str
     attention: Literal["flash", "unfused"] = "flash"
     kernels_per_op: dict[OpKindName, int] = {}      # launches per operator instance (default 1)
+    traffic_per_op: dict[OpKindName, float] = {}    # bytes moved / fewest bytes (default 1)
     default: DeviceProfile = DeviceProfile()
     classes: dict[Literal["cpu", "gpu", "tpu", "fpga", "asic", "pim"], DeviceProfile] = {}
     devices: dict[str, DeviceProfile] = {}
@@ -68,3 +69,6 @@ class StackSpec(Strict):
 
     def kernels(self, kind: str) -> int:
         return self.kernels_per_op.get(kind, 1)
+
+    def traffic(self, kind: str) -> float:
+        return self.traffic_per_op.get(kind, 1.0)

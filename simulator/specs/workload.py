@@ -21,3 +21,19 @@ class Workload(Strict):
         """The peak the matmuls run on: the wider of weights and activations (weight-only
         quantization dequantizes to the activation dtype)."""
         return self.activation_dtype
+
+
+def workload(**fields) -> Workload:
+    """Build a Workload from arguments; a bad value raises WorkloadError naming the field."""
+    from pydantic import ValidationError
+
+    from simulator.errors import WorkloadError
+
+    try:
+        return Workload(**fields)
+    except ValidationError as err:
+        e = err.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "enum":
+            raise WorkloadError(field, f"expected one of {e['ctx']['expected']}, got {e['input']!r}") from None
+        raise WorkloadError(field, f"{e['msg'].lower()}, got {e['input']!r}") from None

@@ -1,0 +1,28 @@
+"""llmsim: an analytical performance simulator for LLM inference.
+
+    >>> import simulator
+    >>> p = simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=8, prompt=1024, output=128)
+    >>> p.ttft_s, p.tpot_s, p.tokens_per_j
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+DEFAULT_STACK = "pytorch-ref"
+
+
+def predict(model: str, hardware: str, stack: str = DEFAULT_STACK, batch: int = 8, prompt: int = 1024,
+            output: int = 128, weight_dtype: str = "bf16", activation_dtype: str = "bf16",
+            kv_dtype: str = "bf16"):
+    """Predict one scenario; returns a ``Prediction`` (seconds, joules, bytes).
+
+    ``model``/``hardware``/``stack`` are registry names or paths to spec files (a model may
+    also be a raw Hugging Face config.json). Raises SimulatorError subclasses on bad input.
+    """
+    from simulator.engine.predict import predict_workload
+    from simulator.specs.workload import workload
+
+    return predict_workload(model, hardware, stack, workload(batch=batch, prompt=prompt, output=output,
+                                                            weight_dtype=weight_dtype,
+                                                            activation_dtype=activation_dtype,
+                                                            kv_dtype=kv_dtype))

@@ -1,0 +1,1 @@
+"""Roofline, memory and energy engine: operator tables + bound device parameters -> times."""

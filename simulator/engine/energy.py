@@ -1,0 +1,52 @@
+"""Energy model: E = idle power x time + dynamic energy per FLOP and per byte (joules).
+
+Coefficients come, in order of preference, from the stack's measured profile, the
+hardware spec's figures, else are derived from TDP (documented assumption):
+  idle power           = 0.15 x TDP when neither gives it
+  energy per FLOP      = (TDP - idle) / dense peak of the compute dtype
+                         (a GEMM at full peak draws the whole TDP)
+  energy per byte      = 0.6 x (TDP - idle) / main memory bandwidth
+                         (a kernel streaming at full bandwidth draws 60% of the dynamic
+                         budget: HBM and on-chip data movement, not the tensor cores)
+Average power never exceeds TDP: dynamic energy is capped at (TDP - idle) x time.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+IDLE_FRACTION_OF_TDP = 0.15
+STREAMING_FRACTION_OF_DYNAMIC = 0.6
+
+
+@dataclasses.dataclass(frozen=True)
+class EnergyModel:
+    idle_w: float
+    tdp_w: float
+    energy_per_flop_j: float
+    energy_per_byte_j: float
+
+    def energy_j(self, time_s: float, flops: float, bytes_: float) -> float:
+        dynamic = flops * self.energy_per_flop_j + bytes_ * self.energy_per_byte_j
+        return self.idle_w * time_s + min(dynamic, (self.tdp_w - self.idle_w) * time_s)
+
+
+def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float) -> EnergyModel | None:
+    """The device's energy coefficients, or None when the spec gives no power figures."""
+    power = hardware.power
+    if power is None:
+        return None
+    idle = profile.idle_power_w
+    if idle is None:
+        idle = power.idle_w if power.idle_w is not None else IDLE_FRACTION_OF_TDP * power.tdp_w
+    dynamic_w = max(power.tdp_w - idle, 0.0)
+    per_flop = profile.energy_per_flop_j
+    if per_flop is None and power.energy_per_flop_j:
+        per_flop = power.energy_per_flop_j.get(compute_dtype)
+    if per_flop is None:
+        per_flop = dynamic_w / tensor_peak_flops
+    per_byte = profile.energy_per_byte_j
+    if per_byte is None:
+        per_byte = hardware.main_memory.energy_per_byte_j
+    if per_byte is None:
+        per_byte = STREAMING_FRACTION_OF_DYNAMIC * dynamic_w / hardware.main_memory.bandwidth_bytes_per_s
+    return EnergyModel(idle, power.tdp_w, per_flop, per_byte)

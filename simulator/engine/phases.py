@@ -1,0 +1,51 @@
+"""Feature vectors (ops.py) of a prefill pass and of decode steps.
+
+Prefill of B sequences of S tokens from position 0: T = B S; causal pairs
+P = B sum_{i=1..S} min(i, W) (W the sliding window, unlimited when 0); K = B S.
+Decode step at position c (input token at c, attending over c + 1 positions):
+T = B; P = K = B min(c + 1, W).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.graph.ops import KV, N_FEATURES, ONE, PAIR, SEQ, TOK
+
+
+def causal_pairs(seq_len: int, window: int) -> float:
+    """sum_{i=1..S} min(i, W): query-key pairs of one causal sequence (W = 0: no window)."""
+    if window <= 0 or window >= seq_len:
+        return seq_len * (seq_len + 1) / 2.0
+    return window * (window + 1) / 2.0 + (seq_len - window) * float(window)
+
+
+def prefill_features(batch: int, prompt: int, window: int) -> np.ndarray:
+    f = np.zeros(N_FEATURES)
+    f[ONE] = 1.0
+    f[SEQ] = batch
+    f[TOK] = batch * prompt
+    f[PAIR] = batch * causal_pairs(prompt, window)
+    f[KV] = batch * prompt
+    return f
+
+
+def decode_segments(batch: int, first: int, last: int, window: int):
+    """[(f0, f1, lo, hi)]: decode steps at positions c in [first, last], features f0 + f1 c,
+    split where the sliding window caps the attended span."""
+    f0 = np.zeros(N_FEATURES)
+    f0[ONE] = 1.0
+    f0[SEQ] = batch
+    f0[TOK] = batch
+    growing0, growing1 = f0.copy(), np.zeros(N_FEATURES)
+    growing0[PAIR] = growing0[KV] = batch            # B (c + 1)
+    growing1[PAIR] = growing1[KV] = batch
+    if window <= 0 or last + 1 <= window:
+        return [(growing0, growing1, first, last)]
+    capped0 = f0.copy()
+    capped0[PAIR] = capped0[KV] = batch * float(window)
+    split = window - 1                                   # last position with c + 1 <= W
+    segments = []
+    if first <= split:
+        segments.append((growing0, growing1, first, split))
+    segments.append((capped0, np.zeros(N_FEATURES), max(first, split + 1), last))
+    return segments

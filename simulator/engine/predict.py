@@ -1,0 +1,102 @@
+"""Assemble a Prediction: lower the model, bind it to the device and stack, run the kernels.
+
+Semantics (workload B, S, N):
+  ttft  = the prefill pass over B x S tokens (its LM head yields the first token)
+  tpot  = mean decode step over tokens 2..N; the step for token k takes its input at
+          position S + k - 2 and attends over S + k - 1 positions
+  e2e   = ttft + (N - 1) tpot
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.engine import roofline
+from simulator.engine.bind import bind, peak_for
+from simulator.engine.energy import energy_model
+from simulator.engine.memory import activation_bytes, kv_cache_bytes
+from simulator.engine.phases import decode_segments, prefill_features
+from simulator.engine.result import MemoryReport, OperatorShare, Prediction
+from simulator.graph.lower import lower
+from simulator.graph.ops import OpKind
+from simulator.specs import registry
+from simulator.specs.workload import Workload
+
+_BOUNDS = ("compute", "memory", "overhead")
+
+
+def _prefill(bound, feats):
+    return roofline.evaluate_point(*bound.kernel_args(), feats)
+
+
+def _decode_sums(bound, batch, first, last, window):
+    n = len(bound.table)
+    time_s, flop, byte = np.zeros(n), np.zeros(n), np.zeros(n)
+    for f0, f1, lo, hi in decode_segments(batch, first, last, window):
+        t, f, b = roofline.evaluate_range(*bound.kernel_args(), f0, f1, float(lo), float(hi))
+        time_s += t
+        flop += f
+        byte += b
+    return time_s, flop, byte
+
+
+def _decode_bounds(bound, batch, position, window):
+    """Bound of each operator at the middle decode step (for the breakdown)."""
+    f0, f1, _, _ = decode_segments(batch, position, position, window)[-1]
+    return roofline.evaluate_point(*bound.kernel_args(), f0 + f1 * position)[3]
+
+
+def predict_workload(model: str, hardware: str, stack: str, workload: Workload) -> Prediction:
+    model_name, arch, _ = registry.model(model)
+    hw = registry.hardware(hardware)
+    st = registry.stack(stack)
+    w = workload
+    table = lower(arch, w.weight_dtype, w.activation_dtype, w.kv_dtype, st.attention == "unfused")
+    bound = bind(table, hw, st, w.compute_dtype)
+    B, S, N = w.batch, w.prompt, w.output
+
+    pre_feats = prefill_features(B, S, table.window)
+    kv = kv_cache_bytes(table, B, S + N)
+    act = activation_bytes(table, pre_feats)
+    capacity = hw.main_memory.capacity_bytes
+    total = table.weight_bytes + kv + act
+    memory = MemoryReport(weights_bytes=table.weight_bytes, kv_cache_bytes=kv, activation_bytes=act,
+                          total_bytes=total, capacity_bytes=capacity, fits=total <= capacity)
+    common = dict(model=model_name, hardware=hw.name, stack=st.name, batch=B, prompt=S, output=N,
+                  weight_dtype=w.weight_dtype.value, activation_dtype=w.activation_dtype.value,
+                  kv_dtype=w.kv_dtype.value, memory=memory)
+    if not memory.fits:
+        return Prediction(**common, ttft_s=None, tpot_s=None, e2e_s=None, output_tokens_per_s=None,
+                          prefill_energy_j=None, decode_step_energy_j=None, energy_j=None,
+                          tokens_per_j=None, breakdown=[],
+                          note=f"does not fit: needs {total / 1e9:.1f} GB of {capacity / 1e9:.1f} GB")
+
+    pre_t, pre_f, pre_b, pre_bound = _prefill(bound, pre_feats)
+    ttft = float(pre_t.sum()) + bound.step_overhead_s
+    steps = N - 1
+    first, last = S, S + N - 2
+    dec_t, dec_f, dec_b = _decode_sums(bound, B, first, last, table.window)
+    dec_bound = _decode_bounds(bound, B, (first + last) // 2, table.window) if steps else pre_bound
+    tpot = float(dec_t.sum()) / steps + bound.step_overhead_s if steps else None
+    e2e = ttft + (tpot or 0.0) * steps
+
+    em = energy_model(hw, bound.profile, w.compute_dtype, peak_for(hw.peak_flops(), w.compute_dtype, hw.name))
+    pre_e = dec_e = energy = tokens_per_j = None
+    if em is not None:
+        pre_e = em.energy_j(ttft, float(pre_f.sum()), float(pre_b.sum()))
+        dec_total = em.energy_j(float(dec_t.sum()) + bound.step_overhead_s * steps,
+                                float(dec_f.sum()), float(dec_b.sum()))
+        dec_e = dec_total / steps if steps else None
+        energy = pre_e + dec_total
+        tokens_per_j = B * N / energy
+
+    breakdown = [
+        OperatorShare(name=name, kind=OpKind(int(table.kind[i])).name.lower(),
+                      prefill_time_s=float(pre_t[i]),
+                      decode_step_time_s=float(dec_t[i]) / steps if steps else 0.0,
+                      share=float(pre_t[i] + dec_t[i]) / e2e,
+                      prefill_bound=_BOUNDS[pre_bound[i]], decode_bound=_BOUNDS[dec_bound[i]])
+        for i, name in enumerate(table.names)
+    ]
+    return Prediction(**common, ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, output_tokens_per_s=B * N / e2e,
+                      prefill_energy_j=pre_e, decode_step_energy_j=dec_e, energy_j=energy,
+                      tokens_per_j=tokens_per_j, breakdown=breakdown)

@@ -1,0 +1,57 @@
+"""The Prediction returned by ``simulator.predict`` (all times in seconds, energy in joules)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class MemoryReport(_Frozen):
+    weights_bytes: float
+    kv_cache_bytes: float
+    activation_bytes: float
+    total_bytes: float
+    capacity_bytes: float
+    fits: bool
+
+
+Bound = Literal["compute", "memory", "overhead"]
+
+
+class OperatorShare(_Frozen):
+    """One operator (all its layers) in the request: time per phase, share and bound."""
+
+    name: str
+    kind: str
+    prefill_time_s: float
+    decode_step_time_s: float        # mean over decode steps
+    share: float                     # fraction of e2e time
+    prefill_bound: Bound
+    decode_bound: Bound
+
+
+class Prediction(_Frozen):
+    model: str
+    hardware: str
+    stack: str
+    batch: int
+    prompt: int
+    output: int
+    weight_dtype: str
+    activation_dtype: str
+    kv_dtype: str
+    ttft_s: float | None             # prefill of B x S tokens, which yields the first token
+    tpot_s: float | None             # mean decode step over output tokens 2..N (None when N = 1)
+    e2e_s: float | None              # ttft + (N - 1) tpot
+    output_tokens_per_s: float | None  # B N / e2e
+    prefill_energy_j: float | None
+    decode_step_energy_j: float | None  # mean energy of one decode step of the whole batch
+    energy_j: float | None
+    tokens_per_j: float | None       # B N / energy
+    memory: MemoryReport
+    breakdown: list[OperatorShare]
+    note: str = ""

@@ -1,0 +1,1 @@
+"""Model graph (networkx) and its lowering to an operator table of cost formulas."""

@@ -1,0 +1,127 @@
+"""Lower a model graph to an operator table: per operator, FLOPs and bytes as linear
+formulas in the features of ops.py (coefficient rows), plus the GEMM shape.
+
+Byte counts are the fewest a kernel must move through memory: weights read once,
+activations read and written once, the KV cache read once per pass (a flash-style
+kernel); what a real stack moves beyond that is the stack profile's business.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import networkx as nx
+import numpy as np
+
+from simulator.graph.ops import KV, N_FEATURES, ONE, PAIR, SEQ, TOK, OpKind
+from simulator.graph.transformer import build, parameter_count
+from simulator.specs.base import Dtype
+from simulator.specs.model import Architecture
+
+
+@dataclasses.dataclass(frozen=True)
+class OpTable:
+    """Operators of one (model, precisions, attention mode), in execution order.
+
+    flops[i] and bytes[i] are coefficient rows over the features (ops.FEATURE_NAMES);
+    one instance of operator i costs flops[i] @ features FLOPs; it runs repeat[i] times
+    per forward pass. gemm_n/gemm_k are a matmul's out/in features (0 otherwise) and
+    m_feature the feature that gives its rows.
+    """
+
+    names: tuple[str, ...]
+    kind: np.ndarray          # int64 OpKind codes
+    repeat: np.ndarray        # float64 instances per pass
+    flops: np.ndarray         # float64 [n_ops, N_FEATURES]
+    bytes: np.ndarray         # float64 [n_ops, N_FEATURES]
+    gemm_n: np.ndarray        # int64
+    gemm_k: np.ndarray        # int64
+    m_feature: np.ndarray     # int64 feature index of a matmul's M (TOK or SEQ)
+    parameters: int
+    weight_bytes: float       # all parameters at the weight dtype
+    kv_bytes_per_token: float  # KV cache bytes per cached position, all layers
+    window: int               # attention span in tokens (0 = unlimited)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def _row(**terms: float) -> np.ndarray:
+    row = np.zeros(N_FEATURES)
+    index = {"one": ONE, "seq": SEQ, "tok": TOK, "pair": PAIR, "kv": KV}
+    for name, value in terms.items():
+        row[index[name]] = value
+    return row
+
+
+def _costs(kind: OpKind, d: dict, w: float, a: float, kvb: float) -> tuple[np.ndarray, np.ndarray]:
+    """(flops row, bytes row) of one operator instance; w, a, kvb are bytes per element."""
+    if kind in (OpKind.MATMUL, OpKind.LM_HEAD):
+        n, k, m = d["n"], d["k"], d["m"]
+        bias = n if d["bias"] else 0
+        flops = {m: 2.0 * n * k + bias}
+        return _row(**flops), _row(one=(d["weight_elements"] + bias) * w, **{m: (n + k) * a})
+    width = d.get("width", 0)
+    if kind == OpKind.EMBEDDING:
+        return _row(), _row(tok=width * (w + a))
+    if kind == OpKind.NORM:
+        return _row(tok=4.0 * width), _row(one=d["params"] * w, tok=2.0 * width * a)
+    if kind == OpKind.ROTARY:
+        return _row(tok=3.0 * width), _row(tok=2.0 * d["rw_width"] * a)
+    if kind == OpKind.KV_WRITE:
+        return _row(), _row(tok=width * (a + kvb))
+    if kind == OpKind.RESIDUAL_ADD:
+        return _row(tok=float(width)), _row(tok=3.0 * width * a)
+    if kind == OpKind.ACTIVATION:
+        if d["gated"]:
+            return _row(tok=5.0 * width), _row(tok=3.0 * width * a)
+        return _row(tok=4.0 * width), _row(tok=2.0 * width * a)
+    if kind == OpKind.SAMPLING:
+        return _row(seq=float(width)), _row(seq=width * a)
+    heads, kv_heads, hd = d["heads"], d["kv_heads"], d["head_dim"]
+    q_dim, kv_dim = heads * hd, kv_heads * hd
+    if kind == OpKind.ATTENTION:
+        return (_row(pair=4.0 * q_dim + 5.0 * heads),
+                _row(tok=2.0 * q_dim * a, kv=2.0 * kv_dim * kvb))
+    if kind == OpKind.ATTN_SCORE:
+        return _row(pair=2.0 * q_dim), _row(tok=q_dim * a, kv=kv_dim * kvb, pair=heads * a)
+    if kind == OpKind.ATTN_SOFTMAX:
+        return _row(pair=5.0 * heads), _row(pair=2.0 * heads * a)
+    if kind == OpKind.ATTN_CONTEXT:
+        return _row(pair=2.0 * q_dim), _row(tok=q_dim * a, kv=kv_dim * kvb, pair=heads * a)
+    raise ValueError(f"no cost formula for {kind!r}")
+
+
+def lower_graph(graph: nx.DiGraph, weight: Dtype, activation: Dtype, kv: Dtype) -> OpTable:
+    arch: Architecture = graph.graph["model"]
+    w, a, kvb = weight.bytes, activation.bytes, kv.bytes
+    rows = []
+    for name in nx.topological_sort(graph):
+        d = graph.nodes[name]
+        if d["kind"] is None:
+            continue
+        kind = OpKind(d["kind"])
+        f, b = _costs(kind, d, w, a, kvb)
+        m_feature = {"tok": TOK, "seq": SEQ}[d["m"]] if kind.is_gemm else TOK
+        rows.append((name, kind, d["repeat"], f, b, d.get("n", 0), d.get("k", 0), m_feature))
+    params = parameter_count(graph)
+    return OpTable(
+        names=tuple(r[0] for r in rows),
+        kind=np.array([int(r[1]) for r in rows], dtype=np.int64),
+        repeat=np.array([r[2] for r in rows], dtype=np.float64),
+        flops=np.ascontiguousarray(np.array([r[3] for r in rows])),
+        bytes=np.ascontiguousarray(np.array([r[4] for r in rows])),
+        gemm_n=np.array([r[5] for r in rows], dtype=np.int64),
+        gemm_k=np.array([r[6] for r in rows], dtype=np.int64),
+        m_feature=np.array([r[7] for r in rows], dtype=np.int64),
+        parameters=params,
+        weight_bytes=params * w,
+        kv_bytes_per_token=arch.num_layers * 2 * arch.kv_dim * kvb,
+        window=arch.sliding_window or 0,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def lower(arch: Architecture, weight: Dtype, activation: Dtype, kv: Dtype, unfused_attention: bool) -> OpTable:
+    """Operator table for a model at given precisions (cached: lowering happens once)."""
+    return lower_graph(build(arch, unfused_attention), weight, activation, kv)

@@ -1,0 +1,54 @@
+"""Operator kinds as int codes (what the numba kernels see) and the cost-formula features.
+
+Every operator's FLOPs and bytes are linear in five features of a forward pass:
+  ONE  1                          (weights read once per pass)
+  SEQ  B, sequences in the batch  (e.g. the LM head on the last position only)
+  TOK  T, new tokens this pass    (B x S in prefill, B in a decode step)
+  PAIR P, query-key pairs scored  (B x S(S+1)/2 causal prefill; B x (C+1) decode)
+  KV   K, cached positions read   (B x S in prefill; B x (C+1) in a decode step)
+so lowering once per model and precision makes any (B, S, C) cheap to evaluate.
+"""
+from __future__ import annotations
+
+import enum
+
+ONE, SEQ, TOK, PAIR, KV = range(5)
+N_FEATURES = 5
+FEATURE_NAMES = ("one", "seq", "tok", "pair", "kv")
+
+
+class OpKind(enum.IntEnum):
+    EMBEDDING = 0
+    NORM = 1
+    MATMUL = 2
+    ROTARY = 3
+    KV_WRITE = 4
+    ATTENTION = 5          # flash-style fused QK^T, softmax, SV
+    ATTN_SCORE = 6         # unfused: QK^T materialised
+    ATTN_SOFTMAX = 7
+    ATTN_CONTEXT = 8       # unfused: scores x V
+    RESIDUAL_ADD = 9
+    ACTIVATION = 10        # act(gate) * up, or act(x)
+    LM_HEAD = 11
+    SAMPLING = 12          # argmax over the vocabulary
+
+    @property
+    def stack_name(self) -> str:
+        """Name used by stack profiles (kernels_per_op, traffic_per_op)."""
+        return _STACK_NAMES[self]
+
+    @property
+    def is_attention(self) -> bool:
+        return self in (OpKind.ATTENTION, OpKind.ATTN_SCORE, OpKind.ATTN_SOFTMAX, OpKind.ATTN_CONTEXT)
+
+    @property
+    def is_gemm(self) -> bool:
+        return self in (OpKind.MATMUL, OpKind.LM_HEAD)
+
+
+_STACK_NAMES = {
+    OpKind.EMBEDDING: "embedding", OpKind.NORM: "norm", OpKind.MATMUL: "matmul", OpKind.ROTARY: "rotary",
+    OpKind.KV_WRITE: "kv_write", OpKind.ATTENTION: "attention", OpKind.ATTN_SCORE: "attention",
+    OpKind.ATTN_SOFTMAX: "attention", OpKind.ATTN_CONTEXT: "attention", OpKind.RESIDUAL_ADD: "residual_add",
+    OpKind.ACTIVATION: "activation", OpKind.LM_HEAD: "lm_head", OpKind.SAMPLING: "sampling",
+}
