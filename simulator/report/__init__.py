@@ -1,0 +1,1 @@
+"""Human-readable tables, CSV/JSON writers and plots of predictions."""
