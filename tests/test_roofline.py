@@ -1,0 +1,92 @@
+"""Every numba kernel against an obviously correct plain-Python twin. Run also with
+NUMBA_DISABLE_JIT=1 (the Makefile's test target does)."""
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from simulator.engine import roofline
+from simulator.engine.bind import bind
+from simulator.engine.phases import causal_pairs, decode_segments, prefill_features
+from simulator.graph.lower import lower
+from simulator.specs import registry
+from simulator.specs.base import Dtype
+
+
+def twin_gemm_efficiency(m, n, tm, tn, units):
+    if tm <= 1 and tn <= 1:
+        return 1.0
+    tiles_m, tiles_n = math.ceil(m / tm), math.ceil(n / tn)
+    tiles = tiles_m * tiles_n
+    waves = math.ceil(tiles / units)
+    return (m * n) / (tiles_m * tm * tiles_n * tn) * tiles / (waves * units)
+
+
+def twin_point(bound, feats):
+    t = bound.table
+    out = []
+    for i in range(len(t)):
+        f = sum(t.flops[i, j] * feats[j] for j in range(len(feats)))
+        b = sum(t.bytes[i, j] * feats[j] for j in range(len(feats)))
+        peak = bound.compute_peak[i]
+        if t.gemm_n[i] > 0:
+            peak *= twin_gemm_efficiency(feats[t.m_feature[i]], t.gemm_n[i], bound.tile_m[i], bound.tile_n[i],
+                                         bound.units)
+        out.append((max(f / peak, b / bound.bandwidth[i]) + bound.overhead[i]) * t.repeat[i])
+    return np.array(out)
+
+
+def _bound(model="llama-3.1-8b", stack="pytorch-ref", tiles=(128, 128)):
+    _, arch, _ = registry.model(model)
+    table = lower(arch, Dtype.bf16, Dtype.bf16, Dtype.bf16, False)
+    b = bind(table, registry.hardware("h100-sxm"), registry.stack(stack), Dtype.bf16)
+    if tiles:
+        gemm = table.gemm_n > 0
+        b.tile_m[gemm], b.tile_n[gemm] = tiles
+    return b
+
+
+@pytest.mark.parametrize("m,n,tm,tn,units", [(1, 6144, 128, 128, 132), (300, 14336, 64, 256, 132),
+                                             (8192, 4096, 128, 128, 132), (5, 7, 1, 1, 4), (77, 130, 16, 1, 3)])
+def test_gemm_efficiency_twin(m, n, tm, tn, units):
+    assert roofline.gemm_efficiency(m, n, tm, tn, units) == pytest.approx(twin_gemm_efficiency(m, n, tm, tn, units))
+
+
+@pytest.mark.parametrize("batch,prompt", [(1, 128), (8, 1024), (3, 4097)])
+def test_evaluate_point_twin(batch, prompt):
+    b = _bound()
+    feats = prefill_features(batch, prompt, 0)
+    time_s, flop, byte, bound = roofline.evaluate_point(*b.kernel_args(), feats)
+    assert_allclose(time_s, twin_point(b, feats), rtol=1e-12)
+    assert_allclose(flop, (b.table.flops @ feats) * b.table.repeat, rtol=1e-12)
+    assert_allclose(byte, (b.table.bytes @ feats) * b.table.repeat, rtol=1e-12)
+    assert set(bound) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize("batch,first,last,window", [(1, 128, 254, 0), (64, 1000, 1100, 0), (8, 10, 9000, 4096),
+                                                     (256, 4095, 4200, 4096), (2, 5000, 5001, 4096), (4, 7, 7, 0)])
+def test_evaluate_range_equals_sum_of_steps(batch, first, last, window):
+    """The closed-form decode sum against a loop over every step (with GEMM tiles on, so
+    operators switch between compute- and memory-bound inside the range)."""
+    b = _bound(tiles=(64, 128))
+    loop = np.zeros(len(b.table))
+    for c in range(first, last + 1):
+        f0, f1, _, _ = [s for s in decode_segments(batch, c, c, window)][-1]
+        loop += twin_point(b, f0 + f1 * c)
+    total = np.zeros(len(b.table))
+    for f0, f1, lo, hi in decode_segments(batch, first, last, window):
+        total += roofline.evaluate_range(*b.kernel_args(), f0, f1, float(lo), float(hi))[0]
+    assert_allclose(total, loop, rtol=1e-10)
+
+
+def test_max_linear_sum_crossing():
+    # max(c, 10 - c) over c = 0..10: 10,9,8,7,6,5,6,7,8,9,10
+    assert roofline._max_linear_sum(0.0, 1.0, 10.0, -1.0, 0.0, 10.0) == pytest.approx(85.0)
+    assert roofline._max_linear_sum(10.0, -1.0, 0.0, 1.0, 0.0, 10.0) == pytest.approx(85.0)
+    assert roofline._max_linear_sum(1.0, 0.0, 1.0, 0.0, 3.0, 2.0) == 0.0
+
+
+def test_causal_pairs_twin():
+    for s, w in [(1, 0), (10, 0), (10, 4), (4096, 4096), (5000, 4096)]:
+        assert causal_pairs(s, w) == sum(min(i, w) if w else i for i in range(1, s + 1))
