@@ -1,0 +1,521 @@
+"""Real-GPU measurement harness of the `pytorch-ref` stack.
+
+    python -m validation.harness.measure --out DIR [--quick] [--budget-s N]
+    python validation/harness/measure.py --out DIR ...
+
+Writes DIR/e2e-<gpu-slug>.json, DIR/micro-<gpu-slug>.json and
+DIR/measure-<gpu-slug>.log (3 files). Order of work: environment block
+(with the two ceilings) and idle power, microbenchmarks, then end-to-end
+points model by model, every JSON rewritten after each section / model so
+that a timeout still leaves data. See README.md beside this file.
+
+`--dry-run` prints the planned grid and its time estimate for an assumed
+H100 and H200 without touching a GPU.
+"""
+
+from __future__ import annotations
+
+import time
+
+T0 = time.perf_counter()  # the budget counts from here (module import)
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+if __package__ in (None, ""):  # run as a script: make `validation.harness` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from validation.harness import HARNESS_VERSION  # noqa: E402
+from validation.harness import plan as P  # noqa: E402
+from validation.harness.model import UnsupportedModelError, load_spec  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SPEC_DIR = REPO_ROOT / "model_specs"
+E2E_SCHEMA = "llmsim-harness-e2e/1"
+MICRO_SCHEMA = "llmsim-harness-micro/1"
+END_RESERVE_S = 4.0  # kept free at the end for writing files and the summary
+ENERGY_TARGET_POINTS = 17
+
+
+class Logger:
+    def __init__(self):
+        self.f = None
+        self.buf = []
+
+    def open(self, path):
+        self.f = open(path, "a")
+        for line in self.buf:
+            self.f.write(line + "\n")
+        self.f.flush()
+
+    def __call__(self, msg=""):
+        line = f"[{time.perf_counter() - T0:7.1f}s] {msg}"
+        print(line, flush=True)
+        if self.f:
+            self.f.write(line + "\n")
+            self.f.flush()
+        else:
+            self.buf.append(line)
+
+
+log = Logger()
+
+
+def write_json(path: Path, doc: dict):
+    tmp = path.with_suffix(".json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def resolve_models(names, spec_dir: Path):
+    """-> list of (name, ModelConfig or None, problem or None)."""
+    out = []
+    for n in names:
+        p = Path(n)
+        if n.endswith((".yaml", ".yml")) or p.exists():
+            path = p
+        else:
+            path = spec_dir / f"{n}.yaml"
+        if not path.exists():
+            out.append((n, None, f"spec file missing: {path}"))
+            continue
+        try:
+            out.append((n, load_spec(path), None))
+        except UnsupportedModelError as e:
+            out.append((n, None, f"unsupported: {e}"))
+        except Exception as e:
+            out.append((n, None, f"bad spec: {type(e).__name__}: {e}"))
+    return out
+
+
+def quick_models(spec_dir: Path):
+    if (spec_dir / "llama-3.2-1b.yaml").exists():
+        return ["llama-3.2-1b"]
+    cands = []
+    for p in sorted(spec_dir.glob("*.yaml")):
+        try:
+            cands.append((load_spec(p).param_count(), str(p)))
+        except Exception:
+            pass
+    return [min(cands)[1]] if cands else []
+
+
+# =========================================================================== e2e
+class E2E:
+    def __init__(self, args, env, nvml, gp, out_path, deadline):
+        self.args = args
+        self.env = env
+        self.nvml = nvml
+        self.gp = gp
+        self.path = out_path
+        self.deadline = deadline
+        self.calib_actual = 0.0
+        self.calib_est = 0.0
+        self.doc = dict(schema=E2E_SCHEMA, environment=env,
+                        run=dict(harness_version=HARNESS_VERSION, quick=args.quick, budget_s=args.budget_s,
+                                 argv=sys.argv[1:], status="running", elapsed_s=None),
+                        self_check=None, models=[], points=[], energy=[], skipped=[], errors=[])
+
+    def flush(self, status=None):
+        self.doc["run"]["elapsed_s"] = time.perf_counter() - T0
+        if status:
+            self.doc["run"]["status"] = status
+        write_json(self.path, self.doc)
+
+    @property
+    def calib(self):
+        if self.calib_est <= 0:
+            return 1.0
+        return min(3.0, max(0.7, self.calib_actual / self.calib_est))
+
+    def left(self):
+        return self.deadline - time.perf_counter()
+
+    # ---------------------------------------------------------------- points
+    def _prefill(self, model, B, S, energy_loop):
+        import torch
+
+        from validation.harness import gpu as G
+
+        kc, vc = model.new_cache(B, P.cache_len(S))
+        toks = model.random_tokens(B, S)
+        fn = lambda: model.prefill(toks, kc, vc)  # noqa: E731
+        t_warm = G.time_events(fn, 1, warmups=1)[0]  # two warm-ups, the second timed to size the reps
+        reps = P.prefill_reps(t_warm, self.args.quick)
+        ts = G.time_events(fn, reps, warmups=0)
+        res = G.summarize(ts)
+        en = None
+        if energy_loop:
+            en = G.energy_loop(self.nvml, fn, res["latency_median_s"], P.ENERGY_LOOP_S)
+        del kc, vc, toks
+        torch.cuda.synchronize()
+        return res, en
+
+    def _decode(self, model, B, C, energy_loop):
+        import torch
+
+        from validation.harness import gpu as G
+
+        kc, vc = model.new_cache(B, P.cache_len(C + 1))
+        toks = model.random_tokens(B)
+        g, out = G.capture_graph(lambda: model.decode(toks, C, kc, vc), warmups=P.DECODE_EAGER_WARMUPS)
+        ts = G.time_replays(g, P.DECODE_REPLAYS, warm=P.DECODE_WARM_REPLAYS)
+        res = G.summarize(ts)
+        en = None
+        if energy_loop:
+            en = G.energy_loop(self.nvml, g.replay, res["latency_median_s"], P.ENERGY_LOOP_S)
+        del g, out, kc, vc, toks
+        torch.cuda.synchronize()
+        return res, en
+
+    # ---------------------------------------------------------------- per model
+    def est_model_cost(self, cfg, free_bytes, n_energy):
+        free = free_bytes - cfg.weight_bytes()
+        if free - P.MEM_MARGIN < 1 * P.GiB:
+            return 0.0
+        pts, _ = P.plan_model(cfg, self.gp, free, self.args.quick)
+        return P.cost_model_load(cfg, self.gp) + sum(p.est_cost_s for p in pts) + n_energy * P.cost_energy_point()
+
+    def run_model(self, cfg, allocation_s, n_energy):
+        import torch
+
+        from validation.harness.model import RefDecoder
+
+        name = cfg.name
+        t_model = time.perf_counter()
+        gc.collect()
+        torch.cuda.empty_cache()
+        free0, total = torch.cuda.mem_get_info()
+        need = cfg.weight_bytes() + P.MEM_MARGIN + 1 * P.GiB
+        minfo = cfg.to_json()
+        minfo.update(allocation_s=allocation_s, free_bytes_before_load=free0)
+        if need > free0:
+            minfo.update(status="skipped", reason=f"does not fit: weights {cfg.weight_bytes() / P.GiB:.1f} GiB + margin > free {free0 / P.GiB:.1f} GiB")
+            self.doc["models"].append(minfo)
+            self.doc["skipped"].append(dict(model=name, phase=None, reason=minfo["reason"]))
+            log(f"model {name}: SKIPPED ({minfo['reason']})")
+            return
+        log(f"model {name}: {cfg.param_count() / 1e9:.2f} B params, {cfg.weight_bytes() / P.GiB:.1f} GiB, allocation {allocation_s:.0f} s")
+        try:
+            model = RefDecoder(cfg, device="cuda", max_positions=8192 + 128)
+            torch.cuda.synchronize()
+        except torch.cuda.OutOfMemoryError as e:
+            minfo.update(status="skipped", reason=f"out of memory while loading: {e}"[:300])
+            self.doc["models"].append(minfo)
+            gc.collect()
+            torch.cuda.empty_cache()
+            return
+        load_s = time.perf_counter() - t_model
+        free1, _ = torch.cuda.mem_get_info()
+        minfo.update(load_s=load_s, free_bytes_after_load=free1, status="measured")
+        self.doc["models"].append(minfo)
+
+        # kernels launched by one eager decode step and one small prefill (torch.profiler)
+        try:
+            from validation.harness import gpu as G
+
+            kc, vc = model.new_cache(1, 256)
+            t1 = model.random_tokens(1)
+            t128 = model.random_tokens(1, 128)
+            model.decode(t1, 128, kc, vc)
+            minfo["kernels_decode_step"] = G.count_kernels(lambda: model.decode(t1, 128, kc, vc))
+            minfo["kernels_prefill_1x128"] = G.count_kernels(lambda: model.prefill(t128, kc, vc))
+            log(f"  kernels: decode step {minfo['kernels_decode_step']['total']}, prefill {minfo['kernels_prefill_1x128']['total']}"
+                f" ({cfg.kernels_per_layer()} per layer expected)")
+            del kc, vc
+        except Exception as e:
+            minfo["kernels_error"] = f"{type(e).__name__}: {e}"[:300]
+            log(f"  kernel count failed: {minfo['kernels_error']}")
+        pts, mem_skipped = P.plan_model(cfg, self.gp, free1, self.args.quick)
+        for s in mem_skipped:
+            self.doc["skipped"].append(dict(model=name, **s))
+        pdicts = [dict(phase=p.phase, batch=p.batch, prompt_len=p.length if p.phase == "prefill" else None,
+                       context_len=p.length if p.phase == "decode" else None, _p=p) for p in pts]
+        chosen = P.pick_energy_points(pdicts, n_energy)
+        chosen_ids = {id(d["_p"]) for d in chosen}
+        order = [d["_p"] for d in chosen] + sorted([p for p in pts if id(p) not in chosen_ids], key=lambda p: p.est_cost_s)
+        spent = load_s
+        n_done = 0
+        for p in order:
+            want_energy = id(p) in chosen_ids
+            est = (p.est_cost_s + (P.cost_energy_point() if want_energy else 0.0)) * self.calib
+            key = dict(model=name, phase=p.phase, batch=p.batch)
+            key["prompt_len" if p.phase == "prefill" else "context_len"] = p.length
+            if est > self.left():
+                self.doc["skipped"].append(dict(key, reason=f"time budget: run deadline (est {est:.1f} s, {self.left():.1f} s left)"))
+                continue
+            if spent + est > allocation_s and n_done >= 2:
+                self.doc["skipped"].append(dict(key, reason=f"time budget: model allocation {allocation_s:.0f} s (est {est:.1f} s)"))
+                continue
+            t_pt = time.perf_counter()
+            torch.cuda.reset_peak_memory_stats()
+            failed = False
+            try:
+                if p.phase == "prefill":
+                    res, en = self._prefill(model, p.batch, p.length, want_energy)
+                else:
+                    res, en = self._decode(model, p.batch, p.length, want_energy)
+            except Exception as e:
+                failed = True
+                oom = isinstance(e, torch.cuda.OutOfMemoryError)
+                self.doc["skipped" if oom else "errors"].append(dict(key, reason=("out of memory: " if oom else "") + f"{type(e).__name__}: {e}"[:500],
+                                                                     traceback=None if oom else traceback.format_exc()[-2000:]))
+                log(f"  {p.phase} B={p.batch} L={p.length}: {'OOM' if oom else 'ERROR'} {type(e).__name__}: {str(e)[:200]}")
+            if failed:  # outside the except block, so that the failed frame's tensors are released
+                gc.collect()
+                torch.cuda.empty_cache()
+                spent = time.perf_counter() - t_model
+                continue
+            wall = time.perf_counter() - t_pt
+            spent = time.perf_counter() - t_model
+            n_done += 1
+            self.calib_actual += wall
+            self.calib_est += p.est_cost_s + (P.cost_energy_point() if want_energy else 0.0)
+            rec = dict(key, tokens=p.batch * p.length if p.phase == "prefill" else p.batch, **res,
+                       est_latency_s=p.est_latency_s, est_cost_s=p.est_cost_s, point_wall_s=wall,
+                       peak_memory_bytes=torch.cuda.max_memory_allocated())
+            self.doc["points"].append(rec)
+            msg = f"  {p.phase:7s} B={p.batch:<4d} {'S' if p.phase == 'prefill' else 'C'}={p.length:<5d} {res['latency_median_s'] * 1e3:9.3f} ms (est {p.est_latency_s * 1e3:8.3f}) wall {wall:5.2f} s"
+            if en is not None:
+                er = dict(key, latency_median_s=res["latency_median_s"], **en)
+                idle = self.env.get("idle_power", {}).get("idle_power_w")
+                if idle is not None and en.get("energy_per_call_j") is not None:
+                    er["idle_power_w"] = idle
+                    er["dynamic_energy_per_call_j"] = en["energy_per_call_j"] - idle * en["time_per_call_s"]
+                self.doc["energy"].append(er)
+                msg += f" | energy {en.get('energy_per_call_j') or float('nan'):.4f} J/call, {en.get('power_mean_w') or float('nan'):.0f} W"
+            log(msg)
+            self.flush()
+            torch.cuda.empty_cache()
+        minfo["time_s"] = time.perf_counter() - t_model
+        minfo["points_measured"] = n_done
+        del model
+        gc.collect()
+        torch.cuda.empty_cache()
+        self.flush()
+        log(f"model {name}: {n_done} points in {minfo['time_s']:.1f} s (calibration actual/est {self.calib:.2f})")
+
+
+# =========================================================================== main
+def dry_run(args):
+    names = args.models.split(",") if args.models else (quick_models(Path(args.spec_dir)) if args.quick else P.DEFAULT_MODELS)
+    res = resolve_models(names, Path(args.spec_dir))
+    cfgs = [c for _, c, e in res if c is not None]
+    for n, c, e in res:
+        if e:
+            print(f"{n}: {e}")
+    for gp in (P.H100, P.H200):
+        rows, total = P.estimate_run(cfgs, gp, args.quick)
+        print(f"\n{gp.name}: estimated total {total:.0f} s (fixed {P.FIXED_EST_S:.0f} + micro {P.MICRO_EST_S:.0f})")
+        npts = 0
+        for r in rows:
+            if not r["fits"]:
+                print(f"  {r['model']:16s} does not fit")
+                continue
+            npts += r["prefill"] + r["decode"]
+            print(f"  {r['model']:16s} prefill {r['prefill']:3d} decode {r['decode']:3d} mem-skipped {r['skipped']:3d}  est {r['cost_s']:6.1f} s "
+                  f"(prefill {r['prefill_cost_s']:.1f}, decode {r['decode_cost_s']:.1f})")
+        print(f"  points: {npts}")
+    return 0
+
+
+def summary(e2e_doc, micro_res, env):
+    import builtins
+
+    def print(*a):  # noqa: A001 - to stdout and the log file
+        line = " ".join(str(x) for x in a)
+        builtins.print(line, flush=True)
+        if log.f:
+            log.f.write(line + "\n")
+            log.f.flush()
+
+    c = env.get("ceilings", {})
+    print("\n================ summary ================")
+    print(f"GPU {env.get('gpu_name')} | torch {env.get('torch_version')} CUDA {env.get('cuda_version')} | driver {env.get('driver_version')}")
+    mm, cp = c.get("matmul_bf16_8192", {}), c.get("copy_2gib", {})
+    print(f"ceilings: matmul bf16 8192^3 {mm.get('flop_per_s', 0) / 1e12:.0f} TFLOP/s | copy 2 GiB {cp.get('bytes_per_s', 0) / 1e9:.0f} GB/s (read+write)")
+    ip = env.get("idle_power", {})
+    print(f"idle power {ip.get('idle_power_w')} W; power limit {env.get('power_limit_w')} W")
+    if micro_res:
+        print(f"micro: matmul {len(micro_res['matmul'])}, attention {len(micro_res['attention'])}, elementwise {len(micro_res['elementwise'])}, "
+              f"copy {len(micro_res['copy'])}, skipped {len(micro_res['skipped'])}")
+        la = micro_res.get("launch") or {}
+        if la:
+            print(f"launch: graph {la['graph_per_kernel_s'] * 1e6:.2f} us/kernel, eager {la['eager_per_kernel_s'] * 1e6:.2f} us/kernel")
+        pw = micro_res.get("power") or {}
+        for k in ("matmul", "copy"):
+            if k in pw:
+                print(f"power loop {k}: {pw[k].get('power_mean_w')} W over {pw[k].get('duration_s', 0):.1f} s")
+    pts = e2e_doc["points"]
+    print(f"{'model':16s} {'prefill':>7s} {'decode':>6s} {'energy':>6s}  examples (median latency)")
+    for m in e2e_doc["models"]:
+        mp = [p for p in pts if p["model"] == m["name"]]
+        pre = [p for p in mp if p["phase"] == "prefill"]
+        dec = [p for p in mp if p["phase"] == "decode"]
+        ne = sum(1 for e in e2e_doc["energy"] if e["model"] == m["name"])
+        ex = []
+        for p in (pre[:1] + pre[-1:] + dec[:1] + dec[-1:]):
+            L = p["prompt_len"] if p["phase"] == "prefill" else p["context_len"]
+            ex.append(f"{p['phase'][0]}{p['batch']}x{L}={p['latency_median_s'] * 1e3:.2f}ms")
+        status = m.get("status")
+        print(f"{m['name']:16s} {len(pre):7d} {len(dec):6d} {ne:6d}  {status}: {' '.join(ex)}")
+    nsk = len(e2e_doc["skipped"])
+    print(f"total points {len(pts)} over {len({p['model'] for p in pts})} models; energy points {len(e2e_doc['energy'])}; "
+          f"skipped {nsk}; errors {len(e2e_doc['errors'])}")
+    reasons = {}
+    for s in e2e_doc["skipped"]:
+        r = s["reason"].split(":")[0]
+        reasons[r] = reasons.get(r, 0) + 1
+    if reasons:
+        print("skipped by reason: " + ", ".join(f"{k}: {v}" for k, v in reasons.items()))
+    print(f"elapsed {time.perf_counter() - T0:.1f} s")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", help="output directory (created)")
+    ap.add_argument("--quick", action="store_true", help="small grid for smoke tests (~1 min)")
+    ap.add_argument("--budget-s", type=float, default=None, help="wall-clock budget from start (default 540; 80 with --quick)")
+    ap.add_argument("--models", default=None, help="comma list of model names (model_specs/NAME.yaml) or spec paths")
+    ap.add_argument("--spec-dir", default=str(DEFAULT_SPEC_DIR))
+    ap.add_argument("--skip-micro", action="store_true", help="no microbenchmarks (e2e only)")
+    ap.add_argument("--skip-e2e", action="store_true", help="no end-to-end points (micro only)")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and estimates for an H100 and an H200; no GPU")
+    args = ap.parse_args(argv)
+    if args.budget_s is None:
+        args.budget_s = 80.0 if args.quick else 540.0
+    if args.dry_run:
+        return dry_run(args)
+    if not args.out:
+        ap.error("--out is required")
+
+    import torch
+
+    from validation.harness import gpu as G
+    from validation.harness.micro import Micro
+    from validation.harness.model import self_check
+
+    if not torch.cuda.is_available():
+        print("error: no CUDA device visible to torch", file=sys.stderr)
+        return 2
+    deadline = T0 + args.budget_s - END_RESERVE_S
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.cuda.init()
+    nvml = G.Nvml()
+    env = G.environment(nvml)
+    slug = env["gpu_slug"]
+    log.open(out / f"measure-{slug}.log")
+    log(f"harness {HARNESS_VERSION} on {env['gpu_name']} ({env['sm_count']} SMs, {env['total_memory_bytes'] / P.GiB:.1f} GiB), "
+        f"torch {env['torch_version']} CUDA {env['cuda_version']}, driver {env.get('driver_version')}, budget {args.budget_s:.0f} s, quick={args.quick}")
+    if not nvml.ok:
+        log(f"NVML unavailable: {nvml.error}")
+
+    # ---- idle power first (GPU idle), then the ceilings
+    env["idle_power"] = G.idle_power(nvml, 1.0 if args.quick else 2.0)
+    log(f"idle power {env['idle_power'].get('idle_power_w')} W (energy counter: {env['idle_power'].get('idle_power_from_energy_w')} W)")
+    env["ceilings"] = dict(matmul_bf16_8192=G.matmul_ceiling(), copy_2gib=G.copy_ceiling())
+    mm, cp = env["ceilings"]["matmul_bf16_8192"], env["ceilings"]["copy_2gib"]
+    log(f"ceilings: matmul {mm['flop_per_s'] / 1e12:.1f} TFLOP/s, copy {cp['bytes_per_s'] / 1e9:.0f} GB/s")
+    torch.cuda.empty_cache()
+    free, total = torch.cuda.mem_get_info()
+    gp = P.GpuProfile(env["gpu_name"], total, free, mm["flop_per_s"], cp["bytes_per_s"], env.get("l2_cache_bytes") or 50 * P.MiB)
+
+    # ---- models
+    names = args.models.split(",") if args.models else (quick_models(Path(args.spec_dir)) if args.quick else P.DEFAULT_MODELS)
+    resolved = resolve_models(names, Path(args.spec_dir))
+    cfgs = []
+    pre_skipped = []
+    for n, c, e in resolved:
+        if c is None:
+            pre_skipped.append(dict(model=n, phase=None, reason=e))
+            log(f"model {n}: skipped ({e})")
+        elif c.weight_bytes() + P.MEM_MARGIN + 1 * P.GiB > free:
+            pre_skipped.append(dict(model=c.name, phase=None, reason=f"does not fit: weights {c.weight_bytes() / P.GiB:.1f} GiB, free {free / P.GiB:.1f} GiB"))
+            log(f"model {c.name}: skipped (weights {c.weight_bytes() / P.GiB:.1f} GiB do not fit)")
+        else:
+            cfgs.append(c)
+
+    # ---- microbenchmarks
+    micro_path = out / f"micro-{slug}.json"
+    micro_doc = dict(schema=MICRO_SCHEMA, environment=env, run=dict(harness_version=HARNESS_VERSION, quick=args.quick, status="running"))
+    mres = None
+    if not args.skip_micro:
+        micro_frac = 0.45 if args.quick else 0.25
+        m = Micro(env, nvml, log, deadline=min(deadline, T0 + micro_frac * args.budget_s), quick=args.quick)
+        mres = m.res
+        micro_doc.update(mres)
+        shapes, attn = {}, {}
+        for c in cfgs:
+            for op, nk in c.matmul_shapes().items():
+                shapes.setdefault(nk, []).append(f"{c.name}:{op}")
+            attn.setdefault((c.heads, c.kv_heads, c.head_dim), []).append(c.name)
+        log(f"microbenchmarks: {len(shapes)} matmul (N, K) shapes, {len(attn)} attention head layouts")
+        for sec, fn in (("launch", m.launch), ("copy", m.copy), ("power", m.power), ("elementwise", m.elementwise),
+                        ("attention", lambda: m.attention(attn)), ("matmul", lambda: m.matmul(shapes))):
+            if m.left() < 0:
+                m._skip(sec, "whole section")
+                log(f"  {sec}: skipped (micro time budget)")
+                continue
+            try:
+                fn()
+            except Exception as e:
+                m.res.setdefault("errors", []).append(dict(section=sec, error=f"{type(e).__name__}: {e}"[:500], traceback=traceback.format_exc()[-2000:]))
+                log(f"  {sec}: ERROR {type(e).__name__}: {e}")
+                torch.cuda.empty_cache()
+            micro_doc.update(m.res)
+            micro_doc["run"]["elapsed_s"] = time.perf_counter() - T0
+            write_json(micro_path, micro_doc)
+        micro_doc["run"]["status"] = "complete" if not m.res["skipped"] else "partial"
+        write_json(micro_path, micro_doc)
+        gc.collect()
+        torch.cuda.empty_cache()
+
+    # ---- end to end
+    e2e = E2E(args, env, nvml, gp, out / f"e2e-{slug}.json", deadline)
+    e2e.doc["skipped"].extend(pre_skipped)
+    try:
+        e2e.doc["self_check"] = self_check(device="cuda")
+        log(f"self-check (decode after prefill vs prefill of S+1, bf16): {e2e.doc['self_check']}")
+    except Exception as e:
+        e2e.doc["self_check"] = dict(error=f"{type(e).__name__}: {e}"[:500])
+        log(f"self-check ERROR {type(e).__name__}: {e}")
+    e2e.flush()
+    if not args.skip_e2e:
+        n_energy = 2 if args.quick else max(3, math.ceil(ENERGY_TARGET_POINTS / max(1, len(cfgs))))
+        free_now = torch.cuda.mem_get_info()[0]
+        ests = [e2e.est_model_cost(c, free_now, n_energy) for c in cfgs]
+        log(f"e2e plan: {len(cfgs)} models, estimated {sum(ests):.0f} s, {e2e.left():.0f} s left, {n_energy} energy points per model")
+        for i, c in enumerate(cfgs):
+            rest = sum(ests[i:]) * e2e.calib
+            left = e2e.left()
+            if left < 5:
+                e2e.doc["skipped"].append(dict(model=c.name, phase=None, reason="time budget: run deadline before this model"))
+                log(f"model {c.name}: skipped (time budget)")
+                continue
+            share = ests[i] * e2e.calib
+            alloc = share * 1.25 if rest <= left else left * share / max(rest, 1e-9)
+            try:
+                e2e.run_model(c, alloc, n_energy)
+            except Exception as e:
+                e2e.doc["errors"].append(dict(model=c.name, reason=f"{type(e).__name__}: {e}"[:500], traceback=traceback.format_exc()[-2000:]))
+                log(f"model {c.name}: ERROR {type(e).__name__}: {e}")
+                gc.collect()
+                torch.cuda.empty_cache()
+            e2e.flush()
+    status = "complete" if not any(s["reason"].startswith("time budget") for s in e2e.doc["skipped"]) and not e2e.doc["errors"] else "partial"
+    e2e.flush(status)
+    summary(e2e.doc, mres, env)
+    log(f"done: {out / ('e2e-' + slug + '.json')}, {micro_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""The reference decoder of the `pytorch-ref` stack (shared/reference/reference-stack.md).
+
+A lean Llama-style dense decoder written directly in PyTorch with random bf16
+weights drawn on the GPU. Everything the stack describes is here, and nothing
+more is fused than what the named torch calls do:
+
+per layer (prefill and decode alike)
+    rms_norm -> qkv = h @ Wqkv.t() [-> qkv + bqkv, a separate add, when the
+    model has q/k/v biases] -> rotary on q and k as separate elementwise ops
+    (neg, cat, mul, mul, add each) -> K and V copied into the static cache
+    [layers, batch, kv_heads, max_len, head_dim] -> flash SDPA -> o @ Wo.t()
+    -> residual add -> rms_norm -> gu = h @ Wgu.t() -> silu(gate) * up
+    -> down matmul -> residual add
+then the final rms_norm (over every position), the LM head on the last
+position of each sequence only, and a greedy argmax.
+
+Attention
+    prefill: SDPA(q, k, v, is_causal=True, enable_gqa=kv_heads < heads) on the
+             freshly computed q, k, v ([B, heads, S, head_dim] views);
+    decode:  q [B, heads, head_dim] viewed as [B, kv_heads, heads // kv_heads,
+             head_dim] attends, unmasked, to cache[:, :, :C+1] of its layer.
+Both run with the flash backend forced (sdpa_kernel(FLASH_ATTENTION)) on CUDA.
+
+This module imports torch lazily: ModelConfig / load_spec are pure Python and
+import without torch or a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+# Types that are decoders but not Llama-style (different block layout,
+# LayerNorm, parallel attention/MLP, learned positions, ...).
+REFUSED_MODEL_TYPES = ("gptj", "opt", "gpt2", "gpt_neox", "bloom", "falcon", "phi", "mpt")
+
+
+class UnsupportedModelError(ValueError):
+    """The model spec is not a Llama-style dense decoder this harness can build."""
+
+
+@dataclass
+class ModelConfig:
+    name: str
+    model_type: str
+    hidden: int
+    ffn: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tied_embeddings: bool
+    qkv_bias: bool
+    qk_norm: bool
+    rms_norm_eps: float
+    rope_theta: float
+    published_params: float | None = None
+    sliding_window_ignored: int | None = None
+    spec_path: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    # ---- derived sizes (pure arithmetic; the planner and the README use them)
+    @property
+    def q_dim(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    @property
+    def qkv_out(self) -> int:
+        return (self.heads + 2 * self.kv_heads) * self.head_dim
+
+    def matmul_shapes(self) -> dict[str, tuple[int, int]]:
+        """(N, K) of every matmul x[M, K] @ W[N, K].t() the model runs."""
+        return {
+            "qkv": (self.qkv_out, self.hidden),
+            "o": (self.hidden, self.q_dim),
+            "gate_up": (2 * self.ffn, self.hidden),
+            "down": (self.hidden, self.ffn),
+            "lm_head": (self.vocab, self.hidden),
+        }
+
+    def layer_matmul_params(self) -> int:
+        s = self.matmul_shapes()
+        return sum(n * k for op, (n, k) in s.items() if op != "lm_head")
+
+    def layer_params(self) -> int:
+        p = self.layer_matmul_params() + 2 * self.hidden
+        if self.qkv_bias:
+            p += self.qkv_out
+        if self.qk_norm:
+            p += 2 * self.head_dim
+        return p
+
+    def param_count(self) -> int:
+        emb = self.vocab * self.hidden
+        head = 0 if self.tied_embeddings else self.vocab * self.hidden
+        return self.layers * self.layer_params() + emb + head + self.hidden
+
+    def weight_bytes(self) -> int:
+        return 2 * self.param_count()
+
+    def kv_bytes_per_token(self) -> int:
+        return 2 * self.layers * self.kv_heads * self.head_dim * 2
+
+    def kernels_per_layer(self) -> int:
+        """Kernel launches per layer in this stack (used by the planner)."""
+        n = 1 + 1 + 10 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1  # norm..residual
+        n += 1  # attention output reshape copy (decode grouped layout / prefill)
+        if self.qkv_bias:
+            n += 1
+        if self.qk_norm:
+            n += 2
+        return n
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(
+            param_count=self.param_count(),
+            weight_bytes=self.weight_bytes(),
+            kv_bytes_per_token=self.kv_bytes_per_token(),
+            matmul_shapes={k: list(v) for k, v in self.matmul_shapes().items()},
+        )
+        return d
+
+
+def config_from_dict(name: str, cfg: dict[str, Any], published_params=None, spec_path=None) -> ModelConfig:
+    mt = str(cfg.get("model_type", "")).lower()
+    archs = [str(a) for a in (cfg.get("architectures") or [])]
+    if mt in REFUSED_MODEL_TYPES or not mt:
+        raise UnsupportedModelError(
+            f"{name}: model_type {mt!r} is not a Llama-style decoder; the reference stack "
+            f"(pytorch-ref) only builds {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+    if mt not in SUPPORTED_MODEL_TYPES:
+        raise UnsupportedModelError(
+            f"{name}: model_type {mt!r} (architectures {archs}) is not supported by the harness; "
+            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+    if any(k in cfg for k in ("num_local_experts", "num_experts", "n_routed_experts")):
+        raise UnsupportedModelError(f"{name}: mixture-of-experts layers are not implemented in this harness")
+    act = cfg.get("hidden_act", "silu")
+    if act != "silu":
+        raise UnsupportedModelError(f"{name}: hidden_act {act!r}; the reference stack uses SiLU")
+    if cfg.get("mlp_bias"):
+        raise UnsupportedModelError(f"{name}: mlp_bias=true is not part of the reference stack")
+
+    hidden = int(cfg["hidden_size"])
+    heads = int(cfg["num_attention_heads"])
+    kv_heads = int(cfg.get("num_key_value_heads") or heads)
+    head_dim = cfg.get("head_dim")
+    head_dim = int(head_dim) if head_dim else hidden // heads
+    if heads % kv_heads:
+        raise UnsupportedModelError(f"{name}: heads {heads} not a multiple of kv heads {kv_heads}")
+    if mt == "qwen2":
+        qkv_bias = True  # Qwen2 always has q/k/v biases (no attention_bias field)
+    else:
+        qkv_bias = bool(cfg.get("attention_bias", False))
+    notes = []
+    sw = None
+    if cfg.get("sliding_window") and (mt == "mistral" or cfg.get("use_sliding_window")):
+        sw = int(cfg["sliding_window"])
+        notes.append(f"sliding_window={sw} ignored: the reference stack attends to the full context")
+    if cfg.get("rope_scaling"):
+        notes.append("rope_scaling ignored (does not change the kernels run)")
+    return ModelConfig(
+        name=name,
+        model_type=mt,
+        hidden=hidden,
+        ffn=int(cfg["intermediate_size"]),
+        layers=int(cfg["num_hidden_layers"]),
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        vocab=int(cfg["vocab_size"]),
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        qkv_bias=qkv_bias,
+        qk_norm=(mt == "qwen3"),
+        rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
+        rope_theta=float(cfg.get("rope_theta", 10000.0)),
+        published_params=float(published_params) if published_params is not None else None,
+        sliding_window_ignored=sw,
+        spec_path=str(spec_path) if spec_path else None,
+        notes=notes,
+    )
+
+
+def load_spec(path: str | Path) -> ModelConfig:
+    import yaml
+
+    path = Path(path)
+    with open(path) as f:
+        spec = yaml.safe_load(f)
+    if not isinstance(spec, dict) or "config" not in spec:
+        raise UnsupportedModelError(f"{path}: not a model spec (no 'config:' block)")
+    name = spec.get("name") or path.stem
+    return config_from_dict(name, spec["config"], spec.get("published_params"), path)
+
+
+# --------------------------------------------------------------------------- torch part
+
+
+def _sdpa_ctx(device_type: str):
+    """Force the flash backend on CUDA (the stack's attention); no-op elsewhere."""
+    if device_type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION])
+
+
+def _rope(x, cos, sin):
+    """Rotary embedding as separate elementwise ops: x*cos + rotate_half(x)*sin."""
+    import torch
+
+    half = x.shape[-1] // 2
+    x1 = x[..., :half]
+    x2 = x[..., half:]
+    rot = torch.cat((-x2, x1), dim=-1)
+    return x * cos + rot * sin
+
+
+class RefDecoder:
+    """Random-weight reference decoder. Weights are [out, in], used as x @ W.t()."""
+
+    def __init__(self, cfg: ModelConfig, device="cuda", dtype=None, max_positions: int = 8192 + 64, seed: int = 0):
+        import torch
+
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.dtype = dtype or torch.bfloat16
+        g = torch.Generator(device=self.device)
+        g.manual_seed(seed)
+        self._gen = g
+        c = cfg
+
+        def w(out_f, in_f):
+            t = torch.empty(out_f, in_f, device=self.device, dtype=self.dtype)
+            return t.normal_(0.0, in_f ** -0.5, generator=g)
+
+        def vec(n, mean=0.0, std=0.02):
+            t = torch.empty(n, device=self.device, dtype=self.dtype)
+            return t.normal_(mean, std, generator=g)
+
+        self.embed = torch.empty(c.vocab, c.hidden, device=self.device, dtype=self.dtype).normal_(0.0, 1.0, generator=g)
+        self.lm_head = self.embed if c.tied_embeddings else w(c.vocab, c.hidden)
+        self.final_norm = vec(c.hidden, 1.0)
+        self.ln1, self.ln2, self.wqkv, self.bqkv, self.wo, self.wgu, self.wd = [], [], [], [], [], [], []
+        self.qn, self.kn = [], []
+        for _ in range(c.layers):
+            self.ln1.append(vec(c.hidden, 1.0))
+            self.wqkv.append(w(c.qkv_out, c.hidden))
+            self.bqkv.append(vec(c.qkv_out) if c.qkv_bias else None)
+            if c.qk_norm:
+                self.qn.append(vec(c.head_dim, 1.0))
+                self.kn.append(vec(c.head_dim, 1.0))
+            self.wo.append(w(c.hidden, c.q_dim))
+            self.ln2.append(vec(c.hidden, 1.0))
+            self.wgu.append(w(2 * c.ffn, c.hidden))
+            self.wd.append(w(c.hidden, c.ffn))
+        self.max_positions = max_positions
+        self._make_rope(max_positions)
+
+    def _make_rope(self, n: int):
+        import torch
+
+        hd = self.cfg.head_dim
+        inv = 1.0 / (self.cfg.rope_theta ** (torch.arange(0, hd, 2, device=self.device, dtype=torch.float32) / hd))
+        t = torch.arange(n, device=self.device, dtype=torch.float32)
+        f = torch.outer(t, inv)
+        emb = torch.cat((f, f), dim=-1)
+        self.cos = emb.cos().to(self.dtype)
+        self.sin = emb.sin().to(self.dtype)
+
+    # ---------------------------------------------------------------- caches
+    def new_cache(self, batch: int, max_len: int, fill_random: bool = True):
+        """Static KV cache: two tensors [layers, batch, kv_heads, max_len, head_dim]."""
+        import torch
+
+        c = self.cfg
+        shape = (c.layers, batch, c.kv_heads, max_len, c.head_dim)
+        k = torch.empty(shape, device=self.device, dtype=self.dtype)
+        v = torch.empty(shape, device=self.device, dtype=self.dtype)
+        if fill_random:  # never time on zeros / uninitialised memory
+            for t in (k, v):
+                for l in range(c.layers):
+                    t[l].normal_(0.0, 1.0, generator=self._gen)
+        return k, v
+
+    def random_tokens(self, *shape):
+        import torch
+
+        return torch.randint(0, self.cfg.vocab, shape, device=self.device, generator=self._gen)
+
+    # ---------------------------------------------------------------- forward passes
+    def _mlp_and_residual(self, l, x):
+        import torch.nn.functional as F
+
+        c = self.cfg
+        h = F.rms_norm(x, (c.hidden,), self.ln2[l], c.rms_norm_eps)
+        gu = h @ self.wgu[l].t()
+        gate, up = gu.split(c.ffn, dim=-1)
+        a = F.silu(gate) * up
+        return x + a @ self.wd[l].t()
+
+    def _head(self, x, B, S, return_logits):
+        import torch.nn.functional as F
+
+        c = self.cfg
+        x = F.rms_norm(x, (c.hidden,), self.final_norm, c.rms_norm_eps)
+        last = x.view(B, S, c.hidden)[:, -1]
+        logits = last @ self.lm_head.t()
+        nxt = logits.argmax(dim=-1)
+        return (nxt, logits) if return_logits else nxt
+
+    def prefill(self, tokens, kcache, vcache, return_logits=False):
+        """tokens [B, S] from position 0; fills kcache/vcache[:, :B, :, :S]."""
+        import torch.nn.functional as F
+
+        c = self.cfg
+        B, S = tokens.shape
+        T = B * S
+        H, KV, hd = c.heads, c.kv_heads, c.head_dim
+        gqa = KV < H
+        cos = self.cos[:S].view(1, S, 1, hd)
+        sin = self.sin[:S].view(1, S, 1, hd)
+        with _sdpa_ctx(self.device.type):
+            x = F.embedding(tokens.reshape(T), self.embed)
+            for l in range(c.layers):
+                h = F.rms_norm(x, (c.hidden,), self.ln1[l], c.rms_norm_eps)
+                qkv = h @ self.wqkv[l].t()
+                if c.qkv_bias:
+                    qkv = qkv + self.bqkv[l]
+                qkv = qkv.view(B, S, H + 2 * KV, hd)
+                q = qkv[:, :, :H]
+                k = qkv[:, :, H : H + KV]
+                v = qkv[:, :, H + KV :]
+                if c.qk_norm:
+                    q = F.rms_norm(q, (hd,), self.qn[l], c.rms_norm_eps)
+                    k = F.rms_norm(k, (hd,), self.kn[l], c.rms_norm_eps)
+                q = _rope(q, cos, sin)  # [B, S, H, hd]
+                k = _rope(k, cos, sin)  # [B, S, KV, hd]
+                kt, vt = k.transpose(1, 2), v.transpose(1, 2)  # [B, KV, S, hd]
+                kcache[l, :B, :, :S].copy_(kt)
+                vcache[l, :B, :, :S].copy_(vt)
+                o = F.scaled_dot_product_attention(q.transpose(1, 2), kt, vt, is_causal=True, enable_gqa=gqa)
+                o = o.transpose(1, 2).reshape(T, H * hd)
+                x = x + o @ self.wo[l].t()
+                x = self._mlp_and_residual(l, x)
+            return self._head(x, B, S, return_logits)
+
+    def decode(self, tokens, pos: int, kcache, vcache, return_logits=False):
+        """One token per sequence (tokens [B]) at position `pos`, attending over pos+1 positions."""
+        import torch.nn.functional as F
+
+        c = self.cfg
+        (B,) = tokens.shape
+        H, KV, hd = c.heads, c.kv_heads, c.head_dim
+        G = H // KV
+        cos = self.cos[pos]
+        sin = self.sin[pos]
+        with _sdpa_ctx(self.device.type):
+            x = F.embedding(tokens, self.embed)  # [B, hidden]
+            for l in range(c.layers):
+                h = F.rms_norm(x, (c.hidden,), self.ln1[l], c.rms_norm_eps)
+                qkv = h @ self.wqkv[l].t()
+                if c.qkv_bias:
+                    qkv = qkv + self.bqkv[l]
+                qkv = qkv.view(B, H + 2 * KV, hd)
+                q = qkv[:, :H]
+                k = qkv[:, H : H + KV]
+                v = qkv[:, H + KV :]
+                if c.qk_norm:
+                    q = F.rms_norm(q, (hd,), self.qn[l], c.rms_norm_eps)
+                    k = F.rms_norm(k, (hd,), self.kn[l], c.rms_norm_eps)
+                q = _rope(q, cos, sin)  # [B, H, hd], contiguous
+                k = _rope(k, cos, sin)
+                kc = kcache[l, :B]
+                vc = vcache[l, :B]
+                kc[:, :, pos].copy_(k)
+                vc[:, :, pos].copy_(v)
+                qg = q.view(B, KV, G, hd)
+                o = F.scaled_dot_product_attention(qg, kc[:, :, : pos + 1], vc[:, :, : pos + 1])
+                o = o.reshape(B, H * hd)
+                x = x + o @ self.wo[l].t()
+                x = self._mlp_and_residual(l, x)
+            return self._head(x, B, 1, return_logits)
+
+
+def self_check(cfg: ModelConfig | None = None, device="cuda", dtype=None, S: int = 37, B: int = 2) -> dict:
+    """Consistency of the two paths: logits of decode at position S after a
+    prefill of S tokens vs. the prefill of the same S+1 tokens. Returns the
+    relative error (bf16 on the GPU lands near 1e-2; fp32 on the CPU near 1e-6)."""
+    import torch
+
+    if cfg is None:
+        cfg = config_from_dict(
+            "selfcheck-tiny",
+            dict(model_type="qwen2", hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                 num_attention_heads=8, num_key_value_heads=2, head_dim=64, vocab_size=1000,
+                 rms_norm_eps=1e-6, rope_theta=10000.0),
+        )
+    m = RefDecoder(cfg, device=device, dtype=dtype, max_positions=S + 8, seed=1)
+    toks = m.random_tokens(B, S + 1)
+    k1, v1 = m.new_cache(B, S + 8)
+    k2, v2 = m.new_cache(B, S + 8)
+    _, ref = m.prefill(toks, k1, v1, return_logits=True)
+    m.prefill(toks[:, :S].contiguous(), k2, v2)
+    _, dec = m.decode(toks[:, S].contiguous(), S, k2, v2, return_logits=True)
+    ref, dec = ref.double(), dec.double()
+    rel = ((dec - ref).norm() / ref.norm()).item()
+    kv_rel = ((k2[:, :, :, : S + 1].double() - k1[:, :, :, : S + 1].double()).norm() / k1[:, :, :, : S + 1].double().norm()).item()
+    return {"model": cfg.name, "logits_rel_err": rel, "kv_rel_err": kv_rel,
+            "argmax_equal": bool((dec.argmax(-1) == ref.argmax(-1)).all().item()), "finite": bool(torch.isfinite(dec).all().item())}
