@@ -4,8 +4,9 @@ For operator i:
   compute_peak[i]  FLOP/s: the device's dense peak for the op's dtype x the stack's fraction
                    (GEMMs: gemm.peak_fraction; attention: attention_compute_fraction;
                    elementwise ops run on the vector units: the fp32 peak when given)
-  bandwidth[i]     B/s: the main memory level's bandwidth x the stack's fraction, divided by
-                   the stack's traffic multiplier (extra passes of unfused elementwise work)
+  mem_s[i, j]      seconds per unit of feature j: bytes[i, j] x the stack's traffic
+                   multiplier / (bandwidth of the level serving that column x the stack's
+                   fraction). The ONE column holds weights; the rest are KV and activations.
   overhead[i]      s: kernels_per_op x kernel_overhead
 """
 from __future__ import annotations
@@ -14,9 +15,10 @@ import dataclasses
 
 import numpy as np
 
+from simulator.engine.placement import Placement, place
 from simulator.errors import SpecError
 from simulator.graph.lower import OpTable
-from simulator.graph.ops import OpKind
+from simulator.graph.ops import ONE, OpKind
 from simulator.specs.base import Dtype
 from simulator.specs.stack import DeviceProfile, StackSpec
 
@@ -25,17 +27,28 @@ from simulator.specs.stack import DeviceProfile, StackSpec
 class Bound:
     table: OpTable
     compute_peak: np.ndarray
-    bandwidth: np.ndarray
+    mem_s: np.ndarray
+    moved_bytes: np.ndarray      # [n_ops, features]: bytes actually moved (fewest x traffic)
     overhead: np.ndarray
     tile_m: np.ndarray
     tile_n: np.ndarray
     units: float
     step_overhead_s: float
     profile: DeviceProfile
+    placement: Placement
+
+    def totals(self, feats: np.ndarray) -> tuple[float, float, float]:
+        """(FLOPs, weight bytes moved, other bytes moved) of a pass, or of a range of decode
+        steps when ``feats`` is the sum of their feature vectors (costs are linear)."""
+        r = self.table.repeat
+        flops = float(r @ (self.table.flops @ feats))
+        weight = float(r @ self.moved_bytes[:, ONE]) * feats[ONE]
+        other = float(r @ (self.moved_bytes @ feats)) - weight
+        return flops, weight, other
 
     def kernel_args(self):
         t = self.table
-        return (t.flops, t.bytes, t.repeat, t.gemm_n, t.m_feature, self.compute_peak, self.bandwidth,
+        return (t.flops, self.mem_s, t.repeat, t.gemm_n, t.m_feature, self.compute_peak,
                 self.overhead, self.tile_m, self.tile_n, self.units)
 
 
@@ -43,39 +56,48 @@ def peak_for(peaks: dict[Dtype, float], dtype: Dtype, hardware_name: str) -> flo
     """Dense peak for a dtype; a narrower dtype the device lacks runs at the next wider one
     it has (e.g. fp8 on an A100 runs as bf16/fp16)."""
     order = [Dtype.fp4, Dtype.int4, Dtype.fp8, Dtype.int8, Dtype.fp16, Dtype.bf16, Dtype.tf32, Dtype.fp32]
-    start = order.index(dtype)
-    for candidate in order[start:]:
+    for candidate in order[order.index(dtype):]:
         if candidate in peaks:
             return peaks[candidate]
     raise SpecError(hardware_name, "peak", f"no dense peak for {dtype.value} or any wider dtype")
 
 
-def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bound:
+def _op_fractions(kind: OpKind, profile: DeviceProfile) -> tuple[float, float]:
+    """(fraction of peak compute, fraction of bandwidth) the stack reaches on this operator."""
+    if kind.is_gemm:
+        return profile.gemm.peak_fraction, profile.gemm.memory_fraction
+    if kind.is_attention:
+        return profile.attention_compute_fraction, profile.attention_memory_fraction
+    return 1.0, profile.elementwise_memory_fraction
+
+
+def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, kv_bytes: float = 0.0) -> Bound:
+    """Per-operator rates for this device and stack; ``kv_bytes`` (the scenario's KV cache and
+    activations) decides what an on-chip level holds besides the weights."""
     profile = stack.profile_for(hardware.name, hardware.kind)
     peaks = hardware.peak_flops()
     tensor_peak = peak_for(peaks, compute_dtype, hardware.name)
     vector_peak = peaks.get(Dtype.fp32, tensor_peak)
-    bandwidth = hardware.main_memory.bandwidth_bytes_per_s
+    placement = place(hardware.memory, table.weight_bytes, kv_bytes)
+    column_s_per_byte = np.full(table.flops.shape[1], placement.other_s_per_byte)
+    column_s_per_byte[ONE] = placement.weight_s_per_byte
     n = len(table)
     compute_peak = np.empty(n)
-    bw = np.empty(n)
+    mem_s = np.empty_like(table.bytes)
+    moved = np.empty_like(table.bytes)
     overhead = np.empty(n)
     tile_m = np.ones(n)
     tile_n = np.ones(n)
     for i, code in enumerate(table.kind):
         kind = OpKind(int(code))
-        traffic = stack.traffic(kind.stack_name)
+        compute_fraction, memory_fraction = _op_fractions(kind, profile)
+        peak = tensor_peak if (kind.is_gemm or kind.is_attention) else vector_peak
+        compute_peak[i] = peak * compute_fraction
+        moved[i] = table.bytes[i] * stack.traffic(kind.stack_name)
+        mem_s[i] = moved[i] * column_s_per_byte / memory_fraction
         if kind.is_gemm:
-            compute_peak[i] = tensor_peak * profile.gemm.peak_fraction
-            bw[i] = bandwidth * profile.gemm.memory_fraction
             tile_m[i], tile_n[i] = profile.gemm.tile_m, profile.gemm.tile_n
-        elif kind.is_attention:
-            compute_peak[i] = tensor_peak * profile.attention_compute_fraction
-            bw[i] = bandwidth * profile.attention_memory_fraction
-        else:
-            compute_peak[i] = vector_peak
-            bw[i] = bandwidth * profile.elementwise_memory_fraction
-        bw[i] /= traffic
         overhead[i] = stack.kernels(kind.stack_name) * profile.kernel_overhead_s
     units = float(hardware.compute_units or 1)
-    return Bound(table, compute_peak, bw, overhead, tile_m, tile_n, units, profile.step_overhead_s, profile)
+    return Bound(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
+                 profile.step_overhead_s, profile, placement)

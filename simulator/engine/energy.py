@@ -2,12 +2,12 @@
 
 Coefficients come, in order of preference, from the stack's measured profile, the
 hardware spec's figures, else are derived from TDP (documented assumption):
-  idle power           = 0.15 x TDP when neither gives it
-  energy per FLOP      = (TDP - idle) / dense peak of the compute dtype
-                         (a GEMM at full peak draws the whole TDP)
-  energy per byte      = 0.6 x (TDP - idle) / main memory bandwidth
-                         (a kernel streaming at full bandwidth draws 60% of the dynamic
-                         budget: HBM and on-chip data movement, not the tensor cores)
+  idle power       = 0.15 x TDP when neither gives it
+  energy per FLOP  = (TDP - idle) / dense peak of the compute dtype
+                     (a GEMM at full peak draws the whole TDP)
+  energy per byte  = 0.6 x (TDP - idle) x seconds per byte of the level(s) holding the data
+                     (streaming at full bandwidth draws 60% of the dynamic budget: memory and
+                     on-chip data movement, not the math units)
 Average power never exceeds TDP: dynamic energy is capped at (TDP - idle) x time.
 """
 from __future__ import annotations
@@ -23,14 +23,16 @@ class EnergyModel:
     idle_w: float
     tdp_w: float
     energy_per_flop_j: float
-    energy_per_byte_j: float
+    weight_energy_per_byte_j: float
+    other_energy_per_byte_j: float
 
-    def energy_j(self, time_s: float, flops: float, bytes_: float) -> float:
-        dynamic = flops * self.energy_per_flop_j + bytes_ * self.energy_per_byte_j
+    def energy_j(self, time_s: float, flops: float, weight_bytes: float, other_bytes: float) -> float:
+        dynamic = (flops * self.energy_per_flop_j + weight_bytes * self.weight_energy_per_byte_j
+                   + other_bytes * self.other_energy_per_byte_j)
         return self.idle_w * time_s + min(dynamic, (self.tdp_w - self.idle_w) * time_s)
 
 
-def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float) -> EnergyModel | None:
+def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, placement) -> EnergyModel | None:
     """The device's energy coefficients, or None when the spec gives no power figures."""
     power = hardware.power
     if power is None:
@@ -44,9 +46,14 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float) -> 
         per_flop = power.energy_per_flop_j.get(compute_dtype)
     if per_flop is None:
         per_flop = dynamic_w / tensor_peak_flops
-    per_byte = profile.energy_per_byte_j
-    if per_byte is None:
-        per_byte = hardware.main_memory.energy_per_byte_j
-    if per_byte is None:
-        per_byte = STREAMING_FRACTION_OF_DYNAMIC * dynamic_w / hardware.main_memory.bandwidth_bytes_per_s
-    return EnergyModel(idle, power.tdp_w, per_flop, per_byte)
+
+    def per_byte(spec_j: float | None, s_per_byte: float) -> float:
+        if profile.energy_per_byte_j is not None:
+            return profile.energy_per_byte_j
+        if spec_j is not None:
+            return spec_j
+        return STREAMING_FRACTION_OF_DYNAMIC * dynamic_w * s_per_byte
+
+    return EnergyModel(idle, power.tdp_w, per_flop,
+                       per_byte(placement.weight_j_per_byte, placement.weight_s_per_byte),
+                       per_byte(placement.other_j_per_byte, placement.other_s_per_byte))

@@ -24,25 +24,31 @@ from simulator.specs.workload import Workload
 _BOUNDS = ("compute", "memory", "overhead")
 
 
-def _prefill(bound, feats):
-    return roofline.evaluate_point(*bound.kernel_args(), feats)
-
-
-def _decode_sums(bound, batch, first, last, window):
-    n = len(bound.table)
-    time_s, flop, byte = np.zeros(n), np.zeros(n), np.zeros(n)
+def decode_sums(bound, batch: int, first: int, last: int, window: int):
+    """Per-operator time summed over decode steps at positions first..last, and the sum of
+    the steps' feature vectors."""
+    time_s = np.zeros(len(bound.table))
+    feats = np.zeros(bound.table.flops.shape[1])
     for f0, f1, lo, hi in decode_segments(batch, first, last, window):
-        t, f, b = roofline.evaluate_range(*bound.kernel_args(), f0, f1, float(lo), float(hi))
-        time_s += t
-        flop += f
-        byte += b
-    return time_s, flop, byte
+        time_s += roofline.evaluate_range(*bound.kernel_args(), f0, f1, float(lo), float(hi))
+        count = hi - lo + 1
+        feats += f0 * count + f1 * (lo + hi) * count / 2.0
+    return time_s, feats
 
 
 def _decode_bounds(bound, batch, position, window):
-    """Bound of each operator at the middle decode step (for the breakdown)."""
+    """Bound of each operator at one decode step (for the breakdown)."""
     f0, f1, _, _ = decode_segments(batch, position, position, window)[-1]
-    return roofline.evaluate_point(*bound.kernel_args(), f0 + f1 * position)[3]
+    return roofline.evaluate_point(*bound.kernel_args(), f0 + f1 * position)[1]
+
+
+def memory_report(table, hw, batch: int, prompt: int, output: int, pre_feats) -> MemoryReport:
+    kv = kv_cache_bytes(table, batch, prompt + output)
+    act = activation_bytes(table, pre_feats)
+    capacity = sum(level.capacity_bytes for level in hw.memory)
+    total = table.weight_bytes + kv + act
+    return MemoryReport(weights_bytes=table.weight_bytes, kv_cache_bytes=kv, activation_bytes=act,
+                        total_bytes=total, capacity_bytes=capacity, fits=total <= capacity)
 
 
 def predict_workload(model: str, hardware: str, stack: str, workload: Workload) -> Prediction:
@@ -51,16 +57,9 @@ def predict_workload(model: str, hardware: str, stack: str, workload: Workload) 
     st = registry.stack(stack)
     w = workload
     table = lower(arch, w.weight_dtype, w.activation_dtype, w.kv_dtype, st.attention == "unfused")
-    bound = bind(table, hw, st, w.compute_dtype)
     B, S, N = w.batch, w.prompt, w.output
-
     pre_feats = prefill_features(B, S, table.window)
-    kv = kv_cache_bytes(table, B, S + N)
-    act = activation_bytes(table, pre_feats)
-    capacity = hw.main_memory.capacity_bytes
-    total = table.weight_bytes + kv + act
-    memory = MemoryReport(weights_bytes=table.weight_bytes, kv_cache_bytes=kv, activation_bytes=act,
-                          total_bytes=total, capacity_bytes=capacity, fits=total <= capacity)
+    memory = memory_report(table, hw, B, S, N, pre_feats)
     common = dict(model=model_name, hardware=hw.name, stack=st.name, batch=B, prompt=S, output=N,
                   weight_dtype=w.weight_dtype.value, activation_dtype=w.activation_dtype.value,
                   kv_dtype=w.kv_dtype.value, memory=memory)
@@ -68,23 +67,26 @@ def predict_workload(model: str, hardware: str, stack: str, workload: Workload) 
         return Prediction(**common, ttft_s=None, tpot_s=None, e2e_s=None, output_tokens_per_s=None,
                           prefill_energy_j=None, decode_step_energy_j=None, energy_j=None,
                           tokens_per_j=None, breakdown=[],
-                          note=f"does not fit: needs {total / 1e9:.1f} GB of {capacity / 1e9:.1f} GB")
+                          note=f"does not fit: needs {memory.total_bytes / 1e9:.1f} GB of "
+                               f"{memory.capacity_bytes / 1e9:.1f} GB")
 
-    pre_t, pre_f, pre_b, pre_bound = _prefill(bound, pre_feats)
+    bound = bind(table, hw, st, w.compute_dtype, memory.kv_cache_bytes + memory.activation_bytes)
+    pre_t, pre_bound = roofline.evaluate_point(*bound.kernel_args(), pre_feats)
     ttft = float(pre_t.sum()) + bound.step_overhead_s
     steps = N - 1
     first, last = S, S + N - 2
-    dec_t, dec_f, dec_b = _decode_sums(bound, B, first, last, table.window)
+    dec_t, dec_feats = decode_sums(bound, B, first, last, table.window)
+    dec_time = float(dec_t.sum()) + bound.step_overhead_s * steps
     dec_bound = _decode_bounds(bound, B, (first + last) // 2, table.window) if steps else pre_bound
-    tpot = float(dec_t.sum()) / steps + bound.step_overhead_s if steps else None
-    e2e = ttft + (tpot or 0.0) * steps
+    tpot = dec_time / steps if steps else None
+    e2e = ttft + dec_time
 
-    em = energy_model(hw, bound.profile, w.compute_dtype, peak_for(hw.peak_flops(), w.compute_dtype, hw.name))
+    em = energy_model(hw, bound.profile, w.compute_dtype, peak_for(hw.peak_flops(), w.compute_dtype, hw.name),
+                      bound.placement)
     pre_e = dec_e = energy = tokens_per_j = None
     if em is not None:
-        pre_e = em.energy_j(ttft, float(pre_f.sum()), float(pre_b.sum()))
-        dec_total = em.energy_j(float(dec_t.sum()) + bound.step_overhead_s * steps,
-                                float(dec_f.sum()), float(dec_b.sum()))
+        pre_e = em.energy_j(ttft, *bound.totals(pre_feats))
+        dec_total = em.energy_j(dec_time, *bound.totals(dec_feats))
         dec_e = dec_total / steps if steps else None
         energy = pre_e + dec_total
         tokens_per_j = B * N / energy

@@ -1,10 +1,13 @@
 """Numba roofline kernels. Arrays in, arrays out; no Python objects inside.
 
 Time of one operator instance (seconds):
-    t = max(flops / (peak x eff), bytes / bandwidth) + overhead
+    t = max(flops / (peak x eff), memory seconds) + overhead
 where eff is 1 except for GEMMs, whose efficiency falls with tile and wave quantization
-(see specs.stack.GemmEfficiency), and peak/bandwidth already carry the stack's achieved
-fractions. Times returned include the operator's repeat count (layers).
+(see specs.stack.GemmEfficiency), and memory seconds = sum_j mem_s[i, j] x feature j:
+bind.py turns each feature column's bytes into seconds at the bandwidth of the memory
+level that serves it (weights may sit on chip, the KV cache off chip). Peaks and
+bandwidths already carry the stack's achieved fractions. Times returned include the
+operator's repeat count (layers).
 
 Decode: a decode step at position c has features linear in c (f0 + f1 c), so the sum of
 step times over an integer range of c is computed in closed form: each operator's
@@ -46,22 +49,19 @@ def _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units):
 
 
 @njit(cache=True)
-def evaluate_point(flops, bytes_, repeat, gemm_n, m_feature, compute_peak, bandwidth, overhead,
+def evaluate_point(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
                    tile_m, tile_n, units, feats):
-    """Per-operator time (s, x repeat), FLOPs, bytes and bound at one feature vector."""
+    """Per-operator time (s, x repeat) and bound at one feature vector."""
     n_ops = flops.shape[0]
     time_s = np.empty(n_ops)
-    flop = np.empty(n_ops)
-    byte = np.empty(n_ops)
     bound = np.empty(n_ops, dtype=np.int64)
     for i in range(n_ops):
         f = 0.0
-        b = 0.0
+        tm = 0.0
         for j in range(feats.shape[0]):
             f += flops[i, j] * feats[j]
-            b += bytes_[i, j] * feats[j]
+            tm += mem_s[i, j] * feats[j]
         tc = f / _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units)
-        tm = b / bandwidth[i]
         t = max(tc, tm)
         if overhead[i] > t:
             bound[i] = BOUND_OVERHEAD
@@ -70,9 +70,7 @@ def evaluate_point(flops, bytes_, repeat, gemm_n, m_feature, compute_peak, bandw
         else:
             bound[i] = BOUND_MEMORY
         time_s[i] = (t + overhead[i]) * repeat[i]
-        flop[i] = f * repeat[i]
-        byte[i] = b * repeat[i]
-    return time_s, flop, byte, bound
+    return time_s, bound
 
 
 @njit(cache=True)
@@ -101,32 +99,27 @@ def _max_linear_sum(a0, a1, b0, b1, lo, hi):
 
 
 @njit(cache=True)
-def evaluate_range(flops, bytes_, repeat, gemm_n, m_feature, compute_peak, bandwidth, overhead,
+def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
                    tile_m, tile_n, units, feats0, feats1, lo, hi):
-    """Per-operator sums over integer c in [lo, hi] of time (s), FLOPs and bytes, where the
+    """Per-operator sums of time (s, x repeat) over integer c in [lo, hi], where the
     features at c are feats0 + feats1 c. GEMM rows (M) must not depend on c."""
     n_ops = flops.shape[0]
     time_s = np.zeros(n_ops)
-    flop = np.zeros(n_ops)
-    byte = np.zeros(n_ops)
     if hi < lo:
-        return time_s, flop, byte
+        return time_s
     count = hi - lo + 1.0
     for i in range(n_ops):
         f0 = 0.0
         f1 = 0.0
-        b0 = 0.0
-        b1 = 0.0
+        m0 = 0.0
+        m1 = 0.0
         for j in range(feats0.shape[0]):
             f0 += flops[i, j] * feats0[j]
             f1 += flops[i, j] * feats1[j]
-            b0 += bytes_[i, j] * feats0[j]
-            b1 += bytes_[i, j] * feats1[j]
+            m0 += mem_s[i, j] * feats0[j]
+            m1 += mem_s[i, j] * feats1[j]
         rate = _rates(i, feats0, gemm_n, m_feature, compute_peak, tile_m, tile_n, units)
-        bw = bandwidth[i]
         # overhead is added outside the max, matching evaluate_point
-        t = _max_linear_sum(f0 / rate, f1 / rate, b0 / bw, b1 / bw, lo, hi)
+        t = _max_linear_sum(f0 / rate, f1 / rate, m0, m1, lo, hi)
         time_s[i] = (t + overhead[i] * count) * repeat[i]
-        flop[i] = _linear_sum(f0, f1, lo, hi) * repeat[i]
-        byte[i] = _linear_sum(b0, b1, lo, hi) * repeat[i]
-    return time_s, flop, byte
+    return time_s

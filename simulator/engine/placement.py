@@ -1,0 +1,58 @@
+"""Where weights and the KV cache live in a device's memory hierarchy, and what a byte of
+each costs to stream (seconds per byte, joules per byte).
+
+Levels are listed innermost first. Weights fill them greedily from the innermost level
+(on-chip SRAM first: Groq, Cerebras, FPGA BRAM); the KV cache and activations then fill
+what is left. A class spread over several levels streams each level's share at that
+level's bandwidth: seconds per byte = sum(share_l / bandwidth_l). Whatever exceeds the
+total capacity is charged at the outermost level (fits is reported separately).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    weight_s_per_byte: float
+    other_s_per_byte: float       # KV cache and activations
+    weight_j_per_byte: float | None
+    other_j_per_byte: float | None
+    weight_levels: tuple[str, ...]
+
+
+def _spread(levels, free: list[float], size: float):
+    """Take ``size`` bytes from the levels' free capacity, innermost first: [(level index, bytes)]."""
+    shares = []
+    remaining = size
+    for i, level in enumerate(levels):
+        take = min(remaining, free[i])
+        if take > 0:
+            shares.append((i, take))
+            free[i] -= take
+            remaining -= take
+        if remaining <= 0:
+            break
+    if remaining > 0:
+        shares.append((len(levels) - 1, remaining))
+    return shares
+
+
+def _cost(levels, shares, size: float):
+    if size <= 0:
+        shares = [(len(levels) - 1, 1.0)]
+        size = 1.0
+    seconds = sum(b / size / levels[i].bandwidth_bytes_per_s for i, b in shares)
+    energies = [levels[i].energy_per_byte_j for i, _ in shares]
+    joules = None if any(e is None for e in energies) else sum(
+        b / size * levels[i].energy_per_byte_j for i, b in shares)
+    return seconds, joules, tuple(levels[i].name for i, _ in shares)
+
+
+def place(levels, weight_bytes: float, other_bytes: float) -> Placement:
+    free = [level.capacity_bytes for level in levels]
+    w_shares = _spread(levels, free, weight_bytes)
+    o_shares = _spread(levels, free, other_bytes)
+    w_s, w_j, names = _cost(levels, w_shares, weight_bytes)
+    o_s, o_j, _ = _cost(levels, o_shares, other_bytes)
+    return Placement(w_s, o_s, w_j, o_j, names)
