@@ -315,10 +315,14 @@ def count_kernels(fn, top: int = 40) -> dict:
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
+    import warnings
+
     sync()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        fn()
-        sync()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            fn()
+            sync()
     names = {}
     for e in prof.events():
         if getattr(e, "device_type", None) != DeviceType.CUDA:

@@ -44,7 +44,7 @@ def _n_inner(t_est: float, copies: int = 1) -> int:
     return max(copies, min(MAX_INNER, max(1, n)))
 
 
-def _copies(bytes_per_set: int, l2: int, cap: int = 64) -> int:
+def _copies(bytes_per_set: int, l2: int, cap: int = 128) -> int:
     """Sets needed so that all sets together exceed 2x L2."""
     return max(1, min(cap, (2 * l2) // max(1, bytes_per_set) + 1))
 
@@ -159,7 +159,7 @@ class Micro:
                 if layer_bytes > 4 * GiB:
                     self._skip("attention", dict(phase="decode", heads=H, kv_heads=KV, batch=B, context_len=C), "one layer's KV > 4 GiB")
                     continue
-                ncop = _copies(layer_bytes, self.l2, cap=32)
+                ncop = _copies(layer_bytes, self.l2, cap=320)
                 try:
                     kc = torch.empty(ncop, B, KV, maxlen, hd, device="cuda", dtype=torch.bfloat16).normal_()
                     vc = torch.empty_like(kc).normal_()
@@ -204,7 +204,7 @@ class Micro:
                 n_in_t = 2 if op in ("add", "mul") else 1
                 byts = 2 * numel * (n_in_t + 1) + (2 * hidden if op == "rms_norm" else 0)
                 for resident in (False, True):
-                    nsets = 1 if resident else _copies(2 * numel * n_in_t, self.l2)
+                    nsets = 1 if resident else _copies(2 * numel * n_in_t, self.l2, cap=64)
                     try:
                         if op == "rms_norm":
                             xs = [torch.randn(rows, hidden, device="cuda", dtype=torch.bfloat16) for _ in range(nsets)]

@@ -110,9 +110,11 @@ class ModelConfig:
         return 2 * self.layers * self.kv_heads * self.head_dim * 2
 
     def kernels_per_layer(self) -> int:
-        """Kernel launches per layer in this stack (used by the planner)."""
-        n = 1 + 1 + 10 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1  # norm..residual
-        n += 1  # attention output reshape copy (decode grouped layout / prefill)
+        """Kernel launches per layer in this stack (used by the planner): norm, qkv,
+        rotary 2 x 5, cache writes 2, attention, o, add, norm, gate_up, silu, mul,
+        down, add = 23; cuBLAS may add split-K reduce kernels (seen: +1 for the
+        down projection at small M on an H100)."""
+        n = 1 + 1 + 10 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1
         if self.qkv_bias:
             n += 1
         if self.qk_norm:

@@ -26,15 +26,15 @@ DECODE_CONTEXTS = [128, 512, 2048, 8192]
 # Prefill (B, S) points of the default grid. A diagonal sampling of B in 1..8 and
 # S in 128..8192: every B meets short and long prompts, token counts 128..16384.
 PREFILL_POINTS = [
-    (1, 128), (1, 512), (1, 2048), (1, 8192),
+    (1, 128), (1, 512), (1, 1024), (1, 2048), (1, 4096), (1, 8192),
     (2, 256), (2, 1024), (2, 4096),
-    (4, 128), (4, 512), (4, 2048),
-    (8, 256), (8, 1024), (8, 2048),
+    (4, 128), (4, 512), (4, 1024), (4, 2048),
+    (8, 128), (8, 256), (8, 512), (8, 1024), (8, 2048),
 ]
 # Larger models: fewer, and prompts of at most 8192 tokens each call.
 PREFILL_POINTS_BIG = [
-    (1, 128), (1, 512), (1, 2048), (1, 8192),
-    (2, 1024), (4, 256), (4, 2048), (8, 128), (8, 512),
+    (1, 128), (1, 512), (1, 2048), (1, 4096), (1, 8192),
+    (2, 256), (2, 1024), (4, 256), (4, 2048), (8, 128), (8, 512),
 ]
 DECODE_POINTS_BIG_BATCHES = [1, 4, 16, 64, 256]
 
@@ -94,7 +94,7 @@ def decode_mem(c: ModelConfig, B: int, C: int) -> int:
 
 
 # ---- time estimates (seconds)
-EAGER_LAUNCH_S = 9e-6  # python + dispatcher per eager kernel (CPU side)
+EAGER_LAUNCH_S = 20e-6  # python + dispatcher per eager kernel of the model (CPU side; 18-22 us seen on the H100 VM)
 GRAPH_KERNEL_S = 2.5e-6  # per-kernel floor inside a CUDA graph
 
 
@@ -245,8 +245,8 @@ def pick_energy_points(points, n: int):
     return chosen[:n]
 
 
-MICRO_EST_S = 40.0  # microbenchmarks incl. power loops (see micro.py); refined at run time
-FIXED_EST_S = 15.0  # interpreter + CUDA start, environment block, idle power, writing files
+MICRO_EST_S = 30.0  # microbenchmarks incl. power loops (see micro.py)
+FIXED_EST_S = 20.0  # interpreter + CUDA start, environment block, idle power, profiler start (~6 s), files
 
 
 def estimate_run(configs, g: GpuProfile, quick=False, energy_per_model=3):
