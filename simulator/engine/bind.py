@@ -71,14 +71,15 @@ def _op_fractions(kind: OpKind, profile: DeviceProfile) -> tuple[float, float]:
     return 1.0, profile.elementwise_memory_fraction
 
 
-def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, kv_bytes: float = 0.0) -> Bound:
-    """Per-operator rates for this device and stack; ``kv_bytes`` (the scenario's KV cache and
-    activations) decides what an on-chip level holds besides the weights."""
+def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bound:
+    """Per-operator rates for this device and stack (independent of batch and lengths).
+    Matmuls and attention run at ``compute_dtype``'s peak: the activation dtype (weight-only
+    quantization dequantizes to it; W8A8 and FP8 run on the low-precision peak)."""
     profile = stack.profile_for(hardware.name, hardware.kind)
     peaks = hardware.peak_flops()
     tensor_peak = peak_for(peaks, compute_dtype, hardware.name)
     vector_peak = peaks.get(Dtype.fp32, tensor_peak)
-    placement = place(hardware.memory, table.weight_bytes, kv_bytes)
+    placement = place(hardware.memory, table.weight_bytes)
     column_s_per_byte = np.full(table.flops.shape[1], placement.other_s_per_byte)
     column_s_per_byte[ONE] = placement.weight_s_per_byte
     n = len(table)

@@ -2,10 +2,13 @@
 each costs to stream (seconds per byte, joules per byte).
 
 Levels are listed innermost first. Weights fill them greedily from the innermost level
-(on-chip SRAM first: Groq, Cerebras, FPGA BRAM); the KV cache and activations then fill
-what is left. A class spread over several levels streams each level's share at that
-level's bandwidth: seconds per byte = sum(share_l / bandwidth_l). Whatever exceeds the
-total capacity is charged at the outermost level (fits is reported separately).
+(on-chip SRAM first: Groq, Cerebras, FPGA BRAM, a GPU cache for a small model); spread
+over several levels, they stream each level's share at that level's bandwidth:
+seconds per byte = sum(share_l / bandwidth_l). The KV cache and activations, which grow
+with the workload, live in the outermost level (on a device with only on-chip memory,
+that is the SRAM). This keeps placement independent of the scenario, so a sweep binds a
+device once. Whatever exceeds the total capacity is charged at the outermost level
+(fits is reported separately).
 """
 from __future__ import annotations
 
@@ -49,10 +52,8 @@ def _cost(levels, shares, size: float):
     return seconds, joules, tuple(levels[i].name for i, _ in shares)
 
 
-def place(levels, weight_bytes: float, other_bytes: float) -> Placement:
+def place(levels, weight_bytes: float) -> Placement:
     free = [level.capacity_bytes for level in levels]
-    w_shares = _spread(levels, free, weight_bytes)
-    o_shares = _spread(levels, free, other_bytes)
-    w_s, w_j, names = _cost(levels, w_shares, weight_bytes)
-    o_s, o_j, _ = _cost(levels, o_shares, other_bytes)
+    w_s, w_j, names = _cost(levels, _spread(levels, free, weight_bytes), weight_bytes)
+    o_s, o_j, _ = _cost(levels, [], 0.0)
     return Placement(w_s, o_s, w_j, o_j, names)

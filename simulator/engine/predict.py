@@ -8,6 +8,8 @@ Semantics (workload B, S, N):
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from simulator.engine import roofline
@@ -19,6 +21,7 @@ from simulator.engine.result import MemoryReport, OperatorShare, Prediction
 from simulator.graph.lower import lower
 from simulator.graph.ops import OpKind
 from simulator.specs import registry
+from simulator.specs.base import Dtype
 from simulator.specs.workload import Workload
 
 _BOUNDS = ("compute", "memory", "overhead")
@@ -51,12 +54,42 @@ def memory_report(table, hw, batch: int, prompt: int, output: int, pre_feats) ->
                         total_bytes=total, capacity_bytes=capacity, fits=total <= capacity)
 
 
-def predict_workload(model: str, hardware: str, stack: str, workload: Workload) -> Prediction:
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """Everything about a (model, device, stack, precisions) that does not depend on batch
+    and lengths: lowered once, bound once, then evaluated for any number of scenarios."""
+
+    model_name: str
+    hardware: object
+    stack: object
+    table: object
+    bound: object
+    energy: object          # EnergyModel or None
+
+
+def prepare(model: str, hardware, stack: str, weight_dtype: Dtype, activation_dtype: Dtype,
+            kv_dtype: Dtype) -> Prepared:
+    """``hardware`` is a registry name, a path, or a hardware spec object (e.g. a what-if copy)."""
     model_name, arch, _ = registry.model(model)
-    hw = registry.hardware(hardware)
+    hw = registry.hardware(hardware) if isinstance(hardware, str) else hardware
     st = registry.stack(stack)
+    table = lower(arch, weight_dtype, activation_dtype, kv_dtype, st.attention == "unfused")
+    bound = bind(table, hw, st, activation_dtype)
+    em = energy_model(hw, bound.profile, activation_dtype, peak_for(hw.peak_flops(), activation_dtype, hw.name),
+                      bound.placement)
+    return Prepared(model_name, hw, st, table, bound, em)
+
+
+def predict_workload(model: str, hardware: str, stack: str, workload: Workload) -> Prediction:
     w = workload
-    table = lower(arch, w.weight_dtype, w.activation_dtype, w.kv_dtype, st.attention == "unfused")
+    prep = prepare(model, hardware, stack, w.weight_dtype, w.activation_dtype, w.kv_dtype)
+    return evaluate(prep, w)
+
+
+def evaluate(prep: Prepared, w: Workload) -> Prediction:
+    """One scenario of a prepared (model, device, stack)."""
+    model_name, hw, st, table, bound, em = (prep.model_name, prep.hardware, prep.stack, prep.table,
+                                            prep.bound, prep.energy)
     B, S, N = w.batch, w.prompt, w.output
     pre_feats = prefill_features(B, S, table.window)
     memory = memory_report(table, hw, B, S, N, pre_feats)
@@ -70,7 +103,6 @@ def predict_workload(model: str, hardware: str, stack: str, workload: Workload) 
                           note=f"does not fit: needs {memory.total_bytes / 1e9:.1f} GB of "
                                f"{memory.capacity_bytes / 1e9:.1f} GB")
 
-    bound = bind(table, hw, st, w.compute_dtype, memory.kv_cache_bytes + memory.activation_bytes)
     pre_t, pre_bound = roofline.evaluate_point(*bound.kernel_args(), pre_feats)
     ttft = float(pre_t.sum()) + bound.step_overhead_s
     steps = N - 1
@@ -81,8 +113,6 @@ def predict_workload(model: str, hardware: str, stack: str, workload: Workload) 
     tpot = dec_time / steps if steps else None
     e2e = ttft + dec_time
 
-    em = energy_model(hw, bound.profile, w.compute_dtype, peak_for(hw.peak_flops(), w.compute_dtype, hw.name),
-                      bound.placement)
     pre_e = dec_e = energy = tokens_per_j = None
     if em is not None:
         pre_e = em.energy_j(ttft, *bound.totals(pre_feats))

@@ -16,12 +16,6 @@ class Workload(Strict):
     activation_dtype: Dtype = Dtype.bf16
     kv_dtype: Dtype = Dtype.bf16
 
-    @property
-    def compute_dtype(self) -> Dtype:
-        """The peak the matmuls run on: the wider of weights and activations (weight-only
-        quantization dequantizes to the activation dtype)."""
-        return self.activation_dtype
-
 
 def workload(**fields) -> Workload:
     """Build a Workload from arguments; a bad value raises WorkloadError naming the field."""
