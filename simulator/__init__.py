@@ -13,11 +13,13 @@ DEFAULT_STACK = "pytorch-ref"
 
 def predict(model: str, hardware: str, stack: str = DEFAULT_STACK, batch: int = 8, prompt: int = 1024,
             output: int = 128, weight_dtype: str = "bf16", activation_dtype: str = "bf16",
-            kv_dtype: str = "bf16"):
+            kv_dtype: str = "bf16", tp: int = 1, pp: int = 1, dp: int = 1, microbatches: int = 1):
     """Predict one scenario; returns a ``Prediction`` (seconds, joules, bytes).
 
     ``model``/``hardware``/``stack`` are registry names or paths to spec files (a model may
-    also be a raw Hugging Face config.json). Raises SimulatorError subclasses on bad input.
+    also be a raw Hugging Face config.json). ``tp``/``pp``/``dp`` spread it over
+    tp x pp x dp devices (the batch split over dp replicas). Raises SimulatorError
+    subclasses on bad input.
     """
     from simulator.engine.predict import predict_workload
     from simulator.specs.workload import workload
@@ -25,4 +27,5 @@ def predict(model: str, hardware: str, stack: str = DEFAULT_STACK, batch: int = 
     return predict_workload(model, hardware, stack, workload(batch=batch, prompt=prompt, output=output,
                                                             weight_dtype=weight_dtype,
                                                             activation_dtype=activation_dtype,
-                                                            kv_dtype=kv_dtype))
+                                                            kv_dtype=kv_dtype, tp=tp, pp=pp, dp=dp,
+                                                            microbatches=microbatches))

@@ -28,12 +28,17 @@ def _add_workload(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-dtype", default="bf16", help="weights: fp32 bf16 fp16 fp8 int8 int4")
     p.add_argument("--activation-dtype", default="bf16", help="activations / compute dtype")
     p.add_argument("--kv-dtype", default="bf16", help="KV cache dtype")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel devices (default: 1)")
+    p.add_argument("--pp", type=int, default=1, help="pipeline stages (default: 1)")
+    p.add_argument("--dp", type=int, default=1, help="data-parallel replicas; the batch is split over them")
+    p.add_argument("--microbatches", type=int, default=1, help="pipeline microbatches (default: 1)")
     p.add_argument("--format", choices=["table", "json"], default="table")
 
 
 def _workload_kwargs(args) -> dict:
     return dict(stack=args.stack, batch=args.batch, prompt=args.prompt, output=args.output,
-                weight_dtype=args.weight_dtype, activation_dtype=args.activation_dtype, kv_dtype=args.kv_dtype)
+                weight_dtype=args.weight_dtype, activation_dtype=args.activation_dtype, kv_dtype=args.kv_dtype,
+                tp=args.tp, pp=args.pp, dp=args.dp, microbatches=args.microbatches)
 
 
 def cmd_predict(args) -> str:

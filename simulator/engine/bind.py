@@ -8,6 +8,9 @@ For operator i:
                    multiplier / (bandwidth of the level serving that column x the stack's
                    fraction). The ONE column holds weights; the rest are KV and activations.
   overhead[i]      s: kernels_per_op x kernel_overhead
+Collectives (tensor parallelism) run over the device's first interconnect (its scale-up
+link): mem_s is the payload's bandwidth term and overhead adds the hops' latency
+(engine/collectives.py).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import dataclasses
 
 import numpy as np
 
+from simulator.engine.collectives import cost_terms
 from simulator.engine.placement import Placement, place
 from simulator.errors import SpecError
 from simulator.graph.lower import OpTable
@@ -71,6 +75,20 @@ def _op_fractions(kind: OpKind, profile: DeviceProfile) -> tuple[float, float]:
     return 1.0, profile.elementwise_memory_fraction
 
 
+def _bind_collectives(table: OpTable, hardware, stack: StackSpec, moved, mem_s, overhead) -> None:
+    """Replace the memory terms of collective operators by their link time, in place."""
+    rows = [i for i, code in enumerate(table.kind) if OpKind(int(code)).is_collective]
+    if not rows:
+        return
+    if not hardware.interconnect:
+        raise SpecError(hardware.name, "interconnect", "a link is needed for a multi-device configuration")
+    link = hardware.interconnect[0]
+    for i in rows:
+        factor, hops = cost_terms(OpKind(int(table.kind[i])), int(table.group[i]), stack.collective_algorithm)
+        mem_s[i] = moved[i] * factor / link.bandwidth_per_direction_bytes_per_s
+        overhead[i] += hops * link.latency_s
+
+
 def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bound:
     """Per-operator rates for this device and stack (independent of batch and lengths).
     Matmuls and attention run at ``compute_dtype``'s peak: the activation dtype (weight-only
@@ -99,6 +117,7 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
         if kind.is_gemm:
             tile_m[i], tile_n[i] = profile.gemm.tile_m, profile.gemm.tile_n
         overhead[i] = stack.kernels(kind.stack_name) * profile.kernel_overhead_s
+    _bind_collectives(table, hardware, stack, moved, mem_s, overhead)
     units = float(hardware.compute_units or 1)
     return Bound(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
                  profile.step_overhead_s, profile, placement)

@@ -26,10 +26,12 @@ class EnergyModel:
     weight_energy_per_byte_j: float
     other_energy_per_byte_j: float
 
-    def energy_j(self, time_s: float, flops: float, weight_bytes: float, other_bytes: float) -> float:
-        dynamic = (flops * self.energy_per_flop_j + weight_bytes * self.weight_energy_per_byte_j
-                   + other_bytes * self.other_energy_per_byte_j)
-        return self.idle_w * time_s + min(dynamic, (self.tdp_w - self.idle_w) * time_s)
+    def energy_j(self, time_s: float, flops: float, weight_bytes: float, other_bytes: float,
+                 devices: int = 1, copies: float = 1.0) -> float:
+        """Joules of ``devices`` devices over ``time_s`` doing ``copies`` x the given work."""
+        dynamic = copies * (flops * self.energy_per_flop_j + weight_bytes * self.weight_energy_per_byte_j
+                            + other_bytes * self.other_energy_per_byte_j)
+        return devices * self.idle_w * time_s + min(dynamic, devices * (self.tdp_w - self.idle_w) * time_s)
 
 
 def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, placement) -> EnergyModel | None:

@@ -5,6 +5,11 @@ Semantics (workload B, S, N):
   tpot  = mean decode step over tokens 2..N; the step for token k takes its input at
           position S + k - 2 and attends over S + k - 1 positions
   e2e   = ttft + (N - 1) tpot
+Parallelism: the batch is split over dp replicas of tp x pp devices. The operator table
+is one tensor-parallel device's share of all layers (collectives included). A pipeline
+of pp stages runs m microbatches of B / (dp m) sequences: a pass takes
+(m + pp - 1) / pp x T(microbatch) + (m + pp - 2) stage-boundary transfers, where T is the
+whole model's time at one device's rates (with m = 1 the stages simply run in turn).
 """
 from __future__ import annotations
 
@@ -14,10 +19,12 @@ import numpy as np
 
 from simulator.engine import roofline
 from simulator.engine.bind import bind, peak_for
+from simulator.engine.collectives import collective_time_s
 from simulator.engine.energy import energy_model
 from simulator.engine.memory import activation_bytes, kv_cache_bytes
 from simulator.engine.phases import decode_segments, prefill_features
 from simulator.engine.result import MemoryReport, OperatorShare, Prediction
+from simulator.errors import WorkloadError
 from simulator.graph.lower import lower
 from simulator.graph.ops import OpKind
 from simulator.specs import registry
@@ -25,6 +32,42 @@ from simulator.specs.base import Dtype
 from simulator.specs.workload import Workload
 
 _BOUNDS = ("compute", "memory", "overhead")
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """Everything about a (model, device, stack, precisions, tp) that does not depend on batch
+    and lengths: lowered once, bound once, then evaluated for any number of scenarios."""
+
+    model_name: str
+    hardware: object
+    stack: object
+    table: object
+    bound: object
+    energy: object          # EnergyModel or None
+
+
+def prepare(model: str, hardware, stack: str, weight_dtype: Dtype, activation_dtype: Dtype,
+            kv_dtype: Dtype, tp: int = 1) -> Prepared:
+    """``hardware`` is a registry name, a path, or a hardware spec object (e.g. a what-if copy)."""
+    model_name, arch, _ = registry.model(model)
+    hw = registry.hardware(hardware) if isinstance(hardware, str) else hardware
+    st = registry.stack(stack)
+    try:
+        table = lower(arch, weight_dtype, activation_dtype, kv_dtype, st.attention == "unfused", tp)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise WorkloadError(field, message) from None
+    bound = bind(table, hw, st, activation_dtype)
+    em = energy_model(hw, bound.profile, activation_dtype, peak_for(hw.peak_flops(), activation_dtype, hw.name),
+                      bound.placement)
+    return Prepared(model_name, hw, st, table, bound, em)
+
+
+def predict_workload(model: str, hardware: str, stack: str, workload: Workload) -> Prediction:
+    w = workload
+    prep = prepare(model, hardware, stack, w.weight_dtype, w.activation_dtype, w.kv_dtype, w.tp)
+    return evaluate(prep, w)
 
 
 def decode_sums(bound, batch: int, first: int, last: int, window: int):
@@ -45,87 +88,85 @@ def _decode_bounds(bound, batch, position, window):
     return roofline.evaluate_point(*bound.kernel_args(), f0 + f1 * position)[1]
 
 
-def memory_report(table, hw, batch: int, prompt: int, output: int, pre_feats) -> MemoryReport:
-    kv = kv_cache_bytes(table, batch, prompt + output)
+def memory_report(table, hw, w: Workload, pre_feats) -> MemoryReport:
+    """Per device: weights (pipeline stages split the layers; the embedding and head stay
+    whole on their stage), KV cache of its replica's sequences and its layers, activations."""
+    pp = w.pp
+    weights = table.layer_weight_bytes / pp + (table.weight_bytes - table.layer_weight_bytes)
+    kv = kv_cache_bytes(table, w.replica_batch, w.prompt + w.output) / pp
     act = activation_bytes(table, pre_feats)
     capacity = sum(level.capacity_bytes for level in hw.memory)
-    total = table.weight_bytes + kv + act
-    return MemoryReport(weights_bytes=table.weight_bytes, kv_cache_bytes=kv, activation_bytes=act,
+    total = weights + kv + act
+    return MemoryReport(weights_bytes=weights, kv_cache_bytes=kv, activation_bytes=act,
                         total_bytes=total, capacity_bytes=capacity, fits=total <= capacity)
 
 
-@dataclasses.dataclass(frozen=True)
-class Prepared:
-    """Everything about a (model, device, stack, precisions) that does not depend on batch
-    and lengths: lowered once, bound once, then evaluated for any number of scenarios."""
-
-    model_name: str
-    hardware: object
-    stack: object
-    table: object
-    bound: object
-    energy: object          # EnergyModel or None
-
-
-def prepare(model: str, hardware, stack: str, weight_dtype: Dtype, activation_dtype: Dtype,
-            kv_dtype: Dtype) -> Prepared:
-    """``hardware`` is a registry name, a path, or a hardware spec object (e.g. a what-if copy)."""
-    model_name, arch, _ = registry.model(model)
-    hw = registry.hardware(hardware) if isinstance(hardware, str) else hardware
-    st = registry.stack(stack)
-    table = lower(arch, weight_dtype, activation_dtype, kv_dtype, st.attention == "unfused")
-    bound = bind(table, hw, st, activation_dtype)
-    em = energy_model(hw, bound.profile, activation_dtype, peak_for(hw.peak_flops(), activation_dtype, hw.name),
-                      bound.placement)
-    return Prepared(model_name, hw, st, table, bound, em)
+def _stage_transfer_s(prep: Prepared, w: Workload, tokens: int) -> float:
+    """Time of the (m + pp - 2) activation transfers between pipeline stages in one pass."""
+    if w.pp == 1:
+        return 0.0
+    link = prep.hardware.interconnect[0] if prep.hardware.interconnect else None
+    if link is None:
+        raise WorkloadError("pp", f"{prep.hardware.name} has no interconnect for pipeline stages")
+    payload = tokens * _hidden_bytes(prep)
+    one = collective_time_s(OpKind.SEND_RECV, payload, 2, link.bandwidth_per_direction_bytes_per_s, link.latency_s)
+    return (w.microbatches + w.pp - 2) * one
 
 
-def predict_workload(model: str, hardware: str, stack: str, workload: Workload) -> Prediction:
-    w = workload
-    prep = prepare(model, hardware, stack, w.weight_dtype, w.activation_dtype, w.kv_dtype)
-    return evaluate(prep, w)
+def _hidden_bytes(prep: Prepared) -> float:
+    """Bytes of one token's hidden state at the activation dtype (the residual stream)."""
+    i = prep.table.names.index("residual_mlp")
+    return prep.table.bytes[i].sum() / 3.0
+
+
+def _not_fitting(common: dict, memory: MemoryReport) -> Prediction:
+    return Prediction(**common, ttft_s=None, tpot_s=None, e2e_s=None, output_tokens_per_s=None,
+                      prefill_energy_j=None, decode_step_energy_j=None, energy_j=None,
+                      tokens_per_j=None, breakdown=[],
+                      note=f"does not fit: needs {memory.total_bytes / 1e9:.1f} GB per device of "
+                           f"{memory.capacity_bytes / 1e9:.1f} GB")
 
 
 def evaluate(prep: Prepared, w: Workload) -> Prediction:
-    """One scenario of a prepared (model, device, stack)."""
-    model_name, hw, st, table, bound, em = (prep.model_name, prep.hardware, prep.stack, prep.table,
-                                            prep.bound, prep.energy)
+    """One scenario of a prepared (model, device, stack, tp)."""
+    table, bound, em = prep.table, prep.bound, prep.energy
     B, S, N = w.batch, w.prompt, w.output
-    pre_feats = prefill_features(B, S, table.window)
-    memory = memory_report(table, hw, B, S, N, pre_feats)
-    common = dict(model=model_name, hardware=hw.name, stack=st.name, batch=B, prompt=S, output=N,
-                  weight_dtype=w.weight_dtype.value, activation_dtype=w.activation_dtype.value,
-                  kv_dtype=w.kv_dtype.value, memory=memory)
+    mb, m = w.microbatch, w.microbatches
+    pre_feats = prefill_features(mb, S, table.window)
+    memory = memory_report(table, prep.hardware, w, pre_feats)
+    common = dict(model=prep.model_name, hardware=prep.hardware.name, stack=prep.stack.name, batch=B, prompt=S,
+                  output=N, weight_dtype=w.weight_dtype.value, activation_dtype=w.activation_dtype.value,
+                  kv_dtype=w.kv_dtype.value, tp=w.tp, pp=w.pp, dp=w.dp, microbatches=m, devices=w.devices,
+                  memory=memory)
     if not memory.fits:
-        return Prediction(**common, ttft_s=None, tpot_s=None, e2e_s=None, output_tokens_per_s=None,
-                          prefill_energy_j=None, decode_step_energy_j=None, energy_j=None,
-                          tokens_per_j=None, breakdown=[],
-                          note=f"does not fit: needs {memory.total_bytes / 1e9:.1f} GB of "
-                               f"{memory.capacity_bytes / 1e9:.1f} GB")
+        return _not_fitting(common, memory)
 
+    stages = (m + w.pp - 1) / w.pp                 # pipeline slots per pass, in model-times
     pre_t, pre_bound = roofline.evaluate_point(*bound.kernel_args(), pre_feats)
-    ttft = float(pre_t.sum()) + bound.step_overhead_s
+    ttft = stages * (float(pre_t.sum()) + bound.step_overhead_s) + _stage_transfer_s(prep, w, mb * S)
     steps = N - 1
     first, last = S, S + N - 2
-    dec_t, dec_feats = decode_sums(bound, B, first, last, table.window)
-    dec_time = float(dec_t.sum()) + bound.step_overhead_s * steps
-    dec_bound = _decode_bounds(bound, B, (first + last) // 2, table.window) if steps else pre_bound
+    dec_t, dec_feats = decode_sums(bound, mb, first, last, table.window)
+    dec_time = (stages * (float(dec_t.sum()) + bound.step_overhead_s * steps)
+                + steps * _stage_transfer_s(prep, w, mb))
+    dec_bound = _decode_bounds(bound, mb, (first + last) // 2, table.window) if steps else pre_bound
     tpot = dec_time / steps if steps else None
     e2e = ttft + dec_time
 
     pre_e = dec_e = energy = tokens_per_j = None
     if em is not None:
-        pre_e = em.energy_j(ttft, *bound.totals(pre_feats))
-        dec_total = em.energy_j(dec_time, *bound.totals(dec_feats))
+        work = m * w.tp * w.dp                      # table copies: microbatches x tp ranks x replicas
+        pre_e = em.energy_j(ttft, *bound.totals(pre_feats), devices=w.devices, copies=work)
+        dec_total = em.energy_j(dec_time, *bound.totals(dec_feats), devices=w.devices, copies=work)
         dec_e = dec_total / steps if steps else None
         energy = pre_e + dec_total
         tokens_per_j = B * N / energy
 
     breakdown = [
         OperatorShare(name=name, kind=OpKind(int(table.kind[i])).name.lower(),
-                      prefill_time_s=float(pre_t[i]),
-                      decode_step_time_s=float(dec_t[i]) / steps if steps else 0.0,
-                      share=float(pre_t[i] + dec_t[i]) / e2e,
+                      prefill_time_s=stages * float(pre_t[i]),
+                      decode_step_time_s=stages * float(dec_t[i]) / steps if steps else 0.0,
+                      share=stages * float(pre_t[i] + dec_t[i]) / e2e,
                       prefill_bound=_BOUNDS[pre_bound[i]], decode_bound=_BOUNDS[dec_bound[i]])
         for i, name in enumerate(table.names)
     ]

@@ -11,6 +11,8 @@ class _Frozen(BaseModel):
 
 
 class MemoryReport(_Frozen):
+    """Per device (all devices of a parallel configuration hold the same share)."""
+
     weights_bytes: float
     kv_cache_bytes: float
     activation_bytes: float
@@ -44,6 +46,11 @@ class Prediction(_Frozen):
     weight_dtype: str
     activation_dtype: str
     kv_dtype: str
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    microbatches: int = 1
+    devices: int = 1
     ttft_s: float | None             # prefill of B x S tokens, which yields the first token
     tpot_s: float | None             # mean decode step over output tokens 2..N (None when N = 1)
     e2e_s: float | None              # ttft + (N - 1) tpot

@@ -37,8 +37,10 @@ class OpTable:
     gemm_n: np.ndarray        # int64
     gemm_k: np.ndarray        # int64
     m_feature: np.ndarray     # int64 feature index of a matmul's M (TOK or SEQ)
+    group: np.ndarray         # int64 devices taking part in a collective (1 for other ops)
     parameters: int
     weight_bytes: float       # all parameters at the weight dtype
+    layer_weight_bytes: float  # the part in decoder layers (what pipeline stages split)
     kv_bytes_per_token: float  # KV cache bytes per cached position, all layers
     window: int               # attention span in tokens (0 = unlimited)
 
@@ -78,6 +80,8 @@ def _costs(kind: OpKind, d: dict, w: float, a: float, kvb: float) -> tuple[np.nd
         return _row(tok=4.0 * width), _row(tok=2.0 * width * a)
     if kind == OpKind.SAMPLING:
         return _row(seq=float(width)), _row(seq=width * a)
+    if kind.is_collective:                      # payload bytes; bind turns them into link time
+        return _row(), _row(**{d["m"]: width * a})
     heads, kv_heads, hd = d["heads"], d["kv_heads"], d["head_dim"]
     q_dim, kv_dim = heads * hd, kv_heads * hd
     if kind == OpKind.ATTENTION:
@@ -93,6 +97,7 @@ def _costs(kind: OpKind, d: dict, w: float, a: float, kvb: float) -> tuple[np.nd
 
 
 def lower_graph(graph: nx.DiGraph, weight: Dtype, activation: Dtype, kv: Dtype) -> OpTable:
+    """Operator table of a graph; sizes are per device when the graph is a tensor-parallel shard."""
     arch: Architecture = graph.graph["model"]
     w, a, kvb = weight.bytes, activation.bytes, kv.bytes
     rows = []
@@ -103,7 +108,7 @@ def lower_graph(graph: nx.DiGraph, weight: Dtype, activation: Dtype, kv: Dtype) 
         kind = OpKind(d["kind"])
         f, b = _costs(kind, d, w, a, kvb)
         m_feature = {"tok": TOK, "seq": SEQ}[d["m"]] if kind.is_gemm else TOK
-        rows.append((name, kind, d["repeat"], f, b, d.get("n", 0), d.get("k", 0), m_feature))
+        rows.append((name, kind, d["repeat"], f, b, d.get("n", 0), d.get("k", 0), m_feature, d.get("group", 1)))
     params = parameter_count(graph)
     return OpTable(
         names=tuple(r[0] for r in rows),
@@ -114,14 +119,19 @@ def lower_graph(graph: nx.DiGraph, weight: Dtype, activation: Dtype, kv: Dtype) 
         gemm_n=np.array([r[5] for r in rows], dtype=np.int64),
         gemm_k=np.array([r[6] for r in rows], dtype=np.int64),
         m_feature=np.array([r[7] for r in rows], dtype=np.int64),
+        group=np.array([r[8] for r in rows], dtype=np.int64),
         parameters=params,
         weight_bytes=params * w,
+        layer_weight_bytes=sum(d["params"] * d["repeat"] for _, d in graph.nodes(data=True)
+                               if d["repeat"] > 1) * w,
         kv_bytes_per_token=arch.num_layers * 2 * arch.kv_dim * kvb,
         window=arch.sliding_window or 0,
     )
 
 
 @functools.lru_cache(maxsize=256)
-def lower(arch: Architecture, weight: Dtype, activation: Dtype, kv: Dtype, unfused_attention: bool) -> OpTable:
-    """Operator table for a model at given precisions (cached: lowering happens once)."""
-    return lower_graph(build(arch, unfused_attention), weight, activation, kv)
+def lower(arch: Architecture, weight: Dtype, activation: Dtype, kv: Dtype, unfused_attention: bool,
+          tp: int = 1) -> OpTable:
+    """Operator table of one of ``tp`` tensor-parallel devices at given precisions (cached:
+    lowering happens once per combination)."""
+    return lower_graph(build(arch, unfused_attention, tp), weight, activation, kv)

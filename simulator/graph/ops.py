@@ -31,6 +31,10 @@ class OpKind(enum.IntEnum):
     ACTIVATION = 10        # act(gate) * up, or act(x)
     LM_HEAD = 11
     SAMPLING = 12          # argmax over the vocabulary
+    ALL_REDUCE = 13        # tensor-parallel partial sums (payload: the full tensor)
+    ALL_GATHER = 14        # tensor-parallel shards -> full tensor (payload: the full tensor)
+    SEND_RECV = 15         # pipeline stage boundary (payload: the activations)
+    ALL_TO_ALL = 16        # expert-parallel token dispatch (payload: the tokens sent)
 
     @property
     def stack_name(self) -> str:
@@ -42,6 +46,10 @@ class OpKind(enum.IntEnum):
         return self in (OpKind.ATTENTION, OpKind.ATTN_SCORE, OpKind.ATTN_SOFTMAX, OpKind.ATTN_CONTEXT)
 
     @property
+    def is_collective(self) -> bool:
+        return self in (OpKind.ALL_REDUCE, OpKind.ALL_GATHER, OpKind.SEND_RECV, OpKind.ALL_TO_ALL)
+
+    @property
     def is_gemm(self) -> bool:
         return self in (OpKind.MATMUL, OpKind.LM_HEAD)
 
@@ -51,4 +59,6 @@ _STACK_NAMES = {
     OpKind.KV_WRITE: "kv_write", OpKind.ATTENTION: "attention", OpKind.ATTN_SCORE: "attention",
     OpKind.ATTN_SOFTMAX: "attention", OpKind.ATTN_CONTEXT: "attention", OpKind.RESIDUAL_ADD: "residual_add",
     OpKind.ACTIVATION: "activation", OpKind.LM_HEAD: "lm_head", OpKind.SAMPLING: "sampling",
+    OpKind.ALL_REDUCE: "collective", OpKind.ALL_GATHER: "collective", OpKind.SEND_RECV: "collective",
+    OpKind.ALL_TO_ALL: "collective",
 }

@@ -18,6 +18,7 @@ class _Builder:
     def __init__(self, arch: Architecture):
         self.g = nx.DiGraph(model=arch)
         self.layers = arch.num_layers
+        self.tp = 1
 
     def add(self, name: str, kind: OpKind, inputs: list[str], layer: bool = True, params: int = 0, **shape):
         self.g.add_node(name, kind=kind, repeat=self.layers if layer else 1, params=params, **shape)
@@ -36,6 +37,15 @@ class _Builder:
         return self.add(name, OpKind.NORM, [x], layer, params=params, width=width)
 
 
+def _collective(b: _Builder, name: str, x: str, kind: OpKind, width: int, tp: int, layer: bool = True,
+                m: str = "tok") -> str:
+    """A tensor-parallel collective over ``tp`` devices of a ``width``-wide tensor per row
+    (rows: tokens, or sequences for the logits); none when tp = 1."""
+    if tp == 1:
+        return x
+    return b.add(name, kind, [x], layer, width=width, group=tp, m=m)
+
+
 def _attention_block(b: _Builder, a: Architecture, x: str, unfused: bool) -> str:
     qkv = b.matmul("qkv_proj", x, a.q_dim + 2 * a.kv_dim, a.hidden_size, a.qkv_bias)
     rope = qkv
@@ -50,7 +60,8 @@ def _attention_block(b: _Builder, a: Architecture, x: str, unfused: bool) -> str
         ctx = b.add("attn_context", OpKind.ATTN_CONTEXT, [p, cache], **shape)
     else:
         ctx = b.add("attention", OpKind.ATTENTION, [rope, cache], **shape)
-    return b.matmul("o_proj", ctx, a.hidden_size, a.q_dim, a.out_bias)
+    out = b.matmul("o_proj", ctx, a.hidden_size, a.q_dim, a.out_bias)
+    return _collective(b, "allreduce_attn", out, OpKind.ALL_REDUCE, a.hidden_size, b.tp)
 
 
 def _mlp_block(b: _Builder, a: Architecture, x: str) -> str:
@@ -60,13 +71,31 @@ def _mlp_block(b: _Builder, a: Architecture, x: str) -> str:
     else:
         up = b.matmul("up_proj", x, a.ffn_size, a.hidden_size, a.mlp_bias)
         act = b.add("act", OpKind.ACTIVATION, [up], width=a.ffn_size, gated=False)
-    return b.matmul("down_proj", act, a.hidden_size, a.ffn_size, a.mlp_bias)
+    out = b.matmul("down_proj", act, a.hidden_size, a.ffn_size, a.mlp_bias)
+    return _collective(b, "allreduce_mlp", out, OpKind.ALL_REDUCE, a.hidden_size, b.tp)
 
 
-def build(arch: Architecture, unfused_attention: bool = False) -> nx.DiGraph:
-    """Graph of the whole model; layer nodes carry ``repeat = num_layers``."""
-    a = arch
+def shard(arch: Architecture, tp: int) -> Architecture:
+    """The slice of the model one of ``tp`` tensor-parallel devices holds (Megatron style:
+    heads and FFN columns split; KV heads split, or replicated when fewer than tp)."""
+    if tp == 1:
+        return arch
+    kv = arch.num_kv_heads
+    if arch.num_heads % tp or arch.ffn_size % tp or (kv % tp and tp % kv):
+        raise ValueError(f"tp: {tp} does not divide the model's {arch.num_heads} heads, {kv} KV heads "
+                         f"and {arch.ffn_size} FFN columns")
+    return arch.model_copy(update={"num_heads": arch.num_heads // tp, "num_kv_heads": max(1, kv // tp),
+                                   "ffn_size": arch.ffn_size // tp})
+
+
+def build(arch: Architecture, unfused_attention: bool = False, tp: int = 1) -> nx.DiGraph:
+    """Graph of the model as one of ``tp`` tensor-parallel devices runs it; layer nodes carry
+    ``repeat = num_layers``. The embedding is replicated; the LM head is split by vocabulary
+    and its logits all-gathered."""
+    full = arch
+    a = shard(arch, tp)
     b = _Builder(a)
+    b.tp = tp
     h = a.hidden_size
     x = b.add("embed_tokens", OpKind.EMBEDDING, [], layer=False, params=a.vocab_size * h, width=h)
     if a.positions == "learned":
@@ -86,9 +115,14 @@ def build(arch: Architecture, unfused_attention: bool = False) -> nx.DiGraph:
         mlp = _mlp_block(b, a, n2)
         out = b.add("residual_mlp", OpKind.RESIDUAL_ADD, [r1, mlp], width=h)
     fn = b.norm("final_norm", out, h, a.norm, layer=False)
-    head = b.matmul("lm_head", fn, a.vocab_size, h, a.lm_head_bias, layer=False, m="seq",
+    vocab_shard = -(-full.vocab_size // tp)
+    head = b.matmul("lm_head", fn, vocab_shard, h, a.lm_head_bias, layer=False, m="seq",
                     kind=OpKind.LM_HEAD, owns_weight=not a.tied_embeddings)
-    b.add("sampling", OpKind.SAMPLING, [head], layer=False, width=a.vocab_size)
+    if a.tied_embeddings and tp > 1:       # the head's shard is a slice of the replicated embedding
+        b.g.nodes["lm_head"]["params"] = 0
+    logits = _collective(b, "allgather_logits", head, OpKind.ALL_GATHER, full.vocab_size, tp, layer=False,
+                         m="seq")
+    b.add("sampling", OpKind.SAMPLING, [logits], layer=False, width=full.vocab_size)
     return b.g
 
 

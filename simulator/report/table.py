@@ -24,6 +24,8 @@ def prediction_table(p, top: int = 8) -> str:
     """The headline numbers, the memory footprint and the operators that bound the request."""
     head = (f"{p.model} on {p.hardware} ({p.stack}): batch {p.batch}, prompt {p.prompt}, output {p.output}, "
             f"weights {p.weight_dtype}, KV {p.kv_dtype}")
+    if p.devices > 1:
+        head += f"; {p.devices} devices (tp {p.tp}, pp {p.pp}, dp {p.dp}, microbatches {p.microbatches})"
     m = p.memory
     metrics = [
         ["time to first token", _q(p.ttft_s, "s")],
@@ -32,7 +34,7 @@ def prediction_table(p, top: int = 8) -> str:
         ["output tokens/s", "n/a" if p.output_tokens_per_s is None else f"{p.output_tokens_per_s:,.1f}"],
         ["energy (request)", _q(p.energy_j, "J")],
         ["tokens/J", "n/a" if p.tokens_per_j is None else f"{p.tokens_per_j:.3g}"],
-        ["memory: weights", format_si(m.weights_bytes, "B")],
+        ["memory: weights" + (" (per device)" if p.devices > 1 else ""), format_si(m.weights_bytes, "B")],
         ["memory: KV cache", format_si(m.kv_cache_bytes, "B")],
         ["memory: activations", format_si(m.activation_bytes, "B")],
         ["memory: total / capacity", f"{format_si(m.total_bytes, 'B')} / {format_si(m.capacity_bytes, 'B')}"

@@ -48,13 +48,14 @@ class DeviceProfile(Strict):
 
 
 OpKindName = Literal["embedding", "norm", "matmul", "rotary", "kv_write", "attention",
-                     "residual_add", "activation", "lm_head", "sampling"]
+                     "residual_add", "activation", "lm_head", "sampling", "collective"]
 
 
 class StackSpec(Strict):
     name: str
     description: str
     attention: Literal["flash", "unfused"] = "flash"
+    collective_algorithm: Literal["ring", "tree"] = "ring"
     kernels_per_op: dict[OpKindName, int] = {}      # launches per operator instance (default 1)
     traffic_per_op: dict[OpKindName, float] = {}    # bytes moved / fewest bytes (default 1)
     default: DeviceProfile = DeviceProfile()

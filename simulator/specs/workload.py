@@ -1,7 +1,7 @@
 """Workload: batch, prompt and output lengths, and the precision of each tensor class."""
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from simulator.specs.base import Dtype, Strict
 
@@ -15,6 +15,31 @@ class Workload(Strict):
     weight_dtype: Dtype = Dtype.bf16
     activation_dtype: Dtype = Dtype.bf16
     kv_dtype: Dtype = Dtype.bf16
+    tp: int = Field(1, gt=0)              # tensor-parallel devices per replica
+    pp: int = Field(1, gt=0)              # pipeline stages per replica
+    dp: int = Field(1, gt=0)              # data-parallel replicas; the batch is split over them
+    microbatches: int = Field(1, gt=0)    # pipeline microbatches per replica batch
+
+    @property
+    def devices(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def replica_batch(self) -> int:
+        return self.batch // self.dp
+
+    @property
+    def microbatch(self) -> int:
+        return self.replica_batch // self.microbatches
+
+    @model_validator(mode="after")
+    def _divisible(self):
+        if self.batch % self.dp:
+            raise ValueError(f"dp: {self.dp} replicas must divide the batch of {self.batch}")
+        if self.replica_batch % self.microbatches:
+            raise ValueError(f"microbatches: {self.microbatches} must divide the replica batch of "
+                             f"{self.replica_batch}")
+        return self
 
 
 def workload(**fields) -> Workload:
@@ -27,6 +52,9 @@ def workload(**fields) -> Workload:
         return Workload(**fields)
     except ValidationError as err:
         e = err.errors(include_url=False)[0]
+        if not e["loc"]:                       # a cross-field check: "field: message"
+            field, _, message = e["msg"].removeprefix("Value error, ").partition(": ")
+            raise WorkloadError(field, message) from None
         field = ".".join(str(p) for p in e["loc"])
         if e["type"] == "enum":
             raise WorkloadError(field, f"expected one of {e['ctx']['expected']}, got {e['input']!r}") from None
