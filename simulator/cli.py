@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from simulator import commands_specs
 from simulator.errors import SimulatorError
 
 EXIT_BAD_INPUT = 2
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hardware", default="h100-sxm", help="hardware name or spec path")
     _add_workload(p)
     p.set_defaults(func=cmd_predict)
+    commands_specs.register(sub, _add_workload)
     return parser
 
 

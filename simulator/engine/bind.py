@@ -56,14 +56,19 @@ class Bound:
                 self.overhead, self.tile_m, self.tile_n, self.units)
 
 
+_BY_WIDTH = [Dtype.fp4, Dtype.int4, Dtype.fp8, Dtype.int8, Dtype.fp16, Dtype.bf16, Dtype.tf32, Dtype.fp32]
+
+
 def peak_for(peaks: dict[Dtype, float], dtype: Dtype, hardware_name: str) -> float:
-    """Dense peak for a dtype; a narrower dtype the device lacks runs at the next wider one
-    it has (e.g. fp8 on an A100 runs as bf16/fp16)."""
-    order = [Dtype.fp4, Dtype.int4, Dtype.fp8, Dtype.int8, Dtype.fp16, Dtype.bf16, Dtype.tf32, Dtype.fp32]
-    for candidate in order[order.index(dtype):]:
+    """Dense peak for a dtype. A dtype the device lacks runs at its same-width sibling
+    (bf16 <-> fp16) or else the next wider dtype it has (fp8 on an A100 runs as bf16)."""
+    sibling = {Dtype.bf16: Dtype.fp16, Dtype.fp16: Dtype.bf16}.get(dtype)
+    for candidate in [dtype, sibling, *_BY_WIDTH[_BY_WIDTH.index(dtype) + 1:]]:
         if candidate in peaks:
             return peaks[candidate]
-    raise SpecError(hardware_name, "peak", f"no dense peak for {dtype.value} or any wider dtype")
+    have = ", ".join(sorted(d.value for d in peaks))
+    raise SpecError(hardware_name, "peak", f"no dense peak for {dtype.value} or a wider dtype (has: {have}); "
+                                           f"choose a dtype it has with --activation-dtype")
 
 
 def _op_fractions(kind: OpKind, profile: DeviceProfile) -> tuple[float, float]:

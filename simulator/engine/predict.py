@@ -89,10 +89,14 @@ def _decode_bounds(bound, batch, position, window):
 
 
 def memory_report(table, hw, w: Workload, pre_feats) -> MemoryReport:
-    """Per device: weights (pipeline stages split the layers; the embedding and head stay
-    whole on their stage), KV cache of its replica's sequences and its layers, activations."""
+    """Per device: weights (pipeline stages split the layers; the embeddings sit on the first
+    stage, the head on the last: the fuller of the two counts), KV cache of its replica's
+    sequences and its layers, activations."""
     pp = w.pp
-    weights = table.layer_weight_bytes / pp + (table.weight_bytes - table.layer_weight_bytes)
+    outside = table.weight_bytes - table.layer_weight_bytes
+    if pp > 1:
+        outside = max(table.first_stage_weight_bytes, table.last_stage_weight_bytes)
+    weights = table.layer_weight_bytes / pp + outside
     kv = kv_cache_bytes(table, w.replica_batch, w.prompt + w.output) / pp
     act = activation_bytes(table, pre_feats)
     capacity = sum(level.capacity_bytes for level in hw.memory)

@@ -41,6 +41,8 @@ class OpTable:
     parameters: int
     weight_bytes: float       # all parameters at the weight dtype
     layer_weight_bytes: float  # the part in decoder layers (what pipeline stages split)
+    first_stage_weight_bytes: float  # outside the layers, held by the first pipeline stage (embeddings)
+    last_stage_weight_bytes: float   # outside the layers, held by the last stage (final norm, head)
     kv_bytes_per_token: float  # KV cache bytes per cached position, all layers
     window: int               # attention span in tokens (0 = unlimited)
 
@@ -96,6 +98,10 @@ def _costs(kind: OpKind, d: dict, w: float, a: float, kvb: float) -> tuple[np.nd
     raise ValueError(f"no cost formula for {kind!r}")
 
 
+def _params(graph: nx.DiGraph, keep) -> int:
+    return sum(d["params"] * d["repeat"] for n, d in graph.nodes(data=True) if keep(n, d))
+
+
 def lower_graph(graph: nx.DiGraph, weight: Dtype, activation: Dtype, kv: Dtype) -> OpTable:
     """Operator table of a graph; sizes are per device when the graph is a tensor-parallel shard."""
     arch: Architecture = graph.graph["model"]
@@ -122,8 +128,11 @@ def lower_graph(graph: nx.DiGraph, weight: Dtype, activation: Dtype, kv: Dtype) 
         group=np.array([r[8] for r in rows], dtype=np.int64),
         parameters=params,
         weight_bytes=params * w,
-        layer_weight_bytes=sum(d["params"] * d["repeat"] for _, d in graph.nodes(data=True)
-                               if d["repeat"] > 1) * w,
+        layer_weight_bytes=_params(graph, lambda n, d: d["repeat"] > 1) * w,
+        first_stage_weight_bytes=_params(graph, lambda n, d: d["kind"] == OpKind.EMBEDDING) * w,
+        last_stage_weight_bytes=(_params(graph, lambda n, d: d["repeat"] == 1 and d["kind"] != OpKind.EMBEDDING)
+                                 + (_params(graph, lambda n, d: n == "embed_tokens") if arch.tied_embeddings
+                                    else 0)) * w,
         kv_bytes_per_token=arch.num_layers * 2 * arch.kv_dim * kvb,
         window=arch.sliding_window or 0,
     )

@@ -90,14 +90,16 @@ def shard(arch: Architecture, tp: int) -> Architecture:
 
 def build(arch: Architecture, unfused_attention: bool = False, tp: int = 1) -> nx.DiGraph:
     """Graph of the model as one of ``tp`` tensor-parallel devices runs it; layer nodes carry
-    ``repeat = num_layers``. The embedding is replicated; the LM head is split by vocabulary
-    and its logits all-gathered."""
+    ``repeat = num_layers``. The embedding and the LM head are split by vocabulary: the
+    embedding's partial rows are all-reduced, the head's logits all-gathered."""
     full = arch
     a = shard(arch, tp)
     b = _Builder(a)
     b.tp = tp
     h = a.hidden_size
-    x = b.add("embed_tokens", OpKind.EMBEDDING, [], layer=False, params=a.vocab_size * h, width=h)
+    vocab_shard = -(-full.vocab_size // tp)      # vocabulary-parallel embedding and head
+    x = b.add("embed_tokens", OpKind.EMBEDDING, [], layer=False, params=vocab_shard * h, width=h)
+    x = _collective(b, "allreduce_embed", x, OpKind.ALL_REDUCE, h, tp, layer=False)
     if a.positions == "learned":
         pos = b.add("embed_positions", OpKind.EMBEDDING, [], layer=False, params=a.learned_positions * h, width=h)
         x = b.add("add_positions", OpKind.RESIDUAL_ADD, [x, pos], layer=False, width=h)
@@ -115,11 +117,8 @@ def build(arch: Architecture, unfused_attention: bool = False, tp: int = 1) -> n
         mlp = _mlp_block(b, a, n2)
         out = b.add("residual_mlp", OpKind.RESIDUAL_ADD, [r1, mlp], width=h)
     fn = b.norm("final_norm", out, h, a.norm, layer=False)
-    vocab_shard = -(-full.vocab_size // tp)
     head = b.matmul("lm_head", fn, vocab_shard, h, a.lm_head_bias, layer=False, m="seq",
                     kind=OpKind.LM_HEAD, owns_weight=not a.tied_embeddings)
-    if a.tied_embeddings and tp > 1:       # the head's shard is a slice of the replicated embedding
-        b.g.nodes["lm_head"]["params"] = 0
     logits = _collective(b, "allgather_logits", head, OpKind.ALL_GATHER, full.vocab_size, tp, layer=False,
                          m="seq")
     b.add("sampling", OpKind.SAMPLING, [logits], layer=False, width=full.vocab_size)
