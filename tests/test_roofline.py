@@ -33,14 +33,18 @@ def twin_point(bound, feats):
         if t.gemm_n[i] > 0:
             peak *= twin_gemm_efficiency(feats[t.m_feature[i]], t.gemm_n[i], bound.tile_m[i], bound.tile_n[i],
                                          bound.units)
-        out.append((max(f / peak, mem) + bound.overhead[i]) * t.repeat[i])
+        time = max(f / peak, mem) + bound.overhead[i]
+        if bound.alt_peak[i] > 0:
+            alt_mem = sum(bound.alt_mem_s[i, j] * feats[j] for j in range(len(feats)))
+            time = min(time, max(f / bound.alt_peak[i], alt_mem) + bound.alt_overhead[i])
+        out.append(time * t.repeat[i])
     return np.array(out)
 
 
-def _bound(model="llama-3.1-8b", stack="pytorch-ref", tiles=(128, 128)):
+def _bound(model="llama-3.1-8b", stack="pytorch-ref", tiles=(128, 128), hardware="h100-sxm"):
     _, arch, _ = registry.model(model)
     table = lower(arch, Dtype.bf16, Dtype.bf16, Dtype.bf16, False)
-    b = bind(table, registry.hardware("h100-sxm"), registry.stack(stack), Dtype.bf16)
+    b = bind(table, registry.hardware(hardware), registry.stack(stack), Dtype.bf16)
     if tiles:
         gemm = table.gemm_n > 0
         b.tile_m[gemm], b.tile_n[gemm] = tiles
@@ -57,17 +61,19 @@ def test_gemm_efficiency_twin(m, n, tm, tn, units):
 def test_evaluate_point_twin(batch, prompt):
     b = _bound()
     feats = prefill_features(batch, prompt, 0)
-    time_s, bound = roofline.evaluate_point(*b.kernel_args(), feats)
+    time_s, bound, unit = roofline.evaluate_point(*b.kernel_args(), feats)
     assert_allclose(time_s, twin_point(b, feats), rtol=1e-12)
     assert set(bound) <= {0, 1, 2}
 
 
+@pytest.mark.parametrize("hardware", ["h100-sxm", "hbm-pim", "attacc"])
 @pytest.mark.parametrize("batch,first,last,window", [(1, 128, 254, 0), (64, 1000, 1100, 0), (8, 10, 9000, 4096),
                                                      (256, 4095, 4200, 4096), (2, 5000, 5001, 4096), (4, 7, 7, 0)])
-def test_evaluate_range_equals_sum_of_steps(batch, first, last, window):
+def test_evaluate_range_equals_sum_of_steps(batch, first, last, window, hardware):
     """The closed-form decode sum against a loop over every step (with GEMM tiles on, so
-    operators switch between compute- and memory-bound inside the range)."""
-    b = _bound(tiles=(64, 128))
+    operators switch between compute- and memory-bound inside the range; on PIM devices
+    between the host and the memory's own unit)."""
+    b = _bound(tiles=(64, 128), hardware=hardware)
     loop = np.zeros(len(b.table))
     for c in range(first, last + 1):
         f0, f1, _, _ = [s for s in decode_segments(batch, c, c, window)][-1]
@@ -83,6 +89,16 @@ def test_max_linear_sum_crossing():
     assert roofline._max_linear_sum(0.0, 1.0, 10.0, -1.0, 0.0, 10.0) == pytest.approx(85.0)
     assert roofline._max_linear_sum(10.0, -1.0, 0.0, 1.0, 0.0, 10.0) == pytest.approx(85.0)
     assert roofline._max_linear_sum(1.0, 0.0, 1.0, 0.0, 3.0, 2.0) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_min_of_max_sum_twin(seed):
+    rng = np.random.default_rng(seed)
+    lines = rng.normal(size=(4, 2)) * np.array([100.0, 1.0])
+    lo, hi = sorted(rng.integers(-300, 300, size=2))
+    loop = sum(min(max(lines[0, 0] + lines[0, 1] * c, lines[1, 0] + lines[1, 1] * c),
+                   max(lines[2, 0] + lines[2, 1] * c, lines[3, 0] + lines[3, 1] * c)) for c in range(lo, hi + 1))
+    assert roofline._min_of_max_sum(lines, float(lo), float(hi)) == pytest.approx(loop, rel=1e-9, abs=1e-9)
 
 
 def test_causal_pairs_twin():

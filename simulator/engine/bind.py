@@ -11,6 +11,12 @@ For operator i:
 Collectives (tensor parallelism) run over the device's first interconnect (its scale-up
 link): mem_s is the payload's bandwidth term and overhead adds the hops' latency
 (engine/collectives.py).
+Processing in memory: on a device whose memory level carries a ``pim`` block, the
+operators that block lists (gemv: matmuls and the LM head; attention) get an alternative
+unit: alt_peak (the PIM compute) and alt_mem_s (weights and KV cache at the internal
+bandwidth, the activation vectors in and out over the external bus). The kernels run
+each such operator where it is faster (in decode GEMVs go to memory; prefill GEMMs stay
+on the host).
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from simulator.engine.collectives import cost_terms
 from simulator.engine.placement import Placement, place
 from simulator.errors import SpecError
 from simulator.graph.lower import OpTable
-from simulator.graph.ops import ONE, OpKind
+from simulator.graph.ops import KV, ONE, OpKind
 from simulator.specs.base import Dtype
 from simulator.specs.stack import DeviceProfile, StackSpec
 
@@ -37,6 +43,9 @@ class Bound:
     tile_m: np.ndarray
     tile_n: np.ndarray
     units: float
+    alt_peak: np.ndarray         # FLOP/s of the alternative (PIM) unit, 0 where none
+    alt_mem_s: np.ndarray
+    alt_overhead: np.ndarray
     step_overhead_s: float
     profile: DeviceProfile
     placement: Placement
@@ -53,7 +62,8 @@ class Bound:
     def kernel_args(self):
         t = self.table
         return (t.flops, self.mem_s, t.repeat, t.gemm_n, t.m_feature, self.compute_peak,
-                self.overhead, self.tile_m, self.tile_n, self.units)
+                self.overhead, self.tile_m, self.tile_n, self.units, self.alt_peak, self.alt_mem_s,
+                self.alt_overhead)
 
 
 _BY_WIDTH = [Dtype.fp4, Dtype.int4, Dtype.fp8, Dtype.int8, Dtype.fp16, Dtype.bf16, Dtype.tf32, Dtype.fp32]
@@ -123,6 +133,28 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
             tile_m[i], tile_n[i] = profile.gemm.tile_m, profile.gemm.tile_n
         overhead[i] = stack.kernels(kind.stack_name) * profile.kernel_overhead_s
     _bind_collectives(table, hardware, stack, moved, mem_s, overhead)
+    alt_peak, alt_mem_s = _bind_pim(table, hardware, profile, compute_dtype, moved, column_s_per_byte)
     units = float(hardware.compute_units or 1)
     return Bound(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
-                 profile.step_overhead_s, profile, placement)
+                 alt_peak, alt_mem_s, overhead.copy(), profile.step_overhead_s, profile, placement)
+
+
+def _bind_pim(table: OpTable, hardware, profile: DeviceProfile, compute_dtype: Dtype, moved, column_s_per_byte):
+    """(alt_peak, alt_mem_s): the PIM unit's rates for the operators it can run (zeros elsewhere)."""
+    n = len(table)
+    alt_peak = np.zeros(n)
+    alt_mem_s = np.zeros_like(moved)
+    level = next((lv for lv in hardware.memory if lv.pim), None)
+    if level is None:
+        return alt_peak, alt_mem_s
+    pim_peak = peak_for(level.pim.peak, compute_dtype, hardware.name)
+    inside = np.array(column_s_per_byte)
+    inside[ONE] = inside[KV] = 1.0 / level.pim.internal_bandwidth_bytes_per_s
+    for i, code in enumerate(table.kind):
+        kind = OpKind(int(code))
+        runs_in_memory = ("gemv" in level.pim.ops and kind.is_gemm) or ("attention" in level.pim.ops and kind.is_attention)
+        if runs_in_memory:
+            compute_fraction, memory_fraction = _op_fractions(kind, profile)
+            alt_peak[i] = pim_peak * compute_fraction
+            alt_mem_s[i] = moved[i] * inside / memory_fraction
+    return alt_peak, alt_mem_s

@@ -32,6 +32,7 @@ from simulator.specs.base import Dtype
 from simulator.specs.workload import Workload
 
 _BOUNDS = ("compute", "memory", "overhead")
+_UNITS = ("host", "memory")      # where an operator ran: the processor, or inside memory (PIM)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +48,10 @@ class Prepared:
     energy: object          # EnergyModel or None
 
 
-def prepare(model: str, hardware, stack: str, weight_dtype: Dtype, activation_dtype: Dtype,
+def prepare(model: str, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
             kv_dtype: Dtype, tp: int = 1) -> Prepared:
-    """``hardware`` is a registry name, a path, or a hardware spec object (e.g. a what-if copy)."""
+    """``hardware`` is a registry name, a path, or a hardware spec object (e.g. a what-if copy);
+    ``weight_dtype`` a Dtype or a WeightFormat (group-scaled storage)."""
     model_name, arch, _ = registry.model(model)
     hw = registry.hardware(hardware) if isinstance(hardware, str) else hardware
     st = registry.stack(stack)
@@ -66,7 +68,7 @@ def prepare(model: str, hardware, stack: str, weight_dtype: Dtype, activation_dt
 
 def predict_workload(model: str, hardware: str, stack: str, workload: Workload) -> Prediction:
     w = workload
-    prep = prepare(model, hardware, stack, w.weight_dtype, w.activation_dtype, w.kv_dtype, w.tp)
+    prep = prepare(model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
     return evaluate(prep, w)
 
 
@@ -85,7 +87,7 @@ def decode_sums(bound, batch: int, first: int, last: int, window: int):
 def _decode_bounds(bound, batch, position, window):
     """Bound of each operator at one decode step (for the breakdown)."""
     f0, f1, _, _ = decode_segments(batch, position, position, window)[-1]
-    return roofline.evaluate_point(*bound.kernel_args(), f0 + f1 * position)[1]
+    return roofline.evaluate_point(*bound.kernel_args(), f0 + f1 * position)[1:]
 
 
 def memory_report(table, hw, w: Workload, pre_feats) -> MemoryReport:
@@ -139,21 +141,22 @@ def evaluate(prep: Prepared, w: Workload) -> Prediction:
     pre_feats = prefill_features(mb, S, table.window)
     memory = memory_report(table, prep.hardware, w, pre_feats)
     common = dict(model=prep.model_name, hardware=prep.hardware.name, stack=prep.stack.name, batch=B, prompt=S,
-                  output=N, weight_dtype=w.weight_dtype.value, activation_dtype=w.activation_dtype.value,
+                  output=N, weight_dtype=w.weight_dtype, activation_dtype=w.activation_dtype.value,
                   kv_dtype=w.kv_dtype.value, tp=w.tp, pp=w.pp, dp=w.dp, microbatches=m, devices=w.devices,
                   memory=memory)
     if not memory.fits:
         return _not_fitting(common, memory)
 
     stages = (m + w.pp - 1) / w.pp                 # pipeline slots per pass, in model-times
-    pre_t, pre_bound = roofline.evaluate_point(*bound.kernel_args(), pre_feats)
+    pre_t, pre_bound, pre_unit = roofline.evaluate_point(*bound.kernel_args(), pre_feats)
     ttft = stages * (float(pre_t.sum()) + bound.step_overhead_s) + _stage_transfer_s(prep, w, mb * S)
     steps = N - 1
     first, last = S, S + N - 2
     dec_t, dec_feats = decode_sums(bound, mb, first, last, table.window)
     dec_time = (stages * (float(dec_t.sum()) + bound.step_overhead_s * steps)
                 + steps * _stage_transfer_s(prep, w, mb))
-    dec_bound = _decode_bounds(bound, mb, (first + last) // 2, table.window) if steps else pre_bound
+    dec_bound, dec_unit = (_decode_bounds(bound, mb, (first + last) // 2, table.window) if steps
+                           else (pre_bound, pre_unit))
     tpot = dec_time / steps if steps else None
     e2e = ttft + dec_time
 
@@ -171,7 +174,8 @@ def evaluate(prep: Prepared, w: Workload) -> Prediction:
                       prefill_time_s=stages * float(pre_t[i]),
                       decode_step_time_s=stages * float(dec_t[i]) / steps if steps else 0.0,
                       share=stages * float(pre_t[i] + dec_t[i]) / e2e,
-                      prefill_bound=_BOUNDS[pre_bound[i]], decode_bound=_BOUNDS[dec_bound[i]])
+                      prefill_bound=_BOUNDS[pre_bound[i]], decode_bound=_BOUNDS[dec_bound[i]],
+                      prefill_unit=_UNITS[pre_unit[i]], decode_unit=_UNITS[dec_unit[i]])
         for i, name in enumerate(table.names)
     ]
     return Prediction(**common, ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, output_tokens_per_s=B * N / e2e,

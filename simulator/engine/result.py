@@ -34,6 +34,8 @@ class OperatorShare(_Frozen):
     share: float                     # fraction of e2e time
     prefill_bound: Bound
     decode_bound: Bound
+    prefill_unit: Literal["host", "memory"] = "host"   # "memory": ran inside memory (PIM)
+    decode_unit: Literal["host", "memory"] = "host"
 
 
 class Prediction(_Frozen):

@@ -49,28 +49,45 @@ def _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units):
 
 
 @njit(cache=True)
+def _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units):
+    """(compute seconds, memory seconds) of one instance of operator i at a feature vector."""
+    f = 0.0
+    tm = 0.0
+    for j in range(feats.shape[0]):
+        f += flops[i, j] * feats[j]
+        tm += mem_s[i, j] * feats[j]
+    return f / _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units), tm
+
+
+@njit(cache=True)
 def evaluate_point(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                   tile_m, tile_n, units, feats):
-    """Per-operator time (s, x repeat) and bound at one feature vector."""
+                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, feats):
+    """Per-operator time (s, x repeat), bound and unit at one feature vector.
+
+    An operator with an alternative unit (alt_peak > 0: compute in memory, PIM) runs where
+    it is faster; unit[i] is 1 when that is the alternative."""
     n_ops = flops.shape[0]
     time_s = np.empty(n_ops)
     bound = np.empty(n_ops, dtype=np.int64)
+    unit = np.zeros(n_ops, dtype=np.int64)
+    ones = np.ones(n_ops)
     for i in range(n_ops):
-        f = 0.0
-        tm = 0.0
-        for j in range(feats.shape[0]):
-            f += flops[i, j] * feats[j]
-            tm += mem_s[i, j] * feats[j]
-        tc = f / _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units)
+        tc, tm = _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units)
+        o = overhead[i]
+        if alt_peak[i] > 0.0:
+            ac, am = _op_terms(i, feats, flops, alt_mem_s, gemm_n, m_feature, alt_peak, ones, ones, units)
+            if max(ac, am) + alt_overhead[i] < max(tc, tm) + o:
+                tc, tm, o = ac, am, alt_overhead[i]
+                unit[i] = 1
         t = max(tc, tm)
-        if overhead[i] > t:
+        if o > t:
             bound[i] = BOUND_OVERHEAD
         elif tc >= tm:
             bound[i] = BOUND_COMPUTE
         else:
             bound[i] = BOUND_MEMORY
-        time_s[i] = (t + overhead[i]) * repeat[i]
-    return time_s, bound
+        time_s[i] = (t + o) * repeat[i]
+    return time_s, bound, unit
 
 
 @njit(cache=True)
@@ -99,8 +116,62 @@ def _max_linear_sum(a0, a1, b0, b1, lo, hi):
 
 
 @njit(cache=True)
+def _min_of_max(lines, c):
+    """min(max(line0, line1), max(line2, line3)) at c; lines is [4, 2] (intercept, slope)."""
+    return min(max(lines[0, 0] + lines[0, 1] * c, lines[1, 0] + lines[1, 1] * c),
+               max(lines[2, 0] + lines[2, 1] * c, lines[3, 0] + lines[3, 1] * c))
+
+
+@njit(cache=True)
+def _min_of_max_sum(lines, lo, hi):
+    """Sum over integers c in [lo, hi] of _min_of_max. Between two crossings of any pair of
+    the four lines their order is fixed, so the function is linear there: split the range
+    at every crossing and sum each piece exactly from its end values."""
+    if hi < lo:
+        return 0.0
+    cuts = np.empty(7)
+    n = 0
+    for p in range(4):
+        for q in range(p + 1, 4):
+            slope = lines[p, 1] - lines[q, 1]
+            if slope != 0.0:
+                x = math.floor(-(lines[p, 0] - lines[q, 0]) / slope)
+                if lo <= x < hi:
+                    cuts[n] = x
+                    n += 1
+    cuts[n] = hi
+    n += 1
+    ends = np.sort(cuts[:n])
+    total = 0.0
+    start = lo
+    for k in range(n):
+        end = ends[k]
+        if end >= start:
+            count = end - start + 1.0
+            total += count * (_min_of_max(lines, start) + _min_of_max(lines, end)) / 2.0
+            start = end + 1.0
+    return total
+
+
+@njit(cache=True)
+def _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, peak, tile_m, tile_n, units):
+    """(compute line, memory line) of operator i as intercept and slope in c."""
+    f0 = 0.0
+    f1 = 0.0
+    m0 = 0.0
+    m1 = 0.0
+    for j in range(feats0.shape[0]):
+        f0 += flops[i, j] * feats0[j]
+        f1 += flops[i, j] * feats1[j]
+        m0 += mem_s[i, j] * feats0[j]
+        m1 += mem_s[i, j] * feats1[j]
+    rate = _rates(i, feats0, gemm_n, m_feature, peak, tile_m, tile_n, units)
+    return f0 / rate, f1 / rate, m0, m1
+
+
+@njit(cache=True)
 def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                   tile_m, tile_n, units, feats0, feats1, lo, hi):
+                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, feats0, feats1, lo, hi):
     """Per-operator sums of time (s, x repeat) over integer c in [lo, hi], where the
     features at c are feats0 + feats1 c. GEMM rows (M) must not depend on c."""
     n_ops = flops.shape[0]
@@ -108,18 +179,20 @@ def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhe
     if hi < lo:
         return time_s
     count = hi - lo + 1.0
+    ones = np.ones(n_ops)
+    lines = np.empty((4, 2))
     for i in range(n_ops):
-        f0 = 0.0
-        f1 = 0.0
-        m0 = 0.0
-        m1 = 0.0
-        for j in range(feats0.shape[0]):
-            f0 += flops[i, j] * feats0[j]
-            f1 += flops[i, j] * feats1[j]
-            m0 += mem_s[i, j] * feats0[j]
-            m1 += mem_s[i, j] * feats1[j]
-        rate = _rates(i, feats0, gemm_n, m_feature, compute_peak, tile_m, tile_n, units)
-        # overhead is added outside the max, matching evaluate_point
-        t = _max_linear_sum(f0 / rate, f1 / rate, m0, m1, lo, hi)
-        time_s[i] = (t + overhead[i] * count) * repeat[i]
+        c0, c1, m0, m1 = _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, compute_peak,
+                                   tile_m, tile_n, units)
+        if alt_peak[i] > 0.0:
+            a0, a1, b0, b1 = _op_lines(i, feats0, feats1, flops, alt_mem_s, gemm_n, m_feature, alt_peak,
+                                       ones, ones, units)
+            o, ao = overhead[i], alt_overhead[i]
+            lines[0, 0], lines[0, 1], lines[1, 0], lines[1, 1] = c0 + o, c1, m0 + o, m1
+            lines[2, 0], lines[2, 1], lines[3, 0], lines[3, 1] = a0 + ao, a1, b0 + ao, b1
+            time_s[i] = _min_of_max_sum(lines, lo, hi) * repeat[i]
+        else:
+            # overhead is added outside the max, matching evaluate_point
+            t = _max_linear_sum(c0, c1, m0, m1, lo, hi)
+            time_s[i] = (t + overhead[i] * count) * repeat[i]
     return time_s

@@ -102,8 +102,9 @@ def _params(graph: nx.DiGraph, keep) -> int:
     return sum(d["params"] * d["repeat"] for n, d in graph.nodes(data=True) if keep(n, d))
 
 
-def lower_graph(graph: nx.DiGraph, weight: Dtype, activation: Dtype, kv: Dtype) -> OpTable:
-    """Operator table of a graph; sizes are per device when the graph is a tensor-parallel shard."""
+def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype) -> OpTable:
+    """Operator table of a graph; sizes are per device when the graph is a tensor-parallel shard.
+    ``weight`` is a Dtype or a quant.WeightFormat (anything with ``bytes`` per element)."""
     arch: Architecture = graph.graph["model"]
     w, a, kvb = weight.bytes, activation.bytes, kv.bytes
     rows = []
@@ -139,7 +140,7 @@ def lower_graph(graph: nx.DiGraph, weight: Dtype, activation: Dtype, kv: Dtype) 
 
 
 @functools.lru_cache(maxsize=256)
-def lower(arch: Architecture, weight: Dtype, activation: Dtype, kv: Dtype, unfused_attention: bool,
+def lower(arch: Architecture, weight, activation: Dtype, kv: Dtype, unfused_attention: bool,
           tp: int = 1) -> OpTable:
     """Operator table of one of ``tp`` tensor-parallel devices at given precisions (cached:
     lowering happens once per combination)."""

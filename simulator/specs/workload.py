@@ -1,9 +1,10 @@
 """Workload: batch, prompt and output lengths, and the precision of each tensor class."""
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from simulator.specs.base import Dtype, Strict
+from simulator.specs.quant import WeightFormat, parse_weight_format
 
 
 class Workload(Strict):
@@ -12,13 +13,23 @@ class Workload(Strict):
     batch: int = Field(8, gt=0)
     prompt: int = Field(1024, gt=0)
     output: int = Field(128, gt=0)
-    weight_dtype: Dtype = Dtype.bf16
+    weight_dtype: str = "bf16"          # a weight format: dtype[-g<group>] (specs/quant.py)
     activation_dtype: Dtype = Dtype.bf16
     kv_dtype: Dtype = Dtype.bf16
     tp: int = Field(1, gt=0)              # tensor-parallel devices per replica
     pp: int = Field(1, gt=0)              # pipeline stages per replica
     dp: int = Field(1, gt=0)              # data-parallel replicas; the batch is split over them
     microbatches: int = Field(1, gt=0)    # pipeline microbatches per replica batch
+
+    @field_validator("weight_dtype")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        parse_weight_format(value)
+        return value
+
+    @property
+    def weight_format(self) -> WeightFormat:
+        return parse_weight_format(self.weight_dtype)
 
     @property
     def devices(self) -> int:
@@ -58,4 +69,7 @@ def workload(**fields) -> Workload:
         field = ".".join(str(p) for p in e["loc"])
         if e["type"] == "enum":
             raise WorkloadError(field, f"expected one of {e['ctx']['expected']}, got {e['input']!r}") from None
-        raise WorkloadError(field, f"{e['msg'].lower()}, got {e['input']!r}") from None
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] != "value_error":
+            message = f"{message.lower()}, got {e['input']!r}"
+        raise WorkloadError(field, message) from None
