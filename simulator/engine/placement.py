@@ -5,9 +5,9 @@ Levels are listed innermost first. Weights fill them greedily from the innermost
 (on-chip SRAM first: Groq, Cerebras, FPGA BRAM, a GPU cache for a small model); spread
 over several levels, they stream each level's share at that level's bandwidth:
 seconds per byte = sum(share_l / bandwidth_l). The KV cache and activations, which grow
-with the workload, live in the outermost level (on a device with only on-chip memory,
-that is the SRAM). This keeps placement independent of the scenario, so a sweep binds a
-device once. Whatever exceeds the total capacity is charged at the outermost level
+with the workload, live in the level that holds the weights' last byte, or in the first
+off-chip level when the weights end on chip (on a device with only on-chip memory, the
+SRAM). This keeps placement independent of the scenario, so a sweep binds a device once. Whatever exceeds the total capacity is charged at the outermost level
 (fits is reported separately).
 """
 from __future__ import annotations
@@ -43,8 +43,7 @@ def _spread(levels, free: list[float], size: float):
 
 def _cost(levels, shares, size: float):
     if size <= 0:
-        shares = [(len(levels) - 1, 1.0)]
-        size = 1.0
+        shares, size = [(len(levels) - 1, 1.0)], 1.0
     seconds = sum(b / size / levels[i].bandwidth_bytes_per_s for i, b in shares)
     energies = [levels[i].energy_per_byte_j for i, _ in shares]
     joules = None if any(e is None for e in energies) else sum(
@@ -54,6 +53,9 @@ def _cost(levels, shares, size: float):
 
 def place(levels, weight_bytes: float) -> Placement:
     free = [level.capacity_bytes for level in levels]
-    w_s, w_j, names = _cost(levels, _spread(levels, free, weight_bytes), weight_bytes)
-    o_s, o_j, _ = _cost(levels, [], 0.0)
+    w_shares = _spread(levels, free, weight_bytes)
+    off_chip = [i for i, level in enumerate(levels) if not level.on_chip]
+    other = max(w_shares[-1][0] if w_shares else 0, off_chip[0] if off_chip else 0)
+    w_s, w_j, names = _cost(levels, w_shares, weight_bytes)
+    o_s, o_j, _ = _cost(levels, [(other, 1.0)], 1.0)
     return Placement(w_s, o_s, w_j, o_j, names)
