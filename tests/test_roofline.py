@@ -23,8 +23,9 @@ def twin_gemm_efficiency(m, n, tm, tn, units):
     return (m * n) / (tiles_m * tm * tiles_n * tn) * tiles / (waves * units)
 
 
-def twin_point(bound, feats):
+def twin_point(bound, feats, floor=None):
     t = bound.table
+    floor = np.zeros(len(t)) if floor is None else floor
     out = []
     for i in range(len(t)):
         f = sum(t.flops[i, j] * feats[j] for j in range(len(feats)))
@@ -33,11 +34,15 @@ def twin_point(bound, feats):
         if t.gemm_n[i] > 0:
             peak *= twin_gemm_efficiency(feats[t.m_feature[i]], t.gemm_n[i], bound.tile_m[i], bound.tile_n[i],
                                          bound.units)
-        time = max(f / peak, mem) + bound.overhead[i]
+        p = bound.overlap[i]
+        both = (f / peak) ** p + mem ** p if p > 0 and f > 0 and mem > 0 else None
+        time = (both ** (1 / p) if both is not None else max(f / peak, mem)) + bound.overhead[i]
         if bound.alt_peak[i] > 0:
             alt_mem = sum(bound.alt_mem_s[i, j] * feats[j] for j in range(len(feats)))
-            time = min(time, max(f / bound.alt_peak[i], alt_mem) + bound.alt_overhead[i])
-        out.append(time * t.repeat[i])
+            alt = max(f / bound.alt_peak[i], alt_mem) + bound.alt_overhead[i]
+            if alt < time:
+                time = alt
+        out.append(max(time, floor[i]) * t.repeat[i])
     return np.array(out)
 
 
@@ -48,6 +53,8 @@ def _bound(model="llama-3.1-8b", stack="pytorch-ref", tiles=(128, 128), hardware
     if tiles:
         gemm = table.gemm_n > 0
         b.tile_m[gemm], b.tile_n[gemm] = tiles
+        b.overlap[gemm] = 3.5                      # p-norm GEMMs: exercised by every twin below
+        b.prefill_floor[:] = 5e-6 * (1 + np.arange(len(table)) % 3)
     return b
 
 
@@ -61,8 +68,10 @@ def test_gemm_efficiency_twin(m, n, tm, tn, units):
 def test_evaluate_point_twin(batch, prompt):
     b = _bound()
     feats = prefill_features(batch, prompt, 0)
-    time_s, bound, unit = roofline.evaluate_point(*b.kernel_args(), feats)
-    assert_allclose(time_s, twin_point(b, feats), rtol=1e-12)
+    time_s, bound, unit = roofline.evaluate_point(*b.kernel_args("prefill"), feats)
+    assert_allclose(time_s, twin_point(b, feats, b.prefill_floor), rtol=1e-12)
+    decode_time_s = roofline.evaluate_point(*b.kernel_args("decode"), feats)[0]
+    assert_allclose(decode_time_s, twin_point(b, feats), rtol=1e-12)
     assert set(bound) <= {0, 1, 2}
 
 
@@ -82,6 +91,12 @@ def test_evaluate_range_equals_sum_of_steps(batch, first, last, window, hardware
     for f0, f1, lo, hi in decode_segments(batch, first, last, window):
         total += roofline.evaluate_range(*b.kernel_args(), f0, f1, float(lo), float(hi))
     assert_allclose(total, loop, rtol=1e-10)
+
+
+@pytest.mark.parametrize("c,m,p", [(1.0, 1.0, 2.0), (3.0, 4.0, 2.0), (5.0, 1e-9, 4.0), (2.0, 7.0, 0.0), (0.0, 3.0, 3.0)])
+def test_combine_is_max_or_p_norm(c, m, p):
+    expected = max(c, m) if p == 0 or c == 0 or m == 0 else (c ** p + m ** p) ** (1 / p)
+    assert roofline.combine(c, m, p) == pytest.approx(expected, rel=1e-12)
 
 
 def test_max_linear_sum_crossing():

@@ -1,16 +1,24 @@
-"""Many scenarios (B, S, N) of one prepared (model, device, stack, precisions) in one numba
-call: no Python per scenario. Semantics are those of predict.evaluate, scenario by scenario:
+"""Many scenarios (B, S, N) of one prepared (model, device, stack, precisions, tp) and one
+pipeline depth pp, in one numba call: no Python per scenario. Semantics are
+predict.evaluate's (dp = 1, one microbatch), scenario by scenario:
 
-  memory      weights + B min(S + N, W) kv_bytes_per_token + largest prefill transient;
+  memory      per device: weights (memory_report's share for pp stages)
+              + B min(S + N, W) kv_bytes_per_token / pp + largest prefill transient;
               a scenario that does not fit gets NaN times and energies
-  ttft_s      sum over operators of roofline time at prefill_features(B, S, W) + step overhead
+  ttft_s      sum over operators of roofline.evaluate_point at prefill_features(B, S, W)
+              + step overhead + the pipeline's stage transfers of B S tokens
   tpot_s      (sum of decode steps at positions S .. S + N - 2, closed form per segment of
-              phases.decode_segments, + (N - 1) step overheads) / (N - 1); NaN when N = 1
+              phases.decode_segments, + (N - 1) (step overhead + transfers of B tokens)) / (N - 1);
+              NaN when N = 1
   e2e_s       ttft + (N - 1) tpot;  output_tokens_per_s = B N / e2e
   energy_j    EnergyModel.energy_j of the prefill pass + of all decode steps (NaN without power)
 
-The GEMM efficiency depends on M (B S in prefill, B in decode), so every scenario gets its
-own compute rates: the kernels call roofline's helpers (_rates, _max_linear_sum).
+Speed: the prefill depends on (B, S) only and a decode step's operator lines (intercept and
+slope in the position, GEMM efficiency at M = B included) on B only, so consecutive
+scenarios sharing B, or B and S (a grid in B x S x N order), reuse them; per scenario only
+the closed-form range sums remain. The kernels call roofline's own helpers (_op_terms,
+_op_lines, _max_linear_sum, _min_of_max_sum); tests/test_batch.py checks every output
+against predict.evaluate.
 """
 from __future__ import annotations
 
@@ -19,33 +27,40 @@ import dataclasses
 import numpy as np
 from numba import njit, prange
 
-from simulator.engine.roofline import _max_linear_sum, _rates
+from simulator.engine.predict import _stage_transfer_s, memory_report
+from simulator.engine.phases import prefill_features
+from simulator.engine.roofline import _max_linear_sum, _min_of_max_sum, _op_lines, _op_terms
 from simulator.graph.ops import KV, N_FEATURES, ONE, PAIR, SEQ, TOK
+from simulator.specs.workload import Workload
 
-# rows of the result matrix [N_OUTPUTS, scenarios]
+# rows of the result matrix [len(OUTPUTS), scenarios]
 OUTPUTS = ("ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s", "prefill_energy_j", "decode_step_energy_j",
            "energy_j", "tokens_per_j", "kv_cache_bytes", "activation_bytes", "memory_total_bytes", "fits")
 (TTFT_S, TPOT_S, E2E_S, TOKENS_PER_S, PREFILL_ENERGY_J, DECODE_STEP_ENERGY_J, ENERGY_J, TOKENS_PER_J,
  KV_CACHE_BYTES, ACTIVATION_BYTES, TOTAL_BYTES, FITS) = range(len(OUTPUTS))
 
 # entries of the scalar parameter vector
-(P_STEP_OVERHEAD_S, P_WINDOW, P_WEIGHT_BYTES, P_KV_BYTES_PER_TOKEN, P_CAPACITY_BYTES, P_HAS_ENERGY,
- P_IDLE_W, P_TDP_W, P_J_PER_FLOP, P_WEIGHT_J_PER_BYTE, P_OTHER_J_PER_BYTE) = range(11)
-N_PARAMS = 11
+PARAMS = ("step_overhead_s", "window", "weight_bytes", "kv_bytes_per_token", "pp", "capacity_bytes", "stages",
+          "transfer_s", "transfer_s_per_token", "has_energy", "idle_w", "tdp_w", "j_per_flop",
+          "weight_j_per_byte", "other_j_per_byte", "devices", "copies")
+(P_STEP_OVERHEAD_S, P_WINDOW, P_WEIGHT_BYTES, P_KV_BYTES_PER_TOKEN, P_PP, P_CAPACITY_BYTES, P_STAGES,
+ P_TRANSFER_S, P_TRANSFER_S_PER_TOKEN, P_HAS_ENERGY, P_IDLE_W, P_TDP_W, P_J_PER_FLOP, P_WEIGHT_J_PER_BYTE,
+ P_OTHER_J_PER_BYTE, P_DEVICES, P_COPIES) = range(len(PARAMS))
 
-BLOCK = 512          # scenarios per parallel work item
+GROWING, CAPPED = 0, 1      # decode segments: attended span c + 1 grows, or is capped at the window
+BLOCK = 512                 # scenarios per parallel work item
 
 
 @dataclasses.dataclass(frozen=True)
 class Packed:
-    """Arrays of one Prepared, as the kernels take them.
+    """Arrays of one Prepared at one pipeline depth, as the kernels take them.
 
     op_args              Bound.kernel_args(): the roofline kernels' per-operator arrays
     transient_bytes      [ops, features] bytes of a prefill operator's working set (weights
                          and KV columns zeroed): memory.activation_bytes = max_i row_i @ f
-    flops_per_feature    sum_i repeat_i flops[i, :] (Bound.totals' FLOPs = this @ f)
-    moved_per_feature    sum_i repeat_i moved_bytes[i, :] (weights: the ONE column)
-    params               scalars, indexed by the P_* constants
+    flops_per_feature    sum_i repeat_i flops[i, :]         (Bound.totals' FLOPs = this @ f)
+    moved_per_feature    sum_i repeat_i moved_bytes[i, :]   (weights: the ONE column)
+    params               scalars named by PARAMS
     """
 
     op_args: tuple
@@ -55,41 +70,41 @@ class Packed:
     params: np.ndarray
 
 
-def pack(prep) -> Packed:
-    """Flatten a predict.Prepared into arrays (once per prepared, independent of B, S, N)."""
-    table, bound, em = prep.table, prep.bound, prep.energy
+def pack(prep, tp: int = 1, pp: int = 1) -> Packed:
+    """Flatten a predict.Prepared (prepared for ``tp``) and a pipeline depth into arrays, once
+    for any B, S, N. Raises WorkloadError when pp > 1 and the device has no link."""
+    table, bound, em, hw = prep.table, prep.bound, prep.energy, prep.hardware
+    w = Workload(batch=1, prompt=1, output=1, tp=tp, pp=pp)
     transient = table.bytes.copy()
     transient[:, ONE] = 0.0
     transient[:, KV] = 0.0
-    params = np.zeros(N_PARAMS)
-    params[P_STEP_OVERHEAD_S] = bound.step_overhead_s
-    params[P_WINDOW] = table.window
-    params[P_WEIGHT_BYTES] = table.weight_bytes
-    params[P_KV_BYTES_PER_TOKEN] = table.kv_bytes_per_token
-    params[P_CAPACITY_BYTES] = sum(level.capacity_bytes for level in prep.hardware.memory)
+    p = dict.fromkeys(PARAMS, 0.0)
+    transfer_s = _stage_transfer_s(prep, w, 0)
+    p.update(step_overhead_s=bound.step_overhead_s, window=table.window, pp=pp, stages=1.0,
+             weight_bytes=memory_report(table, hw, w, prefill_features(1, 1, table.window)).weights_bytes,
+             kv_bytes_per_token=table.kv_bytes_per_token,
+             capacity_bytes=sum(level.capacity_bytes for level in hw.memory),
+             transfer_s=transfer_s, transfer_s_per_token=_stage_transfer_s(prep, w, 1) - transfer_s,
+             devices=w.devices, copies=w.microbatches * w.tp * w.dp)
     if em is not None:
-        params[P_HAS_ENERGY] = 1.0
-        params[P_IDLE_W], params[P_TDP_W], params[P_J_PER_FLOP] = em.idle_w, em.tdp_w, em.energy_per_flop_j
-        params[P_WEIGHT_J_PER_BYTE], params[P_OTHER_J_PER_BYTE] = (em.weight_energy_per_byte_j,
-                                                                   em.other_energy_per_byte_j)
+        p.update(has_energy=1.0, idle_w=em.idle_w, tdp_w=em.tdp_w, j_per_flop=em.energy_per_flop_j,
+                 weight_j_per_byte=em.weight_energy_per_byte_j, other_j_per_byte=em.other_energy_per_byte_j)
     return Packed(bound.kernel_args(), np.ascontiguousarray(transient),
                   np.ascontiguousarray(table.repeat @ table.flops),
-                  np.ascontiguousarray(table.repeat @ bound.moved_bytes), params)
+                  np.ascontiguousarray(table.repeat @ bound.moved_bytes), np.array([p[k] for k in PARAMS]))
 
 
 def evaluate_many(packed: Packed, batch, prompt, output, parallel: bool = True) -> np.ndarray:
-    """Results [len(OUTPUTS), scenarios] (rows named by OUTPUTS; fits is 1.0 or 0.0) for
-    equal-length integer arrays of batch B, prompt S and output N. ``parallel`` spreads
-    blocks of scenarios over numba's threads; the serial kernel releases the GIL (for
-    threaded Dask workers). Both give bitwise-identical results."""
+    """Results [len(OUTPUTS), scenarios] (rows named by OUTPUTS, fits 1.0 or 0.0) for
+    equal-length integer arrays of batch B, prompt S and output N; fastest when scenarios
+    sharing B and S are adjacent. ``parallel`` spreads blocks of scenarios over numba's
+    threads; the serial kernel releases the GIL (threaded Dask workers). Both give
+    bitwise-identical results."""
     b, s, n = (np.ascontiguousarray(a, dtype=np.int64) for a in (batch, prompt, output))
     out = np.empty((len(OUTPUTS), b.shape[0]))
     args = (packed.op_args, packed.transient_bytes, packed.flops_per_feature, packed.moved_per_feature,
             packed.params, b, s, n, out)
-    if parallel:
-        _evaluate_parallel(*args)
-    else:
-        _evaluate_serial(*args)
+    (_evaluate_parallel if parallel else _evaluate_serial)(*args)
     return out
 
 
@@ -102,76 +117,94 @@ def causal_pairs(seq_len, window):
 
 
 @njit(cache=True)
-def _pass_time_s(op_args, feats):
-    """Sum over operators of roofline.evaluate_point's times (s) at one feature vector."""
-    flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead, tile_m, tile_n, units = op_args
+def _pass_time_s(op_args, feats, ones):
+    """Sum over operators of roofline.evaluate_point's times (s): each operator on its faster
+    unit (the host, or the PIM unit where alt_peak > 0)."""
+    (flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead, tile_m, tile_n, units,
+     alt_peak, alt_mem_s, alt_overhead) = op_args
     total = 0.0
     for i in range(flops.shape[0]):
-        f = 0.0
-        tm = 0.0
-        for j in range(feats.shape[0]):
-            f += flops[i, j] * feats[j]
-            tm += mem_s[i, j] * feats[j]
-        tc = f / _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units)
-        total += (max(tc, tm) + overhead[i]) * repeat[i]
+        tc, tm = _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units)
+        t = max(tc, tm) + overhead[i]
+        if alt_peak[i] > 0.0:
+            ac, am = _op_terms(i, feats, flops, alt_mem_s, gemm_n, m_feature, alt_peak, ones, ones, units)
+            t = min(t, max(ac, am) + alt_overhead[i])
+        total += t * repeat[i]
     return total
 
 
 @njit(cache=True)
-def _range_time_s(op_args, f0, f1, lo, hi, feat_sum):
-    """Sum over operators of roofline.evaluate_range (s): decode steps at positions c in
-    [lo, hi] with features f0 + f1 c. Adds the steps' summed features to ``feat_sum``."""
-    flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead, tile_m, tile_n, units = op_args
+def _decode_features(batch, window, f0, f1):
+    """phases.decode_segments' features f0 + f1 c of both segment kinds: f0, f1 [2, features]."""
+    f0[:] = 0.0
+    f1[:] = 0.0
+    for seg in (GROWING, CAPPED):
+        f0[seg, ONE] = 1.0
+        f0[seg, SEQ] = batch
+        f0[seg, TOK] = batch
+    f0[GROWING, PAIR] = f0[GROWING, KV] = batch          # B (c + 1)
+    f1[GROWING, PAIR] = f1[GROWING, KV] = batch
+    f0[CAPPED, PAIR] = f0[CAPPED, KV] = batch * window    # B W
+
+
+@njit(cache=True)
+def _decode_lines(op_args, f0, f1, ones, lines):
+    """Per segment kind and operator, the lines roofline.evaluate_range takes the max (or the
+    min of maxes, for an operator with a PIM unit) of: lines [2, ops, 4, 2] (intercept, slope)."""
+    (flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead, tile_m, tile_n, units,
+     alt_peak, alt_mem_s, alt_overhead) = op_args
+    for seg in (GROWING, CAPPED):
+        for i in range(flops.shape[0]):
+            c0, c1, m0, m1 = _op_lines(i, f0[seg], f1[seg], flops, mem_s, gemm_n, m_feature, compute_peak,
+                                       tile_m, tile_n, units)
+            L = lines[seg, i]
+            if alt_peak[i] > 0.0:
+                a0, a1, b0, b1 = _op_lines(i, f0[seg], f1[seg], flops, alt_mem_s, gemm_n, m_feature, alt_peak,
+                                           ones, ones, units)
+                o, ao = overhead[i], alt_overhead[i]
+                L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0 + o, c1, m0 + o, m1
+                L[2, 0], L[2, 1], L[3, 0], L[3, 1] = a0 + ao, a1, b0 + ao, b1
+            else:
+                L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0, c1, m0, m1
+
+
+@njit(cache=True)
+def _range_time_s(op_args, lines, f0, f1, lo, hi, feat_sum):
+    """Sum over operators of roofline.evaluate_range over positions [lo, hi] of one segment
+    (its lines and features); adds the steps' summed features to ``feat_sum``."""
+    repeat, overhead, alt_peak = op_args[2], op_args[6], op_args[10]
     count = hi - lo + 1.0
     for j in range(f0.shape[0]):
         feat_sum[j] += f0[j] * count + f1[j] * (lo + hi) * count / 2.0
     if hi < lo:
         return 0.0
     total = 0.0
-    for i in range(flops.shape[0]):
-        a0 = 0.0
-        a1 = 0.0
-        m0 = 0.0
-        m1 = 0.0
-        for j in range(f0.shape[0]):
-            a0 += flops[i, j] * f0[j]
-            a1 += flops[i, j] * f1[j]
-            m0 += mem_s[i, j] * f0[j]
-            m1 += mem_s[i, j] * f1[j]
-        rate = _rates(i, f0, gemm_n, m_feature, compute_peak, tile_m, tile_n, units)
-        total += (_max_linear_sum(a0 / rate, a1 / rate, m0, m1, lo, hi) + overhead[i] * count) * repeat[i]
+    for i in range(repeat.shape[0]):
+        L = lines[i]
+        if alt_peak[i] > 0.0:
+            total += _min_of_max_sum(L, lo, hi) * repeat[i]
+        else:
+            total += (_max_linear_sum(L[0, 0], L[0, 1], L[1, 0], L[1, 1], lo, hi) + overhead[i] * count) * repeat[i]
     return total
 
 
 @njit(cache=True)
-def _decode_time_s(op_args, batch, first, last, window, f0, f1, feat_sum):
-    """Decode steps at positions first..last, split as phases.decode_segments splits them
-    where the sliding window caps the attended span. f0, f1: scratch; feat_sum: += features."""
-    f0[:] = 0.0
-    f1[:] = 0.0
-    f0[ONE] = 1.0
-    f0[SEQ] = batch
-    f0[TOK] = batch
-    f0[PAIR] = batch                       # B (c + 1)
-    f0[KV] = batch
-    f1[PAIR] = batch
-    f1[KV] = batch
+def _decode_time_s(op_args, lines, f0, f1, first, last, window, feat_sum):
+    """Decode steps at positions first..last, split where phases.decode_segments splits them."""
     if window <= 0 or last + 1 <= window:
-        return _range_time_s(op_args, f0, f1, first, last, feat_sum)
+        return _range_time_s(op_args, lines[GROWING], f0[GROWING], f1[GROWING], first, last, feat_sum)
     split = window - 1.0                   # last position with c + 1 <= W
     total = 0.0
     if first <= split:
-        total += _range_time_s(op_args, f0, f1, first, split, feat_sum)
-    f0[PAIR] = batch * window
-    f0[KV] = batch * window
-    f1[PAIR] = 0.0
-    f1[KV] = 0.0
-    return total + _range_time_s(op_args, f0, f1, max(first, split + 1.0), last, feat_sum)
+        total += _range_time_s(op_args, lines[GROWING], f0[GROWING], f1[GROWING], first, split, feat_sum)
+    return total + _range_time_s(op_args, lines[CAPPED], f0[CAPPED], f1[CAPPED], max(first, split + 1.0), last,
+                                 feat_sum)
 
 
 @njit(cache=True)
 def _energy_j(params, time_s, flops_per_feature, moved_per_feature, feats):
-    """EnergyModel.energy_j with Bound.totals(feats): idle x t + min(dynamic, (TDP - idle) t)."""
+    """EnergyModel.energy_j(t, *Bound.totals(feats), devices, copies):
+    devices x idle x t + min(copies x dynamic, devices x (TDP - idle) x t)."""
     flops = 0.0
     other = 0.0
     for j in range(feats.shape[0]):
@@ -179,60 +212,88 @@ def _energy_j(params, time_s, flops_per_feature, moved_per_feature, feats):
         if j != ONE:
             other += moved_per_feature[j] * feats[j]
     weight = moved_per_feature[ONE] * feats[ONE]
-    idle = params[P_IDLE_W]
-    dynamic = (flops * params[P_J_PER_FLOP] + weight * params[P_WEIGHT_J_PER_BYTE]
-               + other * params[P_OTHER_J_PER_BYTE])
-    return idle * time_s + min(dynamic, (params[P_TDP_W] - idle) * time_s)
+    idle, devices = params[P_IDLE_W], params[P_DEVICES]
+    dynamic = params[P_COPIES] * (flops * params[P_J_PER_FLOP] + weight * params[P_WEIGHT_J_PER_BYTE]
+                                  + other * params[P_OTHER_J_PER_BYTE])
+    return devices * idle * time_s + min(dynamic, devices * (params[P_TDP_W] - idle) * time_s)
 
 
 @njit(cache=True)
-def _memory(transient, params, batch, prompt, output, feats, out, k):
-    """Fill the memory rows of scenario k; True when it fits (memory.py's formulas)."""
-    window = params[P_WINDOW]
-    positions = prompt + output
-    span = min(positions, window) if window > 0 else positions
-    kv = batch * span * params[P_KV_BYTES_PER_TOKEN]
+def _activation_bytes(transient, feats):
+    """memory.activation_bytes: the largest prefill operator working set."""
     act = -np.inf
     for i in range(transient.shape[0]):
         row = 0.0
         for j in range(feats.shape[0]):
             row += transient[i, j] * feats[j]
         act = max(act, row)
-    total = params[P_WEIGHT_BYTES] + kv + act
-    fits = total <= params[P_CAPACITY_BYTES]
-    out[KV_CACHE_BYTES, k] = kv
-    out[ACTIVATION_BYTES, k] = act
-    out[TOTAL_BYTES, k] = total
-    out[FITS, k] = 1.0 if fits else 0.0
-    return fits
+    return act
+
+
+@njit(cache=True)
+def _prefill_features(feats, batch, prompt, window):
+    """phases.prefill_features into ``feats``."""
+    feats[ONE] = 1.0
+    feats[SEQ] = batch
+    feats[TOK] = batch * prompt
+    feats[PAIR] = batch * causal_pairs(prompt, window)
+    feats[KV] = batch * prompt
+
+
+@njit(cache=True)
+def _set_nan(out, k):
+    for r in range(TTFT_S, TOKENS_PER_J + 1):
+        out[r, k] = np.nan
 
 
 @njit(cache=True)
 def _scenarios(op_args, transient, flops_per_feature, moved_per_feature, params, batch, prompt, output,
                out, start, stop):
-    """Scenarios start..stop-1 into out[:, k]."""
-    window = params[P_WINDOW]
-    feats = np.empty(N_FEATURES)
-    f0 = np.empty(N_FEATURES)
-    f1 = np.empty(N_FEATURES)
-    dec_feats = np.empty(N_FEATURES)
+    """Scenarios start..stop-1 into out[:, k], reusing the prefill while (B, S) repeats and
+    the decode lines while B repeats."""
+    window, pp, stages = params[P_WINDOW], params[P_PP], params[P_STAGES]
+    n_ops = transient.shape[0]
+    ones = np.ones(n_ops)
+    feats = np.zeros(N_FEATURES)
+    dec_feats = np.zeros(N_FEATURES)
+    f0 = np.zeros((2, N_FEATURES))
+    f1 = np.zeros((2, N_FEATURES))
+    lines = np.zeros((2, n_ops, 4, 2))
+    prev_b = prev_s = -1
+    act = ttft = pre_e = 0.0
+    have_prefill = False
     for k in range(start, stop):
         b, s, n = batch[k], prompt[k], output[k]
-        feats[:] = 0.0
-        feats[ONE] = 1.0
-        feats[SEQ] = b
-        feats[TOK] = b * s
-        feats[PAIR] = b * causal_pairs(s, window)
-        feats[KV] = b * s
-        if not _memory(transient, params, b, s, n, feats, out, k):
-            for r in range(TTFT_S, TOKENS_PER_J + 1):
-                out[r, k] = np.nan
+        if b != prev_b:
+            _decode_features(float(b), window, f0, f1)
+            _decode_lines(op_args, f0, f1, ones, lines)
+            prev_b, prev_s = b, -1
+        if s != prev_s:
+            _prefill_features(feats, b, s, window)
+            act = _activation_bytes(transient, feats)
+            prev_s, have_prefill = s, False
+        positions = s + n
+        span = min(positions, window) if window > 0 else positions
+        kv = b * span * params[P_KV_BYTES_PER_TOKEN] / pp
+        total = params[P_WEIGHT_BYTES] + kv + act
+        out[KV_CACHE_BYTES, k] = kv
+        out[ACTIVATION_BYTES, k] = act
+        out[TOTAL_BYTES, k] = total
+        fits = total <= params[P_CAPACITY_BYTES]
+        out[FITS, k] = 1.0 if fits else 0.0
+        if not fits:
+            _set_nan(out, k)
             continue
+        if not have_prefill:
+            ttft = (stages * (_pass_time_s(op_args, feats, ones) + params[P_STEP_OVERHEAD_S])
+                    + params[P_TRANSFER_S] + params[P_TRANSFER_S_PER_TOKEN] * (b * s))
+            pre_e = _energy_j(params, ttft, flops_per_feature, moved_per_feature, feats)
+            have_prefill = True
         steps = n - 1
-        ttft = _pass_time_s(op_args, feats) + params[P_STEP_OVERHEAD_S]
         dec_feats[:] = 0.0
-        dec_time = (_decode_time_s(op_args, float(b), float(s), float(s + n - 2), window, f0, f1, dec_feats)
-                    + params[P_STEP_OVERHEAD_S] * steps)
+        dec_time = (stages * (_decode_time_s(op_args, lines, f0, f1, float(s), float(s + n - 2), window, dec_feats)
+                              + params[P_STEP_OVERHEAD_S] * steps)
+                    + steps * (params[P_TRANSFER_S] + params[P_TRANSFER_S_PER_TOKEN] * b))
         e2e = ttft + dec_time
         tokens = float(b * n)
         out[TTFT_S, k] = ttft
@@ -240,7 +301,6 @@ def _scenarios(op_args, transient, flops_per_feature, moved_per_feature, params,
         out[E2E_S, k] = e2e
         out[TOKENS_PER_S, k] = tokens / e2e
         if params[P_HAS_ENERGY] > 0.0:
-            pre_e = _energy_j(params, ttft, flops_per_feature, moved_per_feature, feats)
             dec_e = _energy_j(params, dec_time, flops_per_feature, moved_per_feature, dec_feats)
             out[PREFILL_ENERGY_J, k] = pre_e
             out[DECODE_STEP_ENERGY_J, k] = dec_e / steps if steps else np.nan
@@ -262,8 +322,6 @@ def _evaluate_serial(op_args, transient, flops_per_feature, moved_per_feature, p
 def _evaluate_parallel(op_args, transient, flops_per_feature, moved_per_feature, params, batch, prompt, output,
                        out):
     n = batch.shape[0]
-    blocks = (n + BLOCK - 1) // BLOCK
-    for blk in prange(blocks):
+    for blk in prange((n + BLOCK - 1) // BLOCK):
         _scenarios(op_args, transient, flops_per_feature, moved_per_feature, params, batch, prompt, output, out,
                    blk * BLOCK, min(n, (blk + 1) * BLOCK))
-

@@ -46,7 +46,8 @@ class Bound:
     alt_peak: np.ndarray         # FLOP/s of the alternative (PIM) unit, 0 where none
     alt_mem_s: np.ndarray
     alt_overhead: np.ndarray
-    step_overhead_s: float
+    overlap: np.ndarray          # p-norm exponent combining compute and memory time (0: max)
+    prefill_floor: np.ndarray    # s: eager launch floor of each operator in a prefill
     profile: DeviceProfile
     placement: Placement
 
@@ -59,11 +60,17 @@ class Bound:
         other = float(r @ (self.moved_bytes @ feats)) - weight
         return flops, weight, other
 
-    def kernel_args(self):
+    def kernel_args(self, phase: str = "decode"):
+        """The roofline kernels' per-operator arguments for a prefill pass or decode steps."""
         t = self.table
+        floor = self.prefill_floor if phase == "prefill" else np.zeros_like(self.prefill_floor)
         return (t.flops, self.mem_s, t.repeat, t.gemm_n, t.m_feature, self.compute_peak,
                 self.overhead, self.tile_m, self.tile_n, self.units, self.alt_peak, self.alt_mem_s,
-                self.alt_overhead)
+                self.alt_overhead, self.overlap, floor)
+
+    @property
+    def step_overhead_s(self) -> float:
+        return self.profile.decode_step_overhead_s
 
 
 _BY_WIDTH = [Dtype.fp4, Dtype.int4, Dtype.fp8, Dtype.int8, Dtype.fp16, Dtype.bf16, Dtype.tf32, Dtype.fp32]
@@ -87,7 +94,7 @@ def _op_fractions(kind: OpKind, profile: DeviceProfile) -> tuple[float, float]:
         return profile.gemm.peak_fraction, profile.gemm.memory_fraction
     if kind.is_attention:
         return profile.attention_compute_fraction, profile.attention_memory_fraction
-    return 1.0, profile.elementwise_memory_fraction
+    return 1.0, profile.memory_fraction_by_kind.get(kind.stack_name, profile.elementwise_memory_fraction)
 
 
 def _bind_collectives(table: OpTable, hardware, stack: StackSpec, moved, mem_s, overhead) -> None:
@@ -120,6 +127,8 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
     mem_s = np.empty_like(table.bytes)
     moved = np.empty_like(table.bytes)
     overhead = np.empty(n)
+    floor = np.empty(n)
+    overlap = np.zeros(n)
     tile_m = np.ones(n)
     tile_n = np.ones(n)
     for i, code in enumerate(table.kind):
@@ -131,12 +140,15 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
         mem_s[i] = moved[i] * column_s_per_byte / memory_fraction
         if kind.is_gemm:
             tile_m[i], tile_n[i] = profile.gemm.tile_m, profile.gemm.tile_n
-        overhead[i] = stack.kernels(kind.stack_name) * profile.kernel_overhead_s
+            overlap[i] = profile.gemm.overlap_exponent
+        kernels = stack.kernels(kind.stack_name)
+        overhead[i] = kernels * profile.kernel_overhead_by_kind_s.get(kind.stack_name, profile.kernel_overhead_s)
+        floor[i] = kernels * profile.prefill_launch_overhead_s
     _bind_collectives(table, hardware, stack, moved, mem_s, overhead)
     alt_peak, alt_mem_s = _bind_pim(table, hardware, profile, compute_dtype, moved, column_s_per_byte)
     units = float(hardware.compute_units or 1)
     return Bound(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
-                 alt_peak, alt_mem_s, overhead.copy(), profile.step_overhead_s, profile, placement)
+                 alt_peak, alt_mem_s, overhead.copy(), overlap, floor, profile, placement)
 
 
 def _bind_pim(table: OpTable, hardware, profile: DeviceProfile, compute_dtype: Dtype, moved, column_s_per_byte):

@@ -148,8 +148,9 @@ def evaluate(prep: Prepared, w: Workload) -> Prediction:
         return _not_fitting(common, memory)
 
     stages = (m + w.pp - 1) / w.pp                 # pipeline slots per pass, in model-times
-    pre_t, pre_bound, pre_unit = roofline.evaluate_point(*bound.kernel_args(), pre_feats)
-    ttft = stages * (float(pre_t.sum()) + bound.step_overhead_s) + _stage_transfer_s(prep, w, mb * S)
+    pre_t, pre_bound, pre_unit = roofline.evaluate_point(*bound.kernel_args("prefill"), pre_feats)
+    ttft = (stages * (float(pre_t.sum()) + bound.profile.prefill_step_overhead_s)
+            + _stage_transfer_s(prep, w, mb * S))
     steps = N - 1
     first, last = S, S + N - 2
     dec_t, dec_feats = decode_sums(bound, mb, first, last, table.window)

@@ -61,11 +61,14 @@ def _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, t
 
 @njit(cache=True)
 def evaluate_point(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, feats):
+                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, floor, feats):
     """Per-operator time (s, x repeat), bound and unit at one feature vector.
 
-    An operator with an alternative unit (alt_peak > 0: compute in memory, PIM) runs where
-    it is faster; unit[i] is 1 when that is the alternative."""
+    overlap[i] > 0 combines compute and memory time as a p-norm (p = overlap[i]) instead of
+    a hard max: a GEMM near the ridge point overlaps the two imperfectly. floor[i] is a
+    lower bound on the operator's time (eager host launches). An operator with an
+    alternative unit (alt_peak > 0: compute in memory, PIM) runs where it is faster;
+    unit[i] is 1 when that is the alternative."""
     n_ops = flops.shape[0]
     time_s = np.empty(n_ops)
     bound = np.empty(n_ops, dtype=np.int64)
@@ -76,18 +79,27 @@ def evaluate_point(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhe
         o = overhead[i]
         if alt_peak[i] > 0.0:
             ac, am = _op_terms(i, feats, flops, alt_mem_s, gemm_n, m_feature, alt_peak, ones, ones, units)
-            if max(ac, am) + alt_overhead[i] < max(tc, tm) + o:
+            if max(ac, am) + alt_overhead[i] < combine(tc, tm, overlap[i]) + o:
                 tc, tm, o = ac, am, alt_overhead[i]
                 unit[i] = 1
-        t = max(tc, tm)
-        if o > t:
+        t = combine(tc, tm, overlap[i]) if unit[i] == 0 else max(tc, tm)
+        if max(o, floor[i] - t) > max(tc, tm):
             bound[i] = BOUND_OVERHEAD
         elif tc >= tm:
             bound[i] = BOUND_COMPUTE
         else:
             bound[i] = BOUND_MEMORY
-        time_s[i] = (t + o) * repeat[i]
+        time_s[i] = max(t + o, floor[i]) * repeat[i]
     return time_s, bound, unit
+
+
+@njit(cache=True)
+def combine(compute_s: float, memory_s: float, p: float) -> float:
+    """max(compute, memory) when p <= 0, else the p-norm (compute^p + memory^p)^(1/p)."""
+    if p <= 0.0 or compute_s == 0.0 or memory_s == 0.0:
+        return max(compute_s, memory_s)
+    big = max(compute_s, memory_s)
+    return big * ((compute_s / big) ** p + (memory_s / big) ** p) ** (1.0 / p)
 
 
 @njit(cache=True)
@@ -171,9 +183,12 @@ def _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, peak, tile_m, 
 
 @njit(cache=True)
 def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, feats0, feats1, lo, hi):
+                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, floor,
+                   feats0, feats1, lo, hi):
     """Per-operator sums of time (s, x repeat) over integer c in [lo, hi], where the
-    features at c are feats0 + feats1 c. GEMM rows (M) must not depend on c."""
+    features at c are feats0 + feats1 c. GEMM rows (M) must not depend on c. An operator
+    whose time does not change with c gets exactly evaluate_point's time; one that does
+    is summed in closed form, with a hard max (its overlap is ignored) and no floor."""
     n_ops = flops.shape[0]
     time_s = np.zeros(n_ops)
     if hi < lo:
@@ -184,9 +199,17 @@ def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhe
     for i in range(n_ops):
         c0, c1, m0, m1 = _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, compute_peak,
                                    tile_m, tile_n, units)
-        if alt_peak[i] > 0.0:
+        has_alt = alt_peak[i] > 0.0
+        a0 = a1 = b0 = b1 = 0.0
+        if has_alt:
             a0, a1, b0, b1 = _op_lines(i, feats0, feats1, flops, alt_mem_s, gemm_n, m_feature, alt_peak,
                                        ones, ones, units)
+        if c1 == 0.0 and m1 == 0.0 and a1 == 0.0 and b1 == 0.0:
+            t = combine(c0, m0, overlap[i]) + overhead[i]
+            if has_alt:
+                t = min(t, max(a0, b0) + alt_overhead[i])
+            time_s[i] = max(t, floor[i]) * count * repeat[i]
+        elif has_alt:
             o, ao = overhead[i], alt_overhead[i]
             lines[0, 0], lines[0, 1], lines[1, 0], lines[1, 1] = c0 + o, c1, m0 + o, m1
             lines[2, 0], lines[2, 1], lines[3, 0], lines[3, 1] = a0 + ao, a1, b0 + ao, b1

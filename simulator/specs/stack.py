@@ -30,17 +30,28 @@ class GemmEfficiency(Strict):
     tile_m: int = Field(1, gt=0)
     tile_n: int = Field(1, gt=0)
     memory_fraction: float = Field(1.0, gt=0, le=1.5)   # of the level's bandwidth, while streaming weights
+    overlap_exponent: float = Field(0.0, ge=0)           # p of the p-norm of compute and memory time; 0: max
 
 
 class DeviceProfile(Strict):
-    """Efficiency of one stack on one device (or class of devices)."""
+    """Efficiency of one stack on one device (or class of devices).
+
+    Per kernel: kernel_overhead (or kernel_overhead_by_kind for that operator kind) is added
+    to its roofline time: the launch gap inside a CUDA graph plus the kernel's fixed
+    latency. In an eager prefill the host's launch rate bounds each operator from below
+    (prefill_launch_overhead per kernel). A decode step (one CUDA-graph replay) adds
+    decode_step_overhead; a prefill pass adds prefill_step_overhead."""
 
     gemm: GemmEfficiency = GemmEfficiency()
     attention_compute_fraction: float = Field(1.0, gt=0, le=1)   # of the dense peak, attention FLOPs
     attention_memory_fraction: float = Field(1.0, gt=0, le=1.5)  # of bandwidth, KV-cache reads
     elementwise_memory_fraction: float = Field(1.0, gt=0, le=1.5)  # of bandwidth, norms/rotary/adds
+    memory_fraction_by_kind: dict[str, float] = {}                # elementwise kinds that differ
     kernel_overhead_s: SecondsOrZero = Field(0.0, alias="kernel_overhead")
-    step_overhead_s: SecondsOrZero = Field(0.0, alias="step_overhead")  # once per forward pass
+    kernel_overhead_by_kind_s: dict[str, SecondsOrZero] = Field({}, alias="kernel_overhead_by_kind")
+    prefill_launch_overhead_s: SecondsOrZero = Field(0.0, alias="prefill_launch_overhead")
+    decode_step_overhead_s: SecondsOrZero = Field(0.0, alias="decode_step_overhead")
+    prefill_step_overhead_s: SecondsOrZero = Field(0.0, alias="prefill_step_overhead")
     idle_power_w: PowerOrZero | None = Field(None, alias="idle_power")
     energy_per_flop_j: EnergyPerOp | None = Field(None, alias="energy_per_flop")
     energy_per_byte_j: EnergyPerByte | None = Field(None, alias="energy_per_byte")
