@@ -8,7 +8,9 @@ hardware spec's figures, else are derived from TDP (documented assumption):
   energy per byte  = 0.6 x (TDP - idle) x seconds per byte of the level(s) holding the data
                      (streaming at full bandwidth draws 60% of the dynamic budget: memory and
                      on-chip data movement, not the math units)
-Average power never exceeds TDP: dynamic energy is capped at (TDP - idle) x time.
+Average power never exceeds TDP. A device that would draw more slows down (it lowers its
+clocks): a pass takes at least its dynamic energy / (TDP - idle) seconds. This is what a
+sustained compute-bound prefill runs into (an H100 GEMM loop: 697 W at 1410 MHz).
 """
 from __future__ import annotations
 
@@ -26,12 +28,19 @@ class EnergyModel:
     weight_energy_per_byte_j: float
     other_energy_per_byte_j: float
 
-    def energy_j(self, time_s: float, flops: float, weight_bytes: float, other_bytes: float,
-                 devices: int = 1, copies: float = 1.0) -> float:
-        """Joules of ``devices`` devices over ``time_s`` doing ``copies`` x the given work."""
-        dynamic = copies * (flops * self.energy_per_flop_j + weight_bytes * self.weight_energy_per_byte_j
-                            + other_bytes * self.other_energy_per_byte_j)
-        return devices * self.idle_w * time_s + min(dynamic, devices * (self.tdp_w - self.idle_w) * time_s)
+    def dynamic_j(self, flops: float, weight_bytes: float, other_bytes: float, copies: float = 1.0) -> float:
+        """Joules above idle of ``copies`` x the given work."""
+        return copies * (flops * self.energy_per_flop_j + weight_bytes * self.weight_energy_per_byte_j
+                         + other_bytes * self.other_energy_per_byte_j)
+
+    def power_limited_s(self, time_s: float, dynamic_j: float, devices: int = 1) -> float:
+        """The time once the power limit applies: at least dynamic / (devices x (TDP - idle))."""
+        headroom_w = devices * (self.tdp_w - self.idle_w)
+        return max(time_s, dynamic_j / headroom_w) if headroom_w > 0 else time_s
+
+    def energy_j(self, time_s: float, dynamic_j: float, devices: int = 1) -> float:
+        """Joules of ``devices`` devices over ``time_s`` with ``dynamic_j`` above idle."""
+        return devices * self.idle_w * time_s + min(dynamic_j, devices * (self.tdp_w - self.idle_w) * time_s)
 
 
 def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, placement) -> EnergyModel | None:

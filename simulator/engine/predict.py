@@ -48,13 +48,17 @@ class Prepared:
     energy: object          # EnergyModel or None
 
 
-def prepare(model: str, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
-            kv_dtype: Dtype, tp: int = 1) -> Prepared:
-    """``hardware`` is a registry name, a path, or a hardware spec object (e.g. a what-if copy);
-    ``weight_dtype`` a Dtype or a WeightFormat (group-scaled storage)."""
-    model_name, arch, _ = registry.model(model)
+def prepare(model, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
+            kv_dtype: Dtype, tp: int = 1, profile_from: str | None = None) -> Prepared:
+    """``model`` is a registry name, a path, or a (name, Architecture) pair; ``hardware`` a
+    registry name, a path, or a hardware spec object (e.g. a what-if copy); ``weight_dtype``
+    a Dtype or a WeightFormat (group-scaled storage). ``profile_from`` names another device
+    whose stack profile to use (estimating a device from one you measured)."""
+    model_name, arch = model if isinstance(model, tuple) else registry.model(model)[:2]
     hw = registry.hardware(hardware) if isinstance(hardware, str) else hardware
     st = registry.stack(stack)
+    if profile_from is not None:
+        st = st.model_copy(update={"devices": {**st.devices, hw.name: st.profile_for(profile_from, hw.kind)}})
     try:
         table = lower(arch, weight_dtype, activation_dtype, kv_dtype, st.attention == "unfused", tp)
     except ValueError as exc:
@@ -133,8 +137,9 @@ def _not_fitting(common: dict, memory: MemoryReport) -> Prediction:
                            f"{memory.capacity_bytes / 1e9:.1f} GB")
 
 
-def evaluate(prep: Prepared, w: Workload) -> Prediction:
-    """One scenario of a prepared (model, device, stack, tp)."""
+def evaluate(prep: Prepared, w: Workload, require_fit: bool = True) -> Prediction:
+    """One scenario of a prepared (model, device, stack, tp). ``require_fit=False`` predicts
+    times even when the footprint exceeds capacity (re-predicting a run that did happen)."""
     table, bound, em = prep.table, prep.bound, prep.energy
     B, S, N = w.batch, w.prompt, w.output
     mb, m = w.microbatch, w.microbatches
@@ -144,7 +149,7 @@ def evaluate(prep: Prepared, w: Workload) -> Prediction:
                   output=N, weight_dtype=w.weight_dtype, activation_dtype=w.activation_dtype.value,
                   kv_dtype=w.kv_dtype.value, tp=w.tp, pp=w.pp, dp=w.dp, microbatches=m, devices=w.devices,
                   memory=memory)
-    if not memory.fits:
+    if require_fit and not memory.fits:
         return _not_fitting(common, memory)
 
     stages = (m + w.pp - 1) / w.pp                 # pipeline slots per pass, in model-times
@@ -158,17 +163,26 @@ def evaluate(prep: Prepared, w: Workload) -> Prediction:
                 + steps * _stage_transfer_s(prep, w, mb))
     dec_bound, dec_unit = (_decode_bounds(bound, mb, (first + last) // 2, table.window) if steps
                            else (pre_bound, pre_unit))
-    tpot = dec_time / steps if steps else None
-    e2e = ttft + dec_time
 
     pre_e = dec_e = energy = tokens_per_j = None
+    notes = []
     if em is not None:
         work = m * w.tp * w.dp                      # table copies: microbatches x tp ranks x replicas
-        pre_e = em.energy_j(ttft, *bound.totals(pre_feats), devices=w.devices, copies=work)
-        dec_total = em.energy_j(dec_time, *bound.totals(dec_feats), devices=w.devices, copies=work)
+        pre_dyn = em.dynamic_j(*bound.totals(pre_feats), copies=work)
+        dec_dyn = em.dynamic_j(*bound.totals(dec_feats), copies=work)
+        limited = em.power_limited_s(ttft, pre_dyn, w.devices), em.power_limited_s(dec_time, dec_dyn, w.devices)
+        for phase, before, after in (("prefill", ttft, limited[0]), ("decode", dec_time, limited[1])):
+            if after > before * 1.001:
+                notes.append(f"{phase} is power-limited: {100 * (after / before - 1):.0f}% slower than its "
+                             f"roofline at {em.tdp_w:.0f} W")
+        ttft, dec_time = limited
+        pre_e = em.energy_j(ttft, pre_dyn, w.devices)
+        dec_total = em.energy_j(dec_time, dec_dyn, w.devices)
         dec_e = dec_total / steps if steps else None
         energy = pre_e + dec_total
         tokens_per_j = B * N / energy
+    tpot = dec_time / steps if steps else None
+    e2e = ttft + dec_time
 
     breakdown = [
         OperatorShare(name=name, kind=OpKind(int(table.kind[i])).name.lower(),
@@ -181,4 +195,4 @@ def evaluate(prep: Prepared, w: Workload) -> Prediction:
     ]
     return Prediction(**common, ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, output_tokens_per_s=B * N / e2e,
                       prefill_energy_j=pre_e, decode_step_energy_j=dec_e, energy_j=energy,
-                      tokens_per_j=tokens_per_j, breakdown=breakdown)
+                      tokens_per_j=tokens_per_j, breakdown=breakdown, note="; ".join(notes))

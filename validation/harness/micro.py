@@ -5,7 +5,8 @@
 (b) flash SDPA prefill (causal, GQA) and the decode attention call;
 (c) elementwise bandwidth: rms_norm, add, mul, silu, 1e4..1e8 elements;
 (d) device-to-device copy bandwidth, 1 MiB..4 GiB;
-(e) per-kernel cost of tiny kernels inside a CUDA graph (and eagerly);
+(e) per-kernel cost of tiny kernels inside a CUDA graph (and eagerly), and the eager
+    launch rate of each op kind the reference stack calls (host-dispatch bound);
 (f) power: mean watts and joules over >= 2 s loops of the 8192^3 matmul and
     of a 2 GiB copy.
 Every timing is a CUDA-graph replay of n_inner calls timed with CUDA events,
@@ -304,6 +305,56 @@ class Micro:
             one_kernel_graph_replay_s=statistics.median(ts), graph_replay_host_s=(h3 - h2) / 200)
         self.res["section_time_s"]["launch"] = time.perf_counter() - t0
         self.log(f"  launch: graph {med * 1e6:.2f} us/kernel, eager {eager * 1e6:.2f} us/kernel")
+
+    # ------------------------------------------------------------------ (e2)
+    def eager(self, n_calls: int = 300):
+        """Eager launch rate of each op kind the reference stack calls, on tiny tensors: device
+        time from the first to the last of n back-to-back calls / n (host-dispatch bound)."""
+        import torch
+        import torch.nn.functional as F
+
+        t0 = time.perf_counter()
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        bf = torch.bfloat16
+        x = torch.randn(4, 64, device=dev, dtype=bf)
+        w = torch.randn(64, 64, device=dev, dtype=bf)
+        nw = torch.ones(64, device=dev, dtype=bf)
+        q = torch.randn(1, 4, 8, 64, device=dev, dtype=bf)
+        table = torch.randn(1000, 64, device=dev, dtype=bf)
+        ids = torch.randint(0, 1000, (4,), device=dev)
+        cache = torch.zeros(4, 64, device=dev, dtype=bf)
+        y = torch.empty(8, 64, device=dev, dtype=bf).t()
+        ops = {
+            "matmul": lambda: x @ w.t(),
+            "rms_norm": lambda: F.rms_norm(x, (64,), nw, 1e-5),
+            "sdpa": lambda: F.scaled_dot_product_attention(q, q, q, is_causal=True),
+            "silu": lambda: F.silu(x), "mul": lambda: x * x, "add": lambda: x + x, "neg": lambda: -x,
+            "cat": lambda: torch.cat((x, x), dim=-1), "copy_": lambda: cache.copy_(x),
+            "argmax": lambda: torch.argmax(x, dim=-1), "index_select": lambda: table.index_select(0, ids),
+            "reshape_copy": lambda: y.reshape(-1),
+        }
+        res = {}
+        for name, fn in ops.items():
+            for _ in range(20):
+                fn()
+            G.sync() if dev == "cuda" else None
+            if dev == "cuda":
+                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                e0.record()
+            h0 = time.perf_counter()
+            for _ in range(n_calls):
+                fn()
+            h1 = time.perf_counter()
+            if dev == "cuda":
+                e1.record()
+                G.sync()
+                device_s = e0.elapsed_time(e1) / 1000.0 / n_calls
+            else:
+                device_s = (h1 - h0) / n_calls
+            res[name] = dict(eager_per_call_s=device_s, host_per_call_s=(h1 - h0) / n_calls, calls=n_calls)
+        self.res["eager"] = res
+        self.res["section_time_s"]["eager"] = time.perf_counter() - t0
+        self.log("  eager: " + ", ".join(f"{k} {v['eager_per_call_s'] * 1e6:.1f} us" for k, v in res.items()))
 
     # ------------------------------------------------------------------ (f)
     def power(self, min_s: float = 2.2):

@@ -1,0 +1,186 @@
+"""Fit a stack's device profile from microbenchmarks only (never from end-to-end runs).
+
+Input: one ``micro-*.json`` written by validation/harness (see its README). Each fit uses
+the same formula the engine applies to that operator kind, so a fitted profile
+reproduces the microbenchmarks it came from:
+  GEMM        t = ||(2MNK / (peak f_c eff(M, N)), bytes / (bw f_m))||_p + t_0
+              eff = tile and wave quantization (tile sizes chosen from a grid), p the
+              overlap exponent; least squares on log time over every (M, N, K)
+  elementwise t = t_0 + bytes / (bw f) per kind: rms_norm -> norm, add -> residual adds,
+              silu and mul -> activation, mul/add -> rotary, copy -> KV write
+  attention   prefill t = max(FLOPs / (peak f_c), bytes / (bw f_m)) + t_0 (flash, causal);
+              decode the same with its own t_0 (the KV read dominates)
+  launches    graph per-kernel gap, eager launch rate, one graph replay's fixed cost
+  energy      idle power; (E - idle t) / FLOPs of a GEMM loop; (E - idle t) / bytes of a copy
+Output: a DeviceProfile and a fit report (median and p90 |error| of each fit).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from simulator.errors import SpecError
+from simulator.specs.base import Dtype
+from simulator.specs.stack import DeviceProfile
+
+TILE_GRID = ((1, 1), (64, 64), (64, 128), (128, 64), (128, 128), (128, 256))
+
+
+@dataclasses.dataclass
+class Fit:
+    """One fitted group: parameters and the relative errors on the points it used."""
+
+    name: str
+    params: dict
+    errors: np.ndarray
+
+    def summary(self) -> dict:
+        e = np.abs(self.errors)
+        return {"fit": self.name, "n": int(e.size), "median_abs_error": float(np.median(e)),
+                "p90_abs_error": float(np.percentile(e, 90)), "max_abs_error": float(e.max())}
+
+
+def load_micro(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SpecError(str(path), "", f"cannot read microbenchmark JSON ({exc})") from None
+    if data.get("schema") != "llmsim-harness-micro/1":
+        raise SpecError(str(path), "schema", "expected 'llmsim-harness-micro/1' (a file from validation/harness)")
+    return data
+
+
+def _wave_efficiency(m, n, tile_m, tile_n, units):
+    """Vectorised twin of engine.roofline.gemm_efficiency."""
+    if tile_m <= 1 and tile_n <= 1:
+        return np.ones_like(m)
+    tm, tn = np.ceil(m / tile_m), np.ceil(n / tile_n)
+    tiles = tm * tn
+    waves = np.ceil(tiles / units)
+    return (m * n) / (tm * tile_m * tn * tile_n) * tiles / (waves * units)
+
+
+def _p_norm(a, b, p):
+    big = np.maximum(a, b)
+    return big * ((a / big) ** p + (b / big) ** p) ** (1.0 / p)
+
+
+def gemm_time_s(params, m, n, k, peak, bandwidth, units):
+    """The engine's GEMM time for bf16 x @ W.t() of shape (M, K) x (K, N)."""
+    fc, fm, p, t0, tile_m, tile_n = params
+    compute = 2 * m * n * k / (peak * fc * _wave_efficiency(m, n, tile_m, tile_n, units))
+    memory = 2.0 * (n * k + m * (n + k)) / (bandwidth * fm)
+    return _p_norm(compute, memory, p) + t0
+
+
+def fit_gemm(rows, peak, bandwidth, units) -> Fit:
+    m, n, k = (np.array([r[key] for r in rows], float) for key in ("m", "n", "k"))
+    t = np.array([r["latency_s"] for r in rows])
+    best = None
+    for tile_m, tile_n in TILE_GRID:
+        def residual(x):
+            return np.log(gemm_time_s((*x, tile_m, tile_n), m, n, k, peak, bandwidth, units) / t)
+        res = least_squares(residual, [0.8, 0.85, 4.0, 2e-6], bounds=([0.05, 0.05, 1.0, 0.0], [1.0, 1.5, 50.0, 1e-4]))
+        if best is None or res.cost < best[0].cost:
+            best = (res, tile_m, tile_n)
+    res, tile_m, tile_n = best
+    fc, fm, p, t0 = res.x
+    return Fit("gemm", dict(peak_fraction=fc, memory_fraction=fm, overlap_exponent=p, overhead_s=t0,
+                            tile_m=tile_m, tile_n=tile_n), np.expm1(res.fun))
+
+
+def fit_streaming(name: str, rows, bandwidth) -> Fit:
+    """t = t0 + bytes / (bandwidth f): fixed cost and achieved fraction of a streaming kernel."""
+    b = np.array([r["bytes"] for r in rows], float)
+    t = np.array([r["latency_s"] for r in rows])
+
+    def residual(x):
+        return np.log((x[1] + b / (bandwidth * x[0])) / t)
+    res = least_squares(residual, [0.8, 2e-6], bounds=([0.05, 0.0], [1.5, 1e-4]))
+    return Fit(name, dict(memory_fraction=res.x[0], overhead_s=res.x[1]), np.expm1(res.fun))
+
+
+def attention_time_s(params, flops, bytes_, peak, bandwidth):
+    fc, fm, t0 = params
+    return np.maximum(flops / (peak * fc), bytes_ / (bandwidth * fm)) + t0
+
+
+def fit_attention(name: str, rows, peak, bandwidth, start) -> Fit:
+    f = np.array([r["flops"] for r in rows], float)
+    b = np.array([r["bytes"] for r in rows], float)
+    t = np.array([r["latency_s"] for r in rows])
+
+    def residual(x):
+        return np.log(attention_time_s(x, f, b, peak, bandwidth) / t)
+    res = least_squares(residual, start, bounds=([0.01, 0.05, 0.0], [1.0, 1.5, 1e-4]))
+    return Fit(name, dict(compute_fraction=res.x[0], memory_fraction=res.x[1], overhead_s=res.x[2]),
+               np.expm1(res.fun))
+
+
+def _streaming_rows(micro: dict, ops: tuple[str, ...]) -> list[dict]:
+    return [r for r in micro["elementwise"] if r["op"] in ops and not r["inputs_l2_resident"]]
+
+
+def _energy(micro: dict) -> tuple[float, float, float]:
+    """(idle W, J per FLOP, J per byte) from the idle reading and the two power loops."""
+    idle = micro["environment"]["idle_power"]["idle_power_w"]
+    mm, cp = micro["power"]["matmul"], micro["power"]["copy"]
+    per_flop = (mm["energy_per_call_j"] - idle * mm["time_per_call_s"]) / mm["flops_per_call"]
+    per_byte = (cp["energy_per_call_j"] - idle * cp["time_per_call_s"]) / cp["bytes_moved_per_call"]
+    return idle, per_flop, per_byte
+
+
+def calibrate(micro: dict, hardware, source: str) -> tuple[dict, list[Fit]]:
+    """Fit the device profile of ``hardware`` (a spec) from one microbenchmark file: the
+    profile's YAML fields (quantities as unit strings) and the fit report."""
+    peak = hardware.peak_flops()[Dtype.bf16]
+    bandwidth = hardware.main_memory.bandwidth_bytes_per_s
+    units = float(hardware.compute_units or 1)
+    gemm = fit_gemm(micro["matmul"], peak, bandwidth, units)
+    fits = [gemm]
+    streaming = {"norm": ("rms_norm",), "residual_add": ("add",), "activation": ("silu", "mul"),
+                 "rotary": ("mul", "add"), "kv_write": ("add",), "embedding": ("add",), "sampling": ("add",)}
+    stream_fits = {kind: fit_streaming(kind, _streaming_rows(micro, ops), bandwidth) for kind, ops in streaming.items()}
+    fits += [stream_fits[k] for k in ("norm", "residual_add", "activation")]
+    prefill = fit_attention("attention prefill", [r for r in micro["attention"] if r["phase"] == "prefill"],
+                            peak, bandwidth, [0.3, 0.8, 5e-6])
+    decode = fit_attention("attention decode", [r for r in micro["attention"] if r["phase"] == "decode"],
+                           peak, bandwidth, [0.5, 0.7, 5e-6])
+    fits += [prefill, decode]
+    launch = micro["launch"]
+    idle, per_flop, per_byte = _energy(micro)
+    g = gemm.params
+    overheads = {kind: f.params["overhead_s"] for kind, f in stream_fits.items()}
+    overheads.update(matmul=g["overhead_s"], lm_head=g["overhead_s"], attention=decode.params["overhead_s"])
+    fields = {
+        "gemm": {"peak_fraction": _r(g["peak_fraction"]), "memory_fraction": _r(g["memory_fraction"]),
+                 "tile_m": g["tile_m"], "tile_n": g["tile_n"], "overlap_exponent": _r(g["overlap_exponent"])},
+        "attention_compute_fraction": _r(prefill.params["compute_fraction"]),
+        "attention_memory_fraction": _r(decode.params["memory_fraction"]),
+        "elementwise_memory_fraction": _r(stream_fits["residual_add"].params["memory_fraction"]),
+        "memory_fraction_by_kind": {k: _r(f.params["memory_fraction"]) for k, f in stream_fits.items()},
+        "kernel_overhead": _q(launch["graph_per_kernel_s"], "s"),
+        "kernel_overhead_by_kind": {k: _q(v, "s") for k, v in overheads.items()},
+        "prefill_launch_overhead": _q(launch["eager_per_kernel_s"], "s"),
+        "decode_step_overhead": _q(max(launch["one_kernel_graph_replay_s"] - launch["graph_per_kernel_s"], 0.0), "s"),
+        "idle_power": _q(idle, "W"), "energy_per_flop": _q(per_flop, "J/FLOP"), "energy_per_byte": _q(per_byte, "J/B"),
+        "fitted_from": source,
+    }
+    return fields, fits
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.4g}")
+
+
+def _q(x: float, unit: str) -> str:
+    """A quantity string the spec parser reads back: 4 significant digits, SI base unit."""
+    return f"{x:.4g} {unit}"
+
+
+def profile_from_fields(fields: dict) -> DeviceProfile:
+    return DeviceProfile.model_validate(fields)

@@ -1,0 +1,103 @@
+"""Predictions against measured runs: error statistics per hardware, phase and metric.
+
+Measured runs live in ``validation/measurements/<hardware>/e2e-*.json`` (written by
+validation/harness; the folder name is the hardware spec's name). Each prefill point
+(B, S) is predicted as the TTFT of B x S; each decode point (B, C) as the decode step at
+position C (prompt C, output 2). Energy points compare joules per call.
+Error = (predicted - measured) / measured.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from simulator.engine.predict import evaluate, prepare
+from simulator.errors import SpecError
+from simulator.specs import registry
+from simulator.specs.base import Dtype
+from simulator.specs.workload import workload
+
+BF16 = Dtype.bf16
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    hardware: str
+    model: str
+    phase: str               # prefill | decode
+    batch: int
+    length: int              # prompt (prefill) or context position (decode)
+    metric: str              # latency | energy
+    measured: float          # seconds or joules per call
+    source: str
+
+    @property
+    def label(self) -> str:
+        what = "S" if self.phase == "prefill" else "C"
+        return f"{self.model} {self.phase} B={self.batch} {what}={self.length}"
+
+
+def measurement_root() -> Path:
+    return registry.data_root() / "validation" / "measurements"
+
+
+def load_points(root: Path | None = None) -> list[Point]:
+    """Every measured latency and energy point under ``root``."""
+    root = root or measurement_root()
+    points = []
+    for path in sorted(root.glob("*/e2e-*.json")):
+        data = json.loads(path.read_text())
+        hardware = path.parent.name
+        for row, metric, key in [*((r, "latency", "latency_median_s") for r in data["points"]),
+                                 *((r, "energy", "energy_per_call_j") for r in data["energy"])]:
+            length = row.get("prompt_len") if row["phase"] == "prefill" else row.get("context_len")
+            points.append(Point(hardware, row["model"], row["phase"], row["batch"], length, metric, row[key],
+                                str(path)))
+    return points
+
+
+def _measured_architecture(model: str):
+    """The harness runs full attention (it ignores sliding windows): predict what it ran."""
+    name, arch, _ = registry.model(model)
+    return name, arch.model_copy(update={"sliding_window": None})
+
+
+def predict_point(point: Point, stack: str, profile_from: str | None = None) -> float:
+    """Predicted seconds or joules of one measured point. ``profile_from`` predicts with
+    another device's fitted profile (cross-hardware transfer)."""
+    hw = registry.hardware(point.hardware)
+    name, arch = _measured_architecture(point.model)
+    prep = prepare((name, arch), hw, stack, BF16, BF16, BF16, profile_from=profile_from)
+    if point.phase == "prefill":
+        p = evaluate(prep, workload(batch=point.batch, prompt=point.length, output=1), require_fit=False)
+        return p.ttft_s if point.metric == "latency" else p.prefill_energy_j
+    p = evaluate(prep, workload(batch=point.batch, prompt=point.length, output=2), require_fit=False)
+    return p.tpot_s if point.metric == "latency" else p.decode_step_energy_j
+
+
+def errors(points: list[Point], stack: str, profile_from: str | None = None) -> np.ndarray:
+    return np.array([(predict_point(p, stack, profile_from) - p.measured) / p.measured for p in points])
+
+
+def summarise(points: list[Point], errs: np.ndarray, worst: int = 5) -> list[dict]:
+    """One row per (hardware, phase, metric): n, median/p90/max |error|, mean bias, worst points."""
+    rows = []
+    keys = sorted({(p.hardware, p.phase, p.metric) for p in points})
+    for hardware, phase, metric in keys:
+        idx = [i for i, p in enumerate(points) if (p.hardware, p.phase, p.metric) == (hardware, phase, metric)]
+        e = errs[idx]
+        order = np.argsort(-np.abs(e))[:worst]
+        rows.append({"hardware": hardware, "phase": phase, "metric": metric, "n": len(idx),
+                     "median_abs_error": float(np.median(np.abs(e))),
+                     "p90_abs_error": float(np.percentile(np.abs(e), 90)),
+                     "max_abs_error": float(np.abs(e).max()), "mean_bias": float(e.mean()),
+                     "worst": [{"point": points[idx[j]].label, "error": float(e[j])} for j in order]})
+    return rows
+
+
+def check_root(root: Path) -> None:
+    if not root.is_dir():
+        raise SpecError(str(root), "", "no such measurement folder")
