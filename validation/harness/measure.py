@@ -461,7 +461,8 @@ def main(argv=None):
                 shapes.setdefault(nk, []).append(f"{c.name}:{op}")
             attn.setdefault((c.heads, c.kv_heads, c.head_dim), []).append(c.name)
         log(f"microbenchmarks: {len(shapes)} matmul (N, K) shapes, {len(attn)} attention head layouts")
-        for sec, fn in (("launch", m.launch), ("eager", m.eager), ("copy", m.copy), ("power", m.power), ("elementwise", m.elementwise),
+        for sec, fn in (("launch", m.launch), ("eager", m.eager), ("host_layer", m.host_layer),
+                        ("energy", m.energy), ("copy", m.copy), ("power", m.power), ("elementwise", m.elementwise),
                         ("attention", lambda: m.attention(attn)), ("matmul", lambda: m.matmul(shapes))):
             if m.left() < 0:
                 m._skip(sec, "whole section")

@@ -8,7 +8,9 @@
 (e) per-kernel cost of tiny kernels inside a CUDA graph (and eagerly), and the eager
     launch rate of each op kind the reference stack calls (host-dispatch bound);
 (f) power: mean watts and joules over >= 2 s loops of the 8192^3 matmul and
-    of a 2 GiB copy.
+    of a 2 GiB copy; and over loops of tiny kernels, a GEMV, an M = 256 GEMM and flash
+    prefill and decode attention;
+(g) host cost per layer of the reference model's eager forward (a tiny model).
 Every timing is a CUDA-graph replay of n_inner calls timed with CUDA events,
 median of the replays divided by n_inner, unless stated otherwise.
 """
@@ -20,6 +22,7 @@ import statistics
 import time
 
 from . import gpu as G
+from .model import _sdpa_ctx
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -355,6 +358,117 @@ class Micro:
         self.res["eager"] = res
         self.res["section_time_s"]["eager"] = time.perf_counter() - t0
         self.log("  eager: " + ", ".join(f"{k} {v['eager_per_call_s'] * 1e6:.1f} us" for k, v in res.items()))
+
+    # ------------------------------------------------------------------ (e3)
+    def host_layer(self, reps: int = 20):
+        """Host cost of the reference model's eager forward per layer: prefill of 1 x 8 tokens
+        on a tiny model (hidden 128) with 2 and with 10 layers, device time by CUDA events;
+        (t10 - t2) / 8 is one layer's time when the GPU work is negligible (host bound)."""
+        import torch
+
+        from .model import RefDecoder, config_from_dict
+
+        t0 = time.perf_counter()
+        out = {}
+        for layers in (2, 10):
+            cfg = config_from_dict(f"tiny-{layers}", dict(
+                model_type="llama", hidden_size=128, intermediate_size=256, num_hidden_layers=layers,
+                num_attention_heads=2, num_key_value_heads=1, head_dim=64, vocab_size=512))
+            model = RefDecoder(cfg, max_positions=64)
+            kc, vc = model.new_cache(1, 64)
+            tokens = model.random_tokens(1, 8)
+            for _ in range(3):
+                model.prefill(tokens, kc, vc)
+            times = []
+            for _ in range(reps):
+                G.sync()
+                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                e0.record()
+                model.prefill(tokens, kc, vc)
+                e1.record()
+                G.sync()
+                times.append(e0.elapsed_time(e1) / 1000.0)
+            out[layers] = statistics.median(times)
+            kernels = cfg.kernels_per_layer()
+            del model, kc, vc
+        per_layer = (out[10] - out[2]) / 8
+        self.res["host_layer"] = dict(what="eager prefill 1x8 of a tiny llama (hidden 128, 2 heads, 1 KV head)",
+                                      prefill_2_layers_s=out[2], prefill_10_layers_s=out[10],
+                                      per_layer_s=per_layer, kernels_per_layer=kernels,
+                                      per_kernel_s=per_layer / kernels)
+        self.res["section_time_s"]["host_layer"] = time.perf_counter() - t0
+        self.log(f"  host layer: {per_layer * 1e6:.1f} us per layer, {per_layer / kernels * 1e6:.1f} us per kernel")
+
+    # ------------------------------------------------------------------ (f2)
+    def energy(self, min_s: float = 1.6):
+        """Energy of loops of kernels of other kinds than (f): a CUDA graph of tiny adds (the
+        GPU busy with next to no work), a GEMV streaming a 512 MiB weight, a GEMM near the
+        ridge point (M = 256), flash prefill attention and decode attention."""
+        import torch
+        import torch.nn.functional as F
+
+        t0 = time.perf_counter()
+        if self.nvml.energy_mj() is None:
+            self.res["energy"] = {"error": "NVML energy counter unavailable"}
+            return
+        res = {}
+        bf = torch.bfloat16
+        a = torch.randn(256, device="cuda", dtype=torch.float32)
+        b = torch.randn(256, device="cuda", dtype=torch.float32) * 1e-3
+        g = torch.cuda.CUDAGraph()
+        st = torch.cuda.Stream()
+        st.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(st):
+            a.add_(b)
+        torch.cuda.current_stream().wait_stream(st)
+        with torch.cuda.graph(g):
+            for _ in range(1000):
+                a.add_(b)
+        r = G.energy_loop(self.nvml, g.replay, 1e-3, min_s)
+        r.update(what="graph of 1000 tiny adds", flops_per_call=0.0, bytes_per_call=0.0)
+        res["tiny_kernels"] = r
+        w = torch.randn(16384, 16384, device="cuda", dtype=bf)
+        x1 = torch.randn(1, 16384, device="cuda", dtype=bf)
+        r = G.energy_loop(self.nvml, lambda: x1 @ w.t(), 16384 * 16384 * 2 / self.bw, min_s)
+        r.update(what="GEMV 1 x 16384 @ 16384^2 bf16", flops_per_call=2.0 * 16384 ** 2,
+                 bytes_per_call=2.0 * 16384 ** 2)
+        res["gemv"] = r
+        x256 = torch.randn(256, 16384, device="cuda", dtype=bf)
+        r = G.energy_loop(self.nvml, lambda: x256 @ w.t(), 2 * 256 * 16384 ** 2 / self.peak, min_s)
+        r.update(what="GEMM 256 x 16384 @ 16384^2 bf16", flops_per_call=2.0 * 256 * 16384 ** 2,
+                 bytes_per_call=2.0 * (16384 ** 2 + 2 * 256 * 16384))
+        res["gemm_m256"] = r
+        del w, x1, x256
+        q = torch.randn(4, 32, 4096, 128, device="cuda", dtype=bf)
+        k = torch.randn(4, 8, 4096, 128, device="cuda", dtype=bf)
+        v = torch.randn_like(k)
+
+        def prefill():
+            with _sdpa_ctx("cuda"):
+                return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        fl = 4.0 * 4 * 32 * 128 * 4096 * 4097 / 2
+        r = G.energy_loop(self.nvml, prefill, fl / (0.3 * self.peak), min_s)
+        r.update(what="flash prefill attention B=4 H=32 KV=8 S=4096 hd=128 causal", flops_per_call=fl,
+                 bytes_per_call=2.0 * (2 * 4 * 32 * 4096 * 128 + 2 * 4 * 8 * 4096 * 128))
+        res["attention_prefill"] = r
+        del q, k, v
+        kc = torch.randn(64, 8, 4096, 128, device="cuda", dtype=bf)
+        vc = torch.randn_like(kc)
+        qg = torch.randn(64, 32, 128, device="cuda", dtype=bf).view(64, 8, 4, 128)
+
+        def decode():
+            with _sdpa_ctx("cuda"):
+                return F.scaled_dot_product_attention(qg, kc, vc)
+        by = 2.0 * 2 * 64 * 8 * 4096 * 128
+        r = G.energy_loop(self.nvml, decode, by / self.bw, min_s)
+        r.update(what="decode attention B=64 KV=8 (4 q per KV head) C=4096 hd=128", flops_per_call=4.0 * 64 * 32 * 128 * 4096,
+                 bytes_per_call=by)
+        res["attention_decode"] = r
+        del kc, vc, qg
+        torch.cuda.empty_cache()
+        self.res["energy"] = res
+        self.res["section_time_s"]["energy"] = time.perf_counter() - t0
+        self.log("  energy: " + ", ".join(f"{k} {v.get('power_mean_w', 0):.0f} W" for k, v in res.items()))
 
     # ------------------------------------------------------------------ (f)
     def power(self, min_s: float = 2.2):
