@@ -8,9 +8,9 @@ reproduces the microbenchmarks it came from:
               overlap exponent; least squares on log time over every (M, N, K)
   elementwise t = t_0 + bytes / (bw f) per kind: rms_norm -> norm, add -> residual adds,
               silu and mul -> activation, mul/add -> rotary, copy -> KV write
-  attention   prefill t = max(FLOPs / (peak f_c), bytes / (bw f_m)) + t_0 (flash, causal);
-              decode the same with its own t_0 (the KV read dominates)
-  launches    graph per-kernel gap, eager launch rate, one graph replay's fixed cost
+  attention   prefill t = FLOPs / (peak f_c L / (L + L0)) + t_0, L the mean attended length;
+              decode t = KV bytes / (bw f_m) + B x KV heads x t_block / units + t_0
+  launches    graph per-kernel gap, eager launch rate per op kind, one graph replay's fixed cost
   energy      idle power; (E - idle t) / FLOPs of a GEMM loop; (E - idle t) / bytes of a copy
 Output: a DeviceProfile and a fit report (median and p90 |error| of each fit).
 """
@@ -104,20 +104,36 @@ def fit_streaming(name: str, rows, bandwidth) -> Fit:
     return Fit(name, dict(memory_fraction=res.x[0], overhead_s=res.x[1]), np.expm1(res.fun))
 
 
-def attention_time_s(params, flops, bytes_, peak, bandwidth):
-    fc, fm, t0 = params
-    return np.maximum(flops / (peak * fc), bytes_ / (bandwidth * fm)) + t0
+def prefill_attention_time_s(params, flops, length, peak):
+    """Causal flash prefill: FLOPs at f x L / (L + L0) of peak, L = (S + 1) / 2 attended keys."""
+    fc, l0, t0 = params
+    return flops / (peak * fc * length / (length + l0)) + t0
 
 
-def fit_attention(name: str, rows, peak, bandwidth, start) -> Fit:
+def decode_attention_time_s(params, bytes_, blocks, bandwidth, units):
+    """Decode attention: the KV read at f of bandwidth, plus each (sequence, KV head) block's
+    fixed cost spread over the units."""
+    fm, t_block, t0 = params
+    return bytes_ / (bandwidth * fm) + blocks * t_block / units + t0
+
+
+def fit_prefill_attention(rows, peak) -> Fit:
     f = np.array([r["flops"] for r in rows], float)
-    b = np.array([r["bytes"] for r in rows], float)
+    length = np.array([(r["seq_len"] + 1) / 2.0 for r in rows])
     t = np.array([r["latency_s"] for r in rows])
+    res = least_squares(lambda x: np.log(prefill_attention_time_s(x, f, length, peak) / t), [0.3, 300.0, 5e-6],
+                        bounds=([0.01, 0.0, 0.0], [1.0, 1e5, 1e-4]))
+    return Fit("attention prefill", dict(compute_fraction=res.x[0], half_length=res.x[1], overhead_s=res.x[2]),
+               np.expm1(res.fun))
 
-    def residual(x):
-        return np.log(attention_time_s(x, f, b, peak, bandwidth) / t)
-    res = least_squares(residual, start, bounds=([0.01, 0.05, 0.0], [1.0, 1.5, 1e-4]))
-    return Fit(name, dict(compute_fraction=res.x[0], memory_fraction=res.x[1], overhead_s=res.x[2]),
+
+def fit_decode_attention(rows, bandwidth, units) -> Fit:
+    b = np.array([r["bytes"] for r in rows], float)
+    blocks = np.array([r["batch"] * r["kv_heads"] for r in rows], float)
+    t = np.array([r["latency_s"] for r in rows])
+    res = least_squares(lambda x: np.log(decode_attention_time_s(x, b, blocks, bandwidth, units) / t),
+                        [0.8, 1e-6, 5e-6], bounds=([0.05, 0.0, 0.0], [1.5, 1e-4, 1e-4]))
+    return Fit("attention decode", dict(memory_fraction=res.x[0], block_overhead_s=res.x[1], overhead_s=res.x[2]),
                np.expm1(res.fun))
 
 
@@ -146,10 +162,8 @@ def calibrate(micro: dict, hardware, source: str) -> tuple[dict, list[Fit]]:
                  "rotary": ("mul", "add"), "kv_write": ("add",), "embedding": ("add",), "sampling": ("add",)}
     stream_fits = {kind: fit_streaming(kind, _streaming_rows(micro, ops), bandwidth) for kind, ops in streaming.items()}
     fits += [stream_fits[k] for k in ("norm", "residual_add", "activation")]
-    prefill = fit_attention("attention prefill", [r for r in micro["attention"] if r["phase"] == "prefill"],
-                            peak, bandwidth, [0.3, 0.8, 5e-6])
-    decode = fit_attention("attention decode", [r for r in micro["attention"] if r["phase"] == "decode"],
-                           peak, bandwidth, [0.5, 0.7, 5e-6])
+    prefill = fit_prefill_attention([r for r in micro["attention"] if r["phase"] == "prefill"], peak)
+    decode = fit_decode_attention([r for r in micro["attention"] if r["phase"] == "decode"], bandwidth, units)
     fits += [prefill, decode]
     launch = micro["launch"]
     idle, per_flop, per_byte = _energy(micro)
@@ -161,16 +175,43 @@ def calibrate(micro: dict, hardware, source: str) -> tuple[dict, list[Fit]]:
                  "tile_m": g["tile_m"], "tile_n": g["tile_n"], "overlap_exponent": _r(g["overlap_exponent"])},
         "attention_compute_fraction": _r(prefill.params["compute_fraction"]),
         "attention_memory_fraction": _r(decode.params["memory_fraction"]),
+        "attention_half_length": _r(prefill.params["half_length"]),
+        "attention_block_overhead": _q(decode.params["block_overhead_s"], "s"),
         "elementwise_memory_fraction": _r(stream_fits["residual_add"].params["memory_fraction"]),
         "memory_fraction_by_kind": {k: _r(f.params["memory_fraction"]) for k, f in stream_fits.items()},
         "kernel_overhead": _q(launch["graph_per_kernel_s"], "s"),
         "kernel_overhead_by_kind": {k: _q(v, "s") for k, v in overheads.items()},
         "prefill_launch_overhead": _q(launch["eager_per_kernel_s"], "s"),
+        **_eager_launch(micro),
         "decode_step_overhead": _q(max(launch["one_kernel_graph_replay_s"] - launch["graph_per_kernel_s"], 0.0), "s"),
         "idle_power": _q(idle, "W"), "energy_per_flop": _q(per_flop, "J/FLOP"), "energy_per_byte": _q(per_byte, "J/B"),
         "fitted_from": source,
     }
     return fields, fits
+
+
+# operator kind -> the eager ops of the reference stack whose launch rates it averages
+EAGER_OPS = {"matmul": ("matmul",), "lm_head": ("matmul",), "norm": ("rms_norm",), "attention": ("sdpa",),
+             "rotary": ("mul", "neg", "cat", "mul", "add"), "activation": ("silu", "mul"), "residual_add": ("add",),
+             "kv_write": ("copy_",), "embedding": ("index_select",), "sampling": ("argmax",)}
+
+
+def _eager_launch(micro: dict) -> dict:
+    """Per-kind eager launch floors from the micro file's ``eager`` section (absent in files
+    from harness runs before it existed: then the single tiny-add rate stands for all)."""
+    eager = micro.get("eager")
+    if not eager:
+        return {}
+    return {"prefill_launch_overhead_by_kind": {
+        kind: _q(float(np.mean([eager[op]["eager_per_call_s"] for op in ops])), "s") for kind, ops in EAGER_OPS.items()}}
+
+
+def newest_micro(folder: Path) -> Path:
+    """The most recent microbenchmark file under a device's measurement folder."""
+    files = sorted(Path(folder).rglob("micro-*.json"))
+    if not files:
+        raise SpecError(str(folder), "", "no micro-*.json microbenchmark file (run validation/harness first)")
+    return max(files, key=lambda f: json.loads(f.read_text())["environment"].get("date_utc", ""))
 
 
 def _r(x: float) -> float:

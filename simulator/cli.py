@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from simulator import commands_specs
+from simulator import commands_specs, commands_validate
 from simulator.errors import SimulatorError
 
 EXIT_BAD_INPUT = 2
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workload(p)
     p.set_defaults(func=cmd_predict)
     commands_specs.register(sub, _add_workload)
+    commands_validate.register(sub)
     return parser
 
 

@@ -23,9 +23,10 @@ def twin_gemm_efficiency(m, n, tm, tn, units):
     return (m * n) / (tiles_m * tm * tiles_n * tn) * tiles / (waves * units)
 
 
-def twin_point(bound, feats, floor=None):
+def twin_point(bound, feats, floor=None, half_length=None):
     t = bound.table
     floor = np.zeros(len(t)) if floor is None else floor
+    half_length = np.zeros(len(t)) if half_length is None else half_length
     out = []
     for i in range(len(t)):
         f = sum(t.flops[i, j] * feats[j] for j in range(len(feats)))
@@ -34,6 +35,9 @@ def twin_point(bound, feats, floor=None):
         if t.gemm_n[i] > 0:
             peak *= twin_gemm_efficiency(feats[t.m_feature[i]], t.gemm_n[i], bound.tile_m[i], bound.tile_n[i],
                                          bound.units)
+        if half_length[i] > 0:
+            length = feats[3] / feats[2]                  # pairs per token
+            peak *= length / (length + half_length[i])
         p = bound.overlap[i]
         both = (f / peak) ** p + mem ** p if p > 0 and f > 0 and mem > 0 else None
         time = (both ** (1 / p) if both is not None else max(f / peak, mem)) + bound.overhead[i]
@@ -55,6 +59,7 @@ def _bound(model="llama-3.1-8b", stack="pytorch-ref", tiles=(128, 128), hardware
         b.tile_m[gemm], b.tile_n[gemm] = tiles
         b.overlap[gemm] = 3.5                      # p-norm GEMMs: exercised by every twin below
         b.prefill_floor[:] = 5e-6 * (1 + np.arange(len(table)) % 3)
+        b.half_length[table.kind == 5] = 400.0            # attention
     return b
 
 
@@ -69,7 +74,7 @@ def test_evaluate_point_twin(batch, prompt):
     b = _bound()
     feats = prefill_features(batch, prompt, 0)
     time_s, bound, unit = roofline.evaluate_point(*b.kernel_args("prefill"), feats)
-    assert_allclose(time_s, twin_point(b, feats, b.prefill_floor), rtol=1e-12)
+    assert_allclose(time_s, twin_point(b, feats, b.prefill_floor, b.half_length), rtol=1e-12)
     decode_time_s = roofline.evaluate_point(*b.kernel_args("decode"), feats)[0]
     assert_allclose(decode_time_s, twin_point(b, feats), rtol=1e-12)
     assert set(bound) <= {0, 1, 2}

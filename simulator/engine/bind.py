@@ -8,6 +8,9 @@ For operator i:
                    multiplier / (bandwidth of the level serving that column x the stack's
                    fraction). The ONE column holds weights; the rest are KV and activations.
   overhead[i]      s: kernels_per_op x kernel_overhead
+Attention also pays, per sequence and KV head, a block's fixed cost spread over the
+compute units (attention_block_overhead / units): short contexts at large batch do not
+stream at full bandwidth.
 Collectives (tensor parallelism) run over the device's first interconnect (its scale-up
 link): mem_s is the payload's bandwidth term and overhead adds the hops' latency
 (engine/collectives.py).
@@ -28,7 +31,7 @@ from simulator.engine.collectives import cost_terms
 from simulator.engine.placement import Placement, place
 from simulator.errors import SpecError
 from simulator.graph.lower import OpTable
-from simulator.graph.ops import KV, ONE, OpKind
+from simulator.graph.ops import KV, ONE, SEQ, OpKind
 from simulator.specs.base import Dtype
 from simulator.specs.stack import DeviceProfile, StackSpec
 
@@ -48,6 +51,7 @@ class Bound:
     alt_overhead: np.ndarray
     overlap: np.ndarray          # p-norm exponent combining compute and memory time (0: max)
     prefill_floor: np.ndarray    # s: eager launch floor of each operator in a prefill
+    half_length: np.ndarray      # tokens: prefill attention efficiency L / (L + L0) (0: off)
     profile: DeviceProfile
     placement: Placement
 
@@ -63,10 +67,12 @@ class Bound:
     def kernel_args(self, phase: str = "decode"):
         """The roofline kernels' per-operator arguments for a prefill pass or decode steps."""
         t = self.table
-        floor = self.prefill_floor if phase == "prefill" else np.zeros_like(self.prefill_floor)
+        zeros = np.zeros_like(self.prefill_floor)
+        prefill = phase == "prefill"
         return (t.flops, self.mem_s, t.repeat, t.gemm_n, t.m_feature, self.compute_peak,
                 self.overhead, self.tile_m, self.tile_n, self.units, self.alt_peak, self.alt_mem_s,
-                self.alt_overhead, self.overlap, floor)
+                self.alt_overhead, self.overlap, self.prefill_floor if prefill else zeros,
+                self.half_length if prefill else zeros)
 
     @property
     def step_overhead_s(self) -> float:
@@ -126,8 +132,10 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
     compute_peak = np.empty(n)
     mem_s = np.empty_like(table.bytes)
     moved = np.empty_like(table.bytes)
+    units = float(hardware.compute_units or 1)
     overhead = np.empty(n)
     floor = np.empty(n)
+    half_length = np.zeros(n)
     overlap = np.zeros(n)
     tile_m = np.ones(n)
     tile_n = np.ones(n)
@@ -141,14 +149,17 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
         if kind.is_gemm:
             tile_m[i], tile_n[i] = profile.gemm.tile_m, profile.gemm.tile_n
             overlap[i] = profile.gemm.overlap_exponent
+        if kind.is_attention:
+            half_length[i] = profile.attention_half_length
+            mem_s[i, SEQ] += table.kv_heads[i] * profile.attention_block_overhead_s / units
         kernels = stack.kernels(kind.stack_name)
         overhead[i] = kernels * profile.kernel_overhead_by_kind_s.get(kind.stack_name, profile.kernel_overhead_s)
-        floor[i] = kernels * profile.prefill_launch_overhead_s
+        floor[i] = kernels * profile.prefill_launch_overhead_by_kind_s.get(kind.stack_name,
+                                                                           profile.prefill_launch_overhead_s)
     _bind_collectives(table, hardware, stack, moved, mem_s, overhead)
     alt_peak, alt_mem_s = _bind_pim(table, hardware, profile, compute_dtype, moved, column_s_per_byte)
-    units = float(hardware.compute_units or 1)
     return Bound(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
-                 alt_peak, alt_mem_s, overhead.copy(), overlap, floor, profile, placement)
+                 alt_peak, alt_mem_s, overhead.copy(), overlap, floor, half_length, profile, placement)
 
 
 def _bind_pim(table: OpTable, hardware, profile: DeviceProfile, compute_dtype: Dtype, moved, column_s_per_byte):

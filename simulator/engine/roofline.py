@@ -40,28 +40,34 @@ def gemm_efficiency(m: float, n: float, tile_m: float, tile_n: float, units: flo
 
 
 @njit(cache=True)
-def _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units):
-    """Achieved compute rate (FLOP/s) of operator i at a feature vector."""
+def _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length):
+    """Achieved compute rate (FLOP/s) of operator i at a feature vector. A GEMM loses to
+    tile and wave quantization; an attention operator with half_length[i] = L0 > 0 reaches
+    L / (L + L0) of its rate at an attended length of L = pairs / tokens."""
     peak = compute_peak[i]
     if gemm_n[i] > 0:
         peak *= gemm_efficiency(feats[m_feature[i]], gemm_n[i], tile_m[i], tile_n[i], units)
+    if half_length[i] > 0.0 and feats[2] > 0.0:
+        length = feats[3] / feats[2]
+        peak *= length / (length + half_length[i])
     return peak
 
 
 @njit(cache=True)
-def _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units):
+def _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length):
     """(compute seconds, memory seconds) of one instance of operator i at a feature vector."""
     f = 0.0
     tm = 0.0
     for j in range(feats.shape[0]):
         f += flops[i, j] * feats[j]
         tm += mem_s[i, j] * feats[j]
-    return f / _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units), tm
+    return f / _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length), tm
 
 
 @njit(cache=True)
 def evaluate_point(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, floor, feats):
+                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, floor, half_length,
+                   feats):
     """Per-operator time (s, x repeat), bound and unit at one feature vector.
 
     overlap[i] > 0 combines compute and memory time as a p-norm (p = overlap[i]) instead of
@@ -74,11 +80,14 @@ def evaluate_point(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhe
     bound = np.empty(n_ops, dtype=np.int64)
     unit = np.zeros(n_ops, dtype=np.int64)
     ones = np.ones(n_ops)
+    zeros = np.zeros(n_ops)
     for i in range(n_ops):
-        tc, tm = _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units)
+        tc, tm = _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units,
+                           half_length)
         o = overhead[i]
         if alt_peak[i] > 0.0:
-            ac, am = _op_terms(i, feats, flops, alt_mem_s, gemm_n, m_feature, alt_peak, ones, ones, units)
+            ac, am = _op_terms(i, feats, flops, alt_mem_s, gemm_n, m_feature, alt_peak, ones, ones, units,
+                               zeros)
             if max(ac, am) + alt_overhead[i] < combine(tc, tm, overlap[i]) + o:
                 tc, tm, o = ac, am, alt_overhead[i]
                 unit[i] = 1
@@ -166,7 +175,7 @@ def _min_of_max_sum(lines, lo, hi):
 
 
 @njit(cache=True)
-def _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, peak, tile_m, tile_n, units):
+def _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, peak, tile_m, tile_n, units, half_length):
     """(compute line, memory line) of operator i as intercept and slope in c."""
     f0 = 0.0
     f1 = 0.0
@@ -177,16 +186,17 @@ def _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, peak, tile_m, 
         f1 += flops[i, j] * feats1[j]
         m0 += mem_s[i, j] * feats0[j]
         m1 += mem_s[i, j] * feats1[j]
-    rate = _rates(i, feats0, gemm_n, m_feature, peak, tile_m, tile_n, units)
+    rate = _rates(i, feats0, gemm_n, m_feature, peak, tile_m, tile_n, units, half_length)
     return f0 / rate, f1 / rate, m0, m1
 
 
 @njit(cache=True)
 def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, floor,
+                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, floor, half_length,
                    feats0, feats1, lo, hi):
     """Per-operator sums of time (s, x repeat) over integer c in [lo, hi], where the
-    features at c are feats0 + feats1 c. GEMM rows (M) must not depend on c. An operator
+    features at c are feats0 + feats1 c. Compute rates are taken at feats0, so they must not
+    depend on c (a GEMM's M is fixed; pass half_length zeros for decode). An operator
     whose time does not change with c gets exactly evaluate_point's time; one that does
     is summed in closed form, with a hard max (its overlap is ignored) and no floor."""
     n_ops = flops.shape[0]
@@ -195,15 +205,16 @@ def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhe
         return time_s
     count = hi - lo + 1.0
     ones = np.ones(n_ops)
+    zeros = np.zeros(n_ops)
     lines = np.empty((4, 2))
     for i in range(n_ops):
         c0, c1, m0, m1 = _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, compute_peak,
-                                   tile_m, tile_n, units)
+                                   tile_m, tile_n, units, half_length)
         has_alt = alt_peak[i] > 0.0
         a0 = a1 = b0 = b1 = 0.0
         if has_alt:
             a0, a1, b0, b1 = _op_lines(i, feats0, feats1, flops, alt_mem_s, gemm_n, m_feature, alt_peak,
-                                       ones, ones, units)
+                                       ones, ones, units, zeros)
         if c1 == 0.0 and m1 == 0.0 and a1 == 0.0 and b1 == 0.0:
             t = combine(c0, m0, overlap[i]) + overhead[i]
             if has_alt:

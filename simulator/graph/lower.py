@@ -38,6 +38,7 @@ class OpTable:
     gemm_k: np.ndarray        # int64
     m_feature: np.ndarray     # int64 feature index of a matmul's M (TOK or SEQ)
     group: np.ndarray         # int64 devices taking part in a collective (1 for other ops)
+    kv_heads: np.ndarray      # int64 KV heads an attention operator reads (0 for other ops)
     parameters: int
     weight_bytes: float       # all parameters at the weight dtype
     layer_weight_bytes: float  # the part in decoder layers (what pipeline stages split)
@@ -115,7 +116,8 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype) -> OpTa
         kind = OpKind(d["kind"])
         f, b = _costs(kind, d, w, a, kvb)
         m_feature = {"tok": TOK, "seq": SEQ}[d["m"]] if kind.is_gemm else TOK
-        rows.append((name, kind, d["repeat"], f, b, d.get("n", 0), d.get("k", 0), m_feature, d.get("group", 1)))
+        rows.append((name, kind, d["repeat"], f, b, d.get("n", 0), d.get("k", 0), m_feature, d.get("group", 1),
+                     d.get("kv_heads", 0) if kind.is_attention else 0))
     params = parameter_count(graph)
     return OpTable(
         names=tuple(r[0] for r in rows),
@@ -127,6 +129,7 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype) -> OpTa
         gemm_k=np.array([r[6] for r in rows], dtype=np.int64),
         m_feature=np.array([r[7] for r in rows], dtype=np.int64),
         group=np.array([r[8] for r in rows], dtype=np.int64),
+        kv_heads=np.array([r[9] for r in rows], dtype=np.int64),
         parameters=params,
         weight_bytes=params * w,
         layer_weight_bytes=_params(graph, lambda n, d: d["repeat"] > 1) * w,

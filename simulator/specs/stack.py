@@ -45,11 +45,14 @@ class DeviceProfile(Strict):
     gemm: GemmEfficiency = GemmEfficiency()
     attention_compute_fraction: float = Field(1.0, gt=0, le=1)   # of the dense peak, attention FLOPs
     attention_memory_fraction: float = Field(1.0, gt=0, le=1.5)  # of bandwidth, KV-cache reads
+    attention_half_length: float = Field(0.0, ge=0)               # tokens: prefill efficiency L/(L+L0)
+    attention_block_overhead_s: SecondsOrZero = Field(0.0, alias="attention_block_overhead")  # per seq x KV head
     elementwise_memory_fraction: float = Field(1.0, gt=0, le=1.5)  # of bandwidth, norms/rotary/adds
     memory_fraction_by_kind: dict[str, float] = {}                # elementwise kinds that differ
     kernel_overhead_s: SecondsOrZero = Field(0.0, alias="kernel_overhead")
     kernel_overhead_by_kind_s: dict[str, SecondsOrZero] = Field({}, alias="kernel_overhead_by_kind")
     prefill_launch_overhead_s: SecondsOrZero = Field(0.0, alias="prefill_launch_overhead")
+    prefill_launch_overhead_by_kind_s: dict[str, SecondsOrZero] = Field({}, alias="prefill_launch_overhead_by_kind")
     decode_step_overhead_s: SecondsOrZero = Field(0.0, alias="decode_step_overhead")
     prefill_step_overhead_s: SecondsOrZero = Field(0.0, alias="prefill_step_overhead")
     idle_power_w: PowerOrZero | None = Field(None, alias="idle_power")

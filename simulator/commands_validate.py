@@ -1,0 +1,125 @@
+"""`llmsim calibrate` and `llmsim validate`: handlers return text; cli.py prints it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from simulator.calibrate import calibrate, load_micro, newest_micro, profile_from_fields
+from simulator.errors import SimulatorError, SpecError
+from simulator.report.table import render
+from simulator.specs import registry
+
+BEGIN = "# BEGIN devices fitted by `llmsim calibrate` from microbenchmarks (do not edit by hand)"
+END = "# END devices"
+
+
+class ValidationFailed(SimulatorError):
+    """The median error exceeded --max-median-error (exit code 2 via the CLI, like bad input)."""
+
+
+def write_device_profile(stack_path: Path, hardware: str, fields: dict) -> None:
+    """Replace ``hardware``'s entry in the stack file's generated devices block, keeping the
+    other devices and everything outside the block as it was."""
+    text = stack_path.read_text()
+    devices = dict(registry.read_yaml(stack_path).get("devices") or {})
+    devices[hardware] = fields
+    block = f"{BEGIN}\n" + yaml.safe_dump({"devices": dict(sorted(devices.items()))}, sort_keys=False,
+                                          width=100) + f"{END}\n"
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n" + block
+    stack_path.write_text(text)
+
+
+def cmd_calibrate(args) -> str:
+    from simulator.validate import measurement_root
+
+    hw = registry.hardware(args.hardware)
+    micro_path = Path(args.micro) if args.micro else newest_micro(measurement_root() / hw.name)
+    source = str(micro_path.relative_to(registry.data_root())) if micro_path.is_absolute() and \
+        registry.data_root() in micro_path.parents else str(micro_path)
+    fields, fits = calibrate(load_micro(micro_path), hw, source)
+    profile_from_fields(fields)                       # the fit must read back as a valid profile
+    rows = [[f.name, str(s["n"]), f"{100 * s['median_abs_error']:.1f}%", f"{100 * s['p90_abs_error']:.1f}%",
+             f"{100 * s['max_abs_error']:.1f}%"] for f in fits for s in [f.summary()]]
+    report = render(["fit", "n", "median |err|", "p90 |err|", "max |err|"], rows)
+    text = f"{hw.name}: stack {args.stack} fitted from {source}\n\n{report}"
+    if args.dry_run:
+        return text + "\n\n" + yaml.safe_dump({hw.name: fields}, sort_keys=False)
+    stack_path = registry.stack_index().get(args.stack)
+    if stack_path is None:
+        raise SpecError(args.stack, "", "calibrate writes into a registry stack (hardware_specs/stacks/NAME.yaml)")
+    write_device_profile(stack_path, hw.name, fields)
+    registry.stack.cache_clear()
+    return text + f"\n\nwrote the {hw.name} entry of {stack_path}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def validation_report(points, errs, title: str) -> tuple[str, list[dict]]:
+    from simulator.validate import summarise
+
+    rows = summarise(points, errs)
+    table = render(["hardware", "phase", "metric", "n", "median |err|", "p90 |err|", "max |err|", "mean bias"],
+                   [[r["hardware"], r["phase"], r["metric"], str(r["n"]), _pct(r["median_abs_error"]),
+                     _pct(r["p90_abs_error"]), _pct(r["max_abs_error"]), f"{100 * r['mean_bias']:+.1f}%"]
+                    for r in rows])
+    worst = "\n".join(f"  {r['hardware']} {r['metric']}: " + "; ".join(
+        f"{w['point']} {100 * w['error']:+.0f}%" for w in r["worst"]) for r in rows)
+    return f"{title}\n\n{table}\n\nworst points:\n{worst}", rows
+
+
+def cmd_validate(args) -> str:
+    from simulator.validate import errors, load_points, measurement_root
+
+    points = load_points(Path(args.measurements) if args.measurements else measurement_root())
+    if args.hardware:
+        points = [p for p in points if p.hardware in args.hardware.split(",")]
+    if not points:
+        raise SpecError(args.measurements or str(measurement_root()), "", "no measured points found")
+    sections, data = [], {}
+    text, rows = validation_report(points, errors(points, args.stack),
+                                   f"stack {args.stack}: each device with its own fitted profile")
+    sections.append(text)
+    data["own_profile"] = rows
+    if args.transfer:
+        hardware = sorted({p.hardware for p in points})
+        for target in hardware:
+            for source in hardware:
+                if source == target:
+                    continue
+                subset = [p for p in points if p.hardware == target]
+                text, rows = validation_report(subset, errors(subset, args.stack, profile_from=source),
+                                               f"transfer: {target} predicted with the profile fitted on {source}")
+                sections.append(text)
+                data[f"{target}_from_{source}"] = rows
+    out = json.dumps(data, indent=2) if args.format == "json" else "\n\n".join(sections)
+    if args.max_median_error is not None:
+        worst = max(r["median_abs_error"] for r in data["own_profile"] if r["metric"] == "latency")
+        if worst * 100 > args.max_median_error:
+            raise ValidationFailed(f"median |error| {100 * worst:.1f}% exceeds --max-median-error "
+                                   f"{args.max_median_error}%\n{out}")
+    return out
+
+
+def register(sub) -> None:
+    p = sub.add_parser("calibrate", help="fit a stack's profile for a device from its microbenchmarks")
+    p.add_argument("--hardware", required=True)
+    p.add_argument("--stack", default="pytorch-ref")
+    p.add_argument("--micro", help="microbenchmark JSON (default: the newest under validation/measurements/HW)")
+    p.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
+    p.set_defaults(func=cmd_calibrate)
+    p = sub.add_parser("validate", help="predict every measured point and report the errors")
+    p.add_argument("--stack", default="pytorch-ref")
+    p.add_argument("--hardware", help="comma-separated devices (default: all measured)")
+    p.add_argument("--measurements", help="folder of <hardware>/e2e-*.json (default: validation/measurements)")
+    p.add_argument("--transfer", action="store_true", help="also predict each device with another's profile")
+    p.add_argument("--max-median-error", type=float, help="exit 2 when a latency median |error| exceeds PCT")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_validate)
