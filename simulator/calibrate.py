@@ -11,7 +11,8 @@ reproduces the microbenchmarks it came from:
   attention   prefill t = FLOPs / (peak f_c L / (L + L0)) + t_0, L the mean attended length;
               decode t = KV bytes / (bw f_m) + B x KV heads x t_block / units + t_0
   launches    graph per-kernel gap, eager launch rate per op kind, one graph replay's fixed cost
-  energy      idle power; (E - idle t) / FLOPs of a GEMM loop; (E - idle t) / bytes of a copy
+  energy      idle power; busy power (a loop of tiny kernels); (E - (idle + busy) t) / FLOPs of
+              a GEMM loop and / bytes of a copy loop; other loops check the result
 Output: a DeviceProfile and a fit report (median and p90 |error| of each fit).
 """
 from __future__ import annotations
@@ -141,13 +142,41 @@ def _streaming_rows(micro: dict, ops: tuple[str, ...]) -> list[dict]:
     return [r for r in micro["elementwise"] if r["op"] in ops and not r["inputs_l2_resident"]]
 
 
-def _energy(micro: dict) -> tuple[float, float, float]:
-    """(idle W, J per FLOP, J per byte) from the idle reading and the two power loops."""
+def _loop(entry: dict, flops_key: str = "flops_per_call", bytes_key: str = "bytes_per_call") -> tuple:
+    return entry["energy_per_call_j"], entry["time_per_call_s"], entry.get(flops_key, 0.0), entry.get(bytes_key, 0.0)
+
+
+def _energy(micro: dict) -> tuple[dict, Fit | None]:
+    """Energy coefficients from the idle reading and the power loops:
+    busy power    a CUDA graph of tiny kernels (the device awake, next to no work) - idle
+    J per FLOP    least squares over the 8192^3 GEMM, copy and GEMV loops, after
+    J per byte    (idle + busy) x time
+    attention     its own J per FLOP and per byte, solved from the prefill and decode
+                  attention loops (a flash kernel spends more than a GEMM or a copy)
+    The M = 256 GEMM loop is left out of every fit and reported as a check. Files from
+    harness runs without these loops give idle, J per FLOP and J per byte from (f) alone."""
     idle = micro["environment"]["idle_power"]["idle_power_w"]
-    mm, cp = micro["power"]["matmul"], micro["power"]["copy"]
-    per_flop = (mm["energy_per_call_j"] - idle * mm["time_per_call_s"]) / mm["flops_per_call"]
-    per_byte = (cp["energy_per_call_j"] - idle * cp["time_per_call_s"]) / cp["bytes_moved_per_call"]
-    return idle, per_flop, per_byte
+    loops = micro.get("energy") or {}
+    power = micro["power"]
+    general = [_loop(power["matmul"]), _loop(power["copy"], bytes_key="bytes_moved_per_call")]
+    if "tiny_kernels" not in loops:
+        (e_mm, t_mm, f_mm, _), (e_cp, t_cp, _, b_cp) = general
+        return {"idle": idle, "busy": 0.0, "flop": (e_mm - idle * t_mm) / f_mm, "byte": (e_cp - idle * t_cp) / b_cp}, None
+    busy = max(loops["tiny_kernels"]["power_mean_w"] - idle, 0.0)
+    base = idle + busy
+    general.append(_loop(loops["gemv"]))
+    e, t, f, b = (np.array(column, float) for column in zip(*general))
+    res = least_squares(lambda x: np.log((base * t + x[0] * 1e-12 * f + x[1] * 1e-12 * b) / e), [0.8, 100.0],
+                        bounds=([0.0, 0.0], [100.0, 1e4]))
+    per_flop, per_byte = res.x * 1e-12
+    (e_p, t_p, f_p, b_p), (e_d, t_d, f_d, b_d) = _loop(loops["attention_prefill"]), _loop(loops["attention_decode"])
+    attention = np.linalg.solve([[f_p, b_p], [f_d, b_d]], [e_p - base * t_p, e_d - base * t_d])
+    attn_flop, attn_byte = (max(float(v), 0.0) for v in attention)
+    coefficients = {"idle": idle, "busy": busy, "flop": per_flop, "byte": per_byte,
+                    "attention_flop": attn_flop, "attention_byte": attn_byte}
+    e256, t256, f256, b256 = _loop(loops["gemm_m256"])
+    check_errors = np.array([*np.expm1(res.fun), (base * t256 + per_flop * f256 + per_byte * b256) / e256 - 1.0])
+    return coefficients, Fit("energy: GEMM/copy/GEMV fit, M=256 check", {}, check_errors)
 
 
 def calibrate(micro: dict, hardware, source: str) -> tuple[dict, list[Fit]]:
@@ -166,7 +195,9 @@ def calibrate(micro: dict, hardware, source: str) -> tuple[dict, list[Fit]]:
     decode = fit_decode_attention([r for r in micro["attention"] if r["phase"] == "decode"], bandwidth, units)
     fits += [prefill, decode]
     launch = micro["launch"]
-    idle, per_flop, per_byte = _energy(micro)
+    energy, energy_check = _energy(micro)
+    if energy_check is not None:
+        fits.append(energy_check)
     g = gemm.params
     overheads = {kind: f.params["overhead_s"] for kind, f in stream_fits.items()}
     overheads.update(matmul=g["overhead_s"], lm_head=g["overhead_s"], attention=decode.params["overhead_s"])
@@ -184,7 +215,10 @@ def calibrate(micro: dict, hardware, source: str) -> tuple[dict, list[Fit]]:
         "prefill_launch_overhead": _q(launch["eager_per_kernel_s"], "s"),
         **_eager_launch(micro),
         "decode_step_overhead": _q(max(launch["one_kernel_graph_replay_s"] - launch["graph_per_kernel_s"], 0.0), "s"),
-        "idle_power": _q(idle, "W"), "energy_per_flop": _q(per_flop, "J/FLOP"), "energy_per_byte": _q(per_byte, "J/B"),
+        "idle_power": _q(energy["idle"], "W"), "busy_power": _q(energy["busy"], "W"),
+        "energy_per_flop": _q(energy["flop"], "J/FLOP"), "energy_per_byte": _q(energy["byte"], "J/B"),
+        **({"attention_energy_per_flop": _q(energy["attention_flop"], "J/FLOP"),
+            "attention_energy_per_byte": _q(energy["attention_byte"], "J/B")} if "attention_flop" in energy else {}),
         "fitted_from": source,
     }
     return fields, fits
@@ -196,14 +230,26 @@ EAGER_OPS = {"matmul": ("matmul",), "lm_head": ("matmul",), "norm": ("rms_norm",
              "kv_write": ("copy_",), "embedding": ("index_select",), "sampling": ("argmax",)}
 
 
+# kernels of one reference-stack layer by kind (the host_layer model has no q/k/v bias)
+LAYER_KERNELS = {"norm": 2, "matmul": 4, "rotary": 10, "kv_write": 2, "attention": 1, "residual_add": 2,
+                 "activation": 2}
+
+
 def _eager_launch(micro: dict) -> dict:
     """Per-kind eager launch floors from the micro file's ``eager`` section (absent in files
-    from harness runs before it existed: then the single tiny-add rate stands for all)."""
+    from harness runs before it existed: then the single tiny-add rate stands for all). When
+    the file has ``host_layer`` (a tiny model's eager forward, per layer), the per-op rates
+    are scaled so one layer's kernels add up to it: the model code's own host work between
+    the calls (views, slicing) is spread over its kernels."""
     eager = micro.get("eager")
     if not eager:
         return {}
-    return {"prefill_launch_overhead_by_kind": {
-        kind: _q(float(np.mean([eager[op]["eager_per_call_s"] for op in ops])), "s") for kind, ops in EAGER_OPS.items()}}
+    per_kind = {kind: float(np.mean([eager[op]["eager_per_call_s"] for op in ops])) for kind, ops in EAGER_OPS.items()}
+    layer = micro.get("host_layer")
+    if layer and layer.get("per_layer_s", 0) > 0:
+        scale = layer["per_layer_s"] / sum(n * per_kind[k] for k, n in LAYER_KERNELS.items())
+        per_kind = {k: v * max(scale, 1.0) for k, v in per_kind.items()}
+    return {"prefill_launch_overhead_by_kind": {kind: _q(v, "s") for kind, v in per_kind.items()}}
 
 
 def newest_micro(folder: Path) -> Path:

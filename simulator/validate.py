@@ -1,7 +1,7 @@
 """Predictions against measured runs: error statistics per hardware, phase and metric.
 
-Measured runs live in ``validation/measurements/<hardware>/e2e-*.json`` (written by
-validation/harness; the folder name is the hardware spec's name). Each prefill point
+Measured runs live in ``validation/measurements/<hardware>/[<session>/]e2e-*.json``
+(written by validation/harness; the top folder's name is the hardware spec's name). Each prefill point
 (B, S) is predicted as the TTFT of B x S; each decode point (B, C) as the decode step at
 position C (prompt C, output 2). Energy points compare joules per call.
 Error = (predicted - measured) / measured.
@@ -48,9 +48,9 @@ def load_points(root: Path | None = None) -> list[Point]:
     """Every measured latency and energy point under ``root``."""
     root = root or measurement_root()
     points = []
-    for path in sorted(root.glob("*/e2e-*.json")):
+    for path in sorted(root.glob("*/**/e2e-*.json")):
         data = json.loads(path.read_text())
-        hardware = path.parent.name
+        hardware = path.relative_to(root).parts[0]
         for row, metric, key in [*((r, "latency", "latency_median_s") for r in data["points"]),
                                  *((r, "energy", "energy_per_call_j") for r in data["energy"])]:
             length = row.get("prompt_len") if row["phase"] == "prefill" else row.get("context_len")

@@ -23,9 +23,8 @@ def twin_gemm_efficiency(m, n, tm, tn, units):
     return (m * n) / (tiles_m * tm * tiles_n * tn) * tiles / (waves * units)
 
 
-def twin_point(bound, feats, floor=None, half_length=None):
+def twin_point(bound, feats, half_length=None):
     t = bound.table
-    floor = np.zeros(len(t)) if floor is None else floor
     half_length = np.zeros(len(t)) if half_length is None else half_length
     out = []
     for i in range(len(t)):
@@ -46,7 +45,7 @@ def twin_point(bound, feats, floor=None, half_length=None):
             alt = max(f / bound.alt_peak[i], alt_mem) + bound.alt_overhead[i]
             if alt < time:
                 time = alt
-        out.append(max(time, floor[i]) * t.repeat[i])
+        out.append(time * t.repeat[i])
     return np.array(out)
 
 
@@ -58,7 +57,6 @@ def _bound(model="llama-3.1-8b", stack="pytorch-ref", tiles=(128, 128), hardware
         gemm = table.gemm_n > 0
         b.tile_m[gemm], b.tile_n[gemm] = tiles
         b.overlap[gemm] = 3.5                      # p-norm GEMMs: exercised by every twin below
-        b.prefill_floor[:] = 5e-6 * (1 + np.arange(len(table)) % 3)
         b.half_length[table.kind == 5] = 400.0            # attention
     return b
 
@@ -74,7 +72,7 @@ def test_evaluate_point_twin(batch, prompt):
     b = _bound()
     feats = prefill_features(batch, prompt, 0)
     time_s, bound, unit = roofline.evaluate_point(*b.kernel_args("prefill"), feats)
-    assert_allclose(time_s, twin_point(b, feats, b.prefill_floor, b.half_length), rtol=1e-12)
+    assert_allclose(time_s, twin_point(b, feats, b.half_length), rtol=1e-12)
     decode_time_s = roofline.evaluate_point(*b.kernel_args("decode"), feats)[0]
     assert_allclose(decode_time_s, twin_point(b, feats), rtol=1e-12)
     assert set(bound) <= {0, 1, 2}

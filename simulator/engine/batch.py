@@ -6,19 +6,21 @@ predict.evaluate's (dp = 1, one microbatch), scenario by scenario:
               + B min(S + N, W) kv_bytes_per_token / pp + largest prefill transient;
               a scenario that does not fit gets NaN times and energies
   ttft_s      sum over operators of roofline.evaluate_point at prefill_features(B, S, W)
-              + step overhead + the pipeline's stage transfers of B S tokens
+              + prefill step overhead + the pipeline's stage transfers of B S tokens
   tpot_s      (sum of decode steps at positions S .. S + N - 2, closed form per segment of
-              phases.decode_segments, + (N - 1) (step overhead + transfers of B tokens)) / (N - 1);
-              NaN when N = 1
+              phases.decode_segments, + (N - 1) (decode step overhead + transfers of B
+              tokens)) / (N - 1); NaN when N = 1
+  power       a phase lasts at least its dynamic energy / (devices x (TDP - idle))
   e2e_s       ttft + (N - 1) tpot;  output_tokens_per_s = B N / e2e
   energy_j    EnergyModel.energy_j of the prefill pass + of all decode steps (NaN without power)
 
-Speed: the prefill depends on (B, S) only and a decode step's operator lines (intercept and
+Speed: the prefill depends on (B, S) only, and a decode step's operator lines (intercept and
 slope in the position, GEMM efficiency at M = B included) on B only, so consecutive
 scenarios sharing B, or B and S (a grid in B x S x N order), reuse them; per scenario only
-the closed-form range sums remain. The kernels call roofline's own helpers (_op_terms,
-_op_lines, _max_linear_sum, _min_of_max_sum); tests/test_batch.py checks every output
-against predict.evaluate.
+the closed-form range sums remain. The prefill calls roofline.evaluate_point itself; the
+decode sums mirror roofline.evaluate_range's per-operator cases (constant in the position;
+host or PIM unit: min of maxes; host only: max of two lines) on cached lines, calling its
+helpers. tests/test_batch.py checks every output against predict.evaluate.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from numba import njit, prange
 
 from simulator.engine.predict import _stage_transfer_s, memory_report
 from simulator.engine.phases import prefill_features
-from simulator.engine.roofline import _max_linear_sum, _min_of_max_sum, _op_lines, _op_terms
+from simulator.engine.roofline import _max_linear_sum, _min_of_max_sum, _op_lines, combine, evaluate_point
 from simulator.graph.ops import KV, N_FEATURES, ONE, PAIR, SEQ, TOK
 from simulator.specs.workload import Workload
 
@@ -40,14 +42,19 @@ OUTPUTS = ("ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s", "prefill_energy_j
  KV_CACHE_BYTES, ACTIVATION_BYTES, TOTAL_BYTES, FITS) = range(len(OUTPUTS))
 
 # entries of the scalar parameter vector
-PARAMS = ("step_overhead_s", "window", "weight_bytes", "kv_bytes_per_token", "pp", "capacity_bytes", "stages",
-          "transfer_s", "transfer_s_per_token", "has_energy", "idle_w", "tdp_w", "j_per_flop",
-          "weight_j_per_byte", "other_j_per_byte", "devices", "copies")
-(P_STEP_OVERHEAD_S, P_WINDOW, P_WEIGHT_BYTES, P_KV_BYTES_PER_TOKEN, P_PP, P_CAPACITY_BYTES, P_STAGES,
- P_TRANSFER_S, P_TRANSFER_S_PER_TOKEN, P_HAS_ENERGY, P_IDLE_W, P_TDP_W, P_J_PER_FLOP, P_WEIGHT_J_PER_BYTE,
- P_OTHER_J_PER_BYTE, P_DEVICES, P_COPIES) = range(len(PARAMS))
+PARAMS = ("prefill_step_overhead_s", "decode_step_overhead_s", "window", "weight_bytes", "kv_bytes_per_token",
+          "pp", "capacity_bytes", "stages", "transfer_s", "transfer_s_per_token", "has_energy", "idle_w",
+          "tdp_w", "devices", "copies")
+(P_PREFILL_STEP_S, P_DECODE_STEP_S, P_WINDOW, P_WEIGHT_BYTES, P_KV_BYTES_PER_TOKEN, P_PP, P_CAPACITY_BYTES,
+ P_STAGES, P_TRANSFER_S, P_TRANSFER_S_PER_TOKEN, P_HAS_ENERGY, P_IDLE_W, P_TDP_W, P_DEVICES,
+ P_COPIES) = range(len(PARAMS))
+
+# positions in Bound.kernel_args()
+(A_FLOPS, A_MEM_S, A_REPEAT, A_GEMM_N, A_M_FEATURE, A_PEAK, A_OVERHEAD, A_TILE_M, A_TILE_N, A_UNITS,
+ A_ALT_PEAK, A_ALT_MEM_S, A_ALT_OVERHEAD, A_OVERLAP, A_FLOOR, A_HALF_LENGTH) = range(16)
 
 GROWING, CAPPED = 0, 1      # decode segments: attended span c + 1 grows, or is capped at the window
+CONSTANT, MIN_OF_MAX, MAX = 0, 1, 2     # cases of roofline.evaluate_range per operator
 BLOCK = 512                 # scenarios per parallel work item
 
 
@@ -55,18 +62,17 @@ BLOCK = 512                 # scenarios per parallel work item
 class Packed:
     """Arrays of one Prepared at one pipeline depth, as the kernels take them.
 
-    op_args              Bound.kernel_args(): the roofline kernels' per-operator arrays
+    prefill_args, decode_args  Bound.kernel_args("prefill") and ("decode")
     transient_bytes      [ops, features] bytes of a prefill operator's working set (weights
                          and KV columns zeroed): memory.activation_bytes = max_i row_i @ f
-    flops_per_feature    sum_i repeat_i flops[i, :]         (Bound.totals' FLOPs = this @ f)
-    moved_per_feature    sum_i repeat_i moved_bytes[i, :]   (weights: the ONE column)
+    joules_per_feature   EnergyModel.joules_per_feature: dynamic energy = copies x this @ f
     params               scalars named by PARAMS
     """
 
-    op_args: tuple
+    prefill_args: tuple
+    decode_args: tuple
     transient_bytes: np.ndarray
-    flops_per_feature: np.ndarray
-    moved_per_feature: np.ndarray
+    joules_per_feature: np.ndarray
     params: np.ndarray
 
 
@@ -80,18 +86,20 @@ def pack(prep, tp: int = 1, pp: int = 1) -> Packed:
     transient[:, KV] = 0.0
     p = dict.fromkeys(PARAMS, 0.0)
     transfer_s = _stage_transfer_s(prep, w, 0)
-    p.update(step_overhead_s=bound.step_overhead_s, window=table.window, pp=pp, stages=1.0,
+    p.update(prefill_step_overhead_s=bound.profile.prefill_step_overhead_s,
+             decode_step_overhead_s=bound.step_overhead_s, window=table.window, pp=pp,
+             stages=(w.microbatches + pp - 1) / pp,
              weight_bytes=memory_report(table, hw, w, prefill_features(1, 1, table.window)).weights_bytes,
              kv_bytes_per_token=table.kv_bytes_per_token,
              capacity_bytes=sum(level.capacity_bytes for level in hw.memory),
              transfer_s=transfer_s, transfer_s_per_token=_stage_transfer_s(prep, w, 1) - transfer_s,
              devices=w.devices, copies=w.microbatches * w.tp * w.dp)
+    joules = np.zeros(table.flops.shape[1])
     if em is not None:
-        p.update(has_energy=1.0, idle_w=em.idle_w, tdp_w=em.tdp_w, j_per_flop=em.energy_per_flop_j,
-                 weight_j_per_byte=em.weight_energy_per_byte_j, other_j_per_byte=em.other_energy_per_byte_j)
-    return Packed(bound.kernel_args(), np.ascontiguousarray(transient),
-                  np.ascontiguousarray(table.repeat @ table.flops),
-                  np.ascontiguousarray(table.repeat @ bound.moved_bytes), np.array([p[k] for k in PARAMS]))
+        p.update(has_energy=1.0, idle_w=em.idle_w, tdp_w=em.tdp_w)
+        joules = np.ascontiguousarray(em.joules_per_feature, dtype=np.float64)
+    return Packed(bound.kernel_args("prefill"), bound.kernel_args("decode"), np.ascontiguousarray(transient),
+                  joules, np.array([p[k] for k in PARAMS]))
 
 
 def evaluate_many(packed: Packed, batch, prompt, output, parallel: bool = True) -> np.ndarray:
@@ -102,7 +110,7 @@ def evaluate_many(packed: Packed, batch, prompt, output, parallel: bool = True) 
     bitwise-identical results."""
     b, s, n = (np.ascontiguousarray(a, dtype=np.int64) for a in (batch, prompt, output))
     out = np.empty((len(OUTPUTS), b.shape[0]))
-    args = (packed.op_args, packed.transient_bytes, packed.flops_per_feature, packed.moved_per_feature,
+    args = (packed.prefill_args, packed.decode_args, packed.transient_bytes, packed.joules_per_feature,
             packed.params, b, s, n, out)
     (_evaluate_parallel if parallel else _evaluate_serial)(*args)
     return out
@@ -117,23 +125,6 @@ def causal_pairs(seq_len, window):
 
 
 @njit(cache=True)
-def _pass_time_s(op_args, feats, ones):
-    """Sum over operators of roofline.evaluate_point's times (s): each operator on its faster
-    unit (the host, or the PIM unit where alt_peak > 0)."""
-    (flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead, tile_m, tile_n, units,
-     alt_peak, alt_mem_s, alt_overhead) = op_args
-    total = 0.0
-    for i in range(flops.shape[0]):
-        tc, tm = _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units)
-        t = max(tc, tm) + overhead[i]
-        if alt_peak[i] > 0.0:
-            ac, am = _op_terms(i, feats, flops, alt_mem_s, gemm_n, m_feature, alt_peak, ones, ones, units)
-            t = min(t, max(ac, am) + alt_overhead[i])
-        total += t * repeat[i]
-    return total
-
-
-@njit(cache=True)
 def _decode_features(batch, window, f0, f1):
     """phases.decode_segments' features f0 + f1 c of both segment kinds: f0, f1 [2, features]."""
     f0[:] = 0.0
@@ -142,37 +133,52 @@ def _decode_features(batch, window, f0, f1):
         f0[seg, ONE] = 1.0
         f0[seg, SEQ] = batch
         f0[seg, TOK] = batch
-    f0[GROWING, PAIR] = f0[GROWING, KV] = batch          # B (c + 1)
-    f1[GROWING, PAIR] = f1[GROWING, KV] = batch
-    f0[CAPPED, PAIR] = f0[CAPPED, KV] = batch * window    # B W
+    f0[GROWING, PAIR] = batch              # B (c + 1)
+    f0[GROWING, KV] = batch
+    f1[GROWING, PAIR] = batch
+    f1[GROWING, KV] = batch
+    f0[CAPPED, PAIR] = batch * window      # B W
+    f0[CAPPED, KV] = batch * window
 
 
 @njit(cache=True)
-def _decode_lines(op_args, f0, f1, ones, lines):
-    """Per segment kind and operator, the lines roofline.evaluate_range takes the max (or the
-    min of maxes, for an operator with a PIM unit) of: lines [2, ops, 4, 2] (intercept, slope)."""
-    (flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead, tile_m, tile_n, units,
-     alt_peak, alt_mem_s, alt_overhead) = op_args
+def _decode_lines(args, f0, f1, ones, zeros, case, lines):
+    """For each segment kind and operator, roofline.evaluate_range's case and its lines
+    (intercept, slope) [2, ops, 4, 2]; a CONSTANT operator's step time sits in lines[.., 0, 0]."""
+    flops, mem_s, gemm_n, m_feature = args[A_FLOPS], args[A_MEM_S], args[A_GEMM_N], args[A_M_FEATURE]
+    units = args[A_UNITS]
+    overhead, alt_peak, alt_overhead = args[A_OVERHEAD], args[A_ALT_PEAK], args[A_ALT_OVERHEAD]
     for seg in (GROWING, CAPPED):
         for i in range(flops.shape[0]):
-            c0, c1, m0, m1 = _op_lines(i, f0[seg], f1[seg], flops, mem_s, gemm_n, m_feature, compute_peak,
-                                       tile_m, tile_n, units)
+            c0, c1, m0, m1 = _op_lines(i, f0[seg], f1[seg], flops, mem_s, gemm_n, m_feature, args[A_PEAK],
+                                       args[A_TILE_M], args[A_TILE_N], units, args[A_HALF_LENGTH])
+            has_alt = alt_peak[i] > 0.0
+            a0 = a1 = b0 = b1 = 0.0
+            if has_alt:
+                a0, a1, b0, b1 = _op_lines(i, f0[seg], f1[seg], flops, args[A_ALT_MEM_S], gemm_n, m_feature,
+                                           alt_peak, ones, ones, units, zeros)
             L = lines[seg, i]
-            if alt_peak[i] > 0.0:
-                a0, a1, b0, b1 = _op_lines(i, f0[seg], f1[seg], flops, alt_mem_s, gemm_n, m_feature, alt_peak,
-                                           ones, ones, units)
+            if c1 == 0.0 and m1 == 0.0 and a1 == 0.0 and b1 == 0.0:
+                step = combine(c0, m0, args[A_OVERLAP][i]) + overhead[i]
+                if has_alt:
+                    step = min(step, max(a0, b0) + alt_overhead[i])
+                case[seg, i] = CONSTANT
+                L[0, 0] = max(step, args[A_FLOOR][i])
+            elif has_alt:
                 o, ao = overhead[i], alt_overhead[i]
+                case[seg, i] = MIN_OF_MAX
                 L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0 + o, c1, m0 + o, m1
                 L[2, 0], L[2, 1], L[3, 0], L[3, 1] = a0 + ao, a1, b0 + ao, b1
             else:
+                case[seg, i] = MAX
                 L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0, c1, m0, m1
 
 
 @njit(cache=True)
-def _range_time_s(op_args, lines, f0, f1, lo, hi, feat_sum):
+def _range_time_s(args, case, lines, f0, f1, lo, hi, feat_sum):
     """Sum over operators of roofline.evaluate_range over positions [lo, hi] of one segment
-    (its lines and features); adds the steps' summed features to ``feat_sum``."""
-    repeat, overhead, alt_peak = op_args[2], op_args[6], op_args[10]
+    (its cases, lines and features); adds the steps' summed features to ``feat_sum``."""
+    repeat, overhead = args[A_REPEAT], args[A_OVERHEAD]
     count = hi - lo + 1.0
     for j in range(f0.shape[0]):
         feat_sum[j] += f0[j] * count + f1[j] * (lo + hi) * count / 2.0
@@ -181,7 +187,9 @@ def _range_time_s(op_args, lines, f0, f1, lo, hi, feat_sum):
     total = 0.0
     for i in range(repeat.shape[0]):
         L = lines[i]
-        if alt_peak[i] > 0.0:
+        if case[i] == CONSTANT:
+            total += L[0, 0] * count * repeat[i]
+        elif case[i] == MIN_OF_MAX:
             total += _min_of_max_sum(L, lo, hi) * repeat[i]
         else:
             total += (_max_linear_sum(L[0, 0], L[0, 1], L[1, 0], L[1, 1], lo, hi) + overhead[i] * count) * repeat[i]
@@ -189,33 +197,40 @@ def _range_time_s(op_args, lines, f0, f1, lo, hi, feat_sum):
 
 
 @njit(cache=True)
-def _decode_time_s(op_args, lines, f0, f1, first, last, window, feat_sum):
+def _decode_time_s(args, case, lines, f0, f1, first, last, window, feat_sum):
     """Decode steps at positions first..last, split where phases.decode_segments splits them."""
     if window <= 0 or last + 1 <= window:
-        return _range_time_s(op_args, lines[GROWING], f0[GROWING], f1[GROWING], first, last, feat_sum)
+        return _range_time_s(args, case[GROWING], lines[GROWING], f0[GROWING], f1[GROWING], first, last, feat_sum)
     split = window - 1.0                   # last position with c + 1 <= W
     total = 0.0
     if first <= split:
-        total += _range_time_s(op_args, lines[GROWING], f0[GROWING], f1[GROWING], first, split, feat_sum)
-    return total + _range_time_s(op_args, lines[CAPPED], f0[CAPPED], f1[CAPPED], max(first, split + 1.0), last,
-                                 feat_sum)
+        total += _range_time_s(args, case[GROWING], lines[GROWING], f0[GROWING], f1[GROWING], first, split,
+                               feat_sum)
+    return total + _range_time_s(args, case[CAPPED], lines[CAPPED], f0[CAPPED], f1[CAPPED],
+                                 max(first, split + 1.0), last, feat_sum)
 
 
 @njit(cache=True)
-def _energy_j(params, time_s, flops_per_feature, moved_per_feature, feats):
-    """EnergyModel.energy_j(t, *Bound.totals(feats), devices, copies):
-    devices x idle x t + min(copies x dynamic, devices x (TDP - idle) x t)."""
-    flops = 0.0
-    other = 0.0
+def _dynamic_j(params, joules_per_feature, feats):
+    """EnergyModel.dynamic_j(feats, copies): joules above idle."""
+    joules = 0.0
     for j in range(feats.shape[0]):
-        flops += flops_per_feature[j] * feats[j]
-        if j != ONE:
-            other += moved_per_feature[j] * feats[j]
-    weight = moved_per_feature[ONE] * feats[ONE]
-    idle, devices = params[P_IDLE_W], params[P_DEVICES]
-    dynamic = params[P_COPIES] * (flops * params[P_J_PER_FLOP] + weight * params[P_WEIGHT_J_PER_BYTE]
-                                  + other * params[P_OTHER_J_PER_BYTE])
-    return devices * idle * time_s + min(dynamic, devices * (params[P_TDP_W] - idle) * time_s)
+        joules += joules_per_feature[j] * feats[j]
+    return params[P_COPIES] * joules
+
+
+@njit(cache=True)
+def _power_limited_s(params, time_s, dynamic_j):
+    """EnergyModel.power_limited_s: at least dynamic / (devices x (TDP - idle))."""
+    headroom_w = params[P_DEVICES] * (params[P_TDP_W] - params[P_IDLE_W])
+    return max(time_s, dynamic_j / headroom_w) if headroom_w > 0 else time_s
+
+
+@njit(cache=True)
+def _energy_j(params, time_s, dynamic_j):
+    """EnergyModel.energy_j: devices x idle x t + min(dynamic, devices x (TDP - idle) x t)."""
+    devices, idle = params[P_DEVICES], params[P_IDLE_W]
+    return devices * idle * time_s + min(dynamic_j, devices * (params[P_TDP_W] - idle) * time_s)
 
 
 @njit(cache=True)
@@ -241,87 +256,96 @@ def _prefill_features(feats, batch, prompt, window):
 
 
 @njit(cache=True)
-def _set_nan(out, k):
-    for r in range(TTFT_S, TOKENS_PER_J + 1):
-        out[r, k] = np.nan
+def _memory(params, act, b, s, n, out, k):
+    """Memory rows of scenario k (memory_report's formulas); True when it fits."""
+    window = params[P_WINDOW]
+    positions = s + n
+    span = min(positions, window) if window > 0 else positions
+    kv = b * span * params[P_KV_BYTES_PER_TOKEN] / params[P_PP]
+    total = params[P_WEIGHT_BYTES] + kv + act
+    fits = total <= params[P_CAPACITY_BYTES]
+    out[KV_CACHE_BYTES, k] = kv
+    out[ACTIVATION_BYTES, k] = act
+    out[TOTAL_BYTES, k] = total
+    out[FITS, k] = 1.0 if fits else 0.0
+    return fits
 
 
 @njit(cache=True)
-def _scenarios(op_args, transient, flops_per_feature, moved_per_feature, params, batch, prompt, output,
-               out, start, stop):
+def _scenarios(prefill_args, decode_args, transient, joules_per_feature, params,
+               batch, prompt, output, out, start, stop):
     """Scenarios start..stop-1 into out[:, k], reusing the prefill while (B, S) repeats and
     the decode lines while B repeats."""
-    window, pp, stages = params[P_WINDOW], params[P_PP], params[P_STAGES]
+    window, stages, energy = params[P_WINDOW], params[P_STAGES], params[P_HAS_ENERGY] > 0.0
+    transfer_s, transfer_s_per_token = params[P_TRANSFER_S], params[P_TRANSFER_S_PER_TOKEN]
     n_ops = transient.shape[0]
     ones = np.ones(n_ops)
+    zeros = np.zeros(n_ops)
     feats = np.zeros(N_FEATURES)
     dec_feats = np.zeros(N_FEATURES)
     f0 = np.zeros((2, N_FEATURES))
     f1 = np.zeros((2, N_FEATURES))
+    case = np.zeros((2, n_ops), dtype=np.int64)
     lines = np.zeros((2, n_ops, 4, 2))
     prev_b = prev_s = -1
-    act = ttft = pre_e = 0.0
+    act = ttft = pre_dyn = 0.0
     have_prefill = False
     for k in range(start, stop):
         b, s, n = batch[k], prompt[k], output[k]
         if b != prev_b:
             _decode_features(float(b), window, f0, f1)
-            _decode_lines(op_args, f0, f1, ones, lines)
+            _decode_lines(decode_args, f0, f1, ones, zeros, case, lines)
             prev_b, prev_s = b, -1
         if s != prev_s:
             _prefill_features(feats, b, s, window)
             act = _activation_bytes(transient, feats)
             prev_s, have_prefill = s, False
-        positions = s + n
-        span = min(positions, window) if window > 0 else positions
-        kv = b * span * params[P_KV_BYTES_PER_TOKEN] / pp
-        total = params[P_WEIGHT_BYTES] + kv + act
-        out[KV_CACHE_BYTES, k] = kv
-        out[ACTIVATION_BYTES, k] = act
-        out[TOTAL_BYTES, k] = total
-        fits = total <= params[P_CAPACITY_BYTES]
-        out[FITS, k] = 1.0 if fits else 0.0
-        if not fits:
-            _set_nan(out, k)
+        if not _memory(params, act, b, s, n, out, k):
+            for r in range(TTFT_S, TOKENS_PER_J + 1):
+                out[r, k] = np.nan
             continue
         if not have_prefill:
-            ttft = (stages * (_pass_time_s(op_args, feats, ones) + params[P_STEP_OVERHEAD_S])
-                    + params[P_TRANSFER_S] + params[P_TRANSFER_S_PER_TOKEN] * (b * s))
-            pre_e = _energy_j(params, ttft, flops_per_feature, moved_per_feature, feats)
+            ttft = (stages * (evaluate_point(*prefill_args, feats)[0].sum() + params[P_PREFILL_STEP_S])
+                    + transfer_s + transfer_s_per_token * (b * s))
+            if energy:
+                pre_dyn = _dynamic_j(params, joules_per_feature, feats)
+                ttft = _power_limited_s(params, ttft, pre_dyn)
             have_prefill = True
         steps = n - 1
         dec_feats[:] = 0.0
-        dec_time = (stages * (_decode_time_s(op_args, lines, f0, f1, float(s), float(s + n - 2), window, dec_feats)
-                              + params[P_STEP_OVERHEAD_S] * steps)
-                    + steps * (params[P_TRANSFER_S] + params[P_TRANSFER_S_PER_TOKEN] * b))
-        e2e = ttft + dec_time
-        tokens = float(b * n)
-        out[TTFT_S, k] = ttft
-        out[TPOT_S, k] = dec_time / steps if steps else np.nan
-        out[E2E_S, k] = e2e
-        out[TOKENS_PER_S, k] = tokens / e2e
-        if params[P_HAS_ENERGY] > 0.0:
-            dec_e = _energy_j(params, dec_time, flops_per_feature, moved_per_feature, dec_feats)
+        dec_time = (stages * (_decode_time_s(decode_args, case, lines, f0, f1, float(s), float(s + n - 2), window,
+                                             dec_feats) + params[P_DECODE_STEP_S] * steps)
+                    + steps * (transfer_s + transfer_s_per_token * b))
+        if energy:
+            dec_dyn = _dynamic_j(params, joules_per_feature, dec_feats)
+            dec_time = _power_limited_s(params, dec_time, dec_dyn)
+            pre_e = _energy_j(params, ttft, pre_dyn)
+            dec_e = _energy_j(params, dec_time, dec_dyn)
             out[PREFILL_ENERGY_J, k] = pre_e
             out[DECODE_STEP_ENERGY_J, k] = dec_e / steps if steps else np.nan
             out[ENERGY_J, k] = pre_e + dec_e
-            out[TOKENS_PER_J, k] = tokens / (pre_e + dec_e)
+            out[TOKENS_PER_J, k] = b * n / (pre_e + dec_e)
         else:
             for r in (PREFILL_ENERGY_J, DECODE_STEP_ENERGY_J, ENERGY_J, TOKENS_PER_J):
                 out[r, k] = np.nan
+        e2e = ttft + dec_time
+        out[TTFT_S, k] = ttft
+        out[TPOT_S, k] = dec_time / steps if steps else np.nan
+        out[E2E_S, k] = e2e
+        out[TOKENS_PER_S, k] = b * n / e2e
 
 
 @njit(cache=True, nogil=True)
-def _evaluate_serial(op_args, transient, flops_per_feature, moved_per_feature, params, batch, prompt, output,
-                     out):
-    _scenarios(op_args, transient, flops_per_feature, moved_per_feature, params, batch, prompt, output, out,
-               0, batch.shape[0])
+def _evaluate_serial(prefill_args, decode_args, transient, joules_per_feature, params,
+                     batch, prompt, output, out):
+    _scenarios(prefill_args, decode_args, transient, joules_per_feature, params,
+               batch, prompt, output, out, 0, batch.shape[0])
 
 
 @njit(cache=True, parallel=True)
-def _evaluate_parallel(op_args, transient, flops_per_feature, moved_per_feature, params, batch, prompt, output,
-                       out):
+def _evaluate_parallel(prefill_args, decode_args, transient, joules_per_feature, params,
+                       batch, prompt, output, out):
     n = batch.shape[0]
     for blk in prange((n + BLOCK - 1) // BLOCK):
-        _scenarios(op_args, transient, flops_per_feature, moved_per_feature, params, batch, prompt, output, out,
-                   blk * BLOCK, min(n, (blk + 1) * BLOCK))
+        _scenarios(prefill_args, decode_args, transient, joules_per_feature, params,
+                   batch, prompt, output, out, blk * BLOCK, min(n, (blk + 1) * BLOCK))

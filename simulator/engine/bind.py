@@ -50,29 +50,19 @@ class Bound:
     alt_mem_s: np.ndarray
     alt_overhead: np.ndarray
     overlap: np.ndarray          # p-norm exponent combining compute and memory time (0: max)
-    prefill_floor: np.ndarray    # s: eager launch floor of each operator in a prefill
+    host_launch_s: float         # s: host time to launch one eager pass (every kernel, all layers)
     half_length: np.ndarray      # tokens: prefill attention efficiency L / (L + L0) (0: off)
     profile: DeviceProfile
     placement: Placement
 
-    def totals(self, feats: np.ndarray) -> tuple[float, float, float]:
-        """(FLOPs, weight bytes moved, other bytes moved) of a pass, or of a range of decode
-        steps when ``feats`` is the sum of their feature vectors (costs are linear)."""
-        r = self.table.repeat
-        flops = float(r @ (self.table.flops @ feats))
-        weight = float(r @ self.moved_bytes[:, ONE]) * feats[ONE]
-        other = float(r @ (self.moved_bytes @ feats)) - weight
-        return flops, weight, other
-
     def kernel_args(self, phase: str = "decode"):
         """The roofline kernels' per-operator arguments for a prefill pass or decode steps."""
         t = self.table
-        zeros = np.zeros_like(self.prefill_floor)
+        zeros = np.zeros_like(self.half_length)
         prefill = phase == "prefill"
         return (t.flops, self.mem_s, t.repeat, t.gemm_n, t.m_feature, self.compute_peak,
                 self.overhead, self.tile_m, self.tile_n, self.units, self.alt_peak, self.alt_mem_s,
-                self.alt_overhead, self.overlap, self.prefill_floor if prefill else zeros,
-                self.half_length if prefill else zeros)
+                self.alt_overhead, self.overlap, self.half_length if prefill else zeros)
 
     @property
     def step_overhead_s(self) -> float:
@@ -134,7 +124,7 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
     moved = np.empty_like(table.bytes)
     units = float(hardware.compute_units or 1)
     overhead = np.empty(n)
-    floor = np.empty(n)
+    host_launch_s = 0.0
     half_length = np.zeros(n)
     overlap = np.zeros(n)
     tile_m = np.ones(n)
@@ -154,12 +144,12 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
             mem_s[i, SEQ] += table.kv_heads[i] * profile.attention_block_overhead_s / units
         kernels = stack.kernels(kind.stack_name)
         overhead[i] = kernels * profile.kernel_overhead_by_kind_s.get(kind.stack_name, profile.kernel_overhead_s)
-        floor[i] = kernels * profile.prefill_launch_overhead_by_kind_s.get(kind.stack_name,
-                                                                           profile.prefill_launch_overhead_s)
+        host_launch_s += table.repeat[i] * kernels * profile.prefill_launch_overhead_by_kind_s.get(
+            kind.stack_name, profile.prefill_launch_overhead_s)
     _bind_collectives(table, hardware, stack, moved, mem_s, overhead)
     alt_peak, alt_mem_s = _bind_pim(table, hardware, profile, compute_dtype, moved, column_s_per_byte)
     return Bound(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
-                 alt_peak, alt_mem_s, overhead.copy(), overlap, floor, half_length, profile, placement)
+                 alt_peak, alt_mem_s, overhead.copy(), overlap, host_launch_s, half_length, profile, placement)
 
 
 def _bind_pim(table: OpTable, hardware, profile: DeviceProfile, compute_dtype: Dtype, moved, column_s_per_byte):

@@ -8,6 +8,8 @@ hardware spec's figures, else are derived from TDP (documented assumption):
   energy per byte  = 0.6 x (TDP - idle) x seconds per byte of the level(s) holding the data
                      (streaming at full bandwidth draws 60% of the dynamic budget: memory and
                      on-chip data movement, not the math units)
+A measured profile may add busy power: drawn above idle whenever the device runs any
+kernel (clocks up, SMs awake), independent of the work done.
 Average power never exceeds TDP. A device that would draw more slows down (it lowers its
 clocks): a pass takes at least its dynamic energy / (TDP - idle) seconds. This is what a
 sustained compute-bound prefill runs into (an H100 GEMM loop: 697 W at 1410 MHz).
@@ -16,22 +18,27 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
+from simulator.graph.ops import ONE, OpKind
+
 IDLE_FRACTION_OF_TDP = 0.15
 STREAMING_FRACTION_OF_DYNAMIC = 0.6
 
 
 @dataclasses.dataclass(frozen=True)
 class EnergyModel:
+    """idle_w (idle plus busy power) is drawn all through a pass; the dynamic energy of a
+    pass is joules_per_feature @ features (each operator's FLOPs and bytes at its class's
+    coefficients, summed over operators), so a sweep prices any scenario with one dot product."""
+
     idle_w: float
     tdp_w: float
-    energy_per_flop_j: float
-    weight_energy_per_byte_j: float
-    other_energy_per_byte_j: float
+    joules_per_feature: np.ndarray
 
-    def dynamic_j(self, flops: float, weight_bytes: float, other_bytes: float, copies: float = 1.0) -> float:
-        """Joules above idle of ``copies`` x the given work."""
-        return copies * (flops * self.energy_per_flop_j + weight_bytes * self.weight_energy_per_byte_j
-                         + other_bytes * self.other_energy_per_byte_j)
+    def dynamic_j(self, feats: np.ndarray, copies: float = 1.0) -> float:
+        """Joules above idle of ``copies`` x the pass (or sum of passes) with features ``feats``."""
+        return copies * float(self.joules_per_feature @ feats)
 
     def power_limited_s(self, time_s: float, dynamic_j: float, devices: int = 1) -> float:
         """The time once the power limit applies: at least dynamic / (devices x (TDP - idle))."""
@@ -43,20 +50,24 @@ class EnergyModel:
         return devices * self.idle_w * time_s + min(dynamic_j, devices * (self.tdp_w - self.idle_w) * time_s)
 
 
-def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, placement) -> EnergyModel | None:
-    """The device's energy coefficients, or None when the spec gives no power figures."""
+def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, bound) -> EnergyModel | None:
+    """The device's energy model for a bound operator table, or None when the spec gives no
+    power figures. Attention may have its own measured coefficients (a flash kernel spends
+    more per FLOP and per byte than a GEMM or a copy)."""
     power = hardware.power
     if power is None:
         return None
     idle = profile.idle_power_w
     if idle is None:
         idle = power.idle_w if power.idle_w is not None else IDLE_FRACTION_OF_TDP * power.tdp_w
+    idle += profile.busy_power_w
     dynamic_w = max(power.tdp_w - idle, 0.0)
     per_flop = profile.energy_per_flop_j
     if per_flop is None and power.energy_per_flop_j:
         per_flop = power.energy_per_flop_j.get(compute_dtype)
     if per_flop is None:
         per_flop = dynamic_w / tensor_peak_flops
+    placement = bound.placement
 
     def per_byte(spec_j: float | None, s_per_byte: float) -> float:
         if profile.energy_per_byte_j is not None:
@@ -65,6 +76,15 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, pla
             return spec_j
         return STREAMING_FRACTION_OF_DYNAMIC * dynamic_w * s_per_byte
 
-    return EnergyModel(idle, power.tdp_w, per_flop,
-                       per_byte(placement.weight_j_per_byte, placement.weight_s_per_byte),
-                       per_byte(placement.other_j_per_byte, placement.other_s_per_byte))
+    column_j = np.full(bound.moved_bytes.shape[1], per_byte(placement.other_j_per_byte, placement.other_s_per_byte))
+    column_j[ONE] = per_byte(placement.weight_j_per_byte, placement.weight_s_per_byte)
+    table = bound.table
+    joules = np.zeros(bound.moved_bytes.shape[1])
+    for i, code in enumerate(table.kind):
+        flop_j, byte_j = per_flop, column_j
+        if OpKind(int(code)).is_attention:
+            flop_j = profile.attention_energy_per_flop_j or per_flop
+            byte_j = np.full_like(column_j, profile.attention_energy_per_byte_j or 0.0) \
+                if profile.attention_energy_per_byte_j is not None else column_j
+        joules += table.repeat[i] * (table.flops[i] * flop_j + bound.moved_bytes[i] * byte_j)
+    return EnergyModel(idle, power.tdp_w, joules)

@@ -1,7 +1,9 @@
 """Assemble a Prediction: lower the model, bind it to the device and stack, run the kernels.
 
 Semantics (workload B, S, N):
-  ttft  = the prefill pass over B x S tokens (its LM head yields the first token)
+  ttft  = the prefill pass over B x S tokens (its LM head yields the first token): the
+          longer of its device time and, for an eager stack, the host's time to launch its
+          kernels (the host runs ahead of the device, so the two overlap)
   tpot  = mean decode step over tokens 2..N; the step for token k takes its input at
           position S + k - 2 and attends over S + k - 1 positions
   e2e   = ttft + (N - 1) tpot
@@ -66,7 +68,7 @@ def prepare(model, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
         raise WorkloadError(field, message) from None
     bound = bind(table, hw, st, activation_dtype)
     em = energy_model(hw, bound.profile, activation_dtype, peak_for(hw.peak_flops(), activation_dtype, hw.name),
-                      bound.placement)
+                      bound)
     return Prepared(model_name, hw, st, table, bound, em)
 
 
@@ -154,8 +156,9 @@ def evaluate(prep: Prepared, w: Workload, require_fit: bool = True) -> Predictio
 
     stages = (m + w.pp - 1) / w.pp                 # pipeline slots per pass, in model-times
     pre_t, pre_bound, pre_unit = roofline.evaluate_point(*bound.kernel_args("prefill"), pre_feats)
-    ttft = (stages * (float(pre_t.sum()) + bound.profile.prefill_step_overhead_s)
-            + _stage_transfer_s(prep, w, mb * S))
+    device_s = float(pre_t.sum()) + bound.profile.prefill_step_overhead_s
+    host_bound = bound.host_launch_s > device_s      # the eager host cannot issue kernels fast enough
+    ttft = stages * max(device_s, bound.host_launch_s) + _stage_transfer_s(prep, w, mb * S)
     steps = N - 1
     first, last = S, S + N - 2
     dec_t, dec_feats = decode_sums(bound, mb, first, last, table.window)
@@ -165,11 +168,12 @@ def evaluate(prep: Prepared, w: Workload, require_fit: bool = True) -> Predictio
                            else (pre_bound, pre_unit))
 
     pre_e = dec_e = energy = tokens_per_j = None
-    notes = []
+    notes = [f"prefill is host-bound: launching its kernels takes {bound.host_launch_s * 1e3:.2f} ms, "
+             f"the device work {device_s * 1e3:.2f} ms"] if host_bound else []
     if em is not None:
         work = m * w.tp * w.dp                      # table copies: microbatches x tp ranks x replicas
-        pre_dyn = em.dynamic_j(*bound.totals(pre_feats), copies=work)
-        dec_dyn = em.dynamic_j(*bound.totals(dec_feats), copies=work)
+        pre_dyn = em.dynamic_j(pre_feats, copies=work)
+        dec_dyn = em.dynamic_j(dec_feats, copies=work)
         limited = em.power_limited_s(ttft, pre_dyn, w.devices), em.power_limited_s(dec_time, dec_dyn, w.devices)
         for phase, before, after in (("prefill", ttft, limited[0]), ("decode", dec_time, limited[1])):
             if after > before * 1.001:

@@ -66,13 +66,12 @@ def _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, t
 
 @njit(cache=True)
 def evaluate_point(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, floor, half_length,
+                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, half_length,
                    feats):
     """Per-operator time (s, x repeat), bound and unit at one feature vector.
 
     overlap[i] > 0 combines compute and memory time as a p-norm (p = overlap[i]) instead of
-    a hard max: a GEMM near the ridge point overlaps the two imperfectly. floor[i] is a
-    lower bound on the operator's time (eager host launches). An operator with an
+    a hard max: a GEMM near the ridge point overlaps the two imperfectly. An operator with an
     alternative unit (alt_peak > 0: compute in memory, PIM) runs where it is faster;
     unit[i] is 1 when that is the alternative."""
     n_ops = flops.shape[0]
@@ -92,13 +91,13 @@ def evaluate_point(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhe
                 tc, tm, o = ac, am, alt_overhead[i]
                 unit[i] = 1
         t = combine(tc, tm, overlap[i]) if unit[i] == 0 else max(tc, tm)
-        if max(o, floor[i] - t) > max(tc, tm):
+        if o > max(tc, tm):
             bound[i] = BOUND_OVERHEAD
         elif tc >= tm:
             bound[i] = BOUND_COMPUTE
         else:
             bound[i] = BOUND_MEMORY
-        time_s[i] = max(t + o, floor[i]) * repeat[i]
+        time_s[i] = (t + o) * repeat[i]
     return time_s, bound, unit
 
 
@@ -192,13 +191,13 @@ def _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, peak, tile_m, 
 
 @njit(cache=True)
 def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, floor, half_length,
+                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, half_length,
                    feats0, feats1, lo, hi):
     """Per-operator sums of time (s, x repeat) over integer c in [lo, hi], where the
     features at c are feats0 + feats1 c. Compute rates are taken at feats0, so they must not
     depend on c (a GEMM's M is fixed; pass half_length zeros for decode). An operator
     whose time does not change with c gets exactly evaluate_point's time; one that does
-    is summed in closed form, with a hard max (its overlap is ignored) and no floor."""
+    is summed in closed form, with a hard max (its overlap is ignored)."""
     n_ops = flops.shape[0]
     time_s = np.zeros(n_ops)
     if hi < lo:
@@ -219,7 +218,7 @@ def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhe
             t = combine(c0, m0, overlap[i]) + overhead[i]
             if has_alt:
                 t = min(t, max(a0, b0) + alt_overhead[i])
-            time_s[i] = max(t, floor[i]) * count * repeat[i]
+            time_s[i] = t * count * repeat[i]
         elif has_alt:
             o, ao = overhead[i], alt_overhead[i]
             lines[0, 0], lines[0, 1], lines[1, 0], lines[1, 1] = c0 + o, c1, m0 + o, m1

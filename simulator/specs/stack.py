@@ -56,8 +56,11 @@ class DeviceProfile(Strict):
     decode_step_overhead_s: SecondsOrZero = Field(0.0, alias="decode_step_overhead")
     prefill_step_overhead_s: SecondsOrZero = Field(0.0, alias="prefill_step_overhead")
     idle_power_w: PowerOrZero | None = Field(None, alias="idle_power")
+    busy_power_w: PowerOrZero = Field(0.0, alias="busy_power")    # above idle whenever a kernel runs
     energy_per_flop_j: EnergyPerOp | None = Field(None, alias="energy_per_flop")
     energy_per_byte_j: EnergyPerByte | None = Field(None, alias="energy_per_byte")
+    attention_energy_per_flop_j: EnergyPerOp | None = Field(None, alias="attention_energy_per_flop")
+    attention_energy_per_byte_j: EnergyPerByte | None = Field(None, alias="attention_energy_per_byte")
     fitted_from: str = ""                                          # files/fit the numbers come from
 
 
