@@ -75,6 +75,33 @@ def validation_report(points, errs, title: str) -> tuple[str, list[dict]]:
     return f"{title}\n\n{table}\n\nworst points:\n{worst}", rows
 
 
+def published_report() -> tuple[str, list[dict]]:
+    """Every published point re-predicted, and per file and metric the median |error|."""
+    import numpy as np
+
+    from simulator.published import compare
+
+    comparisons = compare()
+    rows = [{"file": c.file, "hardware": c.point.hardware, "model": c.model, "metric": c.point.metric,
+             "batch": c.point.batch, "prompt": c.point.prompt, "output": c.point.output, "tp": c.point.tp,
+             "published": c.point.value, "predicted": c.predicted, "error": c.error} for c in comparisons]
+    table = render(["source", "hardware", "model", "metric", "B", "S", "N", "tp", "published", "predicted", "error"],
+                   [[r["file"], r["hardware"], r["model"], r["metric"], str(r["batch"]), str(r["prompt"]),
+                     str(r["output"]), str(r["tp"]), f"{r['published']:.4g}",
+                     "does not fit" if r["predicted"] is None else f"{r['predicted']:.4g}",
+                     "" if r["error"] is None else f"{100 * r['error']:+.0f}%"] for r in rows],
+                   align_right={4, 5, 6, 7, 8, 9, 10})
+    groups = sorted({(r["file"], r["metric"]) for r in rows})
+    summary = []
+    for file, metric in groups:
+        errs = np.array([abs(r["error"]) for r in rows if (r["file"], r["metric"]) == (file, metric)
+                         and r["error"] is not None])
+        if errs.size:
+            summary.append(f"  {file} {metric}: n={errs.size}, median |error| {100 * np.median(errs):.1f}%, "
+                           f"max {100 * errs.max():.1f}%")
+    return "published runs (validation/published), re-predicted:\n\n" + table + "\n\n" + "\n".join(summary), rows
+
+
 def cmd_validate(args) -> str:
     from simulator.validate import errors, load_points, measurement_root
 
@@ -99,6 +126,10 @@ def cmd_validate(args) -> str:
                                                f"transfer: {target} predicted with the profile fitted on {source}")
                 sections.append(text)
                 data[f"{target}_from_{source}"] = rows
+    if not args.no_published:
+        text, rows = published_report()
+        sections.append(text)
+        data["published"] = rows
     out = json.dumps(data, indent=2) if args.format == "json" else "\n\n".join(sections)
     if args.max_median_error is not None:
         worst = max(r["median_abs_error"] for r in data["own_profile"] if r["metric"] == "latency")
@@ -121,5 +152,6 @@ def register(sub) -> None:
     p.add_argument("--measurements", help="folder of <hardware>/e2e-*.json (default: validation/measurements)")
     p.add_argument("--transfer", action="store_true", help="also predict each device with another's profile")
     p.add_argument("--max-median-error", type=float, help="exit 2 when a latency median |error| exceeds PCT")
+    p.add_argument("--no-published", action="store_true", help="skip the published runs of others")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_validate)

@@ -36,7 +36,7 @@ def _error(path) -> SpecError:
     ("  tdp: 700 W", "  tdp: 700 W\n  tdpp: 1 W", "power.tdpp", "unknown field"),
     ("bandwidth: 3.35 TB/s", "bandwidth: 3.35", "memory.0.bandwidth", "units are required"),
     ("bandwidth: 3.35 TB/s", "bandwidth: 3.35 TB", "memory.0.bandwidth", "bytes"),
-    ("capacity: 80 GB", "capacity: 0 GB", "memory.0.capacity", "positive"),
+    ("capacity: 80 GiB", "capacity: 0 GiB", "memory.0.capacity", "positive"),
     ("tdp: 700 W", "tdp: -700 W", "power.tdp", "positive"),
     ("  bf16: 989.4 TFLOP/s", "  bf17: 989.4 TFLOP/s", "peak.bf17", "bf16"),
     ("kind: gpu", "kind: gpux", "", "gpu"),

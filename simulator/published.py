@@ -1,0 +1,96 @@
+"""Published measurements by others (validation/published/*.yaml), re-predicted.
+
+A file names its source, what the source leaves vague, the stack and model, precisions,
+and a list of points: hardware, metric, batch (default 1), prompt, output, tp, value.
+Metrics: decode_tokens_per_s (B / TPOT), prefill_tokens_per_s (B S / TTFT),
+output_tokens_per_s_per_device (B N / e2e / devices), ttft_s.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from pydantic import Field
+
+from simulator.specs import registry
+from simulator.specs.base import Strict
+
+METRICS = ("decode_tokens_per_s", "prefill_tokens_per_s", "output_tokens_per_s_per_device", "ttft_s")
+
+
+class PublishedPoint(Strict):
+    hardware: str
+    metric: str
+    value: float = Field(gt=0)
+    batch: int = Field(1, gt=0)
+    prompt: int = Field(1, gt=0)
+    output: int = Field(1, gt=0)
+    tp: int = Field(1, gt=0)
+    model: str | None = None
+    weight_dtype: str | None = None
+    activation_dtype: str | None = None
+    kv_dtype: str | None = None
+    note: str = ""
+
+
+class PublishedFile(Strict):
+    source: str
+    vague: str = ""
+    stack: str
+    model: str
+    weight_dtype: str = "bf16"
+    activation_dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+    points: list[PublishedPoint]
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    file: str
+    point: PublishedPoint
+    model: str
+    predicted: float | None
+
+    @property
+    def error(self) -> float | None:
+        return None if self.predicted is None else (self.predicted - self.point.value) / self.point.value
+
+
+def published_root() -> Path:
+    return registry.data_root() / "validation" / "published"
+
+
+def load(path: Path) -> PublishedFile:
+    data = registry.read_yaml(path)
+    spec = registry.validate(PublishedFile, data, path)
+    for i, point in enumerate(spec.points):
+        if point.metric not in METRICS:
+            from simulator.errors import SpecError
+            raise SpecError(str(path), f"points.{i}.metric", f"expected one of {', '.join(METRICS)}")
+    return spec
+
+
+def _metric(p, metric: str) -> float | None:
+    if p.ttft_s is None:
+        return None
+    return {"decode_tokens_per_s": lambda: p.batch / p.tpot_s,
+            "prefill_tokens_per_s": lambda: p.batch * p.prompt / p.ttft_s,
+            "output_tokens_per_s_per_device": lambda: p.output_tokens_per_s / p.devices,
+            "ttft_s": lambda: p.ttft_s}[metric]()
+
+
+def compare(root: Path | None = None) -> list[Comparison]:
+    import simulator
+
+    out = []
+    for path in sorted((root or published_root()).glob("*.yaml")):
+        spec = load(path)
+        for point in spec.points:
+            model = point.model or spec.model
+            p = simulator.predict(model=model, hardware=point.hardware, stack=spec.stack, batch=point.batch,
+                                  prompt=point.prompt, output=point.output, tp=point.tp,
+                                  weight_dtype=point.weight_dtype or spec.weight_dtype,
+                                  activation_dtype=point.activation_dtype or spec.activation_dtype,
+                                  kv_dtype=point.kv_dtype or spec.kv_dtype)
+            out.append(Comparison(path.stem, point, model, _metric(p, point.metric)))
+    return out

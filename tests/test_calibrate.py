@@ -1,0 +1,93 @@
+"""Calibration: fits come from microbenchmark files only, reproducibly, and read back."""
+import json
+
+import numpy as np
+import pytest
+
+from simulator.calibrate import (calibrate, decode_attention_time_s, gemm_time_s, load_micro, newest_micro,
+                                 profile_from_fields)
+from simulator.errors import SpecError
+from simulator.specs import registry
+
+STACK = registry.stack("pytorch-ref")
+FITTED = sorted(STACK.devices)
+
+
+@pytest.mark.parametrize("hardware", FITTED)
+def test_committed_profile_is_reproducible_from_its_microbenchmark_file(hardware):
+    """`llmsim calibrate` on the committed micro file gives the committed profile, digit for digit."""
+    raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
+    source = registry.data_root() / raw["fitted_from"]
+    assert source.name.startswith("micro-"), "profiles are fitted from microbenchmarks, never e2e runs"
+    fields, _ = calibrate(load_micro(source), registry.hardware(hardware), raw["fitted_from"])
+    assert fields == raw
+
+
+@pytest.mark.parametrize("hardware", FITTED)
+def test_fits_reproduce_their_microbenchmarks(hardware):
+    """Regression guard on the fit quality (the report `llmsim calibrate` prints)."""
+    raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
+    _, fits = calibrate(load_micro(registry.data_root() / raw["fitted_from"]), registry.hardware(hardware), "x")
+    summary = {f.name: f.summary() for f in fits}
+    assert summary["gemm"]["median_abs_error"] < 0.05 and summary["gemm"]["p90_abs_error"] < 0.12
+    assert summary["attention decode"]["median_abs_error"] < 0.12
+    assert summary["attention prefill"]["median_abs_error"] < 0.15
+
+
+def test_engine_reproduces_the_fitted_gemm_formula():
+    """The engine's matmul time for one operator equals calibrate's formula with the fitted
+    parameters, so the fit means what the engine does."""
+    import simulator
+    from simulator.engine.predict import prepare
+    from simulator.specs.base import Dtype
+
+    prep = prepare("llama-3.1-8b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
+    profile = prep.bound.profile
+    hw = prep.hardware
+    p = simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=256, prompt=512, output=2)
+    down = next(o for o in p.breakdown if o.name == "down_proj")
+    g = profile.gemm
+    expected = gemm_time_s((g.peak_fraction, g.memory_fraction, g.overlap_exponent,
+                            profile.kernel_overhead_by_kind_s["matmul"], g.tile_m, g.tile_n),
+                           np.array([256.0]), np.array([4096.0]), np.array([14336.0]), 989.4e12,
+                           hw.main_memory.bandwidth_bytes_per_s, 132.0)[0]
+    assert down.decode_step_time_s == pytest.approx(32 * expected, rel=1e-9)
+
+
+def test_decode_attention_formula_is_the_engines():
+    import simulator
+    from simulator.engine.predict import prepare
+    from simulator.specs.base import Dtype
+
+    profile = prepare("llama-3.1-8b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16).bound.profile
+    p = simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=16, prompt=4095, output=2)
+    attention = next(o for o in p.breakdown if o.name == "attention")
+    kv_bytes = 16 * 4096 * 2 * 1024 * 2 + 16 * 2 * 4096 * 2
+    expected = decode_attention_time_s((profile.attention_memory_fraction, profile.attention_block_overhead_s,
+                                        profile.kernel_overhead_by_kind_s["attention"]),
+                                       kv_bytes, 16 * 8, 3.35e12, 132.0)
+    assert attention.decode_step_time_s == pytest.approx(32 * expected, rel=1e-9)
+
+
+def test_newest_micro_prefers_the_latest_session(tmp_path):
+    for name, date in [("a", "2026-01-01T00:00:00"), ("b", "2026-06-01T00:00:00")]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "micro-x.json").write_text(json.dumps({"environment": {"date_utc": date}}))
+    assert newest_micro(tmp_path).parent.name == "b"
+    with pytest.raises(SpecError):
+        newest_micro(tmp_path / "a" / "none")
+
+
+def test_a_file_that_is_not_a_harness_micro_file_is_refused(tmp_path):
+    bad = tmp_path / "micro-bad.json"
+    bad.write_text(json.dumps({"schema": "something else"}))
+    with pytest.raises(SpecError) as info:
+        load_micro(bad)
+    assert info.value.field == "schema"
+
+
+def test_profiles_read_back():
+    for hardware in FITTED:
+        raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
+        assert profile_from_fields(raw) == STACK.devices[hardware]
