@@ -17,7 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
-	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/test_roofline.py
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/test_roofline.py tests/test_batch.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_predict.py

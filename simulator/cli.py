@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workload(p)
     p.set_defaults(func=cmd_predict)
     commands_specs.register(sub, _add_workload)
+    from simulator import commands_sweep
+    commands_sweep.register(sub)
     commands_validate.register(sub)
     return parser
 

@@ -7,7 +7,9 @@ devices that do not exist. Factors (dimensionless, > 0; 1 leaves the fact alone)
   sram        capacity of the other on-chip levels (on_chip: true: GPU caches, FPGA BRAM);
               a device without such a level is unchanged
   peak        every dense peak (the datasheet table, or the one derived from compute units)
-  power       TDP, idle power and every energy-per-FLOP and energy-per-byte figure
+  power       TDP, idle power and every energy-per-FLOP and energy-per-byte figure of the
+              spec (a stack profile's measured power figures for the device still apply:
+              on a calibrated device this mostly moves the TDP cap)
 
 The copy keeps the base device's name (so the stack's device profile still applies) and
 price. ``facts`` gives the values a sweep row records next to the factors.

@@ -5,8 +5,9 @@ predict.evaluate's (dp = 1, one microbatch), scenario by scenario:
   memory      per device: weights (memory_report's share for pp stages)
               + B min(S + N, W) kv_bytes_per_token / pp + largest prefill transient;
               a scenario that does not fit gets NaN times and energies
-  ttft_s      sum over operators of roofline.evaluate_point at prefill_features(B, S, W)
-              + prefill step overhead + the pipeline's stage transfers of B S tokens
+  ttft_s      max(sum over operators of roofline.evaluate_point at prefill_features(B, S, W)
+              + prefill step overhead, the host's launch time) + the pipeline's stage
+              transfers of B S tokens
   tpot_s      (sum of decode steps at positions S .. S + N - 2, closed form per segment of
               phases.decode_segments, + (N - 1) (decode step overhead + transfers of B
               tokens)) / (N - 1); NaN when N = 1
@@ -42,16 +43,16 @@ OUTPUTS = ("ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s", "prefill_energy_j
  KV_CACHE_BYTES, ACTIVATION_BYTES, TOTAL_BYTES, FITS) = range(len(OUTPUTS))
 
 # entries of the scalar parameter vector
-PARAMS = ("prefill_step_overhead_s", "decode_step_overhead_s", "window", "weight_bytes", "kv_bytes_per_token",
+PARAMS = ("prefill_step_overhead_s", "host_launch_s", "decode_step_overhead_s", "window", "weight_bytes", "kv_bytes_per_token",
           "pp", "capacity_bytes", "stages", "transfer_s", "transfer_s_per_token", "has_energy", "idle_w",
           "tdp_w", "devices", "copies")
-(P_PREFILL_STEP_S, P_DECODE_STEP_S, P_WINDOW, P_WEIGHT_BYTES, P_KV_BYTES_PER_TOKEN, P_PP, P_CAPACITY_BYTES,
+(P_PREFILL_STEP_S, P_HOST_LAUNCH_S, P_DECODE_STEP_S, P_WINDOW, P_WEIGHT_BYTES, P_KV_BYTES_PER_TOKEN, P_PP, P_CAPACITY_BYTES,
  P_STAGES, P_TRANSFER_S, P_TRANSFER_S_PER_TOKEN, P_HAS_ENERGY, P_IDLE_W, P_TDP_W, P_DEVICES,
  P_COPIES) = range(len(PARAMS))
 
 # positions in Bound.kernel_args()
 (A_FLOPS, A_MEM_S, A_REPEAT, A_GEMM_N, A_M_FEATURE, A_PEAK, A_OVERHEAD, A_TILE_M, A_TILE_N, A_UNITS,
- A_ALT_PEAK, A_ALT_MEM_S, A_ALT_OVERHEAD, A_OVERLAP, A_FLOOR, A_HALF_LENGTH) = range(16)
+ A_ALT_PEAK, A_ALT_MEM_S, A_ALT_OVERHEAD, A_OVERLAP, A_HALF_LENGTH) = range(15)
 
 GROWING, CAPPED = 0, 1      # decode segments: attended span c + 1 grows, or is capped at the window
 CONSTANT, MIN_OF_MAX, MAX = 0, 1, 2     # cases of roofline.evaluate_range per operator
@@ -86,7 +87,7 @@ def pack(prep, tp: int = 1, pp: int = 1) -> Packed:
     transient[:, KV] = 0.0
     p = dict.fromkeys(PARAMS, 0.0)
     transfer_s = _stage_transfer_s(prep, w, 0)
-    p.update(prefill_step_overhead_s=bound.profile.prefill_step_overhead_s,
+    p.update(prefill_step_overhead_s=bound.profile.prefill_step_overhead_s, host_launch_s=bound.host_launch_s,
              decode_step_overhead_s=bound.step_overhead_s, window=table.window, pp=pp,
              stages=(w.microbatches + pp - 1) / pp,
              weight_bytes=memory_report(table, hw, w, prefill_features(1, 1, table.window)).weights_bytes,
@@ -163,7 +164,7 @@ def _decode_lines(args, f0, f1, ones, zeros, case, lines):
                 if has_alt:
                     step = min(step, max(a0, b0) + alt_overhead[i])
                 case[seg, i] = CONSTANT
-                L[0, 0] = max(step, args[A_FLOOR][i])
+                L[0, 0] = step
             elif has_alt:
                 o, ao = overhead[i], alt_overhead[i]
                 case[seg, i] = MIN_OF_MAX
@@ -305,7 +306,8 @@ def _scenarios(prefill_args, decode_args, transient, joules_per_feature, params,
                 out[r, k] = np.nan
             continue
         if not have_prefill:
-            ttft = (stages * (evaluate_point(*prefill_args, feats)[0].sum() + params[P_PREFILL_STEP_S])
+            device_s = evaluate_point(*prefill_args, feats)[0].sum() + params[P_PREFILL_STEP_S]
+            ttft = (stages * max(device_s, params[P_HOST_LAUNCH_S])
                     + transfer_s + transfer_s_per_token * (b * s))
             if energy:
                 pre_dyn = _dynamic_j(params, joules_per_feature, feats)

@@ -1,0 +1,254 @@
+"""Capacity planning: ``llmsim plan --model M --prompt S --output N [--batch B | --rate R]
+--ttft-max X --tpot-max Y --throughput-min Z``.
+
+Candidates are configurations (device, count, precision) over the chosen devices (default:
+every GPU, TPU and ASIC spec with a price):
+  count       tp = 1, 2, 4, 8 tensor-parallel devices (up to --max-devices; more than one
+              needs a link, and tp must divide the model's heads)
+  precision   bf16 (W16A16); fp8 and int8 (W8A8: only on devices whose datasheet lists a
+              dense peak for that dtype); int4 (weight-only int4-g128, dequantized to bf16,
+              runs anywhere)
+Each is evaluated over batches 1..--max-batch (or the given --batch) with the sweep kernel.
+A batch meets the targets when it fits and TTFT <= X, TPOT <= Y, output tokens/s >= Z and,
+with --rate R (requests/s, each one sequence), B / e2e >= R (a static batch of B requests
+finishes every e2e seconds). The operating point is the feasible batch with the highest
+throughput (lowest cost per token), or with --rate the smallest feasible batch (lowest
+latency that sustains R).
+
+Cost per million output tokens = devices x usd_per_hour / 3600 / tokens per s x 1e6, with
+tokens/s the operating point's own (a device busy all the time), or R x N with --rate
+(devices dedicated to that load, paid while idle). usd_per_hour: see simulator.cost (hourly
+price, else purchase over 3 years of 24/7 use). Options are ranked by cost, then tokens/J;
+the Pareto front marks options no other beats on both cost and e2e latency ("latency") or
+on both cost and tokens/J ("energy"). When nothing meets the targets, the closest misses
+say which target each configuration misses and by how much.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from simulator.errors import SimulatorError
+from simulator.specs import registry
+from simulator.specs.base import Dtype
+from simulator.sweep import configuration, rows_of
+from simulator.sweepkit.grid import Group
+from simulator.sweepkit.writers import SCENARIO_COLUMNS
+from simulator.whatif import Factors
+
+# name -> (weight format, activation dtype, dtype the device's peak table must list)
+PRECISIONS = {"bf16": ("bf16", Dtype.bf16, None), "fp8": ("fp8", Dtype.fp8, Dtype.fp8),
+              "int8": ("int8", Dtype.int8, Dtype.int8), "int4": ("int4-g128", Dtype.bf16, None)}
+TP_DEGREES = (1, 2, 4, 8)
+DEFAULT_KINDS = ("gpu", "tpu", "asic")
+_COL = {name: i for i, name in enumerate(SCENARIO_COLUMNS)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Targets:
+    ttft_max_s: float = math.inf
+    tpot_max_s: float = math.inf
+    throughput_min_tokens_per_s: float = 0.0
+    rate_requests_per_s: float | None = None
+
+
+@dataclasses.dataclass
+class Option:
+    """One configuration at its operating point."""
+
+    hardware: str
+    devices: int
+    precision: str
+    weight_dtype: str
+    activation_dtype: str
+    batch: int
+    ttft_s: float
+    tpot_s: float | None
+    e2e_s: float
+    output_tokens_per_s: float
+    tokens_per_j: float | None
+    usd_per_million_tokens: float | None
+    rank_by_cost: int = 0
+    rank_by_tokens_per_j: int = 0
+    pareto: str = ""                    # "latency", "energy", "latency+energy" or ""
+
+
+@dataclasses.dataclass
+class Miss:
+    hardware: str
+    devices: int
+    precision: str
+    batch: int | None
+    score: float                        # worst ratio of value to target (inf: never fits)
+    reasons: list[str]
+
+
+@dataclasses.dataclass
+class PlanResult:
+    model: str
+    prompt: int
+    output: int
+    targets: Targets
+    options: list[Option]
+    misses: list[Miss]
+
+
+def default_hardware() -> list[str]:
+    """Every GPU, TPU and ASIC in the registry whose spec has a price."""
+    specs = (registry.hardware(name) for name in registry.hardware_index())
+    return [hw.name for hw in specs if hw.kind in DEFAULT_KINDS and hw.price is not None]
+
+
+def precisions_for(hw) -> list[str]:
+    peaks = hw.peak_flops()
+    return [p for p, (_, _, needs) in PRECISIONS.items() if needs is None or needs in peaks]
+
+
+def _configurations(model: str, hardware: list[str], stack: str, kv_dtype: Dtype, max_devices: int):
+    """(precision, Group) of every configuration that can run."""
+    for name in hardware:
+        hw = registry.hardware(name)
+        for precision in precisions_for(hw):
+            weight, activation, _ = PRECISIONS[precision]
+            for tp in (t for t in TP_DEGREES if t <= max_devices):
+                group = Group(model, name, Factors(), stack, weight, activation, kv_dtype, tp, 1)
+                try:
+                    configuration(group)
+                except SimulatorError:
+                    continue
+                yield precision, group
+
+
+def _violations(values: np.ndarray, batches: np.ndarray, prompt: int, output: int, t: Targets) -> np.ndarray:
+    """[targets, batches] ratio of each value to its target (> 1: missed)."""
+    ttft, tpot, e2e, tps = (values[_COL[c]] for c in ("ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s"))
+    ratios = [ttft / t.ttft_max_s, np.nan_to_num(tpot / t.tpot_max_s, nan=0.0),
+              t.throughput_min_tokens_per_s / tps]
+    if t.rate_requests_per_s:
+        ratios.append(t.rate_requests_per_s * e2e / batches)
+    return np.array(ratios)
+
+
+_TARGET_TEXT = ("TTFT {value} > {limit}", "TPOT {value} > {limit}", "{value} tokens/s < {limit}",
+                "serves {value} requests/s < {limit}")
+
+
+def _reasons(values, k, batch, t: Targets, ratios) -> list[str]:
+    from simulator.units import format_si
+
+    shown = [(format_si(values[_COL["ttft_s"], k], "s"), format_si(t.ttft_max_s, "s")),
+             (format_si(values[_COL["tpot_s"], k], "s"), format_si(t.tpot_max_s, "s")),
+             (f"{values[_COL['output_tokens_per_s'], k]:,.0f}", f"{t.throughput_min_tokens_per_s:,.0f}"),
+             (f"{batch / values[_COL['e2e_s'], k]:.3g}", f"{t.rate_requests_per_s or 0:.3g}")]
+    return [f"{_TARGET_TEXT[i].format(value=v, limit=lim)} (x{ratios[i, k]:.2f})"
+            for i, (v, lim) in enumerate(shown[:len(ratios)]) if ratios[i, k] > 1.0]
+
+
+def _evaluate(precision: str, group: Group, batches: np.ndarray, prompt: int, output: int, t: Targets):
+    """(Option or None, Miss or None) of one configuration."""
+    packed, constants = configuration(group)
+    n = len(batches)
+    values = rows_of(packed, constants, batches, np.full(n, prompt), np.full(n, output), parallel=False).values
+    head = dict(hardware=constants["hardware"], devices=constants["devices"], precision=precision)
+    fits = values[_COL["fits"]] > 0
+    if not fits.any():
+        total, capacity = values[_COL["memory_total_bytes"], 0], constants["memory_capacity_bytes"]
+        return None, Miss(**head, batch=None, score=math.inf,
+                          reasons=[f"does not fit: needs {total / 1e9:.1f} GB per device of {capacity / 1e9:.1f} GB"])
+    ratios = _violations(values, batches, prompt, output, t)
+    worst = np.where(fits, ratios.max(axis=0), np.inf)
+    ok = np.flatnonzero(worst <= 1.0)
+    if not len(ok):
+        k = int(np.argmin(worst))
+        return None, Miss(**head, batch=int(batches[k]), score=float(worst[k]),
+                          reasons=_reasons(values, k, int(batches[k]), t, ratios))
+    k = int(ok[0]) if t.rate_requests_per_s else int(ok[np.argmax(values[_COL["output_tokens_per_s"], ok])])
+    col = lambda name: float(values[_COL[name], k])                                    # noqa: E731
+    usd = constants["devices"] * constants["usd_per_hour"] / 3600.0
+    served = (t.rate_requests_per_s * output) if t.rate_requests_per_s else col("output_tokens_per_s")
+    cost = usd / served * 1e6
+    option = Option(**head, weight_dtype=group.weight_dtype, activation_dtype=group.activation_dtype.value,
+                    batch=int(batches[k]), ttft_s=col("ttft_s"), tpot_s=None if output == 1 else col("tpot_s"),
+                    e2e_s=col("e2e_s"), output_tokens_per_s=col("output_tokens_per_s"),
+                    tokens_per_j=None if math.isnan(col("tokens_per_j")) else col("tokens_per_j"),
+                    usd_per_million_tokens=None if math.isnan(cost) else cost)
+    return option, None
+
+
+def _dominated(a: tuple, b: tuple) -> bool:
+    """b dominates a: no worse in both (smaller is better), better in one."""
+    return b[0] <= a[0] and b[1] <= a[1] and (b[0] < a[0] or b[1] < a[1])
+
+
+def _mark(options: list[Option]) -> None:
+    """Ranks and Pareto flags, in place; options sorted by cost, then tokens/J."""
+    big = math.inf
+    options.sort(key=lambda o: (o.usd_per_million_tokens if o.usd_per_million_tokens is not None else big,
+                                -(o.tokens_per_j or 0.0)))
+    for rank, o in enumerate(options, 1):
+        o.rank_by_cost = rank
+    for rank, o in enumerate(sorted(options, key=lambda o: -(o.tokens_per_j or 0.0)), 1):
+        o.rank_by_tokens_per_j = rank
+    priced = [o for o in options if o.usd_per_million_tokens is not None]
+    axes = {"latency": lambda o: (o.usd_per_million_tokens, o.e2e_s),
+            "energy": lambda o: (o.usd_per_million_tokens, -(o.tokens_per_j or 0.0))}
+    for name, key in axes.items():
+        for o in priced:
+            if not any(_dominated(key(o), key(other)) for other in priced):
+                o.pareto = f"{o.pareto}+{name}" if o.pareto else name
+
+
+def plan(model: str, prompt: int, output: int, targets: Targets = Targets(), hardware: list[str] | None = None,
+         batch: int | None = None, stack: str = "pytorch-ref", kv_dtype: Dtype = Dtype.bf16,
+         max_batch: int = 1024, max_devices: int = 8) -> PlanResult:
+    """Configurations meeting ``targets``, ranked by cost (see the module docstring)."""
+    model_name = registry.model(model)[0]
+    hardware = hardware or default_hardware()
+    batches = np.array([batch] if batch else range(1, max_batch + 1), dtype=np.int64)
+    options, misses = [], []
+    for precision, group in _configurations(model, hardware, stack, kv_dtype, max_devices):
+        option, miss = _evaluate(precision, group, batches, prompt, output, targets)
+        (options if option else misses).append(option or miss)
+    _mark(options)
+    misses.sort(key=lambda m: m.score)
+    return PlanResult(model_name, prompt, output, targets, options, misses)
+
+
+def _targets_text(r: PlanResult) -> str:
+    from simulator.units import format_si
+
+    t = r.targets
+    parts = [f"TTFT <= {format_si(t.ttft_max_s, 's')}" if math.isfinite(t.ttft_max_s) else "",
+             f"TPOT <= {format_si(t.tpot_max_s, 's')}" if math.isfinite(t.tpot_max_s) else "",
+             f">= {t.throughput_min_tokens_per_s:,.0f} output tokens/s" if t.throughput_min_tokens_per_s else "",
+             f"{t.rate_requests_per_s:g} requests/s" if t.rate_requests_per_s else ""]
+    return ", ".join(p for p in parts if p) or "none"
+
+
+def plan_table(r: PlanResult, top: int = 20) -> str:
+    """The options (cheapest first) or, when none meets the targets, the closest misses."""
+    from simulator.report.table import render
+    from simulator.units import format_si
+
+    head = (f"{r.model}: prompt {r.prompt}, output {r.output}; targets: {_targets_text(r)}")
+    if not r.options:
+        rows = [[m.hardware, str(m.devices), m.precision, "-" if m.batch is None else str(m.batch), "; ".join(m.reasons)]
+                for m in r.misses[:top]]
+        return "\n".join([head, "", "No configuration meets the targets. Closest misses:", "",
+                          render(["hardware", "devices", "precision", "batch", "misses"], rows, align_right={1, 3})])
+
+    def money(v):
+        return "n/a" if v is None else f"{v:,.3g}"
+
+    rows = [[str(o.rank_by_cost), o.hardware, str(o.devices), o.precision, str(o.batch), format_si(o.ttft_s, "s"),
+             "n/a" if o.tpot_s is None else format_si(o.tpot_s, "s"), f"{o.output_tokens_per_s:,.0f}",
+             "n/a" if o.tokens_per_j is None else f"{o.tokens_per_j:.3g}", money(o.usd_per_million_tokens),
+             str(o.rank_by_tokens_per_j), o.pareto] for o in r.options[:top]]
+    more = f"\n({len(r.options) - top} more; --format json lists all)" if len(r.options) > top else ""
+    table = render(["rank", "hardware", "devices", "precision", "batch", "TTFT", "TPOT", "tokens/s", "tokens/J",
+                    "$/M tokens", "rank tok/J", "pareto"], rows, align_right={0, 2, 4, 5, 6, 7, 8, 9, 10})
+    return "\n".join([head, "", table + more, "",
+                      "$/M tokens: devices x hourly price (or purchase / 26,280 h) per million output tokens; "
+                      "pareto: not beaten on both cost and e2e latency (latency) or cost and tokens/J (energy)"])

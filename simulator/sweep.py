@@ -1,0 +1,183 @@
+"""Design-space sweeps: ``llmsim sweep GRID.yaml [--out FILE.csv|FILE.parquet]
+[--workers N | --scheduler ADDRESS]``.
+
+A grid file (sweepkit/grid.py) crosses models x hardware (x what-if factors, whatif.py)
+x stacks x weight/activation/KV precisions x tp x pp, the *configurations*, with batch x
+prompt x output, the *scenarios*. Each configuration is prepared once (lowered, bound,
+packed); all its scenarios then go through one numba kernel (engine/batch.py), with the
+semantics of simulator.predict. Rows go out in chunks, flushed as they come (Ctrl-C keeps
+what was written), in grid order: configurations in the order above, then batch, prompt,
+output (output fastest). Configurations that cannot run (a tp that does not divide the
+heads, parallelism on a device without a link) are skipped and listed in the summary.
+
+Each row (writers.COLUMNS): the inputs (model, hardware, stack, precisions, tp, pp,
+devices = tp x pp, the what-if factors and the facts they produce: main-memory bandwidth,
+capacity, other on-chip SRAM, peak at the activation dtype, TDP), then ttft_s, tpot_s,
+e2e_s, output_tokens_per_s, energy_j, tokens_per_j, kv_cache_bytes, memory_total_bytes
+(per device) against memory_capacity_bytes, fits, and the cost:
+
+    usd_per_hour                  per device: the spec's hourly (cloud on-demand) price,
+                                  else its purchase price amortised over 3 years of 24/7
+                                  use (26,280 h); power, hosting and interest excluded
+    usd_per_million_output_tokens devices x usd_per_hour x e2e_s / 3600 / (B N) x 1e6:
+                                  the devices' time for one request of B sequences, per
+                                  output token, at full utilisation
+
+Empty (NaN) where the device has no price, or no power figures (energy), or the scenario
+does not fit (times). What-if devices keep the base device's price.
+
+``--workers N`` starts a local Dask cluster of N worker processes; ``--scheduler
+ADDRESS`` uses a running one (workers need llmsim installed and the grid's spec files at
+the same paths). Tasks are chunks of scenarios; the client writes their rows in order, so
+the output is identical to a single-process run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from simulator import whatif
+from simulator.cost import usd_per_hour
+from simulator.engine import batch as kernel
+from simulator.engine.predict import prepare
+from simulator.errors import SimulatorError
+from simulator.specs import registry
+from simulator.specs.quant import parse_weight_format
+from simulator.sweepkit.grid import Grid, Group, load_grid
+from simulator.sweepkit.writers import Rows, SCENARIO_COLUMNS, nan_if_none, open_writer
+
+CHUNK_SCENARIOS = 65_536
+_FROM_KERNEL = {"ttft_s": kernel.TTFT_S, "tpot_s": kernel.TPOT_S, "e2e_s": kernel.E2E_S,
+                "output_tokens_per_s": kernel.TOKENS_PER_S, "energy_j": kernel.ENERGY_J,
+                "tokens_per_j": kernel.TOKENS_PER_J, "kv_cache_bytes": kernel.KV_CACHE_BYTES,
+                "memory_total_bytes": kernel.TOTAL_BYTES, "fits": kernel.FITS}
+
+
+@functools.lru_cache(maxsize=1024)
+def configuration(group: Group) -> tuple[kernel.Packed, dict]:
+    """(packed arrays, constant row fields) of one configuration; raises SimulatorError
+    when it cannot run."""
+    hw = whatif.scale(registry.hardware(group.hardware), group.factors)
+    prep = prepare(group.model, hw, group.stack, parse_weight_format(group.weight_dtype), group.activation_dtype,
+                   group.kv_dtype, group.tp)
+    packed = kernel.pack(prep, group.tp, group.pp)
+    f = group.factors
+    constants = dict(
+        model=prep.model_name, hardware=hw.name, stack=prep.stack.name, weight_dtype=group.weight_dtype,
+        activation_dtype=group.activation_dtype.value, kv_dtype=group.kv_dtype.value, tp=group.tp, pp=group.pp,
+        devices=group.tp * group.pp, bandwidth_factor=f.bandwidth, capacity_factor=f.capacity,
+        sram_factor=f.sram, peak_factor=f.peak, power_factor=f.power,
+        **whatif.facts(hw, group.activation_dtype),
+        usd_per_hour=nan_if_none(usd_per_hour(hw)),
+        weights_bytes=float(packed.params[kernel.PARAMS.index("weight_bytes")]))
+    return packed, constants
+
+
+def rows_of(packed: kernel.Packed, constants: dict, b, s, n, parallel: bool) -> Rows:
+    """Evaluate scenarios (B, S, N) of one configuration into Rows."""
+    out = kernel.evaluate_many(packed, b, s, n, parallel)
+    values = np.empty((len(SCENARIO_COLUMNS), len(b)))
+    names = list(SCENARIO_COLUMNS)
+    values[0], values[1], values[2] = b, s, n
+    for name, row in _FROM_KERNEL.items():
+        values[names.index(name)] = out[row]
+    e2e = out[kernel.E2E_S]
+    values[-1] = constants["devices"] * constants["usd_per_hour"] * e2e / 3600.0 / (b * n) * 1e6
+    return Rows(constants, values)
+
+
+def evaluate_piece(group: Group, axes: tuple, start: int, stop: int, parallel: bool = False) -> Rows:
+    """Rows of the scenarios start..stop-1 of a configuration (a Dask task's unit of work)."""
+    packed, constants = configuration(group)
+    b, s, n = Grid.slice_axes(*axes, start, stop)
+    return rows_of(packed, constants, b, s, n, parallel)
+
+
+def evaluate_task(pieces: list, axes: tuple, parallel: bool = False) -> list[Rows]:
+    return [evaluate_piece(group, axes, start, stop, parallel) for group, start, stop in pieces]
+
+
+@dataclasses.dataclass
+class SweepSummary:
+    scenarios: int = 0
+    written: int = 0
+    fitting: int = 0
+    configurations: int = 0
+    skipped: list = dataclasses.field(default_factory=list)    # [(Group, reason)]
+    seconds: float = 0.0
+
+    def text(self, target: str) -> str:
+        rate = self.written / self.seconds if self.seconds else 0.0
+        lines = [f"sweep: {self.written:,} scenarios ({self.configurations:,} configurations) in "
+                 f"{self.seconds:.2f} s = {rate:,.0f} scenarios/s; {self.fitting:,} fit; wrote {target}"]
+        if self.skipped:
+            shown = "; ".join(f"{g.model} on {g.hardware} tp={g.tp} pp={g.pp}: {why}" for g, why in self.skipped[:3])
+            more = f" (and {len(self.skipped) - 3} more)" if len(self.skipped) > 3 else ""
+            lines.append(f"skipped {len(self.skipped)} configurations that cannot run: {shown}{more}")
+        return "\n".join(lines)
+
+
+def _runnable(grid: Grid, summary: SweepSummary) -> list[Group]:
+    groups = []
+    for group in grid.groups:
+        try:
+            configuration(group)
+            groups.append(group)
+        except SimulatorError as err:
+            summary.skipped.append((group, str(err)))
+    return groups
+
+
+def _tasks(grid: Grid, groups: list[Group], chunk: int) -> Iterator[list]:
+    """Lists of (group, start, stop) pieces of about ``chunk`` scenarios, in grid order."""
+    task, size = [], 0
+    per_group = grid.scenarios_per_group
+    for group in groups:
+        for start in range(0, per_group, chunk):
+            stop = min(per_group, start + chunk)
+            task.append((group, start, stop))
+            size += stop - start
+            if size >= chunk:
+                yield task
+                task, size = [], 0
+    if task:
+        yield task
+
+
+def sweep(grid, out, chunk_scenarios: int = CHUNK_SCENARIOS, scheduler: str | None = None,
+          workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> SweepSummary:
+    """Run a grid (a Grid or a grid file path) and write its rows to ``out`` (a path: .csv,
+    or .parquet with pyarrow; or a binary file object, CSV). Locally unless ``scheduler``
+    or ``workers`` is given (Dask). ``progress(done, total)`` is called after each chunk."""
+    started = time.perf_counter()
+    grid = grid if isinstance(grid, Grid) else load_grid(Path(grid))
+    summary = SweepSummary()
+    groups = _runnable(grid, summary)
+    summary.configurations = len(groups)
+    summary.scenarios = len(groups) * grid.scenarios_per_group
+    axes = (grid.batch, grid.prompt, grid.output)
+    tasks = _tasks(grid, groups, chunk_scenarios)
+    if scheduler is None and workers is None:
+        results = (evaluate_task(task, axes, parallel=True) for task in tasks)
+    else:
+        from simulator.sweepkit.cluster import run_ordered
+        results = run_ordered(evaluate_task, ((task, axes) for task in tasks), scheduler, workers)
+    writer = open_writer(out)
+    try:
+        for chunk in results:
+            for rows in chunk:
+                writer.write(rows)
+                summary.written += len(rows)
+                summary.fitting += int(rows.values[list(SCENARIO_COLUMNS).index("fits")].sum())
+            if progress:
+                progress(summary.written, summary.scenarios)
+    finally:
+        results.close()
+        writer.close()
+        summary.seconds = time.perf_counter() - started
+    return summary

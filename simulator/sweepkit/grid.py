@@ -1,0 +1,205 @@
+"""The grid file of ``llmsim sweep``: which models, devices, stacks, precisions,
+parallelism, what-if factors and (batch, prompt, output) values to cross.
+
+    models: [llama-3.1-8b, mistral-7b]     # names, or spec / config.json paths (relative to the file)
+    hardware: [h100-sxm, a100-sxm-80gb]    # names or spec paths
+    stacks: [pytorch-ref]                  # default: pytorch-ref
+    batch: {from: 1, to: 256, factor: 2}   # a number, a list, or a range with step or factor
+    prompt: {from: 128, to: 8192, step: 128}
+    output: [128, 512]
+    weight_dtype: [bf16, fp8, int4-g128]   # weight formats; default bf16
+    activation_dtype: [bf16]               # default bf16
+    kv_dtype: [bf16]                       # default bf16
+    tp: [1, 2]                             # tensor-parallel devices; default 1
+    pp: [1]                                # pipeline stages; default 1
+    whatif:                                # scale the devices' facts (simulator/whatif.py)
+      bandwidth: {from: 0.5, to: 4, factor: 2}
+      peak: [1, 2]
+
+Every list is crossed with every other. Errors name the file and the field (SpecError).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import itertools
+import math
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from pydantic import BeforeValidator, Field
+
+from simulator.errors import SpecError, UnknownNameError
+from simulator.specs import registry
+from simulator.specs.base import Dtype, Strict
+from simulator.specs.quant import parse_weight_format
+from simulator.whatif import FACTORS, Factors
+
+MAX_AXIS_VALUES = 1_000_000
+
+
+def _range(spec: dict, integer: bool) -> list:
+    """{from, to, step} (arithmetic) or {from, to, factor} (geometric), both ends included."""
+    keys = set(spec)
+    if keys - {"from", "to", "step", "factor"} or not {"from", "to"} <= keys or ("step" in keys) == ("factor" in keys):
+        raise ValueError("expected a range {from: A, to: B, step: S} or {from: A, to: B, factor: F}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec.values()):
+        raise ValueError(f"expected numbers in the range, got {spec}")
+    start, stop = spec["from"], spec["to"]
+    if not 0 < start <= stop:
+        raise ValueError(f"expected 0 < from <= to, got from {start}, to {stop}")
+    if "step" in spec:
+        step = spec["step"]
+        if step <= 0:
+            raise ValueError(f"expected a step > 0, got {step}")
+        count = math.floor((stop - start) / step + 1e-9) + 1
+        values = (start + i * step for i in range(count))
+    else:
+        factor = spec["factor"]
+        if factor <= 1:
+            raise ValueError(f"expected a factor > 1, got {factor}")
+        count = math.floor(math.log(stop / start) / math.log(factor) + 1e-9) + 1
+        values = (start * factor ** i for i in range(count))
+    if count > MAX_AXIS_VALUES:
+        raise ValueError(f"{count:,} values; at most {MAX_AXIS_VALUES:,} per axis")
+    if integer:
+        return sorted({round(v) for v in values})
+    return [float(f"{v:.12g}") for v in values]
+
+
+def _axis(integer: bool):
+    def parse(value):
+        if isinstance(value, dict):
+            return _range(value, integer)
+        return value if isinstance(value, list) else [value]
+    return BeforeValidator(parse)
+
+
+def _listify(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _weight_format(value: str) -> str:
+    parse_weight_format(value)
+    return value
+
+
+IntAxis = Annotated[list[Annotated[int, Field(gt=0)]], _axis(True), Field(min_length=1)]
+FactorAxis = Annotated[list[Annotated[float, Field(gt=0)]], _axis(False), Field(min_length=1)]
+Names = Annotated[list[str], BeforeValidator(_listify), Field(min_length=1)]
+Dtypes = Annotated[list[Dtype], BeforeValidator(_listify), Field(min_length=1)]
+WeightFormats = Annotated[list[Annotated[str, BeforeValidator(_weight_format)]], BeforeValidator(_listify),
+                          Field(min_length=1)]
+
+
+class WhatIfFile(Strict):
+    bandwidth: FactorAxis = [1.0]
+    capacity: FactorAxis = [1.0]
+    sram: FactorAxis = [1.0]
+    peak: FactorAxis = [1.0]
+    power: FactorAxis = [1.0]
+
+
+class GridFile(Strict):
+    models: Names
+    hardware: Names
+    stacks: Names = ["pytorch-ref"]
+    batch: IntAxis = [8]
+    prompt: IntAxis = [1024]
+    output: IntAxis = [128]
+    weight_dtype: WeightFormats = ["bf16"]
+    activation_dtype: Dtypes = [Dtype.bf16]
+    kv_dtype: Dtypes = [Dtype.bf16]
+    tp: IntAxis = [1]
+    pp: IntAxis = [1]
+    whatif: WhatIfFile = WhatIfFile()
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """One (model, device variant, stack, precisions, parallelism): one prepare."""
+
+    model: str
+    hardware: str
+    factors: Factors
+    stack: str
+    weight_dtype: str
+    activation_dtype: Dtype
+    kv_dtype: Dtype
+    tp: int
+    pp: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    path: str
+    groups: tuple[Group, ...]
+    batch: np.ndarray        # int64 axes; scenarios run batch-major, output fastest
+    prompt: np.ndarray
+    output: np.ndarray
+
+    @property
+    def scenarios_per_group(self) -> int:
+        return len(self.batch) * len(self.prompt) * len(self.output)
+
+    @property
+    def scenarios(self) -> int:
+        return len(self.groups) * self.scenarios_per_group
+
+    @staticmethod
+    def slice_axes(batch, prompt, output, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, S, N) of scenarios start..stop-1 of a configuration: flat indices into
+        batch x prompt x output, output fastest."""
+        k = np.arange(start, stop, dtype=np.int64)
+        per_b = len(prompt) * len(output)
+        return batch[k // per_b], prompt[(k // len(output)) % len(prompt)], output[k % len(output)]
+
+
+def _check_keys(path: str, data: dict, allowed, where: str = "") -> None:
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of {', '.join(allowed)}"
+            raise SpecError(path, f"{where}{key}", f"unknown key{hint}")
+
+
+def _resolve(path: Path, field: str, names: list[str], lookup) -> list[str]:
+    """Registry names stay; other entries are paths, relative to the grid file. Each must load."""
+    resolved = []
+    for i, name in enumerate(names):
+        local = path.parent / name
+        if not Path(name).is_absolute() and local.is_file():
+            name = str(local.resolve())
+        try:
+            lookup(name)
+        except UnknownNameError as err:
+            raise SpecError(str(path), f"{field}.{i}", str(err)) from None
+        resolved.append(name)
+    return resolved
+
+
+def parse_grid(data: dict, path: str | Path = "<grid>") -> Grid:
+    """A Grid from the parsed mapping of a grid file."""
+    path = Path(path)
+    _check_keys(str(path), data, GridFile.model_fields)
+    if isinstance(data.get("whatif"), dict):
+        _check_keys(str(path), data["whatif"], FACTORS, "whatif.")
+    spec = registry.validate(GridFile, data, path)
+    models = _resolve(path, "models", spec.models, registry.model)
+    hardware = _resolve(path, "hardware", spec.hardware, registry.hardware)
+    stacks = _resolve(path, "stacks", spec.stacks, registry.stack)
+    w = spec.whatif
+    factors = [Factors(*combo) for combo in itertools.product(*(getattr(w, f) for f in FACTORS))]
+    groups = tuple(Group(m, h, f, s, wd, ad, kd, tp, pp) for m, h, f, s, wd, ad, kd, tp, pp in itertools.product(
+        models, hardware, factors, stacks, spec.weight_dtype, spec.activation_dtype, spec.kv_dtype, spec.tp,
+        spec.pp))
+    axis = functools.partial(np.array, dtype=np.int64)
+    return Grid(str(path), groups, axis(spec.batch), axis(spec.prompt), axis(spec.output))
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read and check a grid file; SpecError names the file and field of any problem."""
+    path = Path(path)
+    return parse_grid(registry.read_yaml(path), path)

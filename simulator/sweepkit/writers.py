@@ -1,0 +1,106 @@
+"""Sweep rows to CSV or Parquet, one chunk at a time, flushed as they come (an interrupted
+sweep keeps every chunk already written; a Parquet file is closed with its footer)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+
+from simulator.errors import SpecError
+from simulator.sweepkit.csvfmt import BOOL, FLOAT, INT, format_float, rows_csv
+
+# columns constant within a configuration, then one per scenario, with their kinds
+GROUP_COLUMNS = {
+    "model": str, "hardware": str, "stack": str, "weight_dtype": str, "activation_dtype": str, "kv_dtype": str,
+    "tp": int, "pp": int, "devices": int,
+    "bandwidth_factor": float, "capacity_factor": float, "sram_factor": float, "peak_factor": float,
+    "power_factor": float, "memory_bandwidth_bytes_per_s": float, "memory_capacity_bytes": float,
+    "sram_bytes": float, "peak_flops": float, "tdp_w": float, "usd_per_hour": float, "weights_bytes": float,
+}
+SCENARIO_COLUMNS = {
+    "batch": INT, "prompt": INT, "output": INT, "ttft_s": FLOAT, "tpot_s": FLOAT, "e2e_s": FLOAT,
+    "output_tokens_per_s": FLOAT, "energy_j": FLOAT, "tokens_per_j": FLOAT, "kv_cache_bytes": FLOAT,
+    "memory_total_bytes": FLOAT, "fits": BOOL, "usd_per_million_output_tokens": FLOAT,
+}
+COLUMNS = (*GROUP_COLUMNS, *SCENARIO_COLUMNS)
+_KINDS = np.array(list(SCENARIO_COLUMNS.values()), dtype=np.int64)
+
+
+@dataclasses.dataclass
+class Rows:
+    """A chunk of rows of one configuration: its constant fields and values [columns, rows]
+    of SCENARIO_COLUMNS (all float64; ints and booleans exact)."""
+
+    constants: dict
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return self.values.shape[1]
+
+
+def _field(value) -> str:
+    if isinstance(value, float):
+        return format_float(value)
+    text = str(value)
+    return f'"{text}"' if any(c in text for c in ',"\n') else text
+
+
+class CsvWriter:
+    """CSV with a header line; numbers as csvfmt writes them."""
+
+    def __init__(self, target):
+        self._own = not hasattr(target, "write")
+        self._file = open(target, "wb") if self._own else target
+        self._file.write((",".join(COLUMNS) + "\n").encode())
+
+    def write(self, rows: Rows) -> None:
+        prefix = "".join(_field(rows.constants[c]) + "," for c in GROUP_COLUMNS)
+        self._file.write(rows_csv(prefix, rows.values, _KINDS))
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self._file.close()
+
+
+class ParquetWriter:
+    """Parquet (pyarrow), one row group per chunk."""
+
+    def __init__(self, path):
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise SpecError("<arguments>", "--out", "writing Parquet needs pyarrow (pip install pyarrow); "
+                                                    "or write .csv") from None
+        self._pa = pa
+        types = {str: pa.string(), int: pa.int64(), float: pa.float64(), INT: pa.int64(), FLOAT: pa.float64(),
+                 BOOL: pa.bool_()}
+        self._schema = pa.schema([(c, types[t]) for c, t in {**GROUP_COLUMNS, **SCENARIO_COLUMNS}.items()])
+        self._writer = pq.ParquetWriter(str(path), self._schema)
+
+    def write(self, rows: Rows) -> None:
+        pa, n = self._pa, len(rows)
+        columns = [pa.repeat(pa.scalar(rows.constants[c], self._schema.field(c).type), n) for c in GROUP_COLUMNS]
+        for values, kind in zip(rows.values, SCENARIO_COLUMNS.values()):
+            columns.append(pa.array(values.astype({INT: np.int64, FLOAT: np.float64, BOOL: np.bool_}[kind])))
+        self._writer.write_table(pa.Table.from_arrays(columns, schema=self._schema))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def open_writer(target):
+    """A writer for a path (Parquet when it ends .parquet, else CSV) or a binary file object."""
+    if isinstance(target, (str, Path)) and Path(target).suffix == ".parquet":
+        return ParquetWriter(target)
+    try:
+        return CsvWriter(target)
+    except OSError as exc:
+        raise SpecError(str(target), "", f"cannot write ({exc.strerror})") from None
+
+
+def nan_if_none(value) -> float:
+    return math.nan if value is None else float(value)

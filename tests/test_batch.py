@@ -1,0 +1,100 @@
+"""The sweep's numba kernels against their references: engine/batch.py against
+predict.evaluate scenario by scenario, the CSV number formatter against Python's '%.12g'.
+Small enough to run also with NUMBA_DISABLE_JIT=1 (the Makefile's test target does)."""
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from simulator.engine import batch
+from simulator.engine.phases import causal_pairs
+from simulator.engine.predict import evaluate, prepare
+from simulator.specs.base import Dtype
+from simulator.specs.quant import parse_weight_format
+from simulator.specs.workload import Workload
+from simulator.sweepkit import csvfmt
+
+
+def predicted(prep, b, s, n, tp=1, pp=1, weight="bf16") -> np.ndarray:
+    """predict.evaluate's numbers in the kernel's OUTPUTS order (NaN for None)."""
+    p = evaluate(prep, Workload(batch=b, prompt=s, output=n, tp=tp, pp=pp, weight_dtype=weight))
+    m = p.memory
+    values = [p.ttft_s, p.tpot_s, p.e2e_s, p.output_tokens_per_s, p.prefill_energy_j, p.decode_step_energy_j,
+              p.energy_j, p.tokens_per_j, m.kv_cache_bytes, m.activation_bytes, m.total_bytes, float(m.fits)]
+    return np.array([math.nan if v is None else v for v in values])
+
+
+def _scenarios(seed: int, count: int, max_prompt: int = 9000):
+    """Random (B, S, N), half of them in pairs sharing B and S (the kernel's cached path)."""
+    rng = np.random.default_rng(seed)
+    b, s, n = rng.integers(1, 48, count), rng.integers(1, max_prompt, count), rng.integers(1, 2500, count)
+    b[1::2], s[1::2] = b[::2], s[::2]
+    n[::5] = 1
+    return b, s, n
+
+
+@pytest.mark.parametrize("model,hardware,weight,tp,pp", [
+    ("llama-3.1-8b", "h100-sxm", "bf16", 1, 1),
+    ("mistral-7b", "a100-sxm-80gb", "int4-g128", 1, 1),     # sliding window: two decode segments
+    ("llama-3.2-1b", "hbm-pim", "bf16", 1, 1),              # PIM unit: min of maxes
+    ("llama-3.2-1b", "groq-lpu", "bf16", 1, 1),             # on-chip SRAM only
+    ("qwen2.5-7b", "mi300x", "fp8", 1, 1),                  # on-chip cache level
+    ("llama-3.1-70b", "h100-sxm", "bf16", 4, 2),            # collectives, pipeline transfers
+    ("opt-6.7b", "epyc-9654", "bf16", 1, 1),                # CPU
+    ("llama-2-7b", "tpu-v5e", "int8", 2, 1),                # no power figures: energy NaN
+])
+def test_kernel_equals_predict(model, hardware, weight, tp, pp):
+    prep = prepare(model, hardware, "pytorch-ref", parse_weight_format(weight), Dtype.bf16, Dtype.bf16, tp)
+    packed = batch.pack(prep, tp, pp)
+    b, s, n = _scenarios(sum(map(ord, model + hardware)), 12)
+    got = batch.evaluate_many(packed, b, s, n)
+    for k in range(len(b)):
+        assert_allclose(got[:, k], predicted(prep, int(b[k]), int(s[k]), int(n[k]), tp, pp, weight), rtol=1e-11,
+                        err_msg=f"{model} {hardware} B={b[k]} S={s[k]} N={n[k]}")
+
+
+def test_parallel_and_serial_kernels_agree_bitwise():
+    prep = prepare("mistral-7b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
+    b, s, n = _scenarios(3, 40)
+    packed = batch.pack(prep)
+    parallel = batch.evaluate_many(packed, b, s, n, parallel=True)
+    serial = batch.evaluate_many(packed, b, s, n, parallel=False)
+    assert np.array_equal(parallel, serial, equal_nan=True)
+
+
+def test_not_fitting_scenarios_have_memory_and_no_times():
+    prep = prepare("llama-3.1-70b", "rtx-4090", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
+    out = batch.evaluate_many(batch.pack(prep), [1], [128], [16])
+    assert out[batch.FITS, 0] == 0.0 and out[batch.TOTAL_BYTES, 0] > 24e9
+    assert np.isnan(out[batch.TTFT_S:batch.TOKENS_PER_J + 1, 0]).all()
+
+
+@pytest.mark.parametrize("seq_len,window", [(1, 0), (7, 0), (4096, 4096), (5000, 4096), (3, 10), (100, 1)])
+def test_causal_pairs_twin(seq_len, window):
+    assert batch.causal_pairs(seq_len, float(window)) == causal_pairs(seq_len, window)
+
+
+NICE = [0.0, -0.0, 1.0, 10.0, 123.456, 1e11, 1e12, 123456789012.0, 1234567890123.0, 1e-4, 1e-5, 0.5, -2.5,
+        1e300, 1e-300, 5e-324, 3.0, 2.0 ** 53, 0.1, 1 / 3, 99999.99999999999, 9.99999999999951, 700.0]
+
+
+@pytest.mark.parametrize("x", NICE)
+def test_format_float_matches_percent_g(x):
+    assert csvfmt.format_float(x) == "%.12g" % x
+
+
+def test_format_float_round_trips_random_values():
+    rng = np.random.default_rng(7)
+    for x in rng.random(300) * 10.0 ** rng.integers(-30, 30, 300):
+        text = csvfmt.format_float(x)
+        assert float(text) == pytest.approx(x, rel=1e-11)
+        assert text == "%.12g" % x or float(text) == pytest.approx(float("%.12g" % x), rel=1e-11)
+
+
+def test_special_values_and_rows():
+    assert [csvfmt.format_float(v) for v in (math.nan, math.inf, -math.inf)] == ["nan", "inf", "-inf"]
+    values = np.array([[1.0, 250.0], [0.25, math.nan], [1.0, 0.0], [-3.0, 7.0]])
+    kinds = [csvfmt.INT, csvfmt.FLOAT, csvfmt.BOOL, csvfmt.INT]
+    text = csvfmt.rows_csv("m,h,", values, kinds).decode()
+    assert text == "m,h,1,0.25,True,-3\nm,h,250,nan,False,7\n"
