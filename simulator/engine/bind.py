@@ -30,7 +30,7 @@ import numpy as np
 from simulator.engine.collectives import cost_terms
 from simulator.engine.placement import Placement, place
 from simulator.errors import SpecError
-from simulator.graph.lower import OpTable
+from simulator.graph.lower import DECODE, PREFILL, OpTable
 from simulator.graph.ops import KV, ONE, SEQ, OpKind
 from simulator.specs.base import Dtype
 from simulator.specs.stack import DeviceProfile, StackSpec
@@ -60,7 +60,7 @@ class Bound:
         t = self.table
         zeros = np.zeros_like(self.half_length)
         prefill = phase == "prefill"
-        return (t.flops, self.mem_s, t.repeat, t.gemm_n, t.m_feature, self.compute_peak,
+        return (t.flops, self.mem_s, phase_repeat(t, phase), t.gemm_n, t.m_feature, self.compute_peak,
                 self.overhead, self.tile_m, self.tile_n, self.units, self.alt_peak, self.alt_mem_s,
                 self.alt_overhead, self.overlap, self.half_length if prefill else zeros)
 
@@ -70,6 +70,12 @@ class Bound:
 
 
 _BY_WIDTH = [Dtype.fp4, Dtype.int4, Dtype.fp8, Dtype.int8, Dtype.fp16, Dtype.bf16, Dtype.tf32, Dtype.fp32]
+
+
+def phase_repeat(table: OpTable, phase: str) -> np.ndarray:
+    """Instances per pass of each operator in a prefill or a decode step (0 for operators
+    the other phase runs alone, e.g. MLA's latent expansion in prefill)."""
+    return table.repeat * ((table.phase & (PREFILL if phase == "prefill" else DECODE)) > 0)
 
 
 def peak_for(peaks: dict[Dtype, float], dtype: Dtype, hardware_name: str) -> float:

@@ -20,6 +20,7 @@ import dataclasses
 
 import numpy as np
 
+from simulator.engine.bind import phase_repeat
 from simulator.graph.ops import ONE, OpKind
 
 IDLE_FRACTION_OF_TDP = 0.15
@@ -34,11 +35,13 @@ class EnergyModel:
 
     idle_w: float
     tdp_w: float
-    joules_per_feature: np.ndarray
+    prefill_joules_per_feature: np.ndarray
+    decode_joules_per_feature: np.ndarray
 
-    def dynamic_j(self, feats: np.ndarray, copies: float = 1.0) -> float:
+    def dynamic_j(self, feats: np.ndarray, phase: str, copies: float = 1.0) -> float:
         """Joules above idle of ``copies`` x the pass (or sum of passes) with features ``feats``."""
-        return copies * float(self.joules_per_feature @ feats)
+        joules = self.prefill_joules_per_feature if phase == "prefill" else self.decode_joules_per_feature
+        return copies * float(joules @ feats)
 
     def power_limited_s(self, time_s: float, dynamic_j: float, devices: int = 1) -> float:
         """The time once the power limit applies: at least dynamic / (devices x (TDP - idle))."""
@@ -79,12 +82,13 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, bou
     column_j = np.full(bound.moved_bytes.shape[1], per_byte(placement.other_j_per_byte, placement.other_s_per_byte))
     column_j[ONE] = per_byte(placement.weight_j_per_byte, placement.weight_s_per_byte)
     table = bound.table
-    joules = np.zeros(bound.moved_bytes.shape[1])
+    per_op = np.empty_like(table.flops)
     for i, code in enumerate(table.kind):
         flop_j, byte_j = per_flop, column_j
         if OpKind(int(code)).is_attention:
             flop_j = profile.attention_energy_per_flop_j or per_flop
-            byte_j = np.full_like(column_j, profile.attention_energy_per_byte_j or 0.0) \
-                if profile.attention_energy_per_byte_j is not None else column_j
-        joules += table.repeat[i] * (table.flops[i] * flop_j + bound.moved_bytes[i] * byte_j)
-    return EnergyModel(idle, power.tdp_w, joules)
+            if profile.attention_energy_per_byte_j is not None:
+                byte_j = np.full_like(column_j, profile.attention_energy_per_byte_j)
+        per_op[i] = table.flops[i] * flop_j + bound.moved_bytes[i] * byte_j
+    return EnergyModel(idle, power.tdp_w, phase_repeat(table, "prefill") @ per_op,
+                       phase_repeat(table, "decode") @ per_op)

@@ -34,6 +34,6 @@ def fewest_devices(model: str, hardware: str, stack: str, w: Workload, max_devic
             return None
         candidate = w.model_copy(update={"tp": tp, "pp": pp, "dp": 1, "microbatches": 1})
         table = lower(arch, w.weight_format, w.activation_dtype, w.kv_dtype, unfused, tp)
-        if memory_report(table, hw, candidate, prefill_features(w.batch, w.prompt, table.window)).fits:
+        if memory_report(table, hw, candidate, prefill_features(w.batch, w.prompt, table.window, table.moe)).fits:
             return candidate
     return None

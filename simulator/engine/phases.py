@@ -3,13 +3,14 @@
 Prefill of B sequences of S tokens from position 0: T = B S; causal pairs
 P = B sum_{i=1..S} min(i, W) (W the sliding window, unlimited when 0); K = B S.
 Decode step at position c (input token at c, attending over c + 1 positions):
-T = B; P = K = B min(c + 1, W).
+T = B; P = K = B min(c + 1, W). A mixture of experts adds EXP and ETOK (ops.py), which
+depend on T only (expert_features).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from simulator.graph.ops import KV, N_FEATURES, ONE, PAIR, SEQ, TOK
+from simulator.graph.ops import ETOK, EXP, KV, N_FEATURES, ONE, PAIR, SEQ, TOK
 
 
 def causal_pairs(seq_len: int, window: int) -> float:
@@ -19,23 +20,37 @@ def causal_pairs(seq_len: int, window: int) -> float:
     return window * (window + 1) / 2.0 + (seq_len - window) * float(window)
 
 
-def prefill_features(batch: int, prompt: int, window: int) -> np.ndarray:
+def expert_features(tokens: float, moe: tuple | None) -> tuple[float, float]:
+    """(EXP, ETOK) for ``tokens`` tokens on one device: experts touched there and tokens per
+    touched expert. With uniform routing of top-k among E experts, an expert escapes one
+    token with probability 1 - k/E, so a batch of T tokens on all ep devices touches
+    E/ep (1 - (1 - k/E)^(ep T)) of a device's experts, which share its T k tokens."""
+    if not moe or tokens <= 0:
+        return 0.0, 0.0
+    experts, top_k, ep = moe
+    touched = experts / ep * (1.0 - (1.0 - top_k / experts) ** (ep * tokens))
+    return touched, tokens * top_k / touched
+
+
+def prefill_features(batch: int, prompt: int, window: int, moe: tuple | None = None) -> np.ndarray:
     f = np.zeros(N_FEATURES)
     f[ONE] = 1.0
     f[SEQ] = batch
     f[TOK] = batch * prompt
     f[PAIR] = batch * causal_pairs(prompt, window)
     f[KV] = batch * prompt
+    f[EXP], f[ETOK] = expert_features(batch * prompt, moe)
     return f
 
 
-def decode_segments(batch: int, first: int, last: int, window: int):
+def decode_segments(batch: int, first: int, last: int, window: int, moe: tuple | None = None):
     """[(f0, f1, lo, hi)]: decode steps at positions c in [first, last], features f0 + f1 c,
     split where the sliding window caps the attended span."""
     f0 = np.zeros(N_FEATURES)
     f0[ONE] = 1.0
     f0[SEQ] = batch
     f0[TOK] = batch
+    f0[EXP], f0[ETOK] = expert_features(batch, moe)
     growing0, growing1 = f0.copy(), np.zeros(N_FEATURES)
     growing0[PAIR] = growing0[KV] = batch            # B (c + 1)
     growing1[PAIR] = growing1[KV] = batch

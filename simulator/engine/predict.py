@@ -51,7 +51,7 @@ class Prepared:
 
 
 def prepare(model, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
-            kv_dtype: Dtype, tp: int = 1, profile_from: str | None = None) -> Prepared:
+            kv_dtype: Dtype, tp: int = 1, profile_from: str | None = None, ep: int = 1) -> Prepared:
     """``model`` is a registry name, a path, or a (name, Architecture) pair; ``hardware`` a
     registry name, a path, or a hardware spec object (e.g. a what-if copy); ``weight_dtype``
     a Dtype or a WeightFormat (group-scaled storage). ``profile_from`` names another device
@@ -62,7 +62,7 @@ def prepare(model, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
     if profile_from is not None:
         st = st.model_copy(update={"devices": {**st.devices, hw.name: st.profile_for(profile_from, hw.kind)}})
     try:
-        table = lower(arch, weight_dtype, activation_dtype, kv_dtype, st.attention == "unfused", tp)
+        table = lower(arch, weight_dtype, activation_dtype, kv_dtype, st.attention == "unfused", tp, ep)
     except ValueError as exc:
         field, _, message = str(exc).partition(": ")
         raise WorkloadError(field, message) from None
@@ -74,25 +74,25 @@ def prepare(model, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
 
 def predict_workload(model: str, hardware: str, stack: str, workload: Workload) -> Prediction:
     w = workload
-    prep = prepare(model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
+    prep = prepare(model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp, ep=w.ep)
     return evaluate(prep, w)
 
 
-def decode_sums(bound, batch: int, first: int, last: int, window: int):
+def decode_sums(bound, batch: int, first: int, last: int, window: int, moe: tuple | None = None):
     """Per-operator time summed over decode steps at positions first..last, and the sum of
     the steps' feature vectors."""
     time_s = np.zeros(len(bound.table))
     feats = np.zeros(bound.table.flops.shape[1])
-    for f0, f1, lo, hi in decode_segments(batch, first, last, window):
+    for f0, f1, lo, hi in decode_segments(batch, first, last, window, moe):
         time_s += roofline.evaluate_range(*bound.kernel_args(), f0, f1, float(lo), float(hi))
         count = hi - lo + 1
         feats += f0 * count + f1 * (lo + hi) * count / 2.0
     return time_s, feats
 
 
-def _decode_bounds(bound, batch, position, window):
+def _decode_bounds(bound, batch, position, window, moe):
     """Bound of each operator at one decode step (for the breakdown)."""
-    f0, f1, _, _ = decode_segments(batch, position, position, window)[-1]
+    f0, f1, _, _ = decode_segments(batch, position, position, window, moe)[-1]
     return roofline.evaluate_point(*bound.kernel_args(), f0 + f1 * position)[1:]
 
 
@@ -145,11 +145,11 @@ def evaluate(prep: Prepared, w: Workload, require_fit: bool = True) -> Predictio
     table, bound, em = prep.table, prep.bound, prep.energy
     B, S, N = w.batch, w.prompt, w.output
     mb, m = w.microbatch, w.microbatches
-    pre_feats = prefill_features(mb, S, table.window)
+    pre_feats = prefill_features(mb, S, table.window, table.moe)
     memory = memory_report(table, prep.hardware, w, pre_feats)
     common = dict(model=prep.model_name, hardware=prep.hardware.name, stack=prep.stack.name, batch=B, prompt=S,
                   output=N, weight_dtype=w.weight_dtype, activation_dtype=w.activation_dtype.value,
-                  kv_dtype=w.kv_dtype.value, tp=w.tp, pp=w.pp, dp=w.dp, microbatches=m, devices=w.devices,
+                  kv_dtype=w.kv_dtype.value, tp=w.tp, pp=w.pp, dp=w.dp, ep=w.ep, microbatches=m, devices=w.devices,
                   memory=memory)
     if require_fit and not memory.fits:
         return _not_fitting(common, memory)
@@ -161,19 +161,19 @@ def evaluate(prep: Prepared, w: Workload, require_fit: bool = True) -> Predictio
     ttft = stages * max(device_s, bound.host_launch_s) + _stage_transfer_s(prep, w, mb * S)
     steps = N - 1
     first, last = S, S + N - 2
-    dec_t, dec_feats = decode_sums(bound, mb, first, last, table.window)
+    dec_t, dec_feats = decode_sums(bound, mb, first, last, table.window, table.moe)
     dec_time = (stages * (float(dec_t.sum()) + bound.step_overhead_s * steps)
                 + steps * _stage_transfer_s(prep, w, mb))
-    dec_bound, dec_unit = (_decode_bounds(bound, mb, (first + last) // 2, table.window) if steps
+    dec_bound, dec_unit = (_decode_bounds(bound, mb, (first + last) // 2, table.window, table.moe) if steps
                            else (pre_bound, pre_unit))
 
     pre_e = dec_e = energy = tokens_per_j = None
     notes = [f"prefill is host-bound: launching its kernels takes {bound.host_launch_s * 1e3:.2f} ms, "
              f"the device work {device_s * 1e3:.2f} ms"] if host_bound else []
     if em is not None:
-        work = m * w.tp * w.dp                      # table copies: microbatches x tp ranks x replicas
-        pre_dyn = em.dynamic_j(pre_feats, copies=work)
-        dec_dyn = em.dynamic_j(dec_feats, copies=work)
+        work = m * w.tp * w.dp * w.ep               # table copies: microbatches x tp ranks x replicas
+        pre_dyn = em.dynamic_j(pre_feats, "prefill", copies=work)
+        dec_dyn = em.dynamic_j(dec_feats, "decode", copies=work)
         limited = em.power_limited_s(ttft, pre_dyn, w.devices), em.power_limited_s(dec_time, dec_dyn, w.devices)
         for phase, before, after in (("prefill", ttft, limited[0]), ("decode", dec_time, limited[1])):
             if after > before * 1.001:

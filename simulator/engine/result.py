@@ -51,6 +51,7 @@ class Prediction(_Frozen):
     tp: int = 1
     pp: int = 1
     dp: int = 1
+    ep: int = 1
     microbatches: int = 1
     devices: int = 1
     ttft_s: float | None             # prefill of B x S tokens, which yields the first token

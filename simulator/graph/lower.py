@@ -13,7 +13,7 @@ import functools
 import networkx as nx
 import numpy as np
 
-from simulator.graph.ops import KV, N_FEATURES, ONE, PAIR, SEQ, TOK, OpKind
+from simulator.graph.ops import ETOK, EXP, KV, N_FEATURES, ONE, PAIR, SEQ, TOK, OpKind
 from simulator.graph.transformer import build, parameter_count
 from simulator.specs.base import Dtype
 from simulator.specs.model import Architecture
@@ -39,6 +39,8 @@ class OpTable:
     m_feature: np.ndarray     # int64 feature index of a matmul's M (TOK or SEQ)
     group: np.ndarray         # int64 devices taking part in a collective (1 for other ops)
     kv_heads: np.ndarray      # int64 KV heads an attention operator reads (0 for other ops)
+    phase: np.ndarray         # int64 PREFILL | DECODE bits: the phases that run the operator
+    moe: tuple | None         # (experts, experts per token, expert-parallel devices) of a MoE model
     parameters: int
     weight_bytes: float       # all parameters at the weight dtype
     layer_weight_bytes: float  # the part in decoder layers (what pipeline stages split)
@@ -51,9 +53,13 @@ class OpTable:
         return len(self.names)
 
 
+PREFILL, DECODE = 1, 2
+PHASES = {"both": PREFILL | DECODE, "prefill": PREFILL, "decode": DECODE}
+
+
 def _row(**terms: float) -> np.ndarray:
     row = np.zeros(N_FEATURES)
-    index = {"one": ONE, "seq": SEQ, "tok": TOK, "pair": PAIR, "kv": KV}
+    index = {"one": ONE, "seq": SEQ, "tok": TOK, "pair": PAIR, "kv": KV, "exp": EXP, "etok": ETOK}
     for name, value in terms.items():
         row[index[name]] = value
     return row
@@ -61,11 +67,18 @@ def _row(**terms: float) -> np.ndarray:
 
 def _costs(kind: OpKind, d: dict, w: float, a: float, kvb: float) -> tuple[np.ndarray, np.ndarray]:
     """(flops row, bytes row) of one operator instance; w, a, kvb are bytes per element."""
-    if kind in (OpKind.MATMUL, OpKind.LM_HEAD):
-        n, k, m = d["n"], d["k"], d["m"]
+    if kind in (OpKind.MATMUL, OpKind.LM_HEAD):      # per_head: a batched GEMM over heads (MLA absorb)
+        n, k, m, heads = d["n"], d["k"], d["m"], d.get("per_head", 1)
         bias = n if d["bias"] else 0
-        flops = {m: 2.0 * n * k + bias}
-        return _row(**flops), _row(one=(d["weight_elements"] + bias) * w, **{m: (n + k) * a})
+        flops = {m: heads * (2.0 * n * k + bias)}
+        return _row(**flops), _row(one=heads * (d["weight_elements"] + bias) * w, **{m: heads * (n + k) * a})
+    if kind == OpKind.EXPERT_MATMUL:                  # each token visits top_k experts
+        n, k, top = d["n"], d["k"], d["top_k"]
+        return _row(tok=2.0 * n * k * top), _row(exp=d["weight_elements"] * w, tok=top * (n + k) * a)
+    if kind == OpKind.MOE_ROUTE:                      # top-k and softmax of E logits, tokens sorted by expert
+        return _row(tok=5.0 * d["width"]), _row(tok=d["width"] * a + 2.0 * d["top_k"] * d["hidden"] * a)
+    if kind == OpKind.MOE_COMBINE:                    # weighted sum of top_k expert outputs per token
+        return _row(tok=2.0 * d["top_k"] * d["width"]), _row(tok=(d["top_k"] + 1) * d["width"] * a)
     width = d.get("width", 0)
     if kind == OpKind.EMBEDDING:
         return _row(), _row(tok=width * (w + a))
@@ -87,9 +100,11 @@ def _costs(kind: OpKind, d: dict, w: float, a: float, kvb: float) -> tuple[np.nd
         return _row(), _row(**{d["m"]: width * a})
     heads, kv_heads, hd = d["heads"], d["kv_heads"], d["head_dim"]
     q_dim, kv_dim = heads * hd, kv_heads * hd
-    if kind == OpKind.ATTENTION:
-        return (_row(pair=4.0 * q_dim + 5.0 * heads),
-                _row(tok=2.0 * q_dim * a, kv=2.0 * kv_dim * kvb))
+    if kind == OpKind.ATTENTION:                 # v_dim: MLA's value width; a latent cache is K and V at once
+        v = d.get("v_dim", hd)
+        kv_read = kv_heads * hd if d.get("latent") else kv_heads * (hd + v)
+        return (_row(pair=2.0 * heads * (hd + v) + 5.0 * heads),
+                _row(tok=heads * (hd + v) * a, kv=kv_read * kvb))
     if kind == OpKind.ATTN_SCORE:
         return _row(pair=2.0 * q_dim), _row(tok=q_dim * a, kv=kv_dim * kvb, pair=heads * a)
     if kind == OpKind.ATTN_SOFTMAX:
@@ -115,9 +130,9 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype) -> OpTa
             continue
         kind = OpKind(d["kind"])
         f, b = _costs(kind, d, w, a, kvb)
-        m_feature = {"tok": TOK, "seq": SEQ}[d["m"]] if kind.is_gemm else TOK
+        m_feature = {"tok": TOK, "seq": SEQ, "etok": ETOK}[d["m"]] if kind.is_gemm else TOK
         rows.append((name, kind, d["repeat"], f, b, d.get("n", 0), d.get("k", 0), m_feature, d.get("group", 1),
-                     d.get("kv_heads", 0) if kind.is_attention else 0))
+                     d.get("kv_heads", 0) if kind.is_attention else 0, PHASES[d.get("phase", "both")]))
     params = parameter_count(graph)
     return OpTable(
         names=tuple(r[0] for r in rows),
@@ -130,21 +145,25 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype) -> OpTa
         m_feature=np.array([r[7] for r in rows], dtype=np.int64),
         group=np.array([r[8] for r in rows], dtype=np.int64),
         kv_heads=np.array([r[9] for r in rows], dtype=np.int64),
+        phase=np.array([r[10] for r in rows], dtype=np.int64),
+        moe=(arch.num_experts, arch.experts_per_token, graph.graph.get("ep", 1)) if arch.is_moe else None,
         parameters=params,
         weight_bytes=params * w,
-        layer_weight_bytes=_params(graph, lambda n, d: d["repeat"] > 1) * w,
+        layer_weight_bytes=_params(graph, lambda n, d: d["in_layer"]) * w,
         first_stage_weight_bytes=_params(graph, lambda n, d: d["kind"] == OpKind.EMBEDDING) * w,
-        last_stage_weight_bytes=(_params(graph, lambda n, d: d["repeat"] == 1 and d["kind"] != OpKind.EMBEDDING)
+        last_stage_weight_bytes=(_params(graph, lambda n, d: not d["in_layer"] and d["kind"] != OpKind.EMBEDDING)
                                  + (_params(graph, lambda n, d: n == "embed_tokens") if arch.tied_embeddings
                                     else 0)) * w,
-        kv_bytes_per_token=arch.num_layers * 2 * arch.kv_dim * kvb,
+        kv_bytes_per_token=arch.num_layers * arch.kv_cache_width * kvb,
         window=arch.sliding_window or 0,
     )
 
 
 @functools.lru_cache(maxsize=256)
 def lower(arch: Architecture, weight, activation: Dtype, kv: Dtype, unfused_attention: bool,
-          tp: int = 1) -> OpTable:
-    """Operator table of one of ``tp`` tensor-parallel devices at given precisions (cached:
-    lowering happens once per combination)."""
-    return lower_graph(build(arch, unfused_attention, tp), weight, activation, kv)
+          tp: int = 1, ep: int = 1) -> OpTable:
+    """Operator table of one device (of tp tensor-parallel x ep expert-parallel ones) at given
+    precisions (cached: lowering happens once per combination)."""
+    graph = build(arch, unfused_attention, tp, ep)
+    graph.graph["ep"] = ep
+    return lower_graph(graph, weight, activation, kv)

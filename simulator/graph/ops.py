@@ -1,20 +1,22 @@
 """Operator kinds as int codes (what the numba kernels see) and the cost-formula features.
 
-Every operator's FLOPs and bytes are linear in five features of a forward pass:
+Every operator's FLOPs and bytes are linear in seven features of a forward pass:
   ONE  1                          (weights read once per pass)
   SEQ  B, sequences in the batch  (e.g. the LM head on the last position only)
   TOK  T, new tokens this pass    (B x S in prefill, B in a decode step)
   PAIR P, query-key pairs scored  (B x S(S+1)/2 causal prefill; B x (C+1) decode)
   KV   K, cached positions read   (B x S in prefill; B x (C+1) in a decode step)
+  EXP  experts a MoE layer's tokens touch on one device: E_d (1 - (1 - k/E)^T)
+  ETOK tokens each touched expert processes: T k / (ep x EXP) (a grouped GEMM's rows)
 so lowering once per model and precision makes any (B, S, C) cheap to evaluate.
 """
 from __future__ import annotations
 
 import enum
 
-ONE, SEQ, TOK, PAIR, KV = range(5)
-N_FEATURES = 5
-FEATURE_NAMES = ("one", "seq", "tok", "pair", "kv")
+ONE, SEQ, TOK, PAIR, KV, EXP, ETOK = range(7)
+N_FEATURES = 7
+FEATURE_NAMES = ("one", "seq", "tok", "pair", "kv", "exp", "etok")
 
 
 class OpKind(enum.IntEnum):
@@ -35,7 +37,9 @@ class OpKind(enum.IntEnum):
     ALL_GATHER = 14        # tensor-parallel shards -> full tensor (payload: the full tensor)
     SEND_RECV = 15         # pipeline stage boundary (payload: the activations)
     ALL_TO_ALL = 16        # expert-parallel token dispatch (payload: the tokens sent)
-
+    EXPERT_MATMUL = 17     # grouped GEMM over the experts a batch touches
+    MOE_ROUTE = 18         # top-k, softmax over the chosen logits, sort tokens by expert
+    MOE_COMBINE = 19       # weight the expert outputs and scatter them back to tokens
     @property
     def stack_name(self) -> str:
         """Name used by stack profiles (kernels_per_op, traffic_per_op)."""
@@ -51,7 +55,7 @@ class OpKind(enum.IntEnum):
 
     @property
     def is_gemm(self) -> bool:
-        return self in (OpKind.MATMUL, OpKind.LM_HEAD)
+        return self in (OpKind.MATMUL, OpKind.LM_HEAD, OpKind.EXPERT_MATMUL)
 
 
 _STACK_NAMES = {
@@ -60,5 +64,6 @@ _STACK_NAMES = {
     OpKind.ATTN_SOFTMAX: "attention", OpKind.ATTN_CONTEXT: "attention", OpKind.RESIDUAL_ADD: "residual_add",
     OpKind.ACTIVATION: "activation", OpKind.LM_HEAD: "lm_head", OpKind.SAMPLING: "sampling",
     OpKind.ALL_REDUCE: "collective", OpKind.ALL_GATHER: "collective", OpKind.SEND_RECV: "collective",
-    OpKind.ALL_TO_ALL: "collective",
+    OpKind.ALL_TO_ALL: "collective", OpKind.EXPERT_MATMUL: "matmul", OpKind.MOE_ROUTE: "moe_route",
+    OpKind.MOE_COMBINE: "moe_combine",
 }

@@ -65,7 +65,8 @@ class DeviceProfile(Strict):
 
 
 OpKindName = Literal["embedding", "norm", "matmul", "rotary", "kv_write", "attention",
-                     "residual_add", "activation", "lm_head", "sampling", "collective"]
+                     "residual_add", "activation", "lm_head", "sampling", "collective", "moe_route",
+                     "moe_combine"]
 
 
 class StackSpec(Strict):

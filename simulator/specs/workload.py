@@ -19,6 +19,8 @@ class Workload(Strict):
     tp: int = Field(1, gt=0)              # tensor-parallel devices per replica
     pp: int = Field(1, gt=0)              # pipeline stages per replica
     dp: int = Field(1, gt=0)              # data-parallel replicas; the batch is split over them
+    ep: int = Field(1, gt=0)              # expert-parallel devices: experts split over them, attention
+                                          # data parallel (each holds 1/ep of the batch)
     microbatches: int = Field(1, gt=0)    # pipeline microbatches per replica batch
 
     @field_validator("weight_dtype")
@@ -33,11 +35,11 @@ class Workload(Strict):
 
     @property
     def devices(self) -> int:
-        return self.tp * self.pp * self.dp
+        return self.tp * self.pp * self.dp * self.ep
 
     @property
     def replica_batch(self) -> int:
-        return self.batch // self.dp
+        return self.batch // (self.dp * self.ep)
 
     @property
     def microbatch(self) -> int:
@@ -45,8 +47,9 @@ class Workload(Strict):
 
     @model_validator(mode="after")
     def _divisible(self):
-        if self.batch % self.dp:
-            raise ValueError(f"dp: {self.dp} replicas must divide the batch of {self.batch}")
+        if self.batch % (self.dp * self.ep):
+            raise ValueError(f"dp: {self.dp} replicas x {self.ep} expert-parallel devices must divide the batch "
+                             f"of {self.batch}")
         if self.replica_batch % self.microbatches:
             raise ValueError(f"microbatches: {self.microbatches} must divide the replica batch of "
                              f"{self.replica_batch}")
