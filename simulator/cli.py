@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         text = args.func(args)
+    except commands_validate.ValidationFailed as err:
+        print(err.output)
+        print(f"llmsim: {err}", file=sys.stderr)
+        return 1
     except SimulatorError as err:
         print(f"llmsim: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

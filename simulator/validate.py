@@ -98,6 +98,23 @@ def summarise(points: list[Point], errs: np.ndarray, worst: int = 5) -> list[dic
     return rows
 
 
+def session_of(point: Point) -> str:
+    """The measurement session a point came from: its file's folder under the device folder."""
+    parts = Path(point.source).parts
+    return parts[-2] if parts[-2] != point.hardware else "run-1"
+
+
+def summarise_sessions(points: list[Point], errs: np.ndarray) -> list[dict]:
+    """Latency errors per (hardware, session, phase): sessions differ in host speed."""
+    rows = []
+    for key in sorted({(p.hardware, session_of(p), p.phase) for p in points if p.metric == "latency"}):
+        idx = [i for i, p in enumerate(points) if p.metric == "latency" and (p.hardware, session_of(p), p.phase) == key]
+        e = np.abs(errs[idx])
+        rows.append({"hardware": key[0], "session": key[1], "phase": key[2], "n": len(idx),
+                     "median_abs_error": float(np.median(e)), "p90_abs_error": float(np.percentile(e, 90))})
+    return rows
+
+
 def check_root(root: Path) -> None:
     if not root.is_dir():
         raise SpecError(str(root), "", "no such measurement folder")
