@@ -32,14 +32,19 @@ def _add_workload(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel devices (default: 1)")
     p.add_argument("--pp", type=int, default=1, help="pipeline stages (default: 1)")
     p.add_argument("--dp", type=int, default=1, help="data-parallel replicas; the batch is split over them")
+    p.add_argument("--ep", type=int, default=1, help="expert-parallel devices (MoE experts split over them)")
     p.add_argument("--microbatches", type=int, default=1, help="pipeline microbatches (default: 1)")
+    p.add_argument("--draft-model", help="speculative decoding: the draft model")
+    p.add_argument("--draft-tokens", type=int, default=4, help="tokens drafted per iteration (default: 4)")
+    p.add_argument("--acceptance", type=float, default=0.7, help="per-token acceptance rate (default: 0.7)")
     p.add_argument("--format", choices=["table", "json"], default="table")
 
 
 def _workload_kwargs(args) -> dict:
     return dict(stack=args.stack, batch=args.batch, prompt=args.prompt, output=args.output,
                 weight_dtype=args.weight_dtype, activation_dtype=args.activation_dtype, kv_dtype=args.kv_dtype,
-                tp=args.tp, pp=args.pp, dp=args.dp, microbatches=args.microbatches)
+                tp=args.tp, pp=args.pp, dp=args.dp, ep=args.ep, microbatches=args.microbatches,
+                draft_model=args.draft_model, draft_tokens=args.draft_tokens, acceptance=args.acceptance)
 
 
 def cmd_predict(args) -> str:

@@ -64,3 +64,17 @@ def decode_segments(batch: int, first: int, last: int, window: int, moe: tuple |
         segments.append((growing0, growing1, first, split))
     segments.append((capped0, np.zeros(N_FEATURES), max(first, split + 1), last))
     return segments
+
+
+def chunk_features(batch: int, start: int, length: int, window: int, moe: tuple | None = None) -> np.ndarray:
+    """A pass over ``length`` new tokens per sequence at positions start..start+length-1 with
+    ``start`` tokens already cached (a speculative verify pass, a prefill chunk): each new
+    token attends over everything before it and itself."""
+    f = np.zeros(N_FEATURES)
+    f[ONE] = 1.0
+    f[SEQ] = batch
+    f[TOK] = batch * length
+    f[PAIR] = batch * (causal_pairs(start + length, window) - causal_pairs(start, window))
+    f[KV] = batch * (min(start + length, window) if window else start + length)
+    f[EXP], f[ETOK] = expert_features(batch * length, moe)
+    return f

@@ -34,6 +34,8 @@ from simulator.specs.base import Dtype
 from simulator.specs.workload import Workload
 
 _BOUNDS = ("compute", "memory", "overhead")
+_COMMON = ("model", "hardware", "stack", "batch", "prompt", "output", "weight_dtype", "activation_dtype", "kv_dtype",
+           "tp", "pp", "dp", "ep", "microbatches", "devices")
 _UNITS = ("host", "memory")      # where an operator ran: the processor, or inside memory (PIM)
 
 
@@ -75,7 +77,27 @@ def prepare(model, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
 def predict_workload(model: str, hardware: str, stack: str, workload: Workload) -> Prediction:
     w = workload
     prep = prepare(model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp, ep=w.ep)
-    return evaluate(prep, w)
+    if w.draft_model is None:
+        return evaluate(prep, w)
+    return _speculative(prep, w, model, hardware, stack)
+
+
+def _speculative(prep: Prepared, w: Workload, model, hardware, stack) -> Prediction:
+    """Target and draft on the same devices (speculative.py)."""
+    from simulator.engine import speculative
+
+    plain = w.model_copy(update={"draft_model": None})
+    target = evaluate(prep, plain, require_fit=False)
+    if w.output < 2:
+        return evaluate(prep, plain)
+    draft_prep = prepare(w.draft_model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
+    draft = evaluate(draft_prep, plain, require_fit=False)
+    position = w.prompt + (w.output - 2) // 2              # the mean decode position
+    verify_s, verify_j = speculative.verify_pass(prep, w.microbatch, position, w.draft_tokens)
+    p = speculative.combine(target, draft, w, verify_s, verify_j)
+    if not p.memory.fits:
+        return _not_fitting({**p.model_dump(include=set(_COMMON)), "memory": p.memory}, p.memory)
+    return p
 
 
 def decode_sums(bound, batch: int, first: int, last: int, window: int, moe: tuple | None = None):

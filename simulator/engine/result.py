@@ -38,6 +38,19 @@ class OperatorShare(_Frozen):
     decode_unit: Literal["host", "memory"] = "host"
 
 
+class SpeculativeReport(_Frozen):
+    """What speculative decoding did: tpot_s of the Prediction is per accepted token."""
+
+    draft_model: str
+    draft_tokens: int
+    acceptance: float
+    tokens_per_iteration: float
+    draft_step_s: float
+    verify_pass_s: float
+    plain_tpot_s: float           # the target alone
+    speedup: float                # plain_tpot_s / speculative tpot_s
+
+
 class Prediction(_Frozen):
     model: str
     hardware: str
@@ -64,4 +77,5 @@ class Prediction(_Frozen):
     tokens_per_j: float | None       # B N / energy
     memory: MemoryReport
     breakdown: list[OperatorShare]
+    speculative: SpeculativeReport | None = None
     note: str = ""

@@ -216,3 +216,12 @@ def build(arch: Architecture, unfused_attention: bool = False, tp: int = 1, ep: 
 def parameter_count(graph: nx.DiGraph) -> int:
     """Parameters owned by the graph's operators (tied weights counted once)."""
     return sum(d["params"] * d["repeat"] for _, d in graph.nodes(data=True))
+
+
+def active_parameter_count(graph: nx.DiGraph) -> int:
+    """Parameters one token uses: a MoE layer's top-k experts instead of all of them."""
+    total = 0
+    for _, d in graph.nodes(data=True):
+        per_instance = d["weight_elements"] * d["top_k"] if d["kind"] == OpKind.EXPERT_MATMUL else d["params"]
+        total += per_instance * d["repeat"]
+    return total

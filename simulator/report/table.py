@@ -40,6 +40,11 @@ def prediction_table(p, top: int = 8) -> str:
         ["memory: total / capacity", f"{format_si(m.total_bytes, 'B')} / {format_si(m.capacity_bytes, 'B')}"
                                      f" ({'fits' if m.fits else 'DOES NOT FIT'})"],
     ]
+    if p.speculative:
+        s = p.speculative
+        metrics.insert(2, ["  speculative decoding", f"{s.draft_model} drafts {s.draft_tokens}, acceptance "
+                                                     f"{s.acceptance:.2f}: {s.tokens_per_iteration:.2f} tokens an "
+                                                     f"iteration, {s.speedup:.2f}x the plain {_q(s.plain_tpot_s, 's')}"])
     out = [head, "", render(["metric", "value"], metrics)]
     if p.note:
         out += ["", p.note]

@@ -101,6 +101,7 @@ class ModelSpec(Strict):
     name: str
     source: str
     published_params: float = Field(gt=0)
+    published_active_params: float | None = Field(None, gt=0)   # mixture of experts: per token
     config: dict[str, Any]
 
 

@@ -22,6 +22,9 @@ class Workload(Strict):
     ep: int = Field(1, gt=0)              # expert-parallel devices: experts split over them, attention
                                           # data parallel (each holds 1/ep of the batch)
     microbatches: int = Field(1, gt=0)    # pipeline microbatches per replica batch
+    draft_model: str | None = None        # speculative decoding: the draft model's name or path
+    draft_tokens: int = Field(4, gt=0)    # tokens the draft proposes per iteration
+    acceptance: float = Field(0.7, ge=0, le=1)  # probability the target accepts each drafted token
 
     @field_validator("weight_dtype")
     @classmethod
