@@ -1,0 +1,37 @@
+"""Regenerate the README's generated tables (`make readme`); tests check they are current."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+BLOCK = re.compile(r"(<!-- BEGIN validate -->\n)(.*?)(<!-- END validate -->)", re.S)
+
+
+def validate_table() -> str:
+    """`llmsim validate --transfer` without its lists of worst points and published rows."""
+    from simulator.commands_validate import published_report, validation_report
+    from simulator.validate import errors, load_points
+
+    points = load_points()
+    sections = [validation_report(points, errors(points, "pytorch-ref"),
+                                  "stack pytorch-ref: each device with its own fitted profile")[0]]
+    hardware = sorted({p.hardware for p in points})
+    for target in hardware:
+        for source in hardware:
+            if source != target:
+                subset = [p for p in points if p.hardware == target]
+                sections.append(validation_report(subset, errors(subset, "pytorch-ref", profile_from=source),
+                                                  f"transfer: {target} predicted with the profile fitted on {source}")[0])
+    published = published_report()[0].split("\n\n")[-1]
+    sections = [s.split("\n\nlatency by measurement session:")[0] if i else s.split("\n\nworst points:")[0]
+                for i, s in enumerate(sections)]
+    return "\n\n".join(sections) + "\n\npublished runs (median |error| per source and metric):\n" + published
+
+
+def render(readme: str) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + "```\n" + validate_table() + "\n```\n" + m.group(3), readme)
+
+
+if __name__ == "__main__":
+    path = Path(__file__).resolve().parent.parent / "README.md"
+    path.write_text(render(path.read_text()))
