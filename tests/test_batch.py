@@ -10,6 +10,7 @@ from numpy.testing import assert_allclose
 from simulator.engine import batch
 from simulator.engine.phases import causal_pairs
 from simulator.engine.predict import evaluate, prepare
+from simulator.specs import registry
 from simulator.specs.base import Dtype
 from simulator.specs.quant import parse_weight_format
 from simulator.specs.workload import Workload
@@ -43,8 +44,12 @@ def _scenarios(seed: int, count: int, max_prompt: int = 9000):
     ("llama-3.1-70b", "h100-sxm", "bf16", 4, 2),            # collectives, pipeline transfers
     ("opt-6.7b", "epyc-9654", "bf16", 1, 1),                # CPU
     ("llama-2-7b", "tpu-v5e", "int8", 2, 1),                # no power figures: energy NaN
+    ("mixtral-8x7b", "h200-sxm", "fp8", 2, 1),              # mixture of experts
+    ("deepseek-v3", "b200", "fp8", 8, 1),                   # MoE with latent attention (MLA)
 ])
 def test_kernel_equals_predict(model, hardware, weight, tp, pp):
+    if model not in registry.model_index():
+        pytest.skip(f"no {model} spec")
     prep = prepare(model, hardware, "pytorch-ref", parse_weight_format(weight), Dtype.bf16, Dtype.bf16, tp)
     packed = batch.pack(prep, tp, pp)
     b, s, n = _scenarios(sum(map(ord, model + hardware)), 12)

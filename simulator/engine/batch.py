@@ -33,7 +33,7 @@ from numba import njit, prange
 from simulator.engine.predict import _stage_transfer_s, memory_report
 from simulator.engine.phases import prefill_features
 from simulator.engine.roofline import _max_linear_sum, _min_of_max_sum, _op_lines, combine, evaluate_point
-from simulator.graph.ops import KV, N_FEATURES, ONE, PAIR, SEQ, TOK
+from simulator.graph.ops import ETOK, EXP, KV, N_FEATURES, ONE, PAIR, SEQ, TOK
 from simulator.specs.workload import Workload
 
 # rows of the result matrix [len(OUTPUTS), scenarios]
@@ -45,10 +45,10 @@ OUTPUTS = ("ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s", "prefill_energy_j
 # entries of the scalar parameter vector
 PARAMS = ("prefill_step_overhead_s", "host_launch_s", "decode_step_overhead_s", "window", "weight_bytes", "kv_bytes_per_token",
           "pp", "capacity_bytes", "stages", "transfer_s", "transfer_s_per_token", "has_energy", "idle_w",
-          "tdp_w", "devices", "copies")
+          "tdp_w", "devices", "copies", "experts", "experts_per_token", "ep")
 (P_PREFILL_STEP_S, P_HOST_LAUNCH_S, P_DECODE_STEP_S, P_WINDOW, P_WEIGHT_BYTES, P_KV_BYTES_PER_TOKEN, P_PP, P_CAPACITY_BYTES,
  P_STAGES, P_TRANSFER_S, P_TRANSFER_S_PER_TOKEN, P_HAS_ENERGY, P_IDLE_W, P_TDP_W, P_DEVICES,
- P_COPIES) = range(len(PARAMS))
+ P_COPIES, P_EXPERTS, P_EXPERTS_PER_TOKEN, P_EP) = range(len(PARAMS))
 
 # positions in Bound.kernel_args()
 (A_FLOPS, A_MEM_S, A_REPEAT, A_GEMM_N, A_M_FEATURE, A_PEAK, A_OVERHEAD, A_TILE_M, A_TILE_N, A_UNITS,
@@ -66,7 +66,8 @@ class Packed:
     prefill_args, decode_args  Bound.kernel_args("prefill") and ("decode")
     transient_bytes      [ops, features] bytes of a prefill operator's working set (weights
                          and KV columns zeroed): memory.activation_bytes = max_i row_i @ f
-    joules_per_feature   EnergyModel.joules_per_feature: dynamic energy = copies x this @ f
+    joules_per_feature   [2, features] EnergyModel's prefill and decode joules per feature:
+                         a phase's dynamic energy = copies x this[phase] @ f
     params               scalars named by PARAMS
     """
 
@@ -94,11 +95,13 @@ def pack(prep, tp: int = 1, pp: int = 1) -> Packed:
              kv_bytes_per_token=table.kv_bytes_per_token,
              capacity_bytes=sum(level.capacity_bytes for level in hw.memory),
              transfer_s=transfer_s, transfer_s_per_token=_stage_transfer_s(prep, w, 1) - transfer_s,
-             devices=w.devices, copies=w.microbatches * w.tp * w.dp)
-    joules = np.zeros(table.flops.shape[1])
+             devices=w.devices, copies=w.microbatches * w.tp * w.dp * w.ep)
+    if table.moe:
+        p.update(experts=table.moe[0], experts_per_token=table.moe[1], ep=table.moe[2])
+    joules = np.zeros((2, table.flops.shape[1]))
     if em is not None:
         p.update(has_energy=1.0, idle_w=em.idle_w, tdp_w=em.tdp_w)
-        joules = np.ascontiguousarray(em.joules_per_feature, dtype=np.float64)
+        joules = np.ascontiguousarray([em.prefill_joules_per_feature, em.decode_joules_per_feature], dtype=np.float64)
     return Packed(bound.kernel_args("prefill"), bound.kernel_args("decode"), np.ascontiguousarray(transient),
                   joules, np.array([p[k] for k in PARAMS]))
 
@@ -126,14 +129,28 @@ def causal_pairs(seq_len, window):
 
 
 @njit(cache=True)
-def _decode_features(batch, window, f0, f1):
+def expert_features(tokens, params):
+    """phases.expert_features: (EXP, ETOK) of ``tokens`` tokens on one device; (0, 0) when
+    the model has no experts."""
+    experts, top_k, ep = params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN], params[P_EP]
+    if experts <= 0 or tokens <= 0:
+        return 0.0, 0.0
+    touched = experts / ep * (1.0 - (1.0 - top_k / experts) ** (ep * tokens))
+    return touched, tokens * top_k / touched
+
+
+@njit(cache=True)
+def _decode_features(batch, window, params, f0, f1):
     """phases.decode_segments' features f0 + f1 c of both segment kinds: f0, f1 [2, features]."""
     f0[:] = 0.0
     f1[:] = 0.0
+    experts, tokens_per_expert = expert_features(batch, params)
     for seg in (GROWING, CAPPED):
         f0[seg, ONE] = 1.0
         f0[seg, SEQ] = batch
         f0[seg, TOK] = batch
+        f0[seg, EXP] = experts
+        f0[seg, ETOK] = tokens_per_expert
     f0[GROWING, PAIR] = batch              # B (c + 1)
     f0[GROWING, KV] = batch
     f1[GROWING, PAIR] = batch
@@ -213,7 +230,8 @@ def _decode_time_s(args, case, lines, f0, f1, first, last, window, feat_sum):
 
 @njit(cache=True)
 def _dynamic_j(params, joules_per_feature, feats):
-    """EnergyModel.dynamic_j(feats, copies): joules above idle."""
+    """EnergyModel.dynamic_j(feats, phase, copies): joules above idle (joules_per_feature: the
+    phase's row)."""
     joules = 0.0
     for j in range(feats.shape[0]):
         joules += joules_per_feature[j] * feats[j]
@@ -247,13 +265,14 @@ def _activation_bytes(transient, feats):
 
 
 @njit(cache=True)
-def _prefill_features(feats, batch, prompt, window):
+def _prefill_features(feats, batch, prompt, window, params):
     """phases.prefill_features into ``feats``."""
     feats[ONE] = 1.0
     feats[SEQ] = batch
     feats[TOK] = batch * prompt
     feats[PAIR] = batch * causal_pairs(prompt, window)
     feats[KV] = batch * prompt
+    feats[EXP], feats[ETOK] = expert_features(batch * prompt, params)
 
 
 @njit(cache=True)
@@ -294,11 +313,11 @@ def _scenarios(prefill_args, decode_args, transient, joules_per_feature, params,
     for k in range(start, stop):
         b, s, n = batch[k], prompt[k], output[k]
         if b != prev_b:
-            _decode_features(float(b), window, f0, f1)
+            _decode_features(float(b), window, params, f0, f1)
             _decode_lines(decode_args, f0, f1, ones, zeros, case, lines)
             prev_b, prev_s = b, -1
         if s != prev_s:
-            _prefill_features(feats, b, s, window)
+            _prefill_features(feats, b, s, window, params)
             act = _activation_bytes(transient, feats)
             prev_s, have_prefill = s, False
         if not _memory(params, act, b, s, n, out, k):
@@ -310,7 +329,7 @@ def _scenarios(prefill_args, decode_args, transient, joules_per_feature, params,
             ttft = (stages * max(device_s, params[P_HOST_LAUNCH_S])
                     + transfer_s + transfer_s_per_token * (b * s))
             if energy:
-                pre_dyn = _dynamic_j(params, joules_per_feature, feats)
+                pre_dyn = _dynamic_j(params, joules_per_feature[0], feats)
                 ttft = _power_limited_s(params, ttft, pre_dyn)
             have_prefill = True
         steps = n - 1
@@ -319,7 +338,7 @@ def _scenarios(prefill_args, decode_args, transient, joules_per_feature, params,
                                              dec_feats) + params[P_DECODE_STEP_S] * steps)
                     + steps * (transfer_s + transfer_s_per_token * b))
         if energy:
-            dec_dyn = _dynamic_j(params, joules_per_feature, dec_feats)
+            dec_dyn = _dynamic_j(params, joules_per_feature[1], dec_feats)
             dec_time = _power_limited_s(params, dec_time, dec_dyn)
             pre_e = _energy_j(params, ttft, pre_dyn)
             dec_e = _energy_j(params, dec_time, dec_dyn)
