@@ -219,3 +219,23 @@ def test_cli_sweep_prints_csv_and_summary(tmp_path, capsys):
     assert len(rows) == 4 and rows[0]["tpot_s"] == "nan" and rows[1]["tpot_s"] != "nan"
     assert main(["sweep", str(path), "--out", str(tmp_path / "o.csv")]) == 0
     assert "sweep: 4 scenarios (1 configurations)" in capsys.readouterr().out
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+    from simulator.commands_sweep import Progress
+
+    tty = _Tty()
+    bar = Progress(tty, interval_s=0.0, after_s=0.0)
+    bar(50, 100)
+    bar(100, 100)
+    bar.close()
+    text = tty.getvalue()
+    assert "50/100 scenarios" in text and "100/100" in text and text.endswith("\n")
+    plain = io.StringIO()
+    Progress(plain, interval_s=0.0, after_s=0.0)(50, 100)
+    assert plain.getvalue() == ""

@@ -16,37 +16,45 @@ from numba import njit, prange, uint64
 INT, FLOAT, BOOL = 0, 1, 2          # column kinds
 DIGITS = 12
 _POW10 = np.array([10.0 ** k for k in range(23)])       # exact doubles
+_LOG10_2 = math.log10(2.0)
+_POW10_INT = np.array([10 ** k for k in range(20)], dtype=np.uint64)
 _MAX_FIELD = 24                                         # '-1.23456789012e+308' plus room
 _ROWS_PER_BLOCK = 2048
-_TEN = uint64(10)           # unsigned arithmetic: numba's signed // and % cost 4x more
 
 
-@njit(cache=True, error_model="numpy")
-def _write_digits(buf, pos, m, n, dot):
-    """The n decimal digits of m >= 0 (leading zeros kept), a '.' after the first ``dot`` of
-    them when dot < n; returns the new position."""
-    width = n + (1 if dot < n else 0)
-    u = uint64(m)
+@njit(cache=True, error_model="numpy", inline="always")
+def _write_fixed(buf, pos, value, n):
+    """Exactly n decimal digits of value >= 0 (leading zeros kept); returns the new position."""
+    u = uint64(value)
     for i in range(n - 1, -1, -1):
-        q = u // _TEN
-        buf[pos + i + (1 if i >= dot else 0)] = 48 + (u - q * _TEN)
+        q = u // uint64(10)       # unsigned by a literal: a multiply, not a division
+        buf[pos + i] = 48 + (u - q * uint64(10))
         u = q
-    if dot < n:
-        buf[pos + dot] = 46
-    return pos + width
+    return pos + n
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
+def _write_digits(buf, pos, m, n, dot):
+    """The n decimal digits of m >= 0, with a '.' after the first ``dot`` of them when dot < n."""
+    if dot >= n:
+        return _write_fixed(buf, pos, m, n)
+    scale = _POW10_INT[n - dot]
+    pos = _write_fixed(buf, pos, uint64(m) // scale, dot)
+    buf[pos] = 46
+    return _write_fixed(buf, pos + 1, uint64(m) % scale, n - dot)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _write_uint(buf, pos, value):
     n = 1
     v = uint64(value)
-    while v >= _TEN:
+    while v >= uint64(10):
         n += 1
-        v //= _TEN
-    return _write_digits(buf, pos, value, n, n)
+        v //= uint64(10)
+    return _write_fixed(buf, pos, value, n)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _write_chars(buf, pos, a, b, c, d, e, n):
     """Up to five ASCII codes (n of them)."""
     codes = (a, b, c, d, e)
@@ -55,7 +63,7 @@ def _write_chars(buf, pos, a, b, c, d, e, n):
     return pos + n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _scaled(x, k):
     """x * 10**k: one correctly rounded operation when |k| <= 22, steps of 1e22 beyond."""
     while k > 22:
@@ -67,26 +75,28 @@ def _scaled(x, k):
     return x * _POW10[k] if k >= 0 else x / _POW10[-k]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _digits(x):
     """(m, e): x ~= m x 10**(e - DIGITS + 1) with m a DIGITS-digit integer, for finite x > 0."""
     lo = 100_000_000_000                 # 10**(DIGITS - 1)
     hi = 1_000_000_000_000
-    e = int(math.floor(math.log10(x)))
-    m = int(round(_scaled(x, DIGITS - 1 - e)))
+    e = int(math.floor((math.frexp(x)[1] - 1) * _LOG10_2))      # floor(log10 x), or one less
+    if _scaled(x, -e - 1) >= 1.0:
+        e += 1
+    m = int(np.rint(_scaled(x, DIGITS - 1 - e)))
     if m >= hi:
         e += 1
-        m = int(round(_scaled(x, DIGITS - 1 - e)))
+        m = int(np.rint(_scaled(x, DIGITS - 1 - e)))
     elif m < lo:
         e -= 1
-        m = int(round(_scaled(x, DIGITS - 1 - e)))
+        m = int(np.rint(_scaled(x, DIGITS - 1 - e)))
     if m >= hi:                          # 9.99999999999951 rounds up to 10.0000000000
         m //= 10
         e += 1
     return m, e
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def write_float(buf, pos, x):
     """'%.12g' % x into buf at pos; returns the new position."""
     if x != x:
@@ -103,8 +113,8 @@ def write_float(buf, pos, x):
     m, e = _digits(x)
     u = uint64(m)
     n = DIGITS
-    while n > 1 and u % _TEN == 0:
-        u //= _TEN
+    while n > 1 and u % uint64(10) == 0:
+        u //= uint64(10)
         n -= 1
     m = u
     if 0 <= e < DIGITS:
@@ -126,7 +136,7 @@ def write_float(buf, pos, x):
     return _write_uint(buf, pos, abs(e))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _write_value(buf, pos, x, kind):
     if kind == FLOAT:
         return write_float(buf, pos, x)

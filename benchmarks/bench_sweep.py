@@ -1,0 +1,116 @@
+"""Speed of `llmsim sweep` with a warm numba cache. Prints median and spread (min, max) over
+repeats; this machine's timings vary 30-40% from run to run.
+
+  one model, one device   examples/sweep-one-device.yaml: llama-3.1-8b on h100-sxm, batch
+                          1..128 x 64 prompts x 128 outputs = 1,048,576 scenarios: the batch
+                          kernel alone, the whole sweep to CSV in process, and an
+                          `llmsim sweep ... --out` process (start-up, imports, writing)
+  mixed grid              examples/sweep-mixed.yaml: 10 models x 20 devices x 512
+                          scenarios = 102,400: the whole sweep to CSV, every configuration
+                          prepared again in each repeat (model lowering stays cached)
+  versus predict          a Python loop of simulator.predict over 1,000 scenarios drawn from
+                          each grid: its rate, and the sweep's rate over it
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numba  # noqa: E402
+
+from simulator import predict  # noqa: E402
+from simulator.engine import batch as kernel  # noqa: E402
+from simulator.sweep import configuration, sweep  # noqa: E402
+from simulator.sweepkit.grid import Grid, load_grid  # noqa: E402
+
+ONE_DEVICE = ROOT / "examples" / "sweep-one-device.yaml"
+MIXED = ROOT / "examples" / "sweep-mixed.yaml"
+
+
+def _timed(fn, repeats: int) -> list[float]:
+    fn()                                        # warm: numba cache, lowering, registry
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _rate(count: int, times: list[float]) -> str:
+    rates = sorted(count / t for t in times)
+    return (f"{statistics.median(rates):>12,.0f} scenarios/s  (min {rates[0]:,.0f}, max {rates[-1]:,.0f}; "
+            f"median {statistics.median(times):.3f} s, n={len(times)})")
+
+
+def kernel_only(grid: Grid, repeats: int) -> list[float]:
+    packed, _ = configuration(grid.groups[0])
+    b, s, n = grid.slice_axes(grid.batch, grid.prompt, grid.output, 0, grid.scenarios_per_group)
+    return _timed(lambda: kernel.evaluate_many(packed, b, s, n), repeats)
+
+
+def whole_sweep(grid: Grid, out: Path, repeats: int, cold_configurations: bool = False) -> list[float]:
+    def run():
+        if cold_configurations:
+            configuration.cache_clear()
+        sweep(grid, out)
+    return _timed(run, repeats)
+
+
+def process(grid_path: Path, out: Path, repeats: int) -> list[float]:
+    cmd = [sys.executable, "-m", "simulator.cli", "sweep", str(grid_path), "--out", str(out)]
+    return _timed(lambda: subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT), repeats)
+
+
+def predict_loop(grid: Grid, samples: int = 1000, seed: int = 0) -> float:
+    """simulator.predict calls per second over random scenarios of the grid."""
+    rng = np.random.default_rng(seed)
+    picks = [(grid.groups[rng.integers(len(grid.groups))], int(k))
+             for k in rng.integers(0, grid.scenarios_per_group, samples)]
+    calls = []
+    for g, k in picks:
+        b, s, n = (int(a[0]) for a in grid.slice_axes(grid.batch, grid.prompt, grid.output, k, k + 1))
+        calls.append(dict(model=g.model, hardware=g.hardware, stack=g.stack, batch=b, prompt=s, output=n,
+                          weight_dtype=g.weight_dtype, activation_dtype=g.activation_dtype.value,
+                          kv_dtype=g.kv_dtype.value, tp=g.tp, pp=g.pp))
+    for c in calls[:20]:
+        predict(**c)
+    t0 = time.perf_counter()
+    for c in calls:
+        predict(**c)
+    return samples / (time.perf_counter() - t0)
+
+
+def main(repeats: int = 5) -> None:
+    print(f"cpu cores: {os.cpu_count()}; numba threads: {numba.get_num_threads()}")
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "rows.csv"
+        one, mixed = load_grid(ONE_DEVICE), load_grid(MIXED)
+        print(f"\none model, one device ({one.scenarios:,} scenarios)")
+        print(f"  batch kernel only           {_rate(one.scenarios, kernel_only(one, repeats))}")
+        swept = whole_sweep(one, out, repeats)
+        print(f"  whole sweep to CSV          {_rate(one.scenarios, swept)}")
+        print(f"  `llmsim sweep` process      {_rate(one.scenarios, process(ONE_DEVICE, out, 3))}")
+        print(f"\nmixed grid: 10 models x 20 devices ({mixed.scenarios:,} scenarios)")
+        mixed_swept = whole_sweep(mixed, out, repeats, cold_configurations=True)
+        print(f"  whole sweep to CSV          {_rate(mixed.scenarios, mixed_swept)}")
+        print(f"  `llmsim sweep` process      {_rate(mixed.scenarios, process(MIXED, out, 3))}")
+        print("\nversus a Python loop of simulator.predict (1,000 random scenarios of each grid)")
+        for name, grid, times in (("one device", one, swept), ("mixed", mixed, mixed_swept)):
+            loop = predict_loop(grid)
+            sweep_rate = grid.scenarios / statistics.median(times)
+            print(f"  {name:<11} predict loop {loop:>9,.0f} scenarios/s; sweep / loop = {sweep_rate / loop:,.0f}x")
+
+
+if __name__ == "__main__":
+    main()
