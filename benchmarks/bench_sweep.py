@@ -30,7 +30,7 @@ import numba  # noqa: E402
 
 from simulator import predict  # noqa: E402
 from simulator.engine import batch as kernel  # noqa: E402
-from simulator.sweep import configuration, sweep  # noqa: E402
+from simulator.sweep import configured, sweep  # noqa: E402
 from simulator.sweepkit.grid import Grid, load_grid  # noqa: E402
 
 ONE_DEVICE = ROOT / "examples" / "sweep-one-device.yaml"
@@ -54,7 +54,7 @@ def _rate(count: int, times: list[float]) -> str:
 
 
 def kernel_only(grid: Grid, repeats: int) -> list[float]:
-    packed, _ = configuration(grid.groups[0])
+    packed, _ = configured(grid.groups[0])
     b, s, n = grid.slice_axes(grid.batch, grid.prompt, grid.output, 0, grid.scenarios_per_group)
     return _timed(lambda: kernel.evaluate_many(packed, b, s, n), repeats)
 
@@ -62,7 +62,7 @@ def kernel_only(grid: Grid, repeats: int) -> list[float]:
 def whole_sweep(grid: Grid, out: Path, repeats: int, cold_configurations: bool = False) -> list[float]:
     def run():
         if cold_configurations:
-            configuration.cache_clear()
+            configured.cache_clear()
         sweep(grid, out)
     return _timed(run, repeats)
 

@@ -30,10 +30,9 @@ import math
 
 import numpy as np
 
-from simulator.errors import SimulatorError
 from simulator.specs import registry
 from simulator.specs.base import Dtype
-from simulator.sweep import configuration, rows_of
+from simulator.sweep import Skipped, configured, rows_of
 from simulator.sweepkit.grid import Group
 from simulator.sweepkit.writers import SCENARIO_COLUMNS
 from simulator.whatif import Factors
@@ -114,11 +113,8 @@ def _configurations(model: str, hardware: list[str], stack: str, kv_dtype: Dtype
             weight, activation, _ = PRECISIONS[precision]
             for tp in (t for t in TP_DEGREES if t <= max_devices):
                 group = Group(model, name, Factors(), stack, weight, activation, kv_dtype, tp, 1)
-                try:
-                    configuration(group)
-                except SimulatorError:
-                    continue
-                yield precision, group
+                if not isinstance(configured(group), Skipped):
+                    yield precision, group
 
 
 def _violations(values: np.ndarray, batches: np.ndarray, prompt: int, output: int, t: Targets) -> np.ndarray:
@@ -148,7 +144,7 @@ def _reasons(values, k, batch, t: Targets, ratios) -> list[str]:
 
 def _evaluate(precision: str, group: Group, batches: np.ndarray, prompt: int, output: int, t: Targets):
     """(Option or None, Miss or None) of one configuration."""
-    packed, constants = configuration(group)
+    packed, constants = configured(group)
     n = len(batches)
     values = rows_of(packed, constants, batches, np.full(n, prompt), np.full(n, output), parallel=False).values
     head = dict(hardware=constants["hardware"], devices=constants["devices"], precision=precision)

@@ -58,7 +58,14 @@ _FROM_KERNEL = {"ttft_s": kernel.TTFT_S, "tpot_s": kernel.TPOT_S, "e2e_s": kerne
                 "memory_total_bytes": kernel.TOTAL_BYTES, "fits": kernel.FITS}
 
 
-@functools.lru_cache(maxsize=1024)
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """A configuration that cannot run, and why."""
+
+    group: Group
+    reason: str
+
+
 def configuration(group: Group) -> tuple[kernel.Packed, dict]:
     """(packed arrays, constant row fields) of one configuration; raises SimulatorError
     when it cannot run."""
@@ -78,6 +85,15 @@ def configuration(group: Group) -> tuple[kernel.Packed, dict]:
     return packed, constants
 
 
+@functools.lru_cache(maxsize=256)
+def configured(group: Group) -> tuple[kernel.Packed, dict] | Skipped:
+    """configuration(group), cached, or Skipped when it cannot run."""
+    try:
+        return configuration(group)
+    except SimulatorError as err:
+        return Skipped(group, str(err))
+
+
 def rows_of(packed: kernel.Packed, constants: dict, b, s, n, parallel: bool) -> Rows:
     """Evaluate scenarios (B, S, N) of one configuration into Rows."""
     out = kernel.evaluate_many(packed, b, s, n, parallel)
@@ -91,14 +107,17 @@ def rows_of(packed: kernel.Packed, constants: dict, b, s, n, parallel: bool) -> 
     return Rows(constants, values)
 
 
-def evaluate_piece(group: Group, axes: tuple, start: int, stop: int, parallel: bool = False) -> Rows:
+def evaluate_piece(group: Group, axes: tuple, start: int, stop: int, parallel: bool = False) -> Rows | Skipped:
     """Rows of the scenarios start..stop-1 of a configuration (a Dask task's unit of work)."""
-    packed, constants = configuration(group)
+    done = configured(group)
+    if isinstance(done, Skipped):
+        return done
+    packed, constants = done
     b, s, n = Grid.slice_axes(*axes, start, stop)
     return rows_of(packed, constants, b, s, n, parallel)
 
 
-def evaluate_task(pieces: list, axes: tuple, parallel: bool = False) -> list[Rows]:
+def evaluate_task(pieces: list, axes: tuple, parallel: bool = False) -> list[Rows | Skipped]:
     return [evaluate_piece(group, axes, start, stop, parallel) for group, start, stop in pieces]
 
 
@@ -122,22 +141,11 @@ class SweepSummary:
         return "\n".join(lines)
 
 
-def _runnable(grid: Grid, summary: SweepSummary) -> list[Group]:
-    groups = []
-    for group in grid.groups:
-        try:
-            configuration(group)
-            groups.append(group)
-        except SimulatorError as err:
-            summary.skipped.append((group, str(err)))
-    return groups
-
-
-def _tasks(grid: Grid, groups: list[Group], chunk: int) -> Iterator[list]:
+def _tasks(grid: Grid, chunk: int) -> Iterator[list]:
     """Lists of (group, start, stop) pieces of about ``chunk`` scenarios, in grid order."""
     task, size = [], 0
     per_group = grid.scenarios_per_group
-    for group in groups:
+    for group in grid.groups:
         for start in range(0, per_group, chunk):
             stop = min(per_group, start + chunk)
             task.append((group, start, stop))
@@ -149,6 +157,14 @@ def _tasks(grid: Grid, groups: list[Group], chunk: int) -> Iterator[list]:
         yield task
 
 
+def _skip(summary: SweepSummary, skipped: Skipped, per_group: int) -> None:
+    """Count a configuration that cannot run once (its pieces may come from several tasks)."""
+    if all(group != skipped.group for group, _ in summary.skipped):
+        summary.skipped.append((skipped.group, skipped.reason))
+        summary.configurations -= 1
+        summary.scenarios -= per_group
+
+
 def sweep(grid, out, chunk_scenarios: int = CHUNK_SCENARIOS, scheduler: str | None = None,
           workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> SweepSummary:
     """Run a grid (a Grid or a grid file path) and write its rows to ``out`` (a path: .csv,
@@ -156,12 +172,9 @@ def sweep(grid, out, chunk_scenarios: int = CHUNK_SCENARIOS, scheduler: str | No
     or ``workers`` is given (Dask). ``progress(done, total)`` is called after each chunk."""
     started = time.perf_counter()
     grid = grid if isinstance(grid, Grid) else load_grid(Path(grid))
-    summary = SweepSummary()
-    groups = _runnable(grid, summary)
-    summary.configurations = len(groups)
-    summary.scenarios = len(groups) * grid.scenarios_per_group
+    summary = SweepSummary(scenarios=grid.scenarios, configurations=len(grid.groups))
     axes = (grid.batch, grid.prompt, grid.output)
-    tasks = _tasks(grid, groups, chunk_scenarios)
+    tasks = _tasks(grid, chunk_scenarios)
     if scheduler is None and workers is None:
         results = (evaluate_task(task, axes, parallel=True) for task in tasks)
     else:
@@ -171,6 +184,9 @@ def sweep(grid, out, chunk_scenarios: int = CHUNK_SCENARIOS, scheduler: str | No
     try:
         for chunk in results:
             for rows in chunk:
+                if isinstance(rows, Skipped):
+                    _skip(summary, rows, grid.scenarios_per_group)
+                    continue
                 writer.write(rows)
                 summary.written += len(rows)
                 summary.fitting += int(rows.values[list(SCENARIO_COLUMNS).index("fits")].sum())
