@@ -23,7 +23,7 @@ e2e_s, output_tokens_per_s, energy_j, tokens_per_j, kv_cache_bytes, memory_total
                                   the devices' time for one request of B sequences, per
                                   output token, at full utilisation
 
-Empty (NaN) where the device has no price, or no power figures (energy), or the scenario
+`nan` where the device has no price, or no power figures (energy), or the scenario
 does not fit (times). What-if devices keep the base device's price.
 
 ``--workers N`` starts a local Dask cluster of N worker processes; ``--scheduler
