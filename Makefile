@@ -21,6 +21,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_predict.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 readme: $(STAMP)
 	$(BIN)/python -m simulator.readme_tables
