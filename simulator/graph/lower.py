@@ -54,6 +54,7 @@ class OpTable:
 
 
 PREFILL, DECODE = 1, 2
+STREAM_MIN_BYTES = 2.0            # the residual stream and collectives stay 16-bit under FP8 / INT8
 PHASES = {"both": PREFILL | DECODE, "prefill": PREFILL, "decode": DECODE}
 
 
@@ -65,16 +66,19 @@ def _row(**terms: float) -> np.ndarray:
     return row
 
 
-def _costs(kind: OpKind, d: dict, w: float, a: float, kvb: float) -> tuple[np.ndarray, np.ndarray]:
-    """(flops row, bytes row) of one operator instance; w, a, kvb are bytes per element."""
+def _costs(kind: OpKind, d: dict, w: float, a_in: float, a: float, kvb: float) -> tuple[np.ndarray, np.ndarray]:
+    """(flops row, bytes row) of one operator instance, in bytes per element: w weights,
+    a_in a GEMM's input activations (the compute dtype), a everything else the layer passes
+    along (the residual stream, GEMM outputs, collectives: never narrower than 16 bits, as
+    FP8 recipes keep them), kvb the KV cache."""
     if kind in (OpKind.MATMUL, OpKind.LM_HEAD):      # per_head: a batched GEMM over heads (MLA absorb)
         n, k, m, heads = d["n"], d["k"], d["m"], d.get("per_head", 1)
         bias = n if d["bias"] else 0
         flops = {m: heads * (2.0 * n * k + bias)}
-        return _row(**flops), _row(one=heads * (d["weight_elements"] + bias) * w, **{m: heads * (n + k) * a})
+        return _row(**flops), _row(one=heads * (d["weight_elements"] + bias) * w, **{m: heads * (k * a_in + n * a)})
     if kind == OpKind.EXPERT_MATMUL:                  # each token visits top_k experts
         n, k, top = d["n"], d["k"], d["top_k"]
-        return _row(tok=2.0 * n * k * top), _row(exp=d["weight_elements"] * w, tok=top * (n + k) * a)
+        return _row(tok=2.0 * n * k * top), _row(exp=d["weight_elements"] * w, tok=top * (k * a_in + n * a))
     if kind == OpKind.MOE_ROUTE:                      # top-k and softmax of E logits, tokens sorted by expert
         return _row(tok=5.0 * d["width"]), _row(tok=d["width"] * a + 2.0 * d["top_k"] * d["hidden"] * a)
     if kind == OpKind.MOE_COMBINE:                    # weighted sum of top_k expert outputs per token
@@ -122,14 +126,15 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype) -> OpTa
     """Operator table of a graph; sizes are per device when the graph is a tensor-parallel shard.
     ``weight`` is a Dtype or a quant.WeightFormat (anything with ``bytes`` per element)."""
     arch: Architecture = graph.graph["model"]
-    w, a, kvb = weight.bytes, activation.bytes, kv.bytes
+    w, a_in, kvb = weight.bytes, activation.bytes, kv.bytes
+    a = max(a_in, STREAM_MIN_BYTES)
     rows = []
     for name in nx.topological_sort(graph):
         d = graph.nodes[name]
         if d["kind"] is None:
             continue
         kind = OpKind(d["kind"])
-        f, b = _costs(kind, d, w, a, kvb)
+        f, b = _costs(kind, d, w, a_in, a, kvb)
         m_feature = {"tok": TOK, "seq": SEQ, "etok": ETOK}[d["m"]] if kind.is_gemm else TOK
         rows.append((name, kind, d["repeat"], f, b, d.get("n", 0), d.get("k", 0), m_feature, d.get("group", 1),
                      d.get("kv_heads", 0) if kind.is_attention else 0, PHASES[d.get("phase", "both")]))
