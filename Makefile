@@ -25,6 +25,7 @@ bench: $(STAMP)
 
 readme: $(STAMP)
 	$(BIN)/python -m simulator.readme_tables
+	$(BIN)/llmsim plot validation --out validation/plots/validation.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info

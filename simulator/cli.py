@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from simulator import commands_specs, commands_validate
+from simulator import commands_plot, commands_specs, commands_validate
 from simulator.errors import SimulatorError
 
 EXIT_BAD_INPUT = 2
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     from simulator import commands_sweep
     commands_sweep.register(sub)
     commands_validate.register(sub)
+    commands_plot.register(sub)
     return parser
 
 
