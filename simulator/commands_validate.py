@@ -6,7 +6,6 @@ from pathlib import Path
 
 import yaml
 
-from simulator.calibrate import calibrate, load_micro, newest_micro, profile_from_fields
 from simulator.errors import SimulatorError, SpecError
 from simulator.report.table import render
 from simulator.specs import registry
@@ -41,6 +40,8 @@ def write_device_profile(stack_path: Path, hardware: str, fields: dict) -> None:
 
 
 def cmd_calibrate(args) -> str:
+    from simulator.calibrate import calibrate, load_micro, newest_micro, profile_from_fields  # scipy: load lazily
+    from simulator.engine.predict import prepare
     from simulator.validate import measurement_root
 
     hw = registry.hardware(args.hardware)
@@ -60,6 +61,7 @@ def cmd_calibrate(args) -> str:
         raise SpecError(args.stack, "", "calibrate writes into a registry stack (hardware_specs/stacks/NAME.yaml)")
     write_device_profile(stack_path, hw.name, fields)
     registry.stack.cache_clear()
+    prepare.cache_clear()
     return text + f"\n\nwrote the {hw.name} entry of {stack_path}"
 
 

@@ -16,6 +16,7 @@ whole model's time at one device's rates (with m = 1 the stages simply run in tu
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -52,7 +53,17 @@ class Prepared:
     energy: object          # EnergyModel or None
 
 
-def prepare(model, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
+def prepare(*args, **kwargs) -> Prepared:
+    """_prepare, cached when every argument is hashable (names, dtypes; not a what-if spec
+    object): a repeated configuration is lowered and bound once."""
+    try:
+        hash((args, tuple(sorted(kwargs.items()))))
+    except TypeError:
+        return _prepare(*args, **kwargs)
+    return _prepare_cached(*args, **kwargs)
+
+
+def _prepare(model, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
             kv_dtype: Dtype, tp: int = 1, profile_from: str | None = None, ep: int = 1) -> Prepared:
     """``model`` is a registry name, a path, or a (name, Architecture) pair; ``hardware`` a
     registry name, a path, or a hardware spec object (e.g. a what-if copy); ``weight_dtype``
@@ -72,6 +83,10 @@ def prepare(model, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
     em = energy_model(hw, bound.profile, activation_dtype, peak_for(hw.peak_flops(), activation_dtype, hw.name),
                       bound)
     return Prepared(model_name, hw, st, table, bound, em)
+
+
+_prepare_cached = functools.lru_cache(maxsize=1024)(_prepare)
+prepare.cache_clear = _prepare_cached.cache_clear
 
 
 def predict_workload(model: str, hardware: str, stack: str, workload: Workload) -> Prediction:
