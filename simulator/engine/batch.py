@@ -18,10 +18,9 @@ predict.evaluate's (dp = 1, one microbatch), scenario by scenario:
 Speed: the prefill depends on (B, S) only, and a decode step's operator lines (intercept and
 slope in the position, GEMM efficiency at M = B included) on B only, so consecutive
 scenarios sharing B, or B and S (a grid in B x S x N order), reuse them; per scenario only
-the closed-form range sums remain. The prefill calls roofline.evaluate_point itself; the
-decode sums mirror roofline.evaluate_range's per-operator cases (constant in the position;
-host or PIM unit: min of maxes; host only: max of two lines) on cached lines, calling its
-helpers. tests/test_batch.py checks every output against predict.evaluate.
+the closed-form range sums remain. The prefill calls roofline.evaluate_point, the decode
+roofline.range_lines (once per batch size) and roofline.range_sums: the same code as
+predict.evaluate. tests/test_batch.py checks every output against predict.evaluate.
 """
 from __future__ import annotations
 
@@ -32,7 +31,7 @@ from numba import njit, prange
 
 from simulator.engine.predict import _stage_transfer_s, memory_report
 from simulator.engine.phases import prefill_features
-from simulator.engine.roofline import _max_linear_sum, _min_of_max_sum, _op_lines, combine, evaluate_point
+from simulator.engine.roofline import evaluate_point, range_lines, range_sums
 from simulator.graph.ops import ETOK, EXP, KV, N_FEATURES, ONE, PAIR, SEQ, TOK
 from simulator.specs.workload import Workload
 
@@ -55,7 +54,6 @@ PARAMS = ("prefill_step_overhead_s", "host_launch_s", "decode_step_overhead_s", 
  A_ALT_PEAK, A_ALT_MEM_S, A_ALT_OVERHEAD, A_OVERLAP, A_HALF_LENGTH) = range(15)
 
 GROWING, CAPPED = 0, 1      # decode segments: attended span c + 1 grows, or is capped at the window
-CONSTANT, MIN_OF_MAX, MAX = 0, 1, 2     # cases of roofline.evaluate_range per operator
 BLOCK = 512                 # scenarios per parallel work item
 
 
@@ -160,72 +158,40 @@ def _decode_features(batch, window, params, f0, f1):
 
 
 @njit(cache=True)
-def _decode_lines(args, f0, f1, ones, zeros, case, lines):
-    """For each segment kind and operator, roofline.evaluate_range's case and its lines
-    (intercept, slope) [2, ops, 4, 2]; a CONSTANT operator's step time sits in lines[.., 0, 0]."""
-    flops, mem_s, gemm_n, m_feature = args[A_FLOPS], args[A_MEM_S], args[A_GEMM_N], args[A_M_FEATURE]
-    units = args[A_UNITS]
-    overhead, alt_peak, alt_overhead = args[A_OVERHEAD], args[A_ALT_PEAK], args[A_ALT_OVERHEAD]
+def _decode_lines(args, f0, f1, case, lines):
+    """roofline.range_lines of both segment kinds: case [2, ops], lines [2, ops, 4, 2]."""
     for seg in (GROWING, CAPPED):
-        for i in range(flops.shape[0]):
-            c0, c1, m0, m1 = _op_lines(i, f0[seg], f1[seg], flops, mem_s, gemm_n, m_feature, args[A_PEAK],
-                                       args[A_TILE_M], args[A_TILE_N], units, args[A_HALF_LENGTH])
-            has_alt = alt_peak[i] > 0.0
-            a0 = a1 = b0 = b1 = 0.0
-            if has_alt:
-                a0, a1, b0, b1 = _op_lines(i, f0[seg], f1[seg], flops, args[A_ALT_MEM_S], gemm_n, m_feature,
-                                           alt_peak, ones, ones, units, zeros)
-            L = lines[seg, i]
-            if c1 == 0.0 and m1 == 0.0 and a1 == 0.0 and b1 == 0.0:
-                step = combine(c0, m0, args[A_OVERLAP][i]) + overhead[i]
-                if has_alt:
-                    step = min(step, max(a0, b0) + alt_overhead[i])
-                case[seg, i] = CONSTANT
-                L[0, 0] = step
-            elif has_alt:
-                o, ao = overhead[i], alt_overhead[i]
-                case[seg, i] = MIN_OF_MAX
-                L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0 + o, c1, m0 + o, m1
-                L[2, 0], L[2, 1], L[3, 0], L[3, 1] = a0 + ao, a1, b0 + ao, b1
-            else:
-                case[seg, i] = MAX
-                L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0, c1, m0, m1
+        range_lines(args[A_FLOPS], args[A_MEM_S], args[A_REPEAT], args[A_GEMM_N], args[A_M_FEATURE], args[A_PEAK],
+                    args[A_OVERHEAD], args[A_TILE_M], args[A_TILE_N], args[A_UNITS], args[A_ALT_PEAK],
+                    args[A_ALT_MEM_S], args[A_ALT_OVERHEAD], args[A_OVERLAP], args[A_HALF_LENGTH],
+                    f0[seg], f1[seg], case[seg], lines[seg])
 
 
 @njit(cache=True)
-def _range_time_s(args, case, lines, f0, f1, lo, hi, feat_sum):
-    """Sum over operators of roofline.evaluate_range over positions [lo, hi] of one segment
-    (its cases, lines and features); adds the steps' summed features to ``feat_sum``."""
-    repeat, overhead = args[A_REPEAT], args[A_OVERHEAD]
+def _range_time_s(args, case, lines, f0, f1, lo, hi, feat_sum, scratch):
+    """roofline.range_sums over positions [lo, hi] of one segment, summed over operators;
+    adds the steps' summed features to ``feat_sum``."""
     count = hi - lo + 1.0
     for j in range(f0.shape[0]):
         feat_sum[j] += f0[j] * count + f1[j] * (lo + hi) * count / 2.0
     if hi < lo:
         return 0.0
-    total = 0.0
-    for i in range(repeat.shape[0]):
-        L = lines[i]
-        if case[i] == CONSTANT:
-            total += L[0, 0] * count * repeat[i]
-        elif case[i] == MIN_OF_MAX:
-            total += _min_of_max_sum(L, lo, hi) * repeat[i]
-        else:
-            total += (_max_linear_sum(L[0, 0], L[0, 1], L[1, 0], L[1, 1], lo, hi) + overhead[i] * count) * repeat[i]
-    return total
+    return range_sums(args[A_REPEAT], args[A_OVERHEAD], case, lines, lo, hi, scratch)
 
 
 @njit(cache=True)
-def _decode_time_s(args, case, lines, f0, f1, first, last, window, feat_sum):
+def _decode_time_s(args, case, lines, f0, f1, first, last, window, feat_sum, scratch):
     """Decode steps at positions first..last, split where phases.decode_segments splits them."""
     if window <= 0 or last + 1 <= window:
-        return _range_time_s(args, case[GROWING], lines[GROWING], f0[GROWING], f1[GROWING], first, last, feat_sum)
+        return _range_time_s(args, case[GROWING], lines[GROWING], f0[GROWING], f1[GROWING], first, last, feat_sum,
+                             scratch)
     split = window - 1.0                   # last position with c + 1 <= W
     total = 0.0
     if first <= split:
         total += _range_time_s(args, case[GROWING], lines[GROWING], f0[GROWING], f1[GROWING], first, split,
-                               feat_sum)
+                               feat_sum, scratch)
     return total + _range_time_s(args, case[CAPPED], lines[CAPPED], f0[CAPPED], f1[CAPPED],
-                                 max(first, split + 1.0), last, feat_sum)
+                                 max(first, split + 1.0), last, feat_sum, scratch)
 
 
 @njit(cache=True)
@@ -299,8 +265,7 @@ def _scenarios(prefill_args, decode_args, transient, joules_per_feature, params,
     window, stages, energy = params[P_WINDOW], params[P_STAGES], params[P_HAS_ENERGY] > 0.0
     transfer_s, transfer_s_per_token = params[P_TRANSFER_S], params[P_TRANSFER_S_PER_TOKEN]
     n_ops = transient.shape[0]
-    ones = np.ones(n_ops)
-    zeros = np.zeros(n_ops)
+    scratch = np.zeros(n_ops)
     feats = np.zeros(N_FEATURES)
     dec_feats = np.zeros(N_FEATURES)
     f0 = np.zeros((2, N_FEATURES))
@@ -314,7 +279,7 @@ def _scenarios(prefill_args, decode_args, transient, joules_per_feature, params,
         b, s, n = batch[k], prompt[k], output[k]
         if b != prev_b:
             _decode_features(float(b), window, params, f0, f1)
-            _decode_lines(decode_args, f0, f1, ones, zeros, case, lines)
+            _decode_lines(decode_args, f0, f1, case, lines)
             prev_b, prev_s = b, -1
         if s != prev_s:
             _prefill_features(feats, b, s, window, params)
@@ -335,7 +300,7 @@ def _scenarios(prefill_args, decode_args, transient, joules_per_feature, params,
         steps = n - 1
         dec_feats[:] = 0.0
         dec_time = (stages * (_decode_time_s(decode_args, case, lines, f0, f1, float(s), float(s + n - 2), window,
-                                             dec_feats) + params[P_DECODE_STEP_S] * steps)
+                                             dec_feats, scratch) + params[P_DECODE_STEP_S] * steps)
                     + steps * (transfer_s + transfer_s_per_token * b))
         if energy:
             dec_dyn = _dynamic_j(params, joules_per_feature[1], dec_feats)

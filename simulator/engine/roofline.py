@@ -189,23 +189,27 @@ def _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, peak, tile_m, 
     return f0 / rate, f1 / rate, m0, m1
 
 
+CONSTANT, MIN_OF_MAX, MAX = 0, 1, 2    # how an operator's step time depends on the position c
+
+
 @njit(cache=True)
-def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, half_length,
-                   feats0, feats1, lo, hi):
-    """Per-operator sums of time (s, x repeat) over integer c in [lo, hi], where the
-    features at c are feats0 + feats1 c. Compute rates are taken at feats0, so they must not
-    depend on c (a GEMM's M is fixed; pass half_length zeros for decode). An operator
-    whose time does not change with c gets exactly evaluate_point's time; one that does
-    is summed in closed form, with a hard max (its overlap is ignored)."""
+def range_lines(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
+                tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, half_length,
+                feats0, feats1, case, lines):
+    """For decode steps whose features are feats0 + feats1 c, each operator's case and lines
+    (intercept, slope in c) into case[i] and lines[i] ([4, 2]):
+      CONSTANT    its time does not change with c: exactly evaluate_point's step time, in
+                  lines[i, 0, 0]
+      MIN_OF_MAX  host or PIM unit, whichever is faster: min(max(l0, l1), max(l2, l3)),
+                  overheads folded into the lines
+      MAX         max(compute line l0, memory line l1) + overhead (a hard max: its overlap
+                  exponent is ignored)
+    Compute rates are taken at feats0, so they must not depend on c (a GEMM's M is fixed;
+    pass half_length zeros for decode). Lines depend on the batch only, so a sweep computes
+    them once per batch size."""
     n_ops = flops.shape[0]
-    time_s = np.zeros(n_ops)
-    if hi < lo:
-        return time_s
-    count = hi - lo + 1.0
     ones = np.ones(n_ops)
     zeros = np.zeros(n_ops)
-    lines = np.empty((4, 2))
     for i in range(n_ops):
         c0, c1, m0, m1 = _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, compute_peak,
                                    tile_m, tile_n, units, half_length)
@@ -214,18 +218,55 @@ def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhe
         if has_alt:
             a0, a1, b0, b1 = _op_lines(i, feats0, feats1, flops, alt_mem_s, gemm_n, m_feature, alt_peak,
                                        ones, ones, units, zeros)
+        L = lines[i]
         if c1 == 0.0 and m1 == 0.0 and a1 == 0.0 and b1 == 0.0:
-            t = combine(c0, m0, overlap[i]) + overhead[i]
+            step = combine(c0, m0, overlap[i]) + overhead[i]
             if has_alt:
-                t = min(t, max(a0, b0) + alt_overhead[i])
-            time_s[i] = t * count * repeat[i]
+                step = min(step, max(a0, b0) + alt_overhead[i])
+            case[i] = CONSTANT
+            L[0, 0] = step
         elif has_alt:
             o, ao = overhead[i], alt_overhead[i]
-            lines[0, 0], lines[0, 1], lines[1, 0], lines[1, 1] = c0 + o, c1, m0 + o, m1
-            lines[2, 0], lines[2, 1], lines[3, 0], lines[3, 1] = a0 + ao, a1, b0 + ao, b1
-            time_s[i] = _min_of_max_sum(lines, lo, hi) * repeat[i]
+            case[i] = MIN_OF_MAX
+            L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0 + o, c1, m0 + o, m1
+            L[2, 0], L[2, 1], L[3, 0], L[3, 1] = a0 + ao, a1, b0 + ao, b1
         else:
-            # overhead is added outside the max, matching evaluate_point
-            t = _max_linear_sum(c0, c1, m0, m1, lo, hi)
-            time_s[i] = (t + overhead[i] * count) * repeat[i]
+            case[i] = MAX
+            L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0, c1, m0, m1
+
+
+@njit(cache=True)
+def range_sums(repeat, overhead, case, lines, lo, hi, time_s):
+    """time_s[i] = operator i's time (x repeat) summed over integer c in [lo, hi], from
+    range_lines' cases and lines, in closed form; returns the total."""
+    total = 0.0
+    count = hi - lo + 1.0
+    for i in range(repeat.shape[0]):
+        L = lines[i]
+        if hi < lo:
+            t = 0.0
+        elif case[i] == CONSTANT:
+            t = L[0, 0] * count
+        elif case[i] == MIN_OF_MAX:
+            t = _min_of_max_sum(L, lo, hi)
+        else:
+            t = _max_linear_sum(L[0, 0], L[0, 1], L[1, 0], L[1, 1], lo, hi) + overhead[i] * count
+        time_s[i] = t * repeat[i]
+        total += time_s[i]
+    return total
+
+
+@njit(cache=True)
+def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
+                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, half_length,
+                   feats0, feats1, lo, hi):
+    """Per-operator sums of time (s, x repeat) over integer c in [lo, hi], where the
+    features at c are feats0 + feats1 c (range_lines, then range_sums)."""
+    n_ops = flops.shape[0]
+    case = np.empty(n_ops, dtype=np.int64)
+    lines = np.zeros((n_ops, 4, 2))
+    range_lines(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead, tile_m, tile_n, units,
+                alt_peak, alt_mem_s, alt_overhead, overlap, half_length, feats0, feats1, case, lines)
+    time_s = np.zeros(n_ops)
+    range_sums(repeat, overhead, case, lines, lo, hi, time_s)
     return time_s
