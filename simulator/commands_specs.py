@@ -91,6 +91,20 @@ def _compare_row(name: str, p, devices: int) -> list[str]:
             f"{cost:.3g}" if cost is not None else "n/a (no price)"]
 
 
+def _why_no_split(args, name: str, w) -> str:
+    from simulator.engine.fit import largest_split
+    from simulator.engine.predict import predict_workload
+
+    if not registry.hardware(name).interconnect:
+        return f"{name}: its spec has no chip-to-chip link, so it cannot be combined with others"
+    split = largest_split(args.model, w)
+    m = predict_workload(args.model, name, args.stack, split).memory
+    return (f"{name}: even split tp {split.tp} x pp {split.pp} ({split.devices} devices) each needs "
+            f"{format_si(m.total_bytes, 'B')} of {format_si(m.capacity_bytes, 'B')} (weights "
+            f"{format_si(m.weights_bytes, 'B')}, KV {format_si(m.kv_cache_bytes, 'B')}, prefill activations "
+            f"{format_si(m.activation_bytes, 'B')}): a smaller batch x prompt per pass would fit")
+
+
 def compare(args) -> str:
     """One row per device; a device that cannot hold the model alone says so, and gets a
     second row for the fewest devices (tensor x pipeline parallel) that would."""
@@ -110,7 +124,7 @@ def compare(args) -> str:
                      f"{format_si(p.memory.capacity_bytes, 'B')}", "", "", ""])
         multi = fewest_devices(args.model, name, args.stack, w)
         if multi is None:
-            notes.append(f"{name}: no multi-device configuration (no link in its spec, or over 4096 devices)")
+            notes.append(_why_no_split(args, name, w))
             continue
         mp = predict_workload(args.model, name, args.stack, multi)
         rows.append([f"  {name} x{multi.devices} (tp {multi.tp}, pp {multi.pp})",

@@ -54,3 +54,14 @@ def test_bad_spec_file_through_the_console_entry(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip() == (f"llmsim: error: {bad}: memory.0.bandwidth: expected a quantity in B/s "
                                    "(e.g. '3.35 TB/s'), got '1 TB' which is bytes")
+
+
+def test_compare_says_why_a_device_cannot_hold_a_workload(capsys):
+    """Groq chips (230 MB each) hold an 8B model only split 96 ways at batch 1; a batch of 8 x
+    1024-token prompts needs more activation space per chip than any split leaves."""
+    assert main(["compare", "--model", "llama-3.1-8b", "--hardware", "groq-lpu,h100-sxm", "--batch", "1",
+                 "--prompt", "512"]) == 0
+    out = capsys.readouterr().out
+    assert "groq-lpu x96 (tp 32, pp 3)" in out and "does not fit" in out
+    assert main(["compare", "--model", "llama-3.1-8b", "--hardware", "groq-lpu"]) == 0
+    assert "prefill activations" in capsys.readouterr().out

@@ -22,6 +22,12 @@ def _tp_degrees(arch) -> list[int]:
             if arch.num_heads % t == 0 and arch.ffn_size % t == 0 and (kv % t == 0 or t % kv == 0)]
 
 
+def largest_split(model: str, w: Workload) -> Workload:
+    """``w`` split as far as tensor x pipeline parallelism goes (most tp, then every layer a stage)."""
+    _, arch, _ = registry.model(model)
+    return w.model_copy(update={"tp": _tp_degrees(arch)[-1], "pp": arch.num_layers, "dp": 1, "microbatches": 1})
+
+
 def fewest_devices(model: str, hardware: str, stack: str, w: Workload, max_devices: int = 4096) -> Workload | None:
     """A copy of ``w`` with the smallest tp x pp that fits, or None (no link, or too many)."""
     _, arch, _ = registry.model(model)
