@@ -6,7 +6,6 @@ one line to stderr and exits 2, with no traceback and no partial output.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from simulator import commands_plot, commands_specs, commands_validate
