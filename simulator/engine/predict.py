@@ -7,8 +7,9 @@ Semantics (workload B, S, N):
   tpot  = mean decode step over tokens 2..N; the step for token k takes its input at
           position S + k - 2 and attends over S + k - 1 positions
   e2e   = ttft + (N - 1) tpot
-Parallelism: the batch is split over dp replicas of tp x pp devices. The operator table
-is one tensor-parallel device's share of all layers (collectives included). A pipeline
+Parallelism: the batch is split over dp replicas (and over ep expert-parallel devices,
+whose attention runs data parallel) of tp x pp devices. The operator table is one
+device's share of all layers (collectives included). A pipeline
 of pp stages runs m microbatches of B / (dp m) sequences: a pass takes
 (m + pp - 1) / pp x T(microbatch) + (m + pp - 2) stage-boundary transfers, where T is the
 whole model's time at one device's rates (with m = 1 the stages simply run in turn).
@@ -94,17 +95,17 @@ def predict_workload(model: str, hardware: str, stack: str, workload: Workload) 
     prep = prepare(model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp, ep=w.ep)
     if w.draft_model is None:
         return evaluate(prep, w)
-    return _speculative(prep, w, model, hardware, stack)
+    return _speculative(prep, w, hardware, stack)
 
 
-def _speculative(prep: Prepared, w: Workload, model, hardware, stack) -> Prediction:
+def _speculative(prep: Prepared, w: Workload, hardware, stack) -> Prediction:
     """Target and draft on the same devices (speculative.py)."""
     from simulator.engine import speculative
 
     plain = w.model_copy(update={"draft_model": None})
-    target = evaluate(prep, plain, require_fit=False)
-    if w.output < 2:
+    if w.output < 2:                                       # no decode step to speculate on
         return evaluate(prep, plain)
+    target = evaluate(prep, plain, require_fit=False)
     draft_prep = prepare(w.draft_model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
     draft = evaluate(draft_prep, plain, require_fit=False)
     position = w.prompt + (w.output - 2) // 2              # the mean decode position
