@@ -9,16 +9,17 @@ from numpy.testing import assert_allclose
 from simulator.engine import roofline
 from simulator.engine.bind import bind
 from simulator.engine.phases import causal_pairs, decode_segments, prefill_features
+from simulator.graph.ops import ETOK, EXP
 from simulator.graph.lower import lower
 from simulator.specs import registry
 from simulator.specs.base import Dtype
 
 
-def twin_gemm_efficiency(m, n, tm, tn, units):
+def twin_gemm_efficiency(m, n, tm, tn, units, groups=1.0):
     if tm <= 1 and tn <= 1:
         return 1.0
     tiles_m, tiles_n = math.ceil(m / tm), math.ceil(n / tn)
-    tiles = tiles_m * tiles_n
+    tiles = tiles_m * tiles_n * max(groups, 1.0)
     waves = math.ceil(tiles / units)
     return (m * n) / (tiles_m * tm * tiles_n * tn) * tiles / (waves * units)
 
@@ -32,8 +33,9 @@ def twin_point(bound, feats, half_length=None):
         mem = sum(bound.mem_s[i, j] * feats[j] for j in range(len(feats)))
         peak = bound.compute_peak[i]
         if t.gemm_n[i] > 0:
+            groups = feats[EXP] if t.m_feature[i] == ETOK else 1.0
             peak *= twin_gemm_efficiency(feats[t.m_feature[i]], t.gemm_n[i], bound.tile_m[i], bound.tile_n[i],
-                                         bound.units)
+                                         bound.units, groups)
         if half_length[i] > 0:
             length = feats[3] / feats[2]                  # pairs per token
             peak *= length / (length + half_length[i])
@@ -61,10 +63,20 @@ def _bound(model="llama-3.1-8b", stack="pytorch-ref", tiles=(128, 128), hardware
     return b
 
 
-@pytest.mark.parametrize("m,n,tm,tn,units", [(1, 6144, 128, 128, 132), (300, 14336, 64, 256, 132),
-                                             (8192, 4096, 128, 128, 132), (5, 7, 1, 1, 4), (77, 130, 16, 1, 3)])
-def test_gemm_efficiency_twin(m, n, tm, tn, units):
-    assert roofline.gemm_efficiency(m, n, tm, tn, units) == pytest.approx(twin_gemm_efficiency(m, n, tm, tn, units))
+@pytest.mark.parametrize("m,n,tm,tn,units,groups", [(1, 6144, 128, 128, 132, 1), (300, 14336, 64, 256, 132, 1),
+                                                    (8192, 4096, 128, 128, 132, 1), (5, 7, 1, 1, 4, 1),
+                                                    (77, 130, 16, 1, 3, 1), (1.25, 512, 64, 64, 132, 102.0)])
+def test_gemm_efficiency_twin(m, n, tm, tn, units, groups):
+    assert roofline.gemm_efficiency(m, n, tm, tn, units, groups) == pytest.approx(
+        twin_gemm_efficiency(m, n, tm, tn, units, groups))
+
+
+def test_grouped_gemm_fills_waves_with_every_group():
+    """102 experts of 1.25 rows x 512 columns in 64 x 64 tiles: 816 tiles, 7 waves on 132
+    units (6.18 full), against one group's 8 tiles in a wave of 132."""
+    grouped = roofline.gemm_efficiency(1.25, 512, 64, 64, 132, 102.0)
+    assert grouped == pytest.approx(1.25 / 64 * 816 / (7 * 132))
+    assert grouped > 10 * roofline.gemm_efficiency(1.25, 512, 64, 64, 132, 1.0)
 
 
 @pytest.mark.parametrize("batch,prompt", [(1, 128), (8, 1024), (3, 4097)])

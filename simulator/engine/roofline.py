@@ -24,9 +24,10 @@ BOUND_COMPUTE, BOUND_MEMORY, BOUND_OVERHEAD = 0, 1, 2
 
 
 @njit(cache=True)
-def gemm_efficiency(m: float, n: float, tile_m: float, tile_n: float, units: float) -> float:
+def gemm_efficiency(m: float, n: float, tile_m: float, tile_n: float, units: float, groups: float = 1.0) -> float:
     """Fraction of the (already de-rated) peak a GEMM of m x n outputs reaches: useful
-    outputs over padded tile outputs, times the filled fraction of the last wave."""
+    outputs over padded tile outputs, times the filled fraction of the last wave. A grouped
+    GEMM (``groups`` experts, each m x n) fills the waves with the tiles of every group."""
     if m <= 0.0 or n <= 0.0:
         return 1.0
     if tile_m <= 1.0 and tile_n <= 1.0:
@@ -34,7 +35,7 @@ def gemm_efficiency(m: float, n: float, tile_m: float, tile_n: float, units: flo
     tiles_m = math.ceil(m / tile_m)
     tiles_n = math.ceil(n / tile_n)
     padding = (m * n) / (tiles_m * tile_m * tiles_n * tile_n)
-    tiles = tiles_m * tiles_n
+    tiles = tiles_m * tiles_n * max(groups, 1.0)
     waves = math.ceil(tiles / units)
     return padding * tiles / (waves * units)
 
@@ -46,7 +47,8 @@ def _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, hal
     L / (L + L0) of its rate at an attended length of L = pairs / tokens."""
     peak = compute_peak[i]
     if gemm_n[i] > 0:
-        peak *= gemm_efficiency(feats[m_feature[i]], gemm_n[i], tile_m[i], tile_n[i], units)
+        groups = feats[5] if m_feature[i] == 6 else 1.0     # EXP groups of ETOK rows: a grouped GEMM
+        peak *= gemm_efficiency(feats[m_feature[i]], gemm_n[i], tile_m[i], tile_n[i], units, groups)
     if half_length[i] > 0.0 and feats[2] > 0.0:
         length = feats[3] / feats[2]
         peak *= length / (length + half_length[i])
