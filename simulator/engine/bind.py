@@ -107,8 +107,11 @@ def _bind_collectives(table: OpTable, hardware, stack: StackSpec, moved, mem_s, 
     if not hardware.interconnect:
         raise SpecError(hardware.name, "interconnect", "a link is needed for a multi-device configuration")
     link = hardware.interconnect[0]
+    algorithm = stack.collective_algorithm
+    if algorithm == "auto":
+        algorithm = "ring" if link.topology in ("switch", "ring") else "tree"
     for i in rows:
-        factor, hops = cost_terms(OpKind(int(table.kind[i])), int(table.group[i]), stack.collective_algorithm)
+        factor, hops = cost_terms(OpKind(int(table.kind[i])), int(table.group[i]), algorithm)
         mem_s[i] = moved[i] * factor / link.bandwidth_per_direction_bytes_per_s
         overhead[i] += hops * link.latency_s
 

@@ -73,7 +73,9 @@ class StackSpec(Strict):
     name: str
     description: str
     attention: Literal["flash", "unfused"] = "flash"
-    collective_algorithm: Literal["ring", "tree"] = "ring"
+    # "auto": ring over a switch or a ring of links; recursive doubling (tree-like, log2 N
+    # hops) where chips link directly to many others (point-to-point, mesh, torus)
+    collective_algorithm: Literal["auto", "ring", "tree"] = "auto"
     kernels_per_op: dict[OpKindName, int] = {}      # launches per operator instance (default 1)
     traffic_per_op: dict[OpKindName, float] = {}    # bytes moved / fewest bytes (default 1)
     default: DeviceProfile = DeviceProfile()
