@@ -25,7 +25,7 @@ def prediction_table(p, top: int = 8) -> str:
     head = (f"{p.model} on {p.hardware} ({p.stack}): batch {p.batch}, prompt {p.prompt}, output {p.output}, "
             f"weights {p.weight_dtype}, KV {p.kv_dtype}")
     if p.devices > 1:
-        head += f"; {p.devices} devices (tp {p.tp}, pp {p.pp}, dp {p.dp}, microbatches {p.microbatches})"
+        head += f"; {p.devices} devices (tp {p.tp}, pp {p.pp}, dp {p.dp}, ep {p.ep}, microbatches {p.microbatches})"
     m = p.memory
     metrics = [
         ["time to first token", _q(p.ttft_s, "s")],
