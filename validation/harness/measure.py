@@ -462,6 +462,7 @@ def main(argv=None):
             attn.setdefault((c.heads, c.kv_heads, c.head_dim), []).append(c.name)
         log(f"microbenchmarks: {len(shapes)} matmul (N, K) shapes, {len(attn)} attention head layouts")
         for sec, fn in (("launch", m.launch), ("eager", m.eager), ("host_layer", m.host_layer),
+                        ("synthetic", m.synthetic_layers),
                         ("energy", m.energy), ("copy", m.copy), ("power", m.power), ("elementwise", m.elementwise),
                         ("attention", lambda: m.attention(attn)), ("matmul", lambda: m.matmul(shapes))):
             if m.left() < 0:

@@ -10,7 +10,8 @@
 (f) power: mean watts and joules over >= 2 s loops of the 8192^3 matmul and
     of a 2 GiB copy; and over loops of tiny kernels, a GEMV, an M = 256 GEMM and flash
     prefill and decode attention;
-(g) host cost per layer of the reference model's eager forward (a tiny model).
+(g) host cost per layer of the reference model's eager forward (a tiny model), and whole
+    decode steps and prefills of a synthetic 4-layer model of none of the validated shapes.
 Every timing is a CUDA-graph replay of n_inner calls timed with CUDA events,
 median of the replays divided by n_inner, unless stated otherwise.
 """
@@ -398,6 +399,46 @@ class Micro:
                                       per_kernel_s=per_layer / kernels)
         self.res["section_time_s"]["host_layer"] = time.perf_counter() - t0
         self.log(f"  host layer: {per_layer * 1e6:.1f} us per layer, {per_layer / kernels * 1e6:.1f} us per kernel")
+
+    # ------------------------------------------------------------------ (g2)
+    SYNTHETIC = dict(model_type="llama", hidden_size=2560, intermediate_size=6912, num_hidden_layers=4,
+                     num_attention_heads=20, num_key_value_heads=4, head_dim=128, vocab_size=32000)
+
+    def synthetic_layers(self):
+        """Whole passes of a synthetic 4-layer model whose shape is none of the validated
+        models' (hidden 2560, 20 heads, 4 KV heads, FFN 6912): decode steps (one CUDA graph
+        each) and eager prefills, timed like the end-to-end points. They show what kernels
+        cost in the company of the others (launch gaps between different kernels, the host's
+        eager launch rate at realistic tensor sizes), which isolated microbenchmarks miss."""
+        import torch
+
+        from .model import RefDecoder, config_from_dict
+
+        t0 = time.perf_counter()
+        cfg = config_from_dict("synthetic-4l", dict(self.SYNTHETIC))
+        model = RefDecoder(cfg, max_positions=4096 + 64)
+        rows = []
+        for B, C in ((1, 255), (4, 1023), (16, 511), (64, 255)):
+            kc, vc = model.new_cache(B, C + 1 + 63)
+            toks = model.random_tokens(B)
+            g, out = G.capture_graph(lambda: model.decode(toks, C, kc, vc), warmups=3)
+            ts = G.time_replays(g, 30, warm=3)
+            rows.append(dict(phase="decode", batch=B, context_len=C, latency_s=statistics.median(ts),
+                             latency_min_s=min(ts)))
+            del g, out, kc, vc
+        for B, S in ((1, 64), (1, 256), (4, 512), (1, 2048)):
+            kc, vc = model.new_cache(B, S + 64)
+            toks = model.random_tokens(B, S)
+            ts = G.time_events(lambda: model.prefill(toks, kc, vc), 10, warmups=2)
+            rows.append(dict(phase="prefill", batch=B, prompt_len=S, latency_s=statistics.median(ts),
+                             latency_min_s=min(ts)))
+            del kc, vc
+        del model
+        torch.cuda.empty_cache()
+        self.res["synthetic"] = dict(config=dict(self.SYNTHETIC), kernels_per_layer=cfg.kernels_per_layer(),
+                                     points=rows)
+        self.res["section_time_s"]["synthetic"] = time.perf_counter() - t0
+        self.log("  synthetic: " + ", ".join(f"{r['phase']} {r['latency_s'] * 1e3:.2f} ms" for r in rows))
 
     # ------------------------------------------------------------------ (f2)
     def energy(self, min_s: float = 1.6):
