@@ -11,6 +11,9 @@ reproduces the microbenchmarks it came from:
   attention   prefill t = FLOPs / (peak f_c L / (L + L0)) + t_0, L the mean attended length;
               decode t = KV bytes / (bw f_m) + B x KV heads x t_block / units + t_0
   launches    graph per-kernel gap, eager launch rate per op kind, one graph replay's fixed cost
+  in context  a synthetic model's whole decode steps and prefills (none of the validated
+              shapes): the per-kernel gap beyond the isolated fits, and the host's eager
+              launch cost at realistic tensor sizes
   energy      idle power; busy power (a loop of tiny kernels); (E - (idle + busy) t) / FLOPs of
               a GEMM loop and / bytes of a copy loop; other loops check the result
 Output: a DeviceProfile and a fit report (median and p90 |error| of each fit).
@@ -24,11 +27,14 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
+from simulator import units
 from simulator.errors import SpecError
+from simulator.graph.ops import OpKind
 from simulator.specs.base import Dtype
 from simulator.specs.stack import DeviceProfile
 
 TILE_GRID = ((1, 1), (64, 64), (64, 128), (128, 64), (128, 128), (128, 256))
+CONTEXT_STACK = "pytorch-ref"      # the stack whose kernel structure the harness runs
 
 
 @dataclasses.dataclass
@@ -221,6 +227,71 @@ def calibrate(micro: dict, hardware, source: str) -> tuple[dict, list[Fit]]:
             "attention_energy_per_byte": _q(energy["attention_byte"], "J/B")} if "attention_flop" in energy else {}),
         "fitted_from": source,
     }
+    fields, context_fits = _in_context(fields, micro, hardware)
+    return fields, fits + context_fits
+
+
+def _synthetic_times(fields: dict, arch, hardware, points: list[dict]) -> tuple[np.ndarray, object]:
+    """Predicted seconds of the synthetic model's measured passes under a provisional profile,
+    and the prepared configuration (for its kernel counts)."""
+    from simulator.engine.predict import evaluate, prepare
+    from simulator.specs import registry
+    from simulator.specs.workload import workload
+
+    base = registry.stack(CONTEXT_STACK)
+    stack = base.model_copy(update={"devices": {**base.devices, hardware.name: profile_from_fields(fields)}})
+    prep = prepare(("synthetic", arch), hardware, stack, Dtype.bf16, Dtype.bf16, Dtype.bf16)
+    times = []
+    for pt in points:
+        if pt["phase"] == "decode":
+            p = evaluate(prep, workload(batch=pt["batch"], prompt=pt["context_len"], output=2), require_fit=False)
+            times.append(p.tpot_s)
+        else:
+            p = evaluate(prep, workload(batch=pt["batch"], prompt=pt["prompt_len"], output=1), require_fit=False)
+            times.append(p.ttft_s)
+    return np.array(times), prep
+
+
+def _shift(quantities: dict, add_s: float = 0.0, scale: float = 1.0) -> dict:
+    return {k: _q(units.parse(v, "time") * scale + add_s, "s") for k, v in quantities.items()}
+
+
+def _in_context(fields: dict, micro: dict, hardware) -> tuple[dict, list[Fit]]:
+    """Kernels in the company of others, from the synthetic model's passes (a shape none of
+    the validated models has): a decode step's measured time beyond the isolated fits,
+    spread over its kernels, is added to every kernel's overhead (launch gaps between
+    different kernels); a host-bound prefill's time scales the eager launch costs so the
+    synthetic model's smallest prefill takes what it took. Files without the section
+    leave the profile as it is."""
+    from simulator.engine.bind import phase_repeat
+    from simulator.specs.model import normalise
+
+    synthetic = micro.get("synthetic")
+    if not synthetic:
+        return fields, []
+    arch = normalise(synthetic["config"])
+    decode = [pt for pt in synthetic["points"] if pt["phase"] == "decode"]
+    prefill = sorted((pt for pt in synthetic["points"] if pt["phase"] == "prefill"),
+                     key=lambda pt: pt["batch"] * pt["prompt_len"])
+    predicted, prep = _synthetic_times(fields, arch, hardware, decode)
+    table, stack = prep.table, prep.stack
+    kernels = sum(r * stack.kernels(OpKind(int(k)).stack_name) for r, k in zip(phase_repeat(table, "decode"), table.kind))
+    measured = np.array([pt["latency_s"] for pt in decode])
+    gap_s = max(float(np.median((measured - predicted) / kernels)), 0.0)
+    fields = {**fields, "kernel_overhead": _shift({"k": fields["kernel_overhead"]}, gap_s)["k"],
+              "kernel_overhead_by_kind": _shift(fields["kernel_overhead_by_kind"], gap_s)}
+    after, _ = _synthetic_times(fields, arch, hardware, decode)
+    fits = [Fit(f"in context: synthetic decode steps (+{gap_s * 1e6:.2f} us a kernel)", {"gap_s": gap_s},
+                after / measured - 1.0)]
+    smallest = prefill[0]
+    device_bound, prep = _synthetic_times(fields, arch, hardware, [smallest])
+    scale = smallest["latency_s"] / prep.bound.host_launch_s
+    if scale > 1.0 and "prefill_launch_overhead_by_kind" in fields:
+        fields = {**fields, "prefill_launch_overhead_by_kind": _shift(fields["prefill_launch_overhead_by_kind"],
+                                                                      scale=scale)}
+    after, _ = _synthetic_times(fields, arch, hardware, prefill)
+    fits.append(Fit(f"in context: synthetic prefills (host x{max(scale, 1.0):.2f})", {"host_scale": scale},
+                    after / np.array([pt["latency_s"] for pt in prefill]) - 1.0))
     return fields, fits
 
 

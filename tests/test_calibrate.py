@@ -91,3 +91,33 @@ def test_profiles_read_back():
     for hardware in FITTED:
         raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
         assert profile_from_fields(raw) == STACK.devices[hardware]
+
+
+def test_in_context_gap_is_recovered_from_synthetic_passes():
+    """Synthetic decode steps that take 0.5 us a kernel longer than the isolated fits predict
+    give back a 0.5 us gap; a smallest prefill twice the predicted host time doubles the
+    eager launch costs."""
+    from simulator.calibrate import _synthetic_times
+    from simulator.engine.bind import phase_repeat
+    from simulator.graph.ops import OpKind
+    from simulator.specs.model import normalise
+
+    hw = registry.hardware("h100-sxm")
+    micro = load_micro(newest_micro(registry.data_root() / "validation" / "measurements" / "h100-sxm"))
+    micro = {k: v for k, v in micro.items() if k != "synthetic"}
+    plain, _ = calibrate(micro, hw, "x")
+    config = dict(model_type="llama", hidden_size=2560, intermediate_size=6912, num_hidden_layers=4,
+                  num_attention_heads=20, num_key_value_heads=4, head_dim=128, vocab_size=32000)
+    arch = normalise(config)
+    points = [dict(phase="decode", batch=b, context_len=c) for b, c in ((1, 255), (16, 511))]
+    points += [dict(phase="prefill", batch=1, prompt_len=64), dict(phase="prefill", batch=1, prompt_len=2048)]
+    predicted, prep = _synthetic_times(plain, arch, hw, points)
+    kernels = sum(r * prep.stack.kernels(OpKind(int(k)).stack_name)
+                  for r, k in zip(phase_repeat(prep.table, "decode"), prep.table.kind))
+    for pt, t in zip(points, predicted):
+        pt["latency_s"] = t + 0.5e-6 * kernels if pt["phase"] == "decode" else t
+    points[2]["latency_s"] = 2 * prep.bound.host_launch_s
+    fields, fits = calibrate({**micro, "synthetic": {"config": config, "points": points}}, hw, "x")
+    assert fits[-2].params["gap_s"] == pytest.approx(0.5e-6, rel=1e-3)
+    assert np.abs(fits[-2].errors).max() < 1e-3
+    assert fits[-1].params["host_scale"] == pytest.approx(2.0, rel=1e-3)

@@ -67,12 +67,13 @@ def prepare(*args, **kwargs) -> Prepared:
 def _prepare(model, hardware, stack: str, weight_dtype, activation_dtype: Dtype,
             kv_dtype: Dtype, tp: int = 1, profile_from: str | None = None, ep: int = 1) -> Prepared:
     """``model`` is a registry name, a path, or a (name, Architecture) pair; ``hardware`` a
-    registry name, a path, or a hardware spec object (e.g. a what-if copy); ``weight_dtype``
+    registry name, a path, or a hardware spec object (e.g. a what-if copy); ``stack`` a name,
+    a path or a StackSpec (a provisional profile while calibrating); ``weight_dtype``
     a Dtype or a WeightFormat (group-scaled storage). ``profile_from`` names another device
     whose stack profile to use (estimating a device from one you measured)."""
     model_name, arch = model if isinstance(model, tuple) else registry.model(model)[:2]
     hw = registry.hardware(hardware) if isinstance(hardware, str) else hardware
-    st = registry.stack(stack)
+    st = registry.stack(stack) if isinstance(stack, str) else stack
     if profile_from is not None:
         st = st.model_copy(update={"devices": {**st.devices, hw.name: st.profile_for(profile_from, hw.kind)}})
     try:
