@@ -1,10 +1,20 @@
-"""Regenerate the README's generated tables (`make readme`); tests check they are current."""
+"""Regenerate the README's generated blocks (`make readme`): the default prediction and the
+validation tables; tests check they are current."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 BLOCK = re.compile(r"(<!-- BEGIN validate -->\n)(.*?)(<!-- END validate -->)", re.S)
+RUN_BLOCK = re.compile(r"(<!-- BEGIN run -->\n)(.*?)(<!-- END run -->)", re.S)
+
+
+def run_output(lines: int = 9) -> str:
+    """The head of what `make run` (llmsim predict with the defaults) prints."""
+    from simulator.cli import cmd_predict, build_parser
+
+    text = cmd_predict(build_parser().parse_args(["predict"]))
+    return "\n".join(text.splitlines()[:lines]) + "\n..."
 
 
 def validate_table() -> str:
@@ -29,6 +39,7 @@ def validate_table() -> str:
 
 
 def render(readme: str) -> str:
+    readme = RUN_BLOCK.sub(lambda m: m.group(1) + "```\n" + run_output() + "\n```\n" + m.group(3), readme)
     return BLOCK.sub(lambda m: m.group(1) + "```\n" + validate_table() + "\n```\n" + m.group(3), readme)
 
 
