@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from simulator.engine import batch
-from simulator.engine.phases import causal_pairs
+from simulator.engine.phases import expert_features
 from simulator.engine.predict import evaluate, prepare
 from simulator.specs import registry
 from simulator.specs.base import Dtype
@@ -75,9 +75,12 @@ def test_not_fitting_scenarios_have_memory_and_no_times():
     assert np.isnan(out[batch.TTFT_S:batch.TOKENS_PER_J + 1, 0]).all()
 
 
-@pytest.mark.parametrize("seq_len,window", [(1, 0), (7, 0), (4096, 4096), (5000, 4096), (3, 10), (100, 1)])
-def test_causal_pairs_twin(seq_len, window):
-    assert batch.causal_pairs(seq_len, float(window)) == causal_pairs(seq_len, window)
+@pytest.mark.parametrize("tokens", [1, 16, 256, 4096])
+def test_packed_expert_features_are_phases(tokens):
+    """The sweep reads (experts, top-k, ep) from its packed parameters; same numbers."""
+    prep = prepare("qwen3-30b-a3b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
+    params = batch.pack(prep).params
+    assert batch.expert_features(float(tokens), params) == expert_features(tokens, prep.table.moe)
 
 
 NICE = [0.0, -0.0, 1.0, 10.0, 123.456, 1e11, 1e12, 123456789012.0, 1234567890123.0, 1e-4, 1e-5, 0.5, -2.5,

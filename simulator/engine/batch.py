@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from simulator.engine.predict import _stage_transfer_s, memory_report
-from simulator.engine.phases import prefill_features
+from simulator.engine.phases import fill_prefill_features, prefill_features, touched_experts
 from simulator.engine.roofline import evaluate_point, range_lines, range_sums
 from simulator.graph.ops import ETOK, EXP, KV, N_FEATURES, ONE, PAIR, SEQ, TOK
 from simulator.specs.workload import Workload
@@ -119,22 +119,9 @@ def evaluate_many(packed: Packed, batch, prompt, output, parallel: bool = True) 
 
 
 @njit(cache=True)
-def causal_pairs(seq_len, window):
-    """phases.causal_pairs: sum_{i=1..S} min(i, W) (W = 0: no window)."""
-    if window <= 0 or window >= seq_len:
-        return seq_len * (seq_len + 1) / 2.0
-    return window * (window + 1) / 2.0 + (seq_len - window) * float(window)
-
-
-@njit(cache=True)
 def expert_features(tokens, params):
-    """phases.expert_features: (EXP, ETOK) of ``tokens`` tokens on one device; (0, 0) when
-    the model has no experts."""
-    experts, top_k, ep = params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN], params[P_EP]
-    if experts <= 0 or tokens <= 0:
-        return 0.0, 0.0
-    touched = experts / ep * (1.0 - (1.0 - top_k / experts) ** (ep * tokens))
-    return touched, tokens * top_k / touched
+    """phases.touched_experts with the packed parameters."""
+    return touched_experts(tokens, params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN], params[P_EP])
 
 
 @njit(cache=True)
@@ -231,17 +218,6 @@ def _activation_bytes(transient, feats):
 
 
 @njit(cache=True)
-def _prefill_features(feats, batch, prompt, window, params):
-    """phases.prefill_features into ``feats``."""
-    feats[ONE] = 1.0
-    feats[SEQ] = batch
-    feats[TOK] = batch * prompt
-    feats[PAIR] = batch * causal_pairs(prompt, window)
-    feats[KV] = batch * prompt
-    feats[EXP], feats[ETOK] = expert_features(batch * prompt, params)
-
-
-@njit(cache=True)
 def _memory(params, act, b, s, n, out, k):
     """Memory rows of scenario k (memory_report's formulas); True when it fits."""
     window = params[P_WINDOW]
@@ -282,7 +258,7 @@ def _scenarios(prefill_args, decode_args, transient, joules_per_feature, params,
             _decode_lines(decode_args, f0, f1, case, lines)
             prev_b, prev_s = b, -1
         if s != prev_s:
-            _prefill_features(feats, b, s, window, params)
+            fill_prefill_features(feats, b, s, window, params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN], params[P_EP])
             act = _activation_bytes(transient, feats)
             prev_s, have_prefill = s, False
         if not _memory(params, act, b, s, n, out, k):

@@ -9,37 +9,53 @@ depend on T only (expert_features).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from simulator.graph.ops import ETOK, EXP, KV, N_FEATURES, ONE, PAIR, SEQ, TOK
 
 
-def causal_pairs(seq_len: int, window: int) -> float:
+@njit(cache=True)
+def causal_pairs(seq_len: float, window: float) -> float:
     """sum_{i=1..S} min(i, W): query-key pairs of one causal sequence (W = 0: no window)."""
     if window <= 0 or window >= seq_len:
         return seq_len * (seq_len + 1) / 2.0
     return window * (window + 1) / 2.0 + (seq_len - window) * float(window)
 
 
-def expert_features(tokens: float, moe: tuple | None) -> tuple[float, float]:
+@njit(cache=True)
+def touched_experts(tokens: float, experts: float, top_k: float, ep: float) -> tuple[float, float]:
     """(EXP, ETOK) for ``tokens`` tokens on one device: experts touched there and tokens per
     touched expert. With uniform routing of top-k among E experts, an expert escapes one
     token with probability 1 - k/E, so a batch of T tokens on all ep devices touches
-    E/ep (1 - (1 - k/E)^(ep T)) of a device's experts, which share its T k tokens."""
-    if not moe or tokens <= 0:
+    E/ep (1 - (1 - k/E)^(ep T)) of a device's experts, which share its T k tokens.
+    (0, 0) for a dense model (experts = 0)."""
+    if experts <= 0 or tokens <= 0:
         return 0.0, 0.0
-    experts, top_k, ep = moe
     touched = experts / ep * (1.0 - (1.0 - top_k / experts) ** (ep * tokens))
     return touched, tokens * top_k / touched
 
 
+def expert_features(tokens: float, moe: tuple | None) -> tuple[float, float]:
+    """touched_experts for a table's ``moe`` = (experts, experts per token, ep), or None."""
+    return touched_experts(float(tokens), *map(float, moe)) if moe else (0.0, 0.0)
+
+
+@njit(cache=True)
+def fill_prefill_features(feats, batch: float, prompt: float, window: float, experts: float, top_k: float,
+                          ep: float):
+    """The prefill feature vector into ``feats`` (numba: the sweep kernel calls it too)."""
+    feats[:] = 0.0
+    feats[ONE] = 1.0
+    feats[SEQ] = batch
+    feats[TOK] = batch * prompt
+    feats[PAIR] = batch * causal_pairs(prompt, window)
+    feats[KV] = batch * prompt
+    feats[EXP], feats[ETOK] = touched_experts(batch * prompt, experts, top_k, ep)
+
+
 def prefill_features(batch: int, prompt: int, window: int, moe: tuple | None = None) -> np.ndarray:
     f = np.zeros(N_FEATURES)
-    f[ONE] = 1.0
-    f[SEQ] = batch
-    f[TOK] = batch * prompt
-    f[PAIR] = batch * causal_pairs(prompt, window)
-    f[KV] = batch * prompt
-    f[EXP], f[ETOK] = expert_features(batch * prompt, moe)
+    fill_prefill_features(f, float(batch), float(prompt), float(window), *map(float, moe or (0, 0, 1)))
     return f
 
 
