@@ -287,14 +287,7 @@ class Micro:
         G.sync()
         eager = e0.elapsed_time(e1) / 1000.0 / n_kernels
         # one-kernel graph: replay cost seen by the GPU and by the host
-        g1 = torch.cuda.CUDAGraph()
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            a.add_(b)
-        torch.cuda.current_stream().wait_stream(s)
-        with torch.cuda.graph(g1):
-            a.add_(b)
+        g1, _ = G.capture_graph(lambda: a.add_(b), warmups=1)
         ts = G.time_replays(g1, 50, warm=5)
         G.sync()
         h2 = time.perf_counter()
@@ -456,15 +449,7 @@ class Micro:
         bf = torch.bfloat16
         a = torch.randn(256, device="cuda", dtype=torch.float32)
         b = torch.randn(256, device="cuda", dtype=torch.float32) * 1e-3
-        g = torch.cuda.CUDAGraph()
-        st = torch.cuda.Stream()
-        st.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(st):
-            a.add_(b)
-        torch.cuda.current_stream().wait_stream(st)
-        with torch.cuda.graph(g):
-            for _ in range(1000):
-                a.add_(b)
+        g, _ = G.capture_graph(lambda: [a.add_(b) for _ in range(1000)], warmups=1)
         r = G.energy_loop(self.nvml, g.replay, 1e-3, min_s)
         r.update(what="graph of 1000 tiny adds", flops_per_call=0.0, bytes_per_call=0.0)
         res["tiny_kernels"] = r
