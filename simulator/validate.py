@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from simulator.engine.predict import evaluate, prepare
-from simulator.errors import SpecError
 from simulator.specs import registry
 from simulator.specs.base import Dtype
 from simulator.specs.workload import workload
@@ -114,7 +113,3 @@ def summarise_sessions(points: list[Point], errs: np.ndarray) -> list[dict]:
                      "median_abs_error": float(np.median(e)), "p90_abs_error": float(np.percentile(e, 90))})
     return rows
 
-
-def check_root(root: Path) -> None:
-    if not root.is_dir():
-        raise SpecError(str(root), "", "no such measurement folder")

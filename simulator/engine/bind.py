@@ -6,7 +6,7 @@ For operator i:
                    elementwise ops run on the vector units: the fp32 peak when given)
   mem_s[i, j]      seconds per unit of feature j: bytes[i, j] x the stack's traffic
                    multiplier / (bandwidth of the level serving that column x the stack's
-                   fraction). The ONE column holds weights; the rest are KV and activations.
+                   fraction). The weight columns (ONE, EXP) hold weights; the rest KV and activations.
   overhead[i]      s: kernels_per_op x kernel_overhead
 Attention also pays, per sequence and KV head, a block's fixed cost spread over the
 compute units (attention_block_overhead / units): short contexts at large batch do not
@@ -31,7 +31,7 @@ from simulator.engine.collectives import cost_terms
 from simulator.engine.placement import Placement, place
 from simulator.errors import SpecError
 from simulator.graph.lower import DECODE, PREFILL, OpTable
-from simulator.graph.ops import KV, ONE, SEQ, OpKind
+from simulator.graph.ops import KV, SEQ, WEIGHT_COLUMNS, OpKind
 from simulator.specs.base import Dtype
 from simulator.specs.stack import DeviceProfile, StackSpec
 
@@ -126,7 +126,7 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
     vector_peak = peaks.get(Dtype.fp32, tensor_peak)
     placement = place(hardware.memory, table.weight_bytes)
     column_s_per_byte = np.full(table.flops.shape[1], placement.other_s_per_byte)
-    column_s_per_byte[ONE] = placement.weight_s_per_byte
+    column_s_per_byte[WEIGHT_COLUMNS] = placement.weight_s_per_byte
     n = len(table)
     compute_peak = np.empty(n)
     mem_s = np.empty_like(table.bytes)
@@ -171,7 +171,7 @@ def _bind_pim(table: OpTable, hardware, profile: DeviceProfile, compute_dtype: D
         return alt_peak, alt_mem_s
     pim_peak = peak_for(level.pim.peak, compute_dtype, hardware.name)
     inside = np.array(column_s_per_byte)
-    inside[ONE] = inside[KV] = 1.0 / level.pim.internal_bandwidth_bytes_per_s
+    inside[WEIGHT_COLUMNS + [KV]] = 1.0 / level.pim.internal_bandwidth_bytes_per_s
     for i, code in enumerate(table.kind):
         kind = OpKind(int(code))
         runs_in_memory = ("gemv" in level.pim.ops and kind.is_gemm) or ("attention" in level.pim.ops and kind.is_attention)

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from simulator.engine.bind import phase_repeat
-from simulator.graph.ops import ONE, OpKind
+from simulator.graph.ops import WEIGHT_COLUMNS, OpKind
 
 IDLE_FRACTION_OF_TDP = 0.15
 STREAMING_FRACTION_OF_DYNAMIC = 0.6
@@ -80,7 +80,7 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, bou
         return STREAMING_FRACTION_OF_DYNAMIC * dynamic_w * s_per_byte
 
     column_j = np.full(bound.moved_bytes.shape[1], per_byte(placement.other_j_per_byte, placement.other_s_per_byte))
-    column_j[ONE] = per_byte(placement.weight_j_per_byte, placement.weight_s_per_byte)
+    column_j[WEIGHT_COLUMNS] = per_byte(placement.weight_j_per_byte, placement.weight_s_per_byte)
     table = bound.table
     per_op = np.empty_like(table.flops)
     for i, code in enumerate(table.kind):

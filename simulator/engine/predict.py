@@ -159,15 +159,9 @@ def _stage_transfer_s(prep: Prepared, w: Workload, tokens: int) -> float:
     link = prep.hardware.interconnect[0] if prep.hardware.interconnect else None
     if link is None:
         raise WorkloadError("pp", f"{prep.hardware.name} has no interconnect for pipeline stages")
-    payload = tokens * _hidden_bytes(prep)
+    payload = tokens * prep.table.stream_bytes_per_token
     one = collective_time_s(OpKind.SEND_RECV, payload, 2, link.bandwidth_per_direction_bytes_per_s, link.latency_s)
     return (w.microbatches + w.pp - 2) * one
-
-
-def _hidden_bytes(prep: Prepared) -> float:
-    """Bytes of one token's hidden state at the activation dtype (the residual stream)."""
-    i = prep.table.names.index("residual_mlp")
-    return prep.table.bytes[i].sum() / 3.0
 
 
 def _not_fitting(common: dict, memory: MemoryReport) -> Prediction:

@@ -47,6 +47,7 @@ class OpTable:
     first_stage_weight_bytes: float  # outside the layers, held by the first pipeline stage (embeddings)
     last_stage_weight_bytes: float   # outside the layers, held by the last stage (final norm, head)
     kv_bytes_per_token: float  # KV cache bytes per cached position, all layers
+    stream_bytes_per_token: float  # one token's hidden state (what a pipeline stage hands on)
     window: int               # attention span in tokens (0 = unlimited)
 
     def __len__(self) -> int:
@@ -160,6 +161,7 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype) -> OpTa
                                  + (_params(graph, lambda n, d: n == "embed_tokens") if arch.tied_embeddings
                                     else 0)) * w,
         kv_bytes_per_token=arch.num_layers * arch.kv_cache_width * kvb,
+        stream_bytes_per_token=arch.hidden_size * a,
         window=arch.sliding_window or 0,
     )
 

@@ -16,6 +16,7 @@ import enum
 
 ONE, SEQ, TOK, PAIR, KV, EXP, ETOK = range(7)
 N_FEATURES = 7
+WEIGHT_COLUMNS = [ONE, EXP]   # features whose bytes are weights (dense, and the touched experts')
 FEATURE_NAMES = ("one", "seq", "tok", "pair", "kv", "exp", "etok")
 
 
