@@ -33,10 +33,11 @@ class _Builder:
             self.g.add_edge(src, name)
         return name
 
-    def matmul(self, name: str, x: str, n: int, k: int, bias: bool, layer: bool = True, m: str = "tok",
+    def matmul(self, name: str, x: str | list[str], n: int, k: int, bias: bool, layer: bool = True, m: str = "tok",
                kind: OpKind = OpKind.MATMUL, owns_weight: bool = True, **extra):
+        """x @ W.t() with W [n, k]; ``x`` names the input node (or nodes, one per phase)."""
         params = (n * k + (n if bias else 0)) if owns_weight else (n if bias else 0)
-        return self.add(name, kind, [x], layer, params=params, n=n, k=k, m=m, bias=bias,
+        return self.add(name, kind, [x] if isinstance(x, str) else x, layer, params=params, n=n, k=k, m=m, bias=bias,
                         weight_elements=n * k, **extra)
 
     def norm(self, name: str, x: str, width: int, kind: str, layer: bool = True, **extra):
@@ -100,8 +101,7 @@ def _mla_block(b: _Builder, a: Architecture, x: str) -> str:
     ctx_d = b.add("attention_latent", OpKind.ATTENTION, [absorb, cache], phase="decode", heads=heads, kv_heads=1,
                   head_dim=lora + rope, v_dim=lora, latent=True)
     up_v = b.matmul("v_absorb", ctx_d, v, lora, False, owns_weight=False, phase="decode", per_head=heads)
-    out = b.add("o_proj", OpKind.MATMUL, [ctx_p, up_v], params=h * heads * v, n=h, k=heads * v, m="tok",
-                bias=False, weight_elements=h * heads * v)
+    out = b.matmul("o_proj", [ctx_p, up_v], h, heads * v, a.out_bias)
     return _collective(b, "allreduce_attn", out, OpKind.ALL_REDUCE, h, b.tp)
 
 
