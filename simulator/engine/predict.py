@@ -204,7 +204,7 @@ def evaluate(prep: Prepared, w: Workload, require_fit: bool = True) -> Predictio
     notes = [f"prefill is host-bound: launching its kernels takes {bound.host_launch_s * 1e3:.2f} ms, "
              f"the device work {device_s * 1e3:.2f} ms"] if host_bound else []
     if em is not None:
-        work = m * w.tp * w.dp * w.ep               # table copies: microbatches x tp ranks x replicas
+        work = m * w.tp * w.dp * w.ep               # table copies: microbatches x tp ranks x replicas x ep
         pre_dyn = em.dynamic_j(pre_feats, "prefill", copies=work)
         dec_dyn = em.dynamic_j(dec_feats, "decode", copies=work)
         limited = em.power_limited_s(ttft, pre_dyn, w.devices), em.power_limited_s(dec_time, dec_dyn, w.devices)
