@@ -136,7 +136,7 @@ class _Device(Strict):
     name: str
     vendor: str
     product: str
-    status: Literal["product", "design", "announced"] = "product"
+    status: Literal["product", "design", "announced", "measured"] = "product"
     peak: dict[Dtype, Flops] = {}
     memory: list[MemoryLevel] = Field(min_length=1)
     power: PowerSpec | None = None

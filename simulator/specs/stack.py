@@ -8,11 +8,11 @@ else the stack's ``default``.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 
-from simulator.specs.base import EnergyPerByte, EnergyPerOp, PowerOrZero, Provenance, SecondsOrZero, Strict
+from simulator.specs.base import Dtype, EnergyPerByte, EnergyPerOp, PowerOrZero, Provenance, SecondsOrZero, Strict
 
 Fraction = float  # dimensionless, in (0, 1]
 
@@ -63,6 +63,31 @@ class DeviceProfile(Strict):
     attention_energy_per_byte_j: EnergyPerByte | None = Field(None, alias="attention_energy_per_byte")
     fitted_from: str = ""                                          # files/fit the numbers come from
     host_fitted_from: list[str] = []                               # sessions the host launch costs are the median of
+    # fields that differ when the stack computes in another dtype (a CPU's fp32 GEMMs run on
+    # AVX-512, its bf16 ones on AMX): {dtype: {field: value}}, applied by for_dtype
+    dtypes: dict[Dtype, dict[str, Any]] = {}
+
+    @model_validator(mode="after")
+    def _overrides_are_fields(self):
+        for dtype in self.dtypes:
+            try:
+                self.for_dtype(dtype)
+            except ValidationError as err:
+                e = err.errors(include_url=False)[0]
+                where = ".".join(str(part) for part in e["loc"])
+                raise ValueError(f"dtypes.{dtype.value}.{where}: {e['msg']}") from None
+        return self
+
+    def for_dtype(self, dtype: Dtype) -> "DeviceProfile":
+        """This profile as it applies when computing in ``dtype``: each field the override
+        names replaces the base's field whole."""
+        override = self.dtypes.get(dtype)
+        if not override:
+            return self
+        if "dtypes" in override:
+            raise ValueError(f"dtypes.{dtype.value}: an override cannot hold dtypes itself")
+        parsed = DeviceProfile.model_validate(override)
+        return self.model_copy(update={name: getattr(parsed, name) for name in parsed.model_fields_set})
 
 
 OpKindName = Literal["embedding", "norm", "matmul", "rotary", "kv_write", "attention",
