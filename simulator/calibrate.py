@@ -30,6 +30,7 @@ from scipy.optimize import least_squares
 from simulator.units import parse as parse_quantity
 from simulator.errors import SpecError
 from simulator.graph.ops import OpKind
+from simulator.engine.bind import peak_for
 from simulator.specs.base import Dtype
 from simulator.specs.stack import DeviceProfile
 
@@ -49,6 +50,11 @@ class Fit:
         e = np.abs(self.errors)
         return {"fit": self.name, "n": int(e.size), "median_abs_error": float(np.median(e)),
                 "p90_abs_error": float(np.percentile(e, 90)), "max_abs_error": float(e.max())}
+
+
+def micro_dtype(micro: dict) -> Dtype:
+    """The dtype a micro file measured (GPU files predate the field: bf16)."""
+    return Dtype(micro["environment"].get("dtype") or "bf16")
 
 
 def load_micro(path: Path) -> dict:
@@ -76,21 +82,21 @@ def _p_norm(a, b, p):
     return big * ((a / big) ** p + (b / big) ** p) ** (1.0 / p)
 
 
-def gemm_time_s(params, m, n, k, peak, bandwidth, units):
-    """The engine's GEMM time for bf16 x @ W.t() of shape (M, K) x (K, N)."""
+def gemm_time_s(params, m, n, k, peak, bandwidth, units, element_bytes=2.0):
+    """The engine's GEMM time for x @ W.t() of shape (M, K) x (K, N), elements of ``element_bytes``."""
     fc, fm, p, t0, tile_m, tile_n = params
     compute = 2 * m * n * k / (peak * fc * _wave_efficiency(m, n, tile_m, tile_n, units))
-    memory = 2.0 * (n * k + m * (n + k)) / (bandwidth * fm)
+    memory = element_bytes * (n * k + m * (n + k)) / (bandwidth * fm)
     return _p_norm(compute, memory, p) + t0
 
 
-def fit_gemm(rows, peak, bandwidth, units) -> Fit:
+def fit_gemm(rows, peak, bandwidth, units, element_bytes=2.0) -> Fit:
     m, n, k = (np.array([r[key] for r in rows], float) for key in ("m", "n", "k"))
     t = np.array([r["latency_s"] for r in rows])
     best = None
     for tile_m, tile_n in TILE_GRID:
         def residual(x):
-            return np.log(gemm_time_s((*x, tile_m, tile_n), m, n, k, peak, bandwidth, units) / t)
+            return np.log(gemm_time_s((*x, tile_m, tile_n), m, n, k, peak, bandwidth, units, element_bytes) / t)
         res = least_squares(residual, [0.8, 0.85, 4.0, 2e-6], bounds=([0.05, 0.05, 1.0, 0.0], [1.0, 1.5, 50.0, 1e-4]))
         if best is None or res.cost < best[0].cost:
             best = (res, tile_m, tile_n)
@@ -161,6 +167,8 @@ def _energy(micro: dict) -> tuple[dict, Fit | None]:
                   attention loops (a flash kernel spends more than a GEMM or a copy)
     The M = 256 GEMM loop is left out of every fit and reported as a check. Files from
     harness runs without these loops give idle, J per FLOP and J per byte from (f) alone."""
+    if "power" not in micro:
+        return None, None
     idle = micro["environment"]["idle_power"]["idle_power_w"]
     loops = micro.get("energy") or {}
     power = micro["power"]
@@ -193,10 +201,11 @@ def calibrate(micro: dict, hardware, source: str, host_micros: dict | None = Non
     same harness saw 209 to 508 us a layer). ``host_micros`` ({path: micro}, every session
     of the device) makes the prefill launch costs the median over the sessions that measured
     them, so no one machine's host decides them."""
-    peak = hardware.peak_flops()[Dtype.bf16]
+    dtype = micro_dtype(micro)
+    peak = peak_for(hardware.peak_flops(), dtype, hardware.name)
     bandwidth = hardware.main_memory.bandwidth_bytes_per_s
     units = float(hardware.compute_units or 1)
-    gemm = fit_gemm(micro["matmul"], peak, bandwidth, units)
+    gemm = fit_gemm(micro["matmul"], peak, bandwidth, units, dtype.bits / 8)
     fits = [gemm]
     streaming = {"norm": ("rms_norm",), "residual_add": ("add",), "activation": ("silu", "mul"),
                  "rotary": ("mul", "add"), "kv_write": ("add",), "embedding": ("add",), "sampling": ("add",)}
@@ -205,7 +214,6 @@ def calibrate(micro: dict, hardware, source: str, host_micros: dict | None = Non
     prefill = fit_prefill_attention([r for r in micro["attention"] if r["phase"] == "prefill"], peak)
     decode = fit_decode_attention([r for r in micro["attention"] if r["phase"] == "decode"], bandwidth, units)
     fits += [prefill, decode]
-    launch = micro["launch"]
     energy, energy_check = _energy(micro)
     if energy_check is not None:
         fits.append(energy_check)
@@ -221,18 +229,12 @@ def calibrate(micro: dict, hardware, source: str, host_micros: dict | None = Non
         "attention_block_overhead": _q(decode.params["block_overhead_s"], "s"),
         "elementwise_memory_fraction": _r(stream_fits["residual_add"].params["memory_fraction"]),
         "memory_fraction_by_kind": {k: _r(f.params["memory_fraction"]) for k, f in stream_fits.items()},
-        "kernel_overhead": _q(launch["graph_per_kernel_s"], "s"),
         "kernel_overhead_by_kind": {k: _q(v, "s") for k, v in overheads.items()},
-        "prefill_launch_overhead": _q(launch["eager_per_kernel_s"], "s"),
-        **_eager_launch(micro),
-        "decode_step_overhead": _q(max(launch["one_kernel_graph_replay_s"] - launch["graph_per_kernel_s"], 0.0), "s"),
-        "idle_power": _q(energy["idle"], "W"), "busy_power": _q(energy["busy"], "W"),
-        "energy_per_flop": _q(energy["flop"], "J/FLOP"), "energy_per_byte": _q(energy["byte"], "J/B"),
-        **({"attention_energy_per_flop": _q(energy["attention_flop"], "J/FLOP"),
-            "attention_energy_per_byte": _q(energy["attention_byte"], "J/B")} if "attention_flop" in energy else {}),
+        **_launch_fields(micro),
+        **_energy_fields(energy),
         "fitted_from": source,
     }
-    fields, context_fits, host_scale = _in_context(fields, micro, hardware)
+    fields, context_fits, host_scale = _in_context(fields, micro, hardware, dtype)
     floors = fields.get("prefill_launch_overhead_by_kind")
     sessions = {path: _eager_launch(m) for path, m in sorted((host_micros or {}).items()) if _eager_launch(m)}
     if floors and sessions:
@@ -244,7 +246,7 @@ def calibrate(micro: dict, hardware, source: str, host_micros: dict | None = Non
     return fields, fits + context_fits
 
 
-def _synthetic_times(fields: dict, arch, hardware, points: list[dict]) -> tuple[np.ndarray, object]:
+def _synthetic_times(fields: dict, arch, hardware, points: list[dict], dtype=Dtype.bf16) -> tuple[np.ndarray, object]:
     """Predicted seconds of the synthetic model's measured passes under a provisional profile,
     and the prepared configuration (for its kernel counts)."""
     from simulator.engine.predict import evaluate, prepare
@@ -253,7 +255,7 @@ def _synthetic_times(fields: dict, arch, hardware, points: list[dict]) -> tuple[
 
     base = registry.stack(CONTEXT_STACK)
     stack = base.model_copy(update={"devices": {**base.devices, hardware.name: profile_from_fields(fields)}})
-    prep = prepare(("synthetic", arch), hardware, stack, Dtype.bf16, Dtype.bf16, Dtype.bf16)
+    prep = prepare(("synthetic", arch), hardware, stack, dtype, dtype, dtype)
     times = []
     for pt in points:
         if pt["phase"] == "decode":
@@ -269,7 +271,29 @@ def _shift(quantities: dict, add_s: float = 0.0, scale: float = 1.0) -> dict:
     return {k: _q(parse_quantity(v, "time") * scale + add_s, "s") for k, v in quantities.items()}
 
 
-def _in_context(fields: dict, micro: dict, hardware) -> tuple[dict, list[Fit], float]:
+def _launch_fields(micro: dict) -> dict:
+    """Per-kernel and per-pass fixed costs. A GPU file has CUDA-graph and eager launch rates;
+    a CPU file (launch.dispatch_per_op_s) has the one cost every synchronous op pays on the
+    host: no separate launch floor, no graph replay."""
+    launch = micro["launch"]
+    if "dispatch_per_op_s" in launch:
+        return {"kernel_overhead": _q(launch["dispatch_per_op_s"], "s"), "prefill_launch_overhead": "0 s",
+                "decode_step_overhead": "0 s"}
+    return {"kernel_overhead": _q(launch["graph_per_kernel_s"], "s"),
+            "prefill_launch_overhead": _q(launch["eager_per_kernel_s"], "s"), **_eager_launch(micro),
+            "decode_step_overhead": _q(max(launch["one_kernel_graph_replay_s"] - launch["graph_per_kernel_s"], 0.0), "s")}
+
+
+def _energy_fields(energy: dict | None) -> dict:
+    if energy is None:                       # no power counter (a CPU in a VM): the class default applies
+        return {}
+    return {"idle_power": _q(energy["idle"], "W"), "busy_power": _q(energy["busy"], "W"),
+            "energy_per_flop": _q(energy["flop"], "J/FLOP"), "energy_per_byte": _q(energy["byte"], "J/B"),
+            **({"attention_energy_per_flop": _q(energy["attention_flop"], "J/FLOP"),
+                "attention_energy_per_byte": _q(energy["attention_byte"], "J/B")} if "attention_flop" in energy else {})}
+
+
+def _in_context(fields: dict, micro: dict, hardware, dtype=Dtype.bf16) -> tuple[dict, list[Fit], float]:
     """Kernels in the company of others, from the synthetic model's passes (a shape none of
     the validated models has): a decode step's measured time beyond the isolated fits,
     spread over its kernels, is added to every kernel's overhead (launch gaps between
@@ -287,22 +311,23 @@ def _in_context(fields: dict, micro: dict, hardware) -> tuple[dict, list[Fit], f
     decode = [pt for pt in synthetic["points"] if pt["phase"] == "decode"]
     prefill = sorted((pt for pt in synthetic["points"] if pt["phase"] == "prefill"),
                      key=lambda pt: pt["batch"] * pt["prompt_len"])
-    predicted, prep = _synthetic_times(fields, arch, hardware, decode)
+    predicted, prep = _synthetic_times(fields, arch, hardware, decode, dtype)
     table, stack = prep.table, prep.stack
     kernels = sum(r * stack.kernels(OpKind(int(k)).stack_name) for r, k in zip(phase_repeat(table, "decode"), table.kind))
     measured = np.array([pt["latency_s"] for pt in decode])
     gap_s = max(float(np.median((measured - predicted) / kernels)), 0.0)
     fields = {**fields, "kernel_overhead": _shift({"k": fields["kernel_overhead"]}, gap_s)["k"],
               "kernel_overhead_by_kind": _shift(fields["kernel_overhead_by_kind"], gap_s)}
-    after, _ = _synthetic_times(fields, arch, hardware, decode)
+    after, _ = _synthetic_times(fields, arch, hardware, decode, dtype)
     fits = [Fit(f"in context: synthetic decode steps (+{gap_s * 1e6:.2f} us a kernel)", {"gap_s": gap_s},
                 after / measured - 1.0)]
     smallest = prefill[0]
-    _, prep = _synthetic_times(fields, arch, hardware, [smallest])
-    scale = max(smallest["latency_s"] / prep.bound.host_launch_s, 1.0)
-    scaled = {**fields, "prefill_launch_overhead_by_kind": _shift(fields["prefill_launch_overhead_by_kind"],
-                                                                   scale=scale)}
-    after, _ = _synthetic_times(scaled, arch, hardware, prefill)
+    _, prep = _synthetic_times(fields, arch, hardware, [smallest], dtype)
+    host_s = prep.bound.host_launch_s
+    scale = max(smallest["latency_s"] / host_s, 1.0) if host_s > 0 else 1.0   # no launch floor on a CPU
+    floors = fields.get("prefill_launch_overhead_by_kind")
+    scaled = {**fields, **({"prefill_launch_overhead_by_kind": _shift(floors, scale=scale)} if floors else {})}
+    after, _ = _synthetic_times(scaled, arch, hardware, prefill, dtype)
     fits.append(Fit(f"in context: synthetic prefills (host x{scale:.2f})", {"host_scale": scale},
                     after / np.array([pt["latency_s"] for pt in prefill]) - 1.0))
     return fields, fits, scale
@@ -342,6 +367,56 @@ def newest_micro(folder: Path) -> Path:
     if not files:
         raise SpecError(str(folder), "", "no micro-*.json microbenchmark file (run validation/harness first)")
     return max(files, key=lambda f: json.loads(f.read_text())["environment"].get("date_utc", ""))
+
+
+def newest_micros(folder: Path) -> dict[Dtype, Path]:
+    """The most recent microbenchmark file of each dtype under a device's folder (a GPU's
+    files are all bf16; a CPU session writes one file per dtype)."""
+    files = sorted(Path(folder).rglob("micro-*.json"))
+    if not files:
+        raise SpecError(str(folder), "", "no micro-*.json microbenchmark file (run validation/harness first)")
+    newest = {}
+    for f in files:
+        micro = json.loads(f.read_text())
+        dtype, date = micro_dtype(micro), micro["environment"].get("date_utc", "")
+        if dtype not in newest or date > newest[dtype][0]:
+            newest[dtype] = (date, f)
+    return {d: f for d, (_, f) in sorted(newest.items(), key=lambda kv: kv[0] != Dtype.bf16)}
+
+
+# profile fields that follow the compute dtype (the rest are the machine's own)
+DTYPE_FIELDS = ("gemm", "attention_compute_fraction", "attention_memory_fraction", "attention_half_length",
+                "attention_block_overhead", "elementwise_memory_fraction", "memory_fraction_by_kind",
+                "kernel_overhead", "kernel_overhead_by_kind")
+
+
+def merge_dtype_fields(per_dtype: dict[Dtype, dict]) -> dict:
+    """One device entry from per-dtype fits: bf16's (else the first) is the base; each other
+    dtype keeps, under ``dtypes``, the dtype-dependent fields where it differs."""
+    base_dtype = Dtype.bf16 if Dtype.bf16 in per_dtype else next(iter(per_dtype))
+    base = dict(per_dtype[base_dtype])
+    overrides = {}
+    for dtype, fields in per_dtype.items():
+        diff = {k: fields[k] for k in DTYPE_FIELDS if k in fields and fields[k] != base.get(k)}
+        if dtype != base_dtype and diff:
+            overrides[dtype.value] = diff
+    if overrides:
+        base["dtypes"] = overrides
+    base["fitted_from"] = "; ".join(f["fitted_from"] for f in per_dtype.values())
+    return base
+
+
+def calibrate_dtypes(micros: dict[Dtype, tuple[str, dict]], hardware, host_micros: dict | None = None
+                     ) -> tuple[dict, list[Fit]]:
+    """calibrate() for each dtype's file ({dtype: (source, micro)}), merged into one entry;
+    fit names carry the dtype when there is more than one."""
+    per_dtype, fits = {}, []
+    for dtype, (source, micro) in micros.items():
+        fields, dtype_fits = calibrate(micro, hardware, source, host_micros=host_micros)
+        per_dtype[dtype] = fields
+        for f in dtype_fits:
+            fits.append(dataclasses.replace(f, name=f"{dtype.value} {f.name}") if len(micros) > 1 else f)
+    return merge_dtype_fields(per_dtype), fits
 
 
 def _r(x: float) -> float:

@@ -19,9 +19,6 @@ from simulator.specs import registry
 from simulator.specs.base import Dtype
 from simulator.specs.workload import workload
 
-BF16 = Dtype.bf16
-
-
 @dataclasses.dataclass(frozen=True)
 class Point:
     hardware: str
@@ -32,11 +29,12 @@ class Point:
     metric: str              # latency | energy
     measured: float          # seconds or joules per call
     source: str
+    dtype: str = "bf16"      # weights, activations and KV cache (the GPU runs are all bf16)
 
     @property
     def label(self) -> str:
         what = "S" if self.phase == "prefill" else "C"
-        return f"{self.model} {self.phase} B={self.batch} {what}={self.length}"
+        return f"{self.model}{'' if self.dtype == 'bf16' else ' ' + self.dtype} {self.phase} B={self.batch} {what}={self.length}"
 
 
 def measurement_root() -> Path:
@@ -54,7 +52,7 @@ def load_points(root: Path | None = None) -> list[Point]:
                                  *((r, "energy", "energy_per_call_j") for r in data["energy"])]:
             length = row.get("prompt_len") if row["phase"] == "prefill" else row.get("context_len")
             points.append(Point(hardware, row["model"], row["phase"], row["batch"], length, metric, row[key],
-                                str(path)))
+                                str(path), row.get("dtype", "bf16")))
     return points
 
 
@@ -64,12 +62,14 @@ def _measured_architecture(model: str):
     return name, arch.model_copy(update={"sliding_window": None})
 
 
-def predict_point(point: Point, stack: str, profile_from: str | None = None) -> float:
+def predict_point(point: Point, stack, profile_from: str | None = None, hardware=None) -> float:
     """Predicted seconds or joules of one measured point. ``profile_from`` predicts with
-    another device's fitted profile (cross-hardware transfer)."""
-    hw = registry.hardware(point.hardware)
+    another device's fitted profile (cross-hardware transfer); ``hardware`` (a spec) and a
+    StackSpec ``stack`` predict with ones not (yet) in the registry."""
+    hw = hardware or registry.hardware(point.hardware)
     name, arch = _measured_architecture(point.model)
-    prep = prepare((name, arch), hw, stack, BF16, BF16, BF16, profile_from=profile_from)
+    dtype = Dtype(point.dtype)
+    prep = prepare((name, arch), hw, stack, dtype, dtype, dtype, profile_from=profile_from)
     if point.phase == "prefill":
         p = evaluate(prep, workload(batch=point.batch, prompt=point.length, output=1), require_fit=False)
         return p.ttft_s if point.metric == "latency" else p.prefill_energy_j

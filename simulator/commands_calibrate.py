@@ -1,0 +1,141 @@
+"""`llmsim calibrate`: fit a stack's device entry from microbenchmark files, or measure this
+machine's CPU (--this-machine) and write its hardware spec and entry. Returns text."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from simulator.errors import SimulatorError, SpecError
+from simulator.report.table import render
+from simulator.specs import registry
+
+BEGIN = "# BEGIN devices fitted by `llmsim calibrate` from microbenchmarks (do not edit by hand)"
+END = "# END devices"
+
+
+def write_device_profile(stack_path: Path, hardware: str, fields: dict) -> None:
+    """Replace ``hardware``'s entry in the stack file's generated devices block, keeping the
+    other devices and everything outside the block as it was."""
+    text = stack_path.read_text()
+    devices = dict(registry.read_yaml(stack_path).get("devices") or {})
+    devices[hardware] = fields
+    block = f"{BEGIN}\n" + yaml.safe_dump({"devices": dict(sorted(devices.items()))}, sort_keys=False,
+                                          width=100) + f"{END}\n"
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n" + block
+    stack_path.write_text(text)
+
+
+def _relative(path: Path) -> str:
+    root = registry.data_root()
+    return str(path.relative_to(root)) if path.is_absolute() and root in path.parents else str(path)
+
+
+def _fit_report(fits) -> str:
+    rows = [[f.name, str(s["n"]), f"{100 * s['median_abs_error']:.1f}%", f"{100 * s['p90_abs_error']:.1f}%",
+             f"{100 * s['max_abs_error']:.1f}%"] for f in fits for s in [f.summary()]]
+    return render(["fit", "n", "median |err|", "p90 |err|", "max |err|"], rows)
+
+
+def _stack_path(stack: str) -> Path:
+    path = registry.stack_index().get(stack)
+    if path is None:
+        raise SpecError(stack, "", "calibrate writes into a registry stack (hardware_specs/stacks/NAME.yaml)")
+    return path
+
+
+def fit_device(hw, micro_paths: list[Path]) -> tuple[dict, list]:
+    """The device entry fitted from micro files (one per dtype) and the fit report rows."""
+    from simulator.calibrate import calibrate_dtypes, load_micro, micro_dtype, profile_from_fields
+    from simulator.validate import measurement_root
+
+    micros = {}
+    for path in micro_paths:
+        micro = load_micro(path)
+        micros[micro_dtype(micro)] = (_relative(path), micro)
+    root = registry.data_root()
+    sessions = {str(f.relative_to(root)): load_micro(f) for f in sorted((measurement_root() / hw.name).rglob("micro-*.json"))}
+    fields, fits = calibrate_dtypes(micros, hw, host_micros=sessions)
+    profile_from_fields(fields)                       # the fit must read back as a valid profile
+    return fields, fits
+
+
+def _write_entry(stack: str, name: str, fields: dict) -> str:
+    from simulator.engine.predict import prepare
+
+    stack_path = _stack_path(stack)
+    write_device_profile(stack_path, name, fields)
+    registry.stack.cache_clear()
+    prepare.cache_clear()
+    return f"wrote the {name} entry of {stack_path}"
+
+
+def cmd_calibrate(args) -> str:
+    from simulator.calibrate import newest_micros
+    from simulator.validate import measurement_root
+
+    if args.this_machine:
+        return cmd_this_machine(args)
+    if not args.hardware:
+        raise SpecError("--hardware", "", "name the device to fit (or --this-machine to measure this CPU)")
+    hw = registry.hardware(args.hardware)
+    paths = [Path(m) for m in args.micro] if args.micro else list(newest_micros(measurement_root() / hw.name).values())
+    fields, fits = fit_device(hw, paths)
+    text = f"{hw.name}: stack {args.stack} fitted from {', '.join(_relative(p) for p in paths)}\n\n{_fit_report(fits)}"
+    if args.dry_run:
+        return text + "\n\n" + yaml.safe_dump({hw.name: fields}, sort_keys=False)
+    return text + "\n\n" + _write_entry(args.stack, hw.name, fields)
+
+
+def cmd_this_machine(args) -> str:
+    """Probe and measure this CPU; write hardware_specs/cpu/NAME.yaml and its stack entry."""
+    from simulator import thismachine
+
+    if args.name is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", args.name):
+        raise SpecError("--name", "", f"expected lower-case letters, digits, '.' and '-', got {args.name!r}")
+    try:
+        thismachine.harness_cpu()
+        missing = None
+    except SimulatorError as err:             # the spec is still worth writing
+        missing = str(err)
+    spec = thismachine.probe_spec(args.name)
+    name = spec["name"]
+    spec_path = registry.data_root() / "hardware_specs" / "cpu" / f"{name}.yaml"
+    header = f"# {spec['product']}: measured by `llmsim calibrate --this-machine` (rerun it to refresh).\n"
+    spec_text = header + yaml.safe_dump(spec, sort_keys=False, width=100)
+    lines = [f"{name}: hardware spec from this machine"]
+    if args.dry_run:
+        return "\n".join(lines) + "\n\n" + spec_text
+    spec_path.write_text(spec_text)
+    registry.hardware_index.cache_clear()
+    registry.hardware.cache_clear()
+    hw = registry.hardware(name)
+    lines.append(f"wrote {spec_path}")
+    if missing:
+        return "\n".join(lines + [f"no {args.stack} entry written ({missing}); its cpu class default applies"])
+    micro_paths = thismachine.measure_micro(spec, thismachine.session_dir(name), args.quick, log=lambda m: None)
+    fields, fits = fit_device(hw, list(micro_paths.values()))
+    lines += ["", f"stack {args.stack} fitted from " + ", ".join(_relative(p) for p in micro_paths.values()), "",
+              _fit_report(fits), "", _write_entry(args.stack, name, fields),
+              f"next: llmsim validate --live --hardware {name}   (or llmsim predict --hardware {name} ...)"]
+    return "\n".join(lines)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("calibrate", help="fit a stack's profile for a device from its microbenchmarks, "
+                                         "or measure this machine's CPU")
+    p.add_argument("--hardware", help="the device whose micro files to fit")
+    p.add_argument("--stack", default="pytorch-ref")
+    p.add_argument("--micro", action="append", help="microbenchmark JSON, repeatable, one per dtype "
+                                                    "(default: the newest of each dtype under validation/measurements/HW)")
+    p.add_argument("--this-machine", action="store_true", help="measure this CPU: write hardware_specs/cpu/NAME.yaml "
+                                                                "and, with torch installed, its stack entry")
+    p.add_argument("--name", help="with --this-machine: the spec's name (default: from the CPU model, e.g. intel-xeon-2c-vm)")
+    p.add_argument("--quick", action="store_true", help="with --this-machine: fewer microbenchmark shapes (~1 min)")
+    p.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
+    p.set_defaults(func=cmd_calibrate)

@@ -1,0 +1,75 @@
+"""`llmsim calibrate --this-machine`: measure this CPU, write its hardware spec and its
+`pytorch-ref` stack entry.
+
+1. hostprobe: cores, clock, flags and caches from the OS; DRAM bandwidth from a triad.
+2. With torch installed (and the checkout's validation/harness): the harness's CPU
+   microbenchmarks in each dtype the CPU computes in (fp32, and bf16 where it has bf16
+   instructions), written under validation/measurements/<name>/this-machine-<date>/.
+3. calibrate_dtypes(): the GPUs' fits per dtype; bf16's is the profile and the other dtypes'
+   go in its ``dtypes`` overrides.
+Without torch only the hardware spec is written (the stack's cpu class default applies).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.util
+import sys
+from pathlib import Path
+
+from simulator import hostprobe
+from simulator.errors import SimulatorError
+from simulator.specs import registry
+from simulator.specs.base import Dtype
+
+PROFILE_MODELS = ("smollm-135m", "llama-3.2-1b")   # whose operator shapes the microbenchmarks use
+
+
+def harness_cpu():
+    """validation.harness.cpu from the checkout, or a one-line error saying what is missing."""
+    if importlib.util.find_spec("torch") is None:
+        raise SimulatorError("measuring the reference stack needs torch: pip install 'llmsim[measure]' "
+                             "(on this machine: pip install torch==2.13.0)")
+    root = registry.data_root()
+    if not (root / "validation" / "harness" / "cpu.py").is_file():
+        raise SimulatorError("measuring the reference stack needs the repository checkout (validation/harness)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from validation.harness import cpu
+    return cpu
+
+
+def compute_dtypes(spec: dict) -> list[Dtype]:
+    return [Dtype.fp32] + ([Dtype.bf16] if "bf16" in spec["cpu"]["vector_dtypes"] else [])
+
+
+def measure_micro(spec: dict, out_dir: Path, quick: bool, log=print) -> dict[Dtype, Path]:
+    """The harness's CPU microbenchmarks, one file per compute dtype."""
+    cpu = harness_cpu()
+    facts = hostprobe.cpu_facts()
+    est = hostprobe.numpy_matmul()["best_flop_per_s"] * 0.5
+    shapes, heads = cpu.micro_inputs(cpu.model_configs(PROFILE_MODELS))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for dtype in compute_dtypes(spec):
+        res = cpu.CpuMicro(facts, dtype.value, shapes, log, quick=quick).run(est, heads)
+        path = out_dir / f"micro-{spec['name']}-{dtype.value}.json"
+        cpu.write_json(path, res)
+        files[dtype] = path
+    return files
+
+
+def session_dir(name: str) -> Path:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M")
+    return registry.data_root() / "validation" / "measurements" / name / f"this-machine-{stamp}"
+
+
+def probe_spec(name: str | None = None, log=print) -> dict:
+    """This machine's hardware spec (validated against the schema), not yet written."""
+    facts = hostprobe.cpu_facts()
+    log(f"this machine: {facts['model_name']}, {facts['usable_cpus']} usable CPUs, flags {', '.join(facts['flags'])}")
+    triad = hostprobe.stream_triad(facts)
+    log(f"STREAM triad: best {triad['best_bytes_per_s'] / 1e9:.1f} GB/s, median "
+        f"{triad['median_bytes_per_s'] / 1e9:.1f} GB/s over {triad['passes']} passes")
+    spec = hostprobe.hardware_spec(facts, triad, name)
+    registry.validate(registry._HARDWARE, spec, f"hardware_specs/cpu/{spec['name']}.yaml")
+    return spec
