@@ -142,19 +142,23 @@ def _reasons(values, k, batch, t: Targets, ratios) -> list[str]:
             for i, (v, lim) in enumerate(shown[:len(ratios)]) if ratios[i, k] > 1.0]
 
 
-def _evaluate(precision: str, group: Group, batches: np.ndarray, prompt: int, output: int, t: Targets):
-    """(Option or None, Miss or None) of one configuration."""
+def _evaluate(precision: str, group: Group, batches: np.ndarray, prompt: int, output: int, t: Targets,
+              observe=None):
+    """(Option or None, Miss or None) of one configuration; ``observe(values, label, meets)``
+    sees every batch evaluated (values [SCENARIO_COLUMNS, batches])."""
     packed, constants = configured(group)
     n = len(batches)
     values = rows_of(packed, constants, batches, np.full(n, prompt), np.full(n, output), parallel=False).values
     head = dict(hardware=constants["hardware"], devices=constants["devices"], precision=precision)
     fits = values[_COL["fits"]] > 0
+    ratios = _violations(values, batches, prompt, output, t)
+    worst = np.where(fits, ratios.max(axis=0), np.inf)
+    if observe:
+        observe(values, f"{head['hardware']} x{head['devices']} {precision}", worst <= 1.0)
     if not fits.any():
         total, capacity = values[_COL["memory_total_bytes"], 0], constants["memory_capacity_bytes"]
         return None, Miss(**head, batch=None, score=math.inf,
                           reasons=[f"does not fit: needs {total / 1e9:.1f} GB per device of {capacity / 1e9:.1f} GB"])
-    ratios = _violations(values, batches, prompt, output, t)
-    worst = np.where(fits, ratios.max(axis=0), np.inf)
     ok = np.flatnonzero(worst <= 1.0)
     if not len(ok):
         k = int(np.argmin(worst))
@@ -198,21 +202,22 @@ def _mark(options: list[Option]) -> None:
 
 def plan(model: str, prompt: int, output: int, targets: Targets = Targets(), hardware: list[str] | None = None,
          batch: int | None = None, stack: str = "pytorch-ref", kv_dtype: Dtype = Dtype.bf16,
-         max_batch: int = 1024, max_devices: int = 8) -> PlanResult:
-    """Configurations meeting ``targets``, ranked by cost (see the module docstring)."""
+         max_batch: int = 1024, max_devices: int = 8, observe=None) -> PlanResult:
+    """Configurations meeting ``targets``, ranked by cost (see the module docstring).
+    ``observe(values, label, meets)`` sees each configuration's batches (_evaluate)."""
     model_name = registry.model(model)[0]
     hardware = hardware or default_hardware()
     batches = np.array([batch] if batch else range(1, max_batch + 1), dtype=np.int64)
     options, misses = [], []
     for precision, group in _configurations(model, hardware, stack, kv_dtype, max_devices):
-        option, miss = _evaluate(precision, group, batches, prompt, output, targets)
+        option, miss = _evaluate(precision, group, batches, prompt, output, targets, observe)
         (options if option else misses).append(option or miss)
     _mark(options)
     misses.sort(key=lambda m: m.score)
     return PlanResult(model_name, prompt, output, targets, options, misses)
 
 
-def _targets_text(r: PlanResult) -> str:
+def targets_text(r: PlanResult) -> str:
     from simulator.units import format_si
 
     t = r.targets
@@ -228,7 +233,7 @@ def plan_table(r: PlanResult, top: int = 20) -> str:
     from simulator.report.table import render
     from simulator.units import format_si
 
-    head = (f"{r.model}: prompt {r.prompt}, output {r.output}; targets: {_targets_text(r)}")
+    head = (f"{r.model}: prompt {r.prompt}, output {r.output}; targets: {targets_text(r)}")
     if not r.options:
         rows = [[m.hardware, str(m.devices), m.precision, "-" if m.batch is None else str(m.batch), "; ".join(m.reasons)]
                 for m in r.misses[:top]]

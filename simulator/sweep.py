@@ -166,10 +166,12 @@ def _skip(summary: SweepSummary, skipped: Skipped, per_group: int) -> None:
 
 
 def sweep(grid, out, chunk_scenarios: int = CHUNK_SCENARIOS, scheduler: str | None = None,
-          workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> SweepSummary:
+          workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+          observe: Callable[[Rows], None] | None = None) -> SweepSummary:
     """Run a grid (a Grid or a grid file path) and write its rows to ``out`` (a path: .csv,
     or .parquet with pyarrow; or a binary file object, CSV). Locally unless ``scheduler``
-    or ``workers`` is given (Dask). ``progress(done, total)`` is called after each chunk."""
+    or ``workers`` is given (Dask). ``progress(done, total)`` is called after each chunk,
+    ``observe(rows)`` with each chunk of rows written."""
     started = time.perf_counter()
     grid = grid if isinstance(grid, Grid) else load_grid(Path(grid))
     summary = SweepSummary(scenarios=grid.scenarios, configurations=len(grid.groups))
@@ -188,6 +190,8 @@ def sweep(grid, out, chunk_scenarios: int = CHUNK_SCENARIOS, scheduler: str | No
                     _skip(summary, rows, grid.scenarios_per_group)
                     continue
                 writer.write(rows)
+                if observe:
+                    observe(rows)
                 summary.written += len(rows)
                 summary.fitting += int(rows.values[list(SCENARIO_COLUMNS).index("fits")].sum())
             if progress:
