@@ -4,6 +4,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from simulator.commands_workload import add_workload_options
 from simulator.cost import usd_per_million_tokens
 from simulator.report.table import render
 from simulator.specs import registry
@@ -135,7 +136,7 @@ def compare(args) -> str:
     return "\n\n".join([head, table, *notes]) if notes else head + "\n\n" + table
 
 
-def register(sub, add_workload) -> None:
+def register(sub) -> None:
     specs = sub.add_parser("specs", help="list, show or check hardware and model spec files")
     ssub = specs.add_subparsers(dest="specs_command", required=True)
     p = ssub.add_parser("list", help="list the hardware specs")
@@ -150,5 +151,5 @@ def register(sub, add_workload) -> None:
     p = sub.add_parser("compare", help="the same workload on several devices, one row each")
     p.add_argument("--model", default="llama-3.1-8b")
     p.add_argument("--hardware", required=True, help="comma-separated hardware names or paths")
-    add_workload(p)
+    add_workload_options(p)
     p.set_defaults(func=compare)

@@ -54,23 +54,41 @@ def _positive_int(name: str, value: int | None) -> None:
         raise WorkloadError(name, f"expected a positive integer, got {value}")
 
 
+def configuration_label(constants: dict) -> str:
+    """A sweep row's configuration in a few words: model, device (x count), weights, what-if factors."""
+    devices = f" x{constants['devices']}" if constants["devices"] > 1 else ""
+    factors = "".join(f" {name} x{constants[name + '_factor']:g}" for name in ("bandwidth", "capacity", "sram", "peak",
+                                                                             "power")
+                      if constants[name + "_factor"] != 1)
+    return f"{constants['model']} {constants['hardware']}{devices} {constants['weight_dtype']}{factors}"
+
+
 def cmd_sweep(args) -> str:
+    from simulator.report.plots import plot_path
     from simulator.sweep import sweep
+    from simulator.sweepkit.front import FrontSample
 
     _positive_int("workers", args.workers)
     _positive_int("chunk", args.chunk)
+    plot = plot_path(args.plot)
+    front = FrontSample()
     progress = Progress()
     target = args.out or io.BytesIO()
     try:
         summary = sweep(args.grid, target, chunk_scenarios=args.chunk, scheduler=args.scheduler,
-                        workers=args.workers, progress=progress)
+                        workers=args.workers, progress=progress,
+                        observe=(lambda rows: front.add(rows.values, configuration_label(rows.constants))) if plot
+                        else None)
     except KeyboardInterrupt:
         if args.out:
             progress.note(f"llmsim: interrupted; the rows written so far are in {args.out}")
         raise
     progress.close()
+    if plot:
+        from simulator.report.plots import front as front_plot
+        front_plot.draw(front, plot, f"sweep {args.grid}: {summary.written:,} scenarios", lengths=True)
     if args.out:
-        return summary.text(args.out)
+        return summary.text(args.out) + (f"\nwrote {plot}" if plot else "")
     return target.getvalue().decode().rstrip("\n")
 
 
@@ -102,20 +120,38 @@ def _targets(args):
                    throughput_min_tokens_per_s=args.throughput_min or 0.0, rate_requests_per_s=args.rate)
 
 
+def _draw_plan(result, front, path) -> None:
+    from simulator.plan import targets_text
+    from simulator.report.plots import front as front_plot
+
+    t = result.targets
+    front_plot.draw(front, path, f"plan: {result.model}, prompt {result.prompt}, output {result.output}; "
+                                 f"targets: {targets_text(result)}",
+                    tpot_max_s=t.tpot_max_s if math.isfinite(t.tpot_max_s) else None,
+                    throughput_min=t.throughput_min_tokens_per_s or None)
+
+
 def cmd_plan(args) -> str:
     from simulator.plan import plan
+    from simulator.report.plots import plot_path
     from simulator.specs.base import Dtype
     from simulator.specs.workload import workload
+    from simulator.sweepkit.front import FrontSample
 
+    plot = plot_path(args.plot)
     targets = _targets(args)
     kv = workload(kv_dtype=args.kv_dtype).kv_dtype
     hardware = [h.strip() for h in args.hardware.split(",") if h.strip()] if args.hardware else None
+    front = FrontSample()
     result = plan(args.model, args.prompt, args.output, targets, hardware=hardware, batch=args.batch,
-                  stack=args.stack, kv_dtype=Dtype(kv), max_batch=args.max_batch, max_devices=args.max_devices)
+                  stack=args.stack, kv_dtype=Dtype(kv), max_batch=args.max_batch, max_devices=args.max_devices,
+                  observe=front.add if plot else None)
+    if plot:
+        _draw_plan(result, front, plot)
     if args.format == "json":
         return json.dumps(dataclasses.asdict(result), indent=2, default=str)
     from simulator.plan import plan_table
-    return plan_table(result)
+    return plan_table(result) + (f"\n\nwrote {plot}" if plot else "")
 
 
 def register(sub) -> None:
@@ -127,6 +163,8 @@ def register(sub) -> None:
     where.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")
     where.add_argument("--scheduler", help="run on the Dask cluster at ADDRESS (tcp://host:8786)")
     p.add_argument("--chunk", type=int, default=65_536, help="scenarios per chunk / task (default: 65536)")
+    p.add_argument("--plot", metavar="FILE", help="also draw TPOT against tokens/s, coloured by tokens/J, with the "
+                                                  "Pareto front, to FILE.png or FILE.svg (matplotlib)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plan", help="configurations that meet latency and throughput targets, cheapest first")
@@ -145,5 +183,8 @@ def register(sub) -> None:
     p.add_argument("--max-batch", type=int, default=1024, help="largest batch searched (default: 1024)")
     p.add_argument("--max-devices", type=int, default=8, help="largest tensor-parallel count (default: 8)")
     p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--plot", metavar="FILE", help="also draw every configuration's batches (TPOT against tokens/s), "
+                                                  "those meeting the targets and their Pareto front, to FILE.png or "
+                                                  "FILE.svg (matplotlib)")
     p.set_defaults(func=cmd_plan)
 

@@ -116,16 +116,18 @@ def published_report() -> tuple[str, list[dict]]:
 
 
 def cmd_validate(args) -> str:
+    from simulator.report.plots import plot_path
     from simulator.validate import errors, load_points, measurement_root
 
+    plot = plot_path(args.plot)
     points = load_points(Path(args.measurements) if args.measurements else measurement_root())
     if args.hardware:
         points = [p for p in points if p.hardware in args.hardware.split(",")]
     if not points:
         raise SpecError(args.measurements or str(measurement_root()), "", "no measured points found")
     sections, data = [], {}
-    text, rows = validation_report(points, errors(points, args.stack),
-                                   f"stack {args.stack}: each device with its own fitted profile")
+    own = errors(points, args.stack)
+    text, rows = validation_report(points, own, f"stack {args.stack}: each device with its own fitted profile")
     sections.append(text)
     data["own_profile"] = rows
     if args.transfer:
@@ -143,6 +145,10 @@ def cmd_validate(args) -> str:
         text, rows = published_report()
         sections.append(text)
         data["published"] = rows
+    if plot:
+        from simulator.report.plots import validation
+        validation.draw(points, own, data.get("published", []), plot)
+        sections.append(f"wrote {plot}")
     out = json.dumps(data, indent=2) if args.format == "json" else "\n\n".join(sections)
     if args.max_median_error is not None:
         worst = max(r["median_abs_error"] for r in data["own_profile"] if r["metric"] == "latency")
@@ -167,4 +173,5 @@ def register(sub) -> None:
     p.add_argument("--max-median-error", type=float, help="exit 1 when a latency median |error| exceeds PCT")
     p.add_argument("--no-published", action="store_true", help="skip the published runs of others")
     p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--plot", metavar="FILE", help="also draw predicted against measured to FILE.png or FILE.svg")
     p.set_defaults(func=cmd_validate)

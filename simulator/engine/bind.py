@@ -90,6 +90,22 @@ def peak_for(peaks: dict[Dtype, float], dtype: Dtype, hardware_name: str) -> flo
                                            f"choose a dtype it has with --activation-dtype")
 
 
+def device_peaks(hardware, compute_dtype: Dtype) -> tuple[float, float]:
+    """(tensor, vector) datasheet FLOP/s: ``compute_dtype``'s peak (peak_for), and the fp32
+    peak the vector units reach (the tensor peak when the datasheet gives no fp32)."""
+    peaks = hardware.peak_flops()
+    tensor = peak_for(peaks, compute_dtype, hardware.name)
+    return tensor, peaks.get(Dtype.fp32, tensor)
+
+
+def unit_peaks(table: OpTable, hardware, compute_dtype: Dtype) -> np.ndarray:
+    """Datasheet FLOP/s of the unit each operator runs on: matmuls and attention the tensor
+    peak, the other operators the vector peak (device_peaks)."""
+    tensor, vector = device_peaks(hardware, compute_dtype)
+    kinds = [OpKind(int(code)) for code in table.kind]
+    return np.array([tensor if (k.is_gemm or k.is_attention) else vector for k in kinds], dtype=np.float64)
+
+
 def _op_fractions(kind: OpKind, profile: DeviceProfile) -> tuple[float, float]:
     """(fraction of peak compute, fraction of bandwidth) the stack reaches on this operator."""
     if kind.is_gemm:
@@ -120,13 +136,10 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
     """Per-operator rates for this device and stack (independent of batch and lengths).
     Matmuls and attention run at ``compute_dtype``'s peak: the activation dtype (weight-only
     quantization dequantizes to it; W8A8 and FP8 run on the low-precision peak)."""
-    profile = stack.profile_for(hardware.name, hardware.kind)
-    peaks = hardware.peak_flops()
-    tensor_peak = peak_for(peaks, compute_dtype, hardware.name)
-    vector_peak = peaks.get(Dtype.fp32, tensor_peak)
+    profile = stack.profile_for(hardware.name, hardware.kind).for_dtype(compute_dtype)
+    peaks = unit_peaks(table, hardware, compute_dtype)
     placement = place(hardware.memory, table.weight_bytes)
-    column_s_per_byte = np.full(table.flops.shape[1], placement.other_s_per_byte)
-    column_s_per_byte[WEIGHT_COLUMNS] = placement.weight_s_per_byte
+    column_s_per_byte = placement.seconds_per_byte()
     n = len(table)
     compute_peak = np.empty(n)
     mem_s = np.empty_like(table.bytes)
@@ -141,8 +154,7 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
     for i, code in enumerate(table.kind):
         kind = OpKind(int(code))
         compute_fraction, memory_fraction = _op_fractions(kind, profile)
-        peak = tensor_peak if (kind.is_gemm or kind.is_attention) else vector_peak
-        compute_peak[i] = peak * compute_fraction
+        compute_peak[i] = peaks[i] * compute_fraction
         moved[i] = table.bytes[i] * stack.traffic(kind.stack_name)
         mem_s[i] = moved[i] * column_s_per_byte / memory_fraction
         if kind.is_gemm:

@@ -82,6 +82,17 @@ def decode_segments(batch: int, first: int, last: int, window: int, moe: tuple |
     return segments
 
 
+def mean_decode_position(prompt: int, output: int) -> int:
+    """The middle of the decode steps' positions prompt..prompt + output - 2 (tokens 2..N)."""
+    return prompt + (output - 2) // 2
+
+
+def decode_step_features(batch: int, position: int, window: int, moe: tuple | None = None) -> np.ndarray:
+    """The features of the one decode step at ``position`` (decode_segments' last segment there)."""
+    f0, f1, _, _ = decode_segments(batch, position, position, window, moe)[-1]
+    return f0 + f1 * position
+
+
 def chunk_features(batch: int, start: int, length: int, window: int, moe: tuple | None = None) -> np.ndarray:
     """A pass over ``length`` new tokens per sequence at positions start..start+length-1 with
     ``start`` tokens already cached (a speculative verify pass, a prefill chunk): each new

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
+from simulator.graph.ops import N_FEATURES, WEIGHT_COLUMNS
+
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
@@ -22,6 +26,13 @@ class Placement:
     weight_j_per_byte: float | None
     other_j_per_byte: float | None
     weight_levels: tuple[str, ...]
+
+    def seconds_per_byte(self) -> np.ndarray:
+        """Seconds per byte of each feature column (ops.py): the weight columns at the
+        weights' rate, the others at the KV cache and activations' rate."""
+        column = np.full(N_FEATURES, self.other_s_per_byte)
+        column[WEIGHT_COLUMNS] = self.weight_s_per_byte
+        return column
 
 
 def _spread(levels, free: list[float], size: float):

@@ -26,7 +26,8 @@ from simulator.engine.bind import bind, peak_for
 from simulator.engine.collectives import collective_time_s
 from simulator.engine.energy import energy_model
 from simulator.engine.memory import activation_bytes, kv_cache_bytes
-from simulator.engine.phases import decode_segments, prefill_features
+from simulator.engine.phases import (decode_segments, decode_step_features, mean_decode_position,
+                                     prefill_features)
 from simulator.engine.result import MemoryReport, OperatorShare, Prediction
 from simulator.errors import WorkloadError
 from simulator.graph.lower import lower
@@ -109,7 +110,7 @@ def _speculative(prep: Prepared, w: Workload, hardware, stack) -> Prediction:
     target = evaluate(prep, plain, require_fit=False)
     draft_prep = prepare(w.draft_model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
     draft = evaluate(draft_prep, plain, require_fit=False)
-    position = w.prompt + (w.output - 2) // 2              # the mean decode position
+    position = mean_decode_position(w.prompt, w.output)
     verify_s, verify_j = speculative.verify_pass(prep, w.microbatch, position, w.draft_tokens)
     p = speculative.combine(target, draft, w, verify_s, verify_j)
     if not p.memory.fits:
@@ -131,8 +132,7 @@ def decode_sums(bound, batch: int, first: int, last: int, window: int, moe: tupl
 
 def _decode_bounds(bound, batch, position, window, moe):
     """Bound of each operator at one decode step (for the breakdown)."""
-    f0, f1, _, _ = decode_segments(batch, position, position, window, moe)[-1]
-    return roofline.evaluate_point(*bound.kernel_args(), f0 + f1 * position)[1:]
+    return roofline.evaluate_point(*bound.kernel_args(), decode_step_features(batch, position, window, moe))[1:]
 
 
 def memory_report(table, hw, w: Workload, pre_feats) -> MemoryReport:
@@ -197,7 +197,7 @@ def evaluate(prep: Prepared, w: Workload, require_fit: bool = True) -> Predictio
     dec_t, dec_feats = decode_sums(bound, mb, first, last, table.window, table.moe)
     dec_time = (stages * (float(dec_t.sum()) + bound.step_overhead_s * steps)
                 + steps * _stage_transfer_s(prep, w, mb))
-    dec_bound, dec_unit = (_decode_bounds(bound, mb, (first + last) // 2, table.window, table.moe) if steps
+    dec_bound, dec_unit = (_decode_bounds(bound, mb, mean_decode_position(S, N), table.window, table.moe) if steps
                            else (pre_bound, pre_unit))
 
     pre_e = dec_e = energy = tokens_per_j = None

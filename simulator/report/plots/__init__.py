@@ -1,0 +1,58 @@
+"""Pictures (matplotlib, the `plot` extra, imported only when a picture is drawn; the Agg
+backend, so no display is needed). Each drawing function writes a PNG or SVG, chosen by
+the file's extension, and returns the matplotlib Figure, so what was drawn can be read back.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from simulator.errors import SimulatorError, SpecError
+
+FORMATS = (".png", ".svg")
+DPI = 100
+BOUND_COLOURS = {"compute": "#d95f02", "memory": "#1b9e77", "overhead": "#7570b3"}
+_MISSING = "plots need matplotlib: pip install 'llmsim[plot]'"
+
+
+def plot_path(text: str | None, option: str = "--plot") -> Path | None:
+    """The picture file an option names (None when not given), checked before any work is
+    done: it ends .png or .svg, its folder exists and matplotlib is installed."""
+    if text is None:
+        return None
+    path = Path(text)
+    if path.suffix.lower() not in FORMATS:
+        raise SpecError("<arguments>", option, f"expected a picture file ending .png or .svg, got '{text}'")
+    if not path.parent.is_dir():
+        raise SpecError("<arguments>", option, f"no folder '{path.parent}' to write '{path.name}' in")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SimulatorError(_MISSING)
+    return path
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend; a one-line SimulatorError when matplotlib is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SimulatorError(_MISSING) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plain_log_ticks(axis, span: float) -> None:
+    """Ticks of a log axis covering ``span`` (max / min) at 1, 2, 5 x 10^k (at 10^k over
+    more than three decades), written as plain numbers, minor ticks unlabelled."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if span < 1e3 else (1.0,)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def save(fig, path: Path):
+    """Write ``fig`` (format from the extension), release it from pyplot, return it."""
+    fig.savefig(path, dpi=DPI, format=Path(path).suffix.lower().lstrip("."))
+    pyplot().close(fig)
+    return fig
