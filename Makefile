@@ -25,7 +25,7 @@ bench: $(STAMP)
 
 readme: $(STAMP)
 	$(BIN)/python -m simulator.readme_tables
-	$(BIN)/llmsim plot validation --out validation/plots/validation.png
+	$(BIN)/python -m simulator.readme_pictures
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,5 +1,6 @@
-"""Regenerate the README's generated blocks (`make readme`): the default prediction and the
-validation tables; tests check they are current."""
+"""Regenerate the README's generated blocks (`make readme`): the default prediction, the
+validation tables and the list of pictures (readme_pictures draws them); tests check they
+are current."""
 from __future__ import annotations
 
 import re
@@ -7,6 +8,7 @@ from pathlib import Path
 
 BLOCK = re.compile(r"(<!-- BEGIN validate -->\n)(.*?)(<!-- END validate -->)", re.S)
 RUN_BLOCK = re.compile(r"(<!-- BEGIN run -->\n)(.*?)(<!-- END run -->)", re.S)
+PICTURES_BLOCK = re.compile(r"(<!-- BEGIN pictures -->\n)(.*?)(<!-- END pictures -->)", re.S)
 
 
 def run_output(lines: int = 9) -> str:
@@ -39,7 +41,10 @@ def validate_table() -> str:
 
 
 def render(readme: str) -> str:
+    from simulator.readme_pictures import block
+
     readme = RUN_BLOCK.sub(lambda m: m.group(1) + "```\n" + run_output() + "\n```\n" + m.group(3), readme)
+    readme = PICTURES_BLOCK.sub(lambda m: m.group(1) + block() + m.group(3), readme)
     return BLOCK.sub(lambda m: m.group(1) + "```\n" + validate_table() + "\n```\n" + m.group(3), readme)
 
 
