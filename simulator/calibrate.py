@@ -34,6 +34,12 @@ from simulator.engine.bind import peak_for
 from simulator.specs.base import Dtype
 from simulator.specs.stack import DeviceProfile
 
+# the most a kernel's fixed cost may be fitted to: an eager CPU op (a composite rms_norm,
+# flash attention's setup) pays up to ~0.1-0.3 ms; a GPU kernel a few microseconds
+MAX_FIXED_S = 1e-3
+# a CPU's tiled GEMMs block rows per core far smaller than a GPU's thread blocks
+CPU_TILE_GRID = ((16, 64), (32, 64), (32, 128))
+CPU_GEMV_MAX_M = (1, 2, 4, 8, 16)
 TILE_GRID = ((1, 1), (64, 64), (64, 128), (128, 64), (128, 128), (128, 256))
 CONTEXT_STACK = "pytorch-ref"      # the stack whose kernel structure the harness runs
 
@@ -82,28 +88,42 @@ def _p_norm(a, b, p):
     return big * ((a / big) ** p + (b / big) ** p) ** (1.0 / p)
 
 
-def gemm_time_s(params, m, n, k, peak, bandwidth, units, element_bytes=2.0):
-    """The engine's GEMM time for x @ W.t() of shape (M, K) x (K, N), elements of ``element_bytes``."""
+def gemm_time_s(params, m, n, k, peak, bandwidth, units, element_bytes=2.0, gemv=(0, 1.0)):
+    """The engine's GEMM time for x @ W.t() of shape (M, K) x (K, N), elements of
+    ``element_bytes``; ``gemv`` = (gemv_max_m, gemv_memory_fraction): at most that many rows
+    run as a GEMV (no tiles, its own bandwidth fraction)."""
     fc, fm, p, t0, tile_m, tile_n = params
-    compute = 2 * m * n * k / (peak * fc * _wave_efficiency(m, n, tile_m, tile_n, units))
-    memory = element_bytes * (n * k + m * (n + k)) / (bandwidth * fm)
+    as_gemv = m <= gemv[0]
+    efficiency = np.where(as_gemv, 1.0, _wave_efficiency(m, n, tile_m, tile_n, units))
+    compute = 2 * m * n * k / (peak * fc * efficiency)
+    memory = element_bytes * (n * k + m * (n + k)) / (bandwidth * np.where(as_gemv, gemv[1], fm))
     return _p_norm(compute, memory, p) + t0
 
 
-def fit_gemm(rows, peak, bandwidth, units, element_bytes=2.0) -> Fit:
+def fit_gemm(rows, peak, bandwidth, units, element_bytes=2.0, cpu=False) -> Fit:
+    """Least squares on log time over every (M, N, K), for each tile shape of the grid (and on
+    a CPU each GEMV row limit: its BLAS streams small-M products through a GEMV kernel at
+    another rate than its tiled GEMM); the best fit wins."""
     m, n, k = (np.array([r[key] for r in rows], float) for key in ("m", "n", "k"))
     t = np.array([r["latency_s"] for r in rows])
     best = None
-    for tile_m, tile_n in TILE_GRID:
-        def residual(x):
-            return np.log(gemm_time_s((*x, tile_m, tile_n), m, n, k, peak, bandwidth, units, element_bytes) / t)
-        res = least_squares(residual, [0.8, 0.85, 4.0, 2e-6], bounds=([0.05, 0.05, 1.0, 0.0], [1.0, 1.5, 50.0, 1e-4]))
-        if best is None or res.cost < best[0].cost:
-            best = (res, tile_m, tile_n)
-    res, tile_m, tile_n = best
-    fc, fm, p, t0 = res.x
+    for tile_m, tile_n in TILE_GRID + (CPU_TILE_GRID if cpu else ()):
+        for gemv_max_m in (CPU_GEMV_MAX_M if cpu else (0,)):
+            def residual(x):
+                gemv = (gemv_max_m, x[4]) if gemv_max_m else (0, 1.0)
+                return np.log(gemm_time_s((*x[:4], tile_m, tile_n), m, n, k, peak, bandwidth, units, element_bytes,
+                                          gemv) / t)
+            x0, lo, hi = [0.8, 0.85, 4.0, 2e-6], [0.05, 0.05, 1.0, 0.0], [1.0, 1.5, 50.0, MAX_FIXED_S]
+            if gemv_max_m:                  # the GEMV's bandwidth fraction
+                x0, lo, hi = x0 + [0.85], lo + [0.05], hi + [1.5]
+            res = least_squares(residual, x0, bounds=(lo, hi))
+            if best is None or res.cost < best[0].cost:
+                best = (res, tile_m, tile_n, gemv_max_m)
+    res, tile_m, tile_n, gemv_max_m = best
+    fc, fm, p, t0 = res.x[:4]
+    gemv = dict(gemv_max_m=gemv_max_m, gemv_memory_fraction=res.x[4]) if gemv_max_m else {}
     return Fit("gemm", dict(peak_fraction=fc, memory_fraction=fm, overlap_exponent=p, overhead_s=t0,
-                            tile_m=tile_m, tile_n=tile_n), np.expm1(res.fun))
+                            tile_m=tile_m, tile_n=tile_n, **gemv), np.expm1(res.fun))
 
 
 def fit_streaming(name: str, rows, bandwidth) -> Fit:
@@ -113,7 +133,7 @@ def fit_streaming(name: str, rows, bandwidth) -> Fit:
 
     def residual(x):
         return np.log((x[1] + b / (bandwidth * x[0])) / t)
-    res = least_squares(residual, [0.8, 2e-6], bounds=([0.05, 0.0], [1.5, 1e-4]))
+    res = least_squares(residual, [0.8, 2e-6], bounds=([0.05, 0.0], [1.5, MAX_FIXED_S]))
     return Fit(name, dict(memory_fraction=res.x[0], overhead_s=res.x[1]), np.expm1(res.fun))
 
 
@@ -135,7 +155,7 @@ def fit_prefill_attention(rows, peak) -> Fit:
     length = np.array([(r["seq_len"] + 1) / 2.0 for r in rows])
     t = np.array([r["latency_s"] for r in rows])
     res = least_squares(lambda x: np.log(prefill_attention_time_s(x, f, length, peak) / t), [0.3, 300.0, 5e-6],
-                        bounds=([0.01, 0.0, 0.0], [1.0, 1e5, 1e-4]))
+                        bounds=([0.01, 0.0, 0.0], [1.0, 1e5, MAX_FIXED_S]))
     return Fit("attention prefill", dict(compute_fraction=res.x[0], half_length=res.x[1], overhead_s=res.x[2]),
                np.expm1(res.fun))
 
@@ -145,7 +165,7 @@ def fit_decode_attention(rows, bandwidth, units) -> Fit:
     blocks = np.array([r["batch"] * r["kv_heads"] for r in rows], float)
     t = np.array([r["latency_s"] for r in rows])
     res = least_squares(lambda x: np.log(decode_attention_time_s(x, b, blocks, bandwidth, units) / t),
-                        [0.8, 1e-6, 5e-6], bounds=([0.05, 0.0, 0.0], [1.5, 1e-4, 1e-4]))
+                        [0.8, 1e-6, 5e-6], bounds=([0.05, 0.0, 0.0], [1.5, 1e-4, MAX_FIXED_S]))
     return Fit("attention decode", dict(memory_fraction=res.x[0], block_overhead_s=res.x[1], overhead_s=res.x[2]),
                np.expm1(res.fun))
 
@@ -205,7 +225,8 @@ def calibrate(micro: dict, hardware, source: str, host_micros: dict | None = Non
     peak = peak_for(hardware.peak_flops(), dtype, hardware.name)
     bandwidth = hardware.main_memory.bandwidth_bytes_per_s
     units = float(hardware.compute_units or 1)
-    gemm = fit_gemm(micro["matmul"], peak, bandwidth, units, dtype.bits / 8)
+    cpu = "dispatch_per_op_s" in micro["launch"]
+    gemm = fit_gemm(micro["matmul"], peak, bandwidth, units, dtype.bits / 8, cpu=cpu)
     fits = [gemm]
     streaming = {"norm": ("rms_norm",), "residual_add": ("add",), "activation": ("silu", "mul"),
                  "rotary": ("mul", "add"), "kv_write": ("add",), "embedding": ("add",), "sampling": ("add",)}
@@ -222,7 +243,9 @@ def calibrate(micro: dict, hardware, source: str, host_micros: dict | None = Non
     overheads.update(matmul=g["overhead_s"], lm_head=g["overhead_s"], attention=decode.params["overhead_s"])
     fields = {
         "gemm": {"peak_fraction": _r(g["peak_fraction"]), "memory_fraction": _r(g["memory_fraction"]),
-                 "tile_m": g["tile_m"], "tile_n": g["tile_n"], "overlap_exponent": _r(g["overlap_exponent"])},
+                 "tile_m": g["tile_m"], "tile_n": g["tile_n"], "overlap_exponent": _r(g["overlap_exponent"]),
+                 **({"gemv_max_m": g["gemv_max_m"], "gemv_memory_fraction": _r(g["gemv_memory_fraction"])}
+                    if "gemv_max_m" in g else {})},
         "attention_compute_fraction": _r(prefill.params["compute_fraction"]),
         "attention_memory_fraction": _r(decode.params["memory_fraction"]),
         "attention_half_length": _r(prefill.params["half_length"]),

@@ -13,26 +13,40 @@ STACK = registry.stack("pytorch-ref")
 FITTED = sorted(STACK.devices)
 
 
+def _sources(raw: dict) -> list:
+    return [registry.data_root() / path for path in raw["fitted_from"].split("; ")]
+
+
 @pytest.mark.parametrize("hardware", FITTED)
 def test_committed_profile_is_reproducible_from_its_microbenchmark_file(hardware):
-    """`llmsim calibrate` on the committed micro file gives the committed profile, digit for digit."""
+    """`llmsim calibrate` on the committed micro files (one per dtype) gives the committed
+    profile, digit for digit."""
+    from simulator.commands_calibrate import fit_device
+
     raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
-    source = registry.data_root() / raw["fitted_from"]
-    assert source.name.startswith("micro-"), "profiles are fitted from microbenchmarks, never e2e runs"
-    sessions = {path: load_micro(registry.data_root() / path) for path in raw.get("host_fitted_from", [])}
-    fields, _ = calibrate(load_micro(source), registry.hardware(hardware), raw["fitted_from"], host_micros=sessions)
+    sources = _sources(raw)
+    assert all(f.name.startswith("micro-") for f in sources), "profiles are fitted from microbenchmarks, never e2e runs"
+    fields, _ = fit_device(registry.hardware(hardware), sources)
     assert fields == raw
 
 
 @pytest.mark.parametrize("hardware", FITTED)
 def test_fits_reproduce_their_microbenchmarks(hardware):
-    """Regression guard on the fit quality (the report `llmsim calibrate` prints)."""
+    """Regression guard on the fit quality (the report `llmsim calibrate` prints). A CPU's
+    operators are far less regular than a GPU's (its BLAS switches kernels with M, elementwise
+    ops change regime with the caches and page faults), so its bounds are wider."""
     raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
-    _, fits = calibrate(load_micro(registry.data_root() / raw["fitted_from"]), registry.hardware(hardware), "x")
-    summary = {f.name: f.summary() for f in fits}
-    assert summary["gemm"]["median_abs_error"] < 0.05 and summary["gemm"]["p90_abs_error"] < 0.12
-    assert summary["attention decode"]["median_abs_error"] < 0.12
-    assert summary["attention prefill"]["median_abs_error"] < 0.15
+    hw = registry.hardware(hardware)
+    gpu = hw.kind == "gpu"
+    for source in _sources(raw):
+        _, fits = calibrate(load_micro(source), hw, "x")
+        summary = {f.name: f.summary() for f in fits}
+        assert summary["gemm"]["median_abs_error"] < (0.05 if gpu else 0.15)
+        assert summary["gemm"]["p90_abs_error"] < (0.12 if gpu else 0.45)
+        # torch's CPU decode attention is irregular (on this VM not even monotonic in the context
+        # length at times): the fitted form (KV read + per-block cost) misses it by ~20-27%
+        assert summary["attention decode"]["median_abs_error"] < (0.12 if gpu else 0.30)
+        assert summary["attention prefill"]["median_abs_error"] < 0.15
 
 
 def test_engine_reproduces_the_fitted_gemm_formula():

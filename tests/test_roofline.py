@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 
 from simulator.engine import roofline
 from simulator.engine.bind import bind
-from simulator.engine.phases import causal_pairs, decode_segments, prefill_features
+from simulator.engine.phases import causal_pairs, decode_segments, decode_step_features, prefill_features
 from simulator.graph.ops import ETOK, EXP
 from simulator.graph.lower import lower
 from simulator.specs import registry
@@ -32,7 +32,10 @@ def twin_point(bound, feats, half_length=None):
         f = sum(t.flops[i, j] * feats[j] for j in range(len(feats)))
         mem = sum(bound.mem_s[i, j] * feats[j] for j in range(len(feats)))
         peak = bound.compute_peak[i]
-        if t.gemm_n[i] > 0:
+        gemv = t.gemm_n[i] > 0 and feats[t.m_feature[i]] <= bound.gemv_max_m[i]
+        if gemv:
+            mem *= bound.gemv_scale[i]
+        elif t.gemm_n[i] > 0:
             groups = feats[EXP] if t.m_feature[i] == ETOK else 1.0
             peak *= twin_gemm_efficiency(feats[t.m_feature[i]], t.gemm_n[i], bound.tile_m[i], bound.tile_n[i],
                                          bound.units, groups)
@@ -59,6 +62,8 @@ def _bound(model="llama-3.1-8b", stack="pytorch-ref", tiles=(128, 128), hardware
         gemm = table.gemm_n > 0
         b.tile_m[gemm], b.tile_n[gemm] = tiles
         b.overlap[gemm] = 3.5                      # p-norm GEMMs: exercised by every twin below
+        b.gemv_max_m[gemm] = 2                     # batch 1-2 decode GEMMs run as GEMVs (CPU BLAS)
+        b.gemv_scale[gemm] = 1.6
         b.half_length[table.kind == 5] = 400.0            # attention
     return b
 
@@ -88,6 +93,27 @@ def test_evaluate_point_twin(batch, prompt):
     decode_time_s = roofline.evaluate_point(*b.kernel_args("decode"), feats)[0]
     assert_allclose(decode_time_s, twin_point(b, feats), rtol=1e-12)
     assert set(bound) <= {0, 1, 2}
+
+
+def test_gemv_path_by_hand():
+    """A 4096 x 4096 bf16 GEMM at M = 1 with gemv_max_m = 1: no tile quantization, and the
+    weight read (2 x 4096^2 B plus the vectors) at the GEMV's bandwidth
+    (memory_fraction / gemv_memory_fraction = scale); at M = 2 the tiles are back."""
+    b = _bound(model="llama-3.1-8b", tiles=(64, 64))
+    i = int(np.flatnonzero(b.table.gemm_n == 4096)[0])          # o_proj: N = K = 4096
+    b.gemv_max_m[:] = 1
+    b.gemv_scale[:] = 2.0
+    b.overlap[:] = 0.0
+    feats = decode_step_features(1, 100, 0, None)
+    t, _, _ = roofline.evaluate_point(*b.kernel_args(), feats)
+    mem = float(b.mem_s[i] @ feats)
+    compute = float(b.table.flops[i] @ feats) / b.compute_peak[i]
+    assert t[i] == pytest.approx((max(compute, 2.0 * mem) + b.overhead[i]) * b.table.repeat[i], rel=1e-12)
+    feats2 = decode_step_features(2, 100, 0, None)
+    t2, _, _ = roofline.evaluate_point(*b.kernel_args(), feats2)
+    tiled = float(b.table.flops[i] @ feats2) / (b.compute_peak[i] * roofline.gemm_efficiency(2.0, 4096.0, 64.0, 64.0,
+                                                                                              b.units))
+    assert t2[i] == pytest.approx((max(tiled, float(b.mem_s[i] @ feats2)) + b.overhead[i]) * b.table.repeat[i], rel=1e-12)
 
 
 @pytest.mark.parametrize("hardware", ["h100-sxm", "hbm-pim", "attacc"])

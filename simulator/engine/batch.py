@@ -51,7 +51,7 @@ PARAMS = ("prefill_step_overhead_s", "host_launch_s", "decode_step_overhead_s", 
 
 # positions in Bound.kernel_args()
 (A_FLOPS, A_MEM_S, A_REPEAT, A_GEMM_N, A_M_FEATURE, A_PEAK, A_OVERHEAD, A_TILE_M, A_TILE_N, A_UNITS,
- A_ALT_PEAK, A_ALT_MEM_S, A_ALT_OVERHEAD, A_OVERLAP, A_HALF_LENGTH) = range(15)
+ A_ALT_PEAK, A_ALT_MEM_S, A_ALT_OVERHEAD, A_OVERLAP, A_HALF_LENGTH, A_GEMV_MAX_M, A_GEMV_SCALE) = range(17)
 
 GROWING, CAPPED = 0, 1      # decode segments: attended span c + 1 grows, or is capped at the window
 BLOCK = 512                 # scenarios per parallel work item
@@ -150,7 +150,8 @@ def _decode_lines(args, f0, f1, case, lines):
     for seg in (GROWING, CAPPED):
         range_lines(args[A_FLOPS], args[A_MEM_S], args[A_REPEAT], args[A_GEMM_N], args[A_M_FEATURE], args[A_PEAK],
                     args[A_OVERHEAD], args[A_TILE_M], args[A_TILE_N], args[A_UNITS], args[A_ALT_PEAK],
-                    args[A_ALT_MEM_S], args[A_ALT_OVERHEAD], args[A_OVERLAP], args[A_HALF_LENGTH],
+                    args[A_ALT_MEM_S], args[A_ALT_OVERHEAD], args[A_OVERLAP], args[A_HALF_LENGTH], args[A_GEMV_MAX_M],
+                    args[A_GEMV_SCALE],
                     f0[seg], f1[seg], case[seg], lines[seg])
 
 

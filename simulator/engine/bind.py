@@ -52,6 +52,8 @@ class Bound:
     overlap: np.ndarray          # p-norm exponent combining compute and memory time (0: max)
     host_launch_s: float         # s: host time to launch one eager pass (every kernel, all layers)
     half_length: np.ndarray      # tokens: prefill attention efficiency L / (L + L0) (0: off)
+    gemv_max_m: np.ndarray       # GEMMs of at most this many rows run as a GEMV (0: never)
+    gemv_scale: np.ndarray       # their memory time x this (memory_fraction / gemv_memory_fraction)
     profile: DeviceProfile
     placement: Placement
 
@@ -62,7 +64,8 @@ class Bound:
         prefill = phase == "prefill"
         return (t.flops, self.mem_s, phase_repeat(t, phase), t.gemm_n, t.m_feature, self.compute_peak,
                 self.overhead, self.tile_m, self.tile_n, self.units, self.alt_peak, self.alt_mem_s,
-                self.alt_overhead, self.overlap, self.half_length if prefill else zeros)
+                self.alt_overhead, self.overlap, self.half_length if prefill else zeros, self.gemv_max_m,
+                self.gemv_scale)
 
     @property
     def step_overhead_s(self) -> float:
@@ -151,6 +154,8 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
     overlap = np.zeros(n)
     tile_m = np.ones(n)
     tile_n = np.ones(n)
+    gemv_max_m = np.zeros(n)
+    gemv_scale = np.ones(n)
     for i, code in enumerate(table.kind):
         kind = OpKind(int(code))
         compute_fraction, memory_fraction = _op_fractions(kind, profile)
@@ -160,6 +165,8 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
         if kind.is_gemm:
             tile_m[i], tile_n[i] = profile.gemm.tile_m, profile.gemm.tile_n
             overlap[i] = profile.gemm.overlap_exponent
+            gemv_max_m[i] = profile.gemm.gemv_max_m
+            gemv_scale[i] = profile.gemm.memory_fraction / profile.gemm.gemv_memory_fraction
         if kind.is_attention:
             half_length[i] = profile.attention_half_length
             mem_s[i, SEQ] += table.kv_heads[i] * profile.attention_block_overhead_s / units
@@ -170,7 +177,8 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
     _bind_collectives(table, hardware, stack, moved, mem_s, overhead)
     alt_peak, alt_mem_s = _bind_pim(table, hardware, profile, compute_dtype, moved, column_s_per_byte)
     return Bound(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
-                 alt_peak, alt_mem_s, overhead.copy(), overlap, host_launch_s, half_length, profile, placement)
+                 alt_peak, alt_mem_s, overhead.copy(), overlap, host_launch_s, half_length, gemv_max_m, gemv_scale,
+                 profile, placement)
 
 
 def _bind_pim(table: OpTable, hardware, profile: DeviceProfile, compute_dtype: Dtype, moved, column_s_per_byte):

@@ -41,12 +41,19 @@ def gemm_efficiency(m: float, n: float, tile_m: float, tile_n: float, units: flo
 
 
 @njit(cache=True)
-def _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length):
+def _is_gemv(i, feats, gemm_n, m_feature, gemv_max_m) -> bool:
+    """Operator i is a GEMM of few enough rows to run as a GEMV kernel."""
+    return gemm_n[i] > 0 and feats[m_feature[i]] <= gemv_max_m[i]
+
+
+@njit(cache=True)
+def _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length, gemv_max_m):
     """Achieved compute rate (FLOP/s) of operator i at a feature vector. A GEMM loses to
-    tile and wave quantization; an attention operator with half_length[i] = L0 > 0 reaches
-    L / (L + L0) of its rate at an attended length of L = pairs / tokens."""
+    tile and wave quantization (not when it runs as a GEMV); an attention operator with
+    half_length[i] = L0 > 0 reaches L / (L + L0) of its rate at an attended length of
+    L = pairs / tokens."""
     peak = compute_peak[i]
-    if gemm_n[i] > 0:
+    if gemm_n[i] > 0 and not _is_gemv(i, feats, gemm_n, m_feature, gemv_max_m):
         groups = feats[5] if m_feature[i] == 6 else 1.0     # EXP groups of ETOK rows: a grouped GEMM
         peak *= gemm_efficiency(feats[m_feature[i]], gemm_n[i], tile_m[i], tile_n[i], units, groups)
     if half_length[i] > 0.0 and feats[2] > 0.0:
@@ -56,26 +63,30 @@ def _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, hal
 
 
 @njit(cache=True)
-def _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length):
+def _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length,
+              gemv_max_m, gemv_scale):
     """(compute seconds, memory seconds) of one instance of operator i at a feature vector."""
     f = 0.0
     tm = 0.0
     for j in range(feats.shape[0]):
         f += flops[i, j] * feats[j]
         tm += mem_s[i, j] * feats[j]
-    return f / _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length), tm
+    if _is_gemv(i, feats, gemm_n, m_feature, gemv_max_m):
+        tm *= gemv_scale[i]
+    return f / _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length, gemv_max_m), tm
 
 
 @njit(cache=True)
 def evaluate_point(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
                    tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, half_length,
-                   feats):
+                   gemv_max_m, gemv_scale, feats):
     """Per-operator time (s, x repeat), bound and unit at one feature vector.
 
     overlap[i] > 0 combines compute and memory time as a p-norm (p = overlap[i]) instead of
     a hard max: a GEMM near the ridge point overlaps the two imperfectly. An operator with an
     alternative unit (alt_peak > 0: compute in memory, PIM) runs where it is faster;
-    unit[i] is 1 when that is the alternative."""
+    unit[i] is 1 when that is the alternative. GEMMs of at most gemv_max_m[i] rows run as
+    a GEMV: no tile quantization, memory time x gemv_scale[i]."""
     n_ops = flops.shape[0]
     time_s = np.empty(n_ops)
     bound = np.empty(n_ops, dtype=np.int64)
@@ -84,11 +95,11 @@ def evaluate_point(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhe
     zeros = np.zeros(n_ops)
     for i in range(n_ops):
         tc, tm = _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units,
-                           half_length)
+                           half_length, gemv_max_m, gemv_scale)
         o = overhead[i]
         if alt_peak[i] > 0.0:
             ac, am = _op_terms(i, feats, flops, alt_mem_s, gemm_n, m_feature, alt_peak, ones, ones, units,
-                               zeros)
+                               zeros, zeros, ones)
             if max(ac, am) + alt_overhead[i] < combine(tc, tm, overlap[i]) + o:
                 tc, tm, o = ac, am, alt_overhead[i]
                 unit[i] = 1
@@ -176,7 +187,8 @@ def _min_of_max_sum(lines, lo, hi):
 
 
 @njit(cache=True)
-def _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, peak, tile_m, tile_n, units, half_length):
+def _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, peak, tile_m, tile_n, units, half_length,
+              gemv_max_m, gemv_scale):
     """(compute line, memory line) of operator i as intercept and slope in c."""
     f0 = 0.0
     f1 = 0.0
@@ -187,8 +199,9 @@ def _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, peak, tile_m, 
         f1 += flops[i, j] * feats1[j]
         m0 += mem_s[i, j] * feats0[j]
         m1 += mem_s[i, j] * feats1[j]
-    rate = _rates(i, feats0, gemm_n, m_feature, peak, tile_m, tile_n, units, half_length)
-    return f0 / rate, f1 / rate, m0, m1
+    rate = _rates(i, feats0, gemm_n, m_feature, peak, tile_m, tile_n, units, half_length, gemv_max_m)
+    scale = gemv_scale[i] if _is_gemv(i, feats0, gemm_n, m_feature, gemv_max_m) else 1.0
+    return f0 / rate, f1 / rate, m0 * scale, m1 * scale
 
 
 CONSTANT, MIN_OF_MAX, MAX = 0, 1, 2    # how an operator's step time depends on the position c
@@ -197,7 +210,7 @@ CONSTANT, MIN_OF_MAX, MAX = 0, 1, 2    # how an operator's step time depends on 
 @njit(cache=True)
 def range_lines(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
                 tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, half_length,
-                feats0, feats1, case, lines):
+                gemv_max_m, gemv_scale, feats0, feats1, case, lines):
     """For decode steps whose features are feats0 + feats1 c, each operator's case and lines
     (intercept, slope in c) into case[i] and lines[i] ([4, 2]):
       CONSTANT    its time does not change with c: exactly evaluate_point's step time, in
@@ -214,12 +227,12 @@ def range_lines(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
     zeros = np.zeros(n_ops)
     for i in range(n_ops):
         c0, c1, m0, m1 = _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, compute_peak,
-                                   tile_m, tile_n, units, half_length)
+                                   tile_m, tile_n, units, half_length, gemv_max_m, gemv_scale)
         has_alt = alt_peak[i] > 0.0
         a0 = a1 = b0 = b1 = 0.0
         if has_alt:
             a0, a1, b0, b1 = _op_lines(i, feats0, feats1, flops, alt_mem_s, gemm_n, m_feature, alt_peak,
-                                       ones, ones, units, zeros)
+                                       ones, ones, units, zeros, zeros, ones)
         L = lines[i]
         if c1 == 0.0 and m1 == 0.0 and a1 == 0.0 and b1 == 0.0:
             step = combine(c0, m0, overlap[i]) + overhead[i]
@@ -261,14 +274,15 @@ def range_sums(repeat, overhead, case, lines, lo, hi, time_s):
 @njit(cache=True)
 def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
                    tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, half_length,
-                   feats0, feats1, lo, hi):
+                   gemv_max_m, gemv_scale, feats0, feats1, lo, hi):
     """Per-operator sums of time (s, x repeat) over integer c in [lo, hi], where the
     features at c are feats0 + feats1 c (range_lines, then range_sums)."""
     n_ops = flops.shape[0]
     case = np.empty(n_ops, dtype=np.int64)
     lines = np.zeros((n_ops, 4, 2))
     range_lines(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead, tile_m, tile_n, units,
-                alt_peak, alt_mem_s, alt_overhead, overlap, half_length, feats0, feats1, case, lines)
+                alt_peak, alt_mem_s, alt_overhead, overlap, half_length, gemv_max_m, gemv_scale, feats0, feats1,
+                case, lines)
     time_s = np.zeros(n_ops)
     range_sums(repeat, overhead, case, lines, lo, hi, time_s)
     return time_s

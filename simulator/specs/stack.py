@@ -31,6 +31,10 @@ class GemmEfficiency(Strict):
     tile_n: int = Field(1, gt=0)
     memory_fraction: float = Field(1.0, gt=0, le=1.5)   # of the level's bandwidth, while streaming weights
     overlap_exponent: float = Field(0.0, ge=0)           # p of the p-norm of compute and memory time; 0: max
+    # a GEMM of at most gemv_max_m rows runs as a GEMV kernel (a CPU BLAS's, for one): no tile
+    # quantization, weights streamed at gemv_memory_fraction of bandwidth; 0: no GEMV path
+    gemv_max_m: int = Field(0, ge=0)
+    gemv_memory_fraction: float = Field(1.0, gt=0, le=1.5)
 
 
 class DeviceProfile(Strict):
