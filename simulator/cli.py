@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from simulator import commands_roofline, commands_specs, commands_validate
+from simulator import commands_calibrate, commands_roofline, commands_specs, commands_validate
 from simulator.commands_workload import add_workload_options, workload_kwargs
 from simulator.errors import SimulatorError
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands_roofline.register(sub)
     from simulator import commands_sweep
     commands_sweep.register(sub)
+    commands_calibrate.register(sub)
     commands_validate.register(sub)
     return parser
 

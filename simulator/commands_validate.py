@@ -1,17 +1,12 @@
-"""`llmsim calibrate` and `llmsim validate`: handlers return text; cli.py prints it."""
+"""`llmsim validate`: handlers return text; cli.py prints it."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import yaml
-
 from simulator.errors import SimulatorError, SpecError
 from simulator.report.table import render
 from simulator.specs import registry
-
-BEGIN = "# BEGIN devices fitted by `llmsim calibrate` from microbenchmarks (do not edit by hand)"
-END = "# END devices"
 
 
 class ValidationFailed(SimulatorError):
@@ -21,50 +16,6 @@ class ValidationFailed(SimulatorError):
     def __init__(self, message: str, output: str):
         super().__init__(message)
         self.output = output
-
-
-def write_device_profile(stack_path: Path, hardware: str, fields: dict) -> None:
-    """Replace ``hardware``'s entry in the stack file's generated devices block, keeping the
-    other devices and everything outside the block as it was."""
-    text = stack_path.read_text()
-    devices = dict(registry.read_yaml(stack_path).get("devices") or {})
-    devices[hardware] = fields
-    block = f"{BEGIN}\n" + yaml.safe_dump({"devices": dict(sorted(devices.items()))}, sort_keys=False,
-                                          width=100) + f"{END}\n"
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n" + block
-    stack_path.write_text(text)
-
-
-def cmd_calibrate(args) -> str:
-    from simulator.calibrate import calibrate, load_micro, newest_micro, profile_from_fields  # scipy: load lazily
-    from simulator.engine.predict import prepare
-    from simulator.validate import measurement_root
-
-    hw = registry.hardware(args.hardware)
-    micro_path = Path(args.micro) if args.micro else newest_micro(measurement_root() / hw.name)
-    source = str(micro_path.relative_to(registry.data_root())) if micro_path.is_absolute() and \
-        registry.data_root() in micro_path.parents else str(micro_path)
-    root = registry.data_root()
-    sessions = {str(f.relative_to(root)): load_micro(f) for f in sorted((measurement_root() / hw.name).rglob("micro-*.json"))}
-    fields, fits = calibrate(load_micro(micro_path), hw, source, host_micros=sessions)
-    profile_from_fields(fields)                       # the fit must read back as a valid profile
-    rows = [[f.name, str(s["n"]), f"{100 * s['median_abs_error']:.1f}%", f"{100 * s['p90_abs_error']:.1f}%",
-             f"{100 * s['max_abs_error']:.1f}%"] for f in fits for s in [f.summary()]]
-    report = render(["fit", "n", "median |err|", "p90 |err|", "max |err|"], rows)
-    text = f"{hw.name}: stack {args.stack} fitted from {source}\n\n{report}"
-    if args.dry_run:
-        return text + "\n\n" + yaml.safe_dump({hw.name: fields}, sort_keys=False)
-    stack_path = registry.stack_index().get(args.stack)
-    if stack_path is None:
-        raise SpecError(args.stack, "", "calibrate writes into a registry stack (hardware_specs/stacks/NAME.yaml)")
-    write_device_profile(stack_path, hw.name, fields)
-    registry.stack.cache_clear()
-    prepare.cache_clear()
-    return text + f"\n\nwrote the {hw.name} entry of {stack_path}"
 
 
 def _pct(x: float) -> str:
@@ -120,6 +71,11 @@ def cmd_validate(args) -> str:
     from simulator.validate import errors, load_points, measurement_root
 
     plot = plot_path(args.plot)
+    if args.live:
+        from simulator.live import live_report
+
+        text, data = live_report(args.stack, args.hardware)
+        return json.dumps(data, indent=2) if args.format == "json" else text
     points = load_points(Path(args.measurements) if args.measurements else measurement_root())
     if args.hardware:
         points = [p for p in points if p.hardware in args.hardware.split(",")]
@@ -159,17 +115,14 @@ def cmd_validate(args) -> str:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("calibrate", help="fit a stack's profile for a device from its microbenchmarks")
-    p.add_argument("--hardware", required=True)
-    p.add_argument("--stack", default="pytorch-ref")
-    p.add_argument("--micro", help="microbenchmark JSON (default: the newest under validation/measurements/HW)")
-    p.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
-    p.set_defaults(func=cmd_calibrate)
     p = sub.add_parser("validate", help="predict every measured point and report the errors")
     p.add_argument("--stack", default="pytorch-ref")
     p.add_argument("--hardware", help="comma-separated devices (default: all measured)")
     p.add_argument("--measurements", help="folder of <hardware>/e2e-*.json (default: validation/measurements)")
     p.add_argument("--transfer", action="store_true", help="also predict each device with another's profile")
+    p.add_argument("--live", action="store_true", help="this CPU, now: calibrate afresh (quick), measure a few small "
+                                                       "points (torch needed, ~2 min) and report the errors; with "
+                                                       "--hardware NAME also that spec's predictions")
     p.add_argument("--max-median-error", type=float, help="exit 1 when a latency median |error| exceeds PCT")
     p.add_argument("--no-published", action="store_true", help="skip the published runs of others")
     p.add_argument("--format", choices=["table", "json"], default="table")

@@ -143,8 +143,9 @@ def vector_width_bits(flags: list[str]) -> int:
     return 128                                            # SSE / NEON
 
 
-def hardware_spec(facts: dict, triad: dict, name: str | None = None) -> dict:
-    """A CPU hardware spec (the registry's schema) of this machine, marked as measured."""
+def hardware_spec(facts: dict, triad: dict, name: str | None = None, blas: dict | None = None) -> dict:
+    """A CPU hardware spec (the registry's schema) of this machine, marked as measured;
+    ``blas`` (numpy_matmul's result) is recorded against the derived fp32 peak."""
     if not facts.get("cpu_mhz"):
         raise SimulatorError("this machine: the OS does not report a CPU clock (/proc/cpuinfo 'cpu MHz'); "
                              "write the spec by hand (see hardware_specs/cpu/)")
@@ -156,6 +157,10 @@ def hardware_spec(facts: dict, triad: dict, name: str | None = None) -> dict:
     ghz = facts["cpu_mhz"] / 1e3
     today = _dt.date.today().isoformat()
     llc = last_level_cache_bytes(facts)
+    fp32_peak = cores * facts["cpu_mhz"] * 1e6 * 2 * 2 * width / 32
+    blas_note = (f" numpy's BLAS ran an fp32 {blas['n']}^3 matmul at {blas['best_flop_per_s'] / 1e9:.0f} GFLOP/s, "
+                 f"{100 * blas['best_flop_per_s'] / fp32_peak:.0f}% of the derived fp32 peak "
+                 f"({fp32_peak / 1e9:.0f} GFLOP/s).") if blas else ""
     return {
         "name": name or slug(facts), "kind": "cpu", "vendor": facts["model_name"].split()[0].replace("(R)", ""),
         "product": f"{facts['model_name']} ({cores} usable CPUs)", "status": "measured",
@@ -177,6 +182,6 @@ def hardware_spec(facts: dict, triad: dict, name: str | None = None) -> dict:
                       f"{triad['passes']} triad passes (median {triad['median_bytes_per_s'] / 1e9:.2f} GB/s, "
                       f"spread {100 * triad['spread']:.0f}%), not the DIMMs' peak; last-level cache "
                       f"{llc / 2**20:.0f} MiB (left out as a level: no bandwidth measured). No power "
-                      f"(no RAPL counter read)."),
+                      f"(no RAPL counter read).{blas_note}"),
         },
     }

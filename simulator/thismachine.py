@@ -70,6 +70,8 @@ def probe_spec(name: str | None = None, log=print) -> dict:
     triad = hostprobe.stream_triad(facts)
     log(f"STREAM triad: best {triad['best_bytes_per_s'] / 1e9:.1f} GB/s, median "
         f"{triad['median_bytes_per_s'] / 1e9:.1f} GB/s over {triad['passes']} passes")
-    spec = hostprobe.hardware_spec(facts, triad, name)
+    blas = hostprobe.numpy_matmul()
+    log(f"numpy BLAS fp32 matmul: {blas['best_flop_per_s'] / 1e9:.0f} GFLOP/s")
+    spec = hostprobe.hardware_spec(facts, triad, name, blas)
     registry.validate(registry._HARDWARE, spec, f"hardware_specs/cpu/{spec['name']}.yaml")
     return spec

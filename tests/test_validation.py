@@ -13,6 +13,8 @@ POINTS = v.load_points()
 ERRORS = v.errors(POINTS, "pytorch-ref")
 ROWS = {(r["hardware"], r["phase"], r["metric"]): r for r in v.summarise(POINTS, ERRORS)}
 SESSIONS = {(r["hardware"], r["session"], r["phase"]): r for r in v.summarise_sessions(POINTS, ERRORS)}
+GPUS = ("h100-sxm", "h200-sxm")
+CPU = "intel-xeon-2c-vm"          # the machine class the tests run on, measured on it
 
 
 def test_enough_measured_points_per_gpu():
@@ -22,7 +24,7 @@ def test_enough_measured_points_per_gpu():
         assert len([p for p in POINTS if p.hardware == hardware and p.metric == "energy"]) >= 12
 
 
-@pytest.mark.parametrize("key", sorted(k for k in ROWS if k[2] == "latency"))
+@pytest.mark.parametrize("key", sorted(k for k in ROWS if k[2] == "latency" and k[0] in GPUS))
 def test_latency_median_error_within_10_percent(key):
     assert ROWS[key]["median_abs_error"] <= 0.10
 
@@ -32,7 +34,7 @@ def test_energy_median_error_within_15_percent(key):
     assert ROWS[key]["median_abs_error"] <= 0.15
 
 
-@pytest.mark.parametrize("key", sorted(k for k in ROWS if k[2] == "latency"))
+@pytest.mark.parametrize("key", sorted(k for k in ROWS if k[2] == "latency" and k[0] in GPUS))
 def test_latency_p90_error_within_20_percent(key):
     assert ROWS[key]["p90_abs_error"] <= 0.20
 
@@ -41,10 +43,23 @@ def test_latency_p90_error_within_20_percent(key):
 # to launch its kernels, and the lent machines' hosts differed up to ~2x (the H100's first
 # session launched eager kernels at 37 us each in a 1B prefill; the microbenchmark sessions
 # saw 9-22 us). The profile uses the median host over the sessions.
-@pytest.mark.parametrize("key", sorted(SESSIONS))
+@pytest.mark.parametrize("key", sorted(k for k in SESSIONS if k[0] in GPUS))
 def test_latency_p90_error_per_session(key):
     bound = 0.20 if key[2] == "decode" else 0.40
     assert SESSIONS[key]["p90_abs_error"] <= bound
+
+
+def test_cpu_measured_in_both_dtypes_and_sessions():
+    mine = [p for p in POINTS if p.hardware == CPU]
+    assert {p.dtype for p in mine} == {"fp32", "bf16"} and {p.model for p in mine} == {"smollm-135m", "llama-3.2-1b"}
+    assert {p.phase for p in mine} == {"prefill", "decode"} and len({v.session_of(p) for p in mine}) >= 2
+
+
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_cpu_median_error_within_15_percent(phase):
+    """The issue's bound for this machine class, on the committed CPU runs (the profile was
+    fitted from the microbenchmarks only)."""
+    assert ROWS[(CPU, phase, "latency")]["median_abs_error"] <= 0.15
 
 
 def test_validate_cli_json_and_threshold(capsys):

@@ -35,11 +35,13 @@ MATMUL_M = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 QUICK_MATMUL_M = [1, 4, 64, 512]
 ATTN_PREFILL = [(1, 128), (1, 512), (1, 1024), (4, 256)]
 ATTN_DECODE = [(b, c) for b in (1, 4, 16) for c in (128, 512, 2048)]
-EW_SIZES = [10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000, 10_000_000, 30_000_000]
+EW_SIZES = [1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000, 10_000_000, 30_000_000]
 COPY_SIZES = [1 * MiB, 8 * MiB, 64 * MiB, 256 * MiB]
-# a synthetic model of none of the validated shapes (in-context per-op cost, as on the GPUs)
-SYNTHETIC = dict(model_type="llama", hidden_size=1280, intermediate_size=3456, num_hidden_layers=4,
-                 num_attention_heads=10, num_key_value_heads=2, head_dim=128, vocab_size=32000)
+# a synthetic model of none of the validated shapes, for the in-context per-op cost as on the
+# GPUs; thin and deep here, so that its steps are mostly per-op costs and a GEMM fit's error
+# (a CPU BLAS is irregular) cannot pass for a per-kernel gap
+SYNTHETIC = dict(model_type="llama", hidden_size=384, intermediate_size=1024, num_hidden_layers=16,
+                 num_attention_heads=6, num_key_value_heads=2, head_dim=64, vocab_size=8000)
 DEFAULT_MODELS = ("smollm-135m", "llama-3.2-1b")
 # (batch, prompt) and (batch, context) per model; the 1B model's grid is smaller (each fp32
 # prefill token costs ~2.5 GFLOP on two cores)
@@ -80,6 +82,19 @@ def time_calls(fn, reps: int, warmups: int = 1, per_call: int = 1) -> list[float
         fn()
         out.append((time.perf_counter() - t0) / per_call)
     return out
+
+
+def timed_point(fn, reps: int, warmups: int) -> dict:
+    """Latency summary of fn() plus how busy this process kept the CPUs while timed
+    (process CPU seconds per wall second: about the thread count when nothing else ran) and
+    the 1-minute load average before, so that a disturbed point can be seen."""
+    load = os.getloadavg()[0]
+    cpu0 = time.process_time()
+    ts = time_calls(fn, reps, warmups)
+    wall = sum(ts)
+    return dict(latency_median_s=statistics.median(ts), latency_min_s=min(ts), latency_max_s=max(ts),
+                repeats=len(ts), cpu_per_wall=(time.process_time() - cpu0) / wall if wall else None,
+                loadavg_1m_before=load)
 
 
 def _summary(ts: list[float]) -> dict:
@@ -165,7 +180,7 @@ class CpuMicro:
                                                   bytes_per_s=nbytes / statistics.median(ts)))
                 del caches
 
-    def elementwise(self, hidden: int = 2048):
+    def elementwise(self, hidden: int = 512):
         import torch.nn.functional as F
         torch = self.torch
         weight = torch.randn(hidden, dtype=self.dtype)
@@ -267,20 +282,18 @@ def measure_model(cfg, dtype: str, grid: dict, log, est_flop_per_s: float, reps_
         kc, vc = model.new_cache(b, s_len + 16)
         toks = model.random_tokens(b, s_len)
         reps = 3 if est > 1.0 else 5
-        ts = time_calls(lambda: model.prefill(toks, kc, vc), reps, warmups=1)
-        points.append(dict(model=cfg.name, dtype=dtype, phase="prefill", batch=b, prompt_len=s_len, tokens=b * s_len,
-                           latency_median_s=statistics.median(ts), latency_min_s=min(ts), latency_max_s=max(ts),
-                           repeats=len(ts)))
-        log(f"    prefill B={b} S={s_len}: {statistics.median(ts) * 1e3:.1f} ms (spread {max(ts) / min(ts) - 1:.0%})")
+        t = timed_point(lambda: model.prefill(toks, kc, vc), reps, warmups=1)
+        points.append(dict(model=cfg.name, dtype=dtype, phase="prefill", batch=b, prompt_len=s_len, tokens=b * s_len, **t))
+        log(f"    prefill B={b} S={s_len}: {t['latency_median_s'] * 1e3:.1f} ms "
+            f"(spread {t['latency_max_s'] / t['latency_min_s'] - 1:.0%})")
         del kc, vc
     for b, c in grid["decode"]:
         kc, vc = model.new_cache(b, c + 1 + 15)
         toks = model.random_tokens(b)
-        ts = time_calls(lambda: model.decode(toks, c, kc, vc), reps_decode, warmups=2)
-        points.append(dict(model=cfg.name, dtype=dtype, phase="decode", batch=b, context_len=c, tokens=b,
-                           latency_median_s=statistics.median(ts), latency_min_s=min(ts), latency_max_s=max(ts),
-                           repeats=len(ts)))
-        log(f"    decode B={b} C={c}: {statistics.median(ts) * 1e3:.1f} ms (spread {max(ts) / min(ts) - 1:.0%})")
+        t = timed_point(lambda: model.decode(toks, c, kc, vc), reps_decode, warmups=2)
+        points.append(dict(model=cfg.name, dtype=dtype, phase="decode", batch=b, context_len=c, tokens=b, **t))
+        log(f"    decode B={b} C={c}: {t['latency_median_s'] * 1e3:.1f} ms "
+            f"(spread {t['latency_max_s'] / t['latency_min_s'] - 1:.0%})")
         del kc, vc
     del model
     gc.collect()
