@@ -154,3 +154,29 @@ def test_cpu_harness_measures_a_tiny_model():
     for p in points:
         assert 0 < p["latency_min_s"] <= p["latency_median_s"] <= p["latency_max_s"] and p["dtype"] == "fp32"
     assert np.isfinite([p["latency_median_s"] for p in points]).all()
+
+
+def test_this_machine_without_torch_writes_only_the_spec(tmp_path, monkeypatch, capsys):
+    """No torch: the probed spec is written (and loads from the registry), no stack entry,
+    and the output says why. The probe itself is replaced by a canned one (no measuring)."""
+    from simulator import thismachine
+
+    triad = dict(best_bytes_per_s=20e9, median_bytes_per_s=19e9, spread=0.05, passes=7, array_bytes=420 << 20)
+    spec = hostprobe.hardware_spec(_facts(), triad, "probe-test-4c")
+    (tmp_path / "hardware_specs" / "cpu").mkdir(parents=True)
+    (tmp_path / "model_specs").mkdir()
+    monkeypatch.setattr(registry, "data_root", lambda: tmp_path)
+    monkeypatch.setattr(thismachine, "probe_spec", lambda name=None, log=print: spec)
+
+    def no_torch():
+        raise SimulatorError("measuring the reference stack needs torch")
+    monkeypatch.setattr(thismachine, "harness_cpu", no_torch)
+    try:
+        assert main(["calibrate", "--this-machine"]) == 0
+        out = capsys.readouterr().out
+        assert "no pytorch-ref entry written (measuring the reference stack needs torch)" in out
+        written = tmp_path / "hardware_specs" / "cpu" / "probe-test-4c.yaml"
+        assert registry.hardware("probe-test-4c").status == "measured" and written.read_text().startswith("# ")
+    finally:
+        registry.hardware_index.cache_clear()
+        registry.hardware.cache_clear()
