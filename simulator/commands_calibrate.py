@@ -3,6 +3,7 @@ machine's CPU (--this-machine) and write its hardware spec and entry. Returns te
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import yaml
@@ -92,6 +93,11 @@ def cmd_calibrate(args) -> str:
     return text + "\n\n" + _write_entry(args.stack, hw.name, fields)
 
 
+def progress(message: str) -> None:
+    """A long measurement's progress, on stderr (stdout keeps the report)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def cmd_this_machine(args) -> str:
     """Probe and measure this CPU; write hardware_specs/cpu/NAME.yaml and its stack entry."""
     from simulator import thismachine
@@ -103,7 +109,7 @@ def cmd_this_machine(args) -> str:
         missing = None
     except SimulatorError as err:             # the spec is still worth writing
         missing = str(err)
-    spec = thismachine.probe_spec(args.name)
+    spec = thismachine.probe_spec(args.name, log=progress)
     name = spec["name"]
     spec_path = registry.data_root() / "hardware_specs" / "cpu" / f"{name}.yaml"
     header = f"# {spec['product']}: measured by `llmsim calibrate --this-machine` (rerun it to refresh).\n"
@@ -118,7 +124,7 @@ def cmd_this_machine(args) -> str:
     lines.append(f"wrote {spec_path}")
     if missing:
         return "\n".join(lines + [f"no {args.stack} entry written ({missing}); its cpu class default applies"])
-    micro_paths = thismachine.measure_micro(spec, thismachine.session_dir(name), args.quick, log=lambda m: None)
+    micro_paths = thismachine.measure_micro(spec, thismachine.session_dir(name), args.quick, log=progress)
     fields, fits = fit_device(hw, list(micro_paths.values()))
     lines += ["", f"stack {args.stack} fitted from " + ", ".join(_relative(p) for p in micro_paths.values()), "",
               _fit_report(fits), "", _write_entry(args.stack, name, fields),

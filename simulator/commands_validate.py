@@ -72,9 +72,10 @@ def cmd_validate(args) -> str:
 
     plot = plot_path(args.plot)
     if args.live:
+        from simulator.commands_calibrate import progress
         from simulator.live import live_report
 
-        text, data = live_report(args.stack, args.hardware)
+        text, data = live_report(args.stack, args.hardware, log=progress)
         return json.dumps(data, indent=2) if args.format == "json" else text
     points = load_points(Path(args.measurements) if args.measurements else measurement_root())
     if args.hardware:

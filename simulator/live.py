@@ -53,10 +53,10 @@ def run_live(stack_name: str, registry_hardware: str | None, log=lambda m: None)
     return points, predicted
 
 
-def live_report(stack_name: str, registry_hardware: str | None) -> tuple[str, dict]:
+def live_report(stack_name: str, registry_hardware: str | None, log=lambda m: None) -> tuple[str, dict]:
     from simulator.report.table import render
 
-    points, predicted = run_live(stack_name, registry_hardware)
+    points, predicted = run_live(stack_name, registry_hardware, log)
     measured = np.array([p.measured for p in points])
     errors = {col: pred / measured - 1.0 for col, pred in predicted.items()}
     rows = [[p.label, f"{p.measured * 1e3:.1f}"] + [c for col in predicted for c in

@@ -42,7 +42,7 @@ def compute_dtypes(spec: dict) -> list[Dtype]:
     return [Dtype.fp32] + ([Dtype.bf16] if "bf16" in spec["cpu"]["vector_dtypes"] else [])
 
 
-def measure_micro(spec: dict, out_dir: Path, quick: bool, log=print) -> dict[Dtype, Path]:
+def measure_micro(spec: dict, out_dir: Path, quick: bool, log=lambda m: None) -> dict[Dtype, Path]:
     """The harness's CPU microbenchmarks, one file per compute dtype."""
     cpu = harness_cpu()
     facts = hostprobe.cpu_facts()
@@ -63,7 +63,7 @@ def session_dir(name: str) -> Path:
     return registry.data_root() / "validation" / "measurements" / name / f"this-machine-{stamp}"
 
 
-def probe_spec(name: str | None = None, log=print) -> dict:
+def probe_spec(name: str | None = None, log=lambda m: None) -> dict:
     """This machine's hardware spec (validated against the schema), not yet written."""
     facts = hostprobe.cpu_facts()
     log(f"this machine: {facts['model_name']}, {facts['usable_cpus']} usable CPUs, flags {', '.join(facts['flags'])}")
