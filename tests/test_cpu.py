@@ -180,3 +180,20 @@ def test_this_machine_without_torch_writes_only_the_spec(tmp_path, monkeypatch, 
     finally:
         registry.hardware_index.cache_clear()
         registry.hardware.cache_clear()
+
+
+def test_live_report_errors_and_medians(monkeypatch):
+    """validate --live's report from canned measurements (no measuring): each point's signed
+    error per column and the median |error| per phase, by hand."""
+    from simulator import live
+    from simulator.validate import Point
+
+    points = [Point("cpu", "smollm-135m", phase, 1, 64, "latency", measured, "live", "fp32")
+              for phase, measured in (("prefill", 0.100), ("prefill", 0.200), ("decode", 0.050))]
+    predicted = {"fresh profile": np.array([0.110, 0.150, 0.050]), "cpu (pytorch-ref)": np.array([0.1, 0.2, 0.06])}
+    monkeypatch.setattr(live, "run_live", lambda stack, hardware, log=None: (points, predicted))
+    text, data = live.live_report("pytorch-ref", "cpu")
+    assert "+10%" in text and "-25%" in text and "+20%" in text
+    assert "fresh profile: prefill median |error| 17.5% (n=2)" in text          # median of 10% and 25%
+    assert "cpu (pytorch-ref): decode median |error| 20.0% (n=1)" in text
+    assert data["points"][1]["fresh profile"] == pytest.approx(0.150)
