@@ -58,6 +58,11 @@ class Fit:
                 "p90_abs_error": float(np.percentile(e, 90)), "max_abs_error": float(e.max())}
 
 
+def _from_cpu(micro: dict) -> bool:
+    """A file of the harness's CPU path: ops are synchronous, one dispatch cost each."""
+    return "dispatch_per_op_s" in micro["launch"]
+
+
 def micro_dtype(micro: dict) -> Dtype:
     """The dtype a micro file measured (GPU files predate the field: bf16)."""
     return Dtype(micro["environment"].get("dtype") or "bf16")
@@ -225,8 +230,7 @@ def calibrate(micro: dict, hardware, source: str, host_micros: dict | None = Non
     peak = peak_for(hardware.peak_flops(), dtype, hardware.name)
     bandwidth = hardware.main_memory.bandwidth_bytes_per_s
     units = float(hardware.compute_units or 1)
-    cpu = "dispatch_per_op_s" in micro["launch"]
-    gemm = fit_gemm(micro["matmul"], peak, bandwidth, units, dtype.bits / 8, cpu=cpu)
+    gemm = fit_gemm(micro["matmul"], peak, bandwidth, units, dtype.bits / 8, cpu=_from_cpu(micro))
     fits = [gemm]
     streaming = {"norm": ("rms_norm",), "residual_add": ("add",), "activation": ("silu", "mul"),
                  "rotary": ("mul", "add"), "kv_write": ("add",), "embedding": ("add",), "sampling": ("add",)}
@@ -299,7 +303,7 @@ def _launch_fields(micro: dict) -> dict:
     a CPU file (launch.dispatch_per_op_s) has the one cost every synchronous op pays on the
     host: no separate launch floor, no graph replay."""
     launch = micro["launch"]
-    if "dispatch_per_op_s" in launch:
+    if _from_cpu(micro):
         return {"kernel_overhead": _q(launch["dispatch_per_op_s"], "s"), "prefill_launch_overhead": "0 s",
                 "decode_step_overhead": "0 s"}
     return {"kernel_overhead": _q(launch["graph_per_kernel_s"], "s"),
@@ -385,11 +389,9 @@ def _eager_launch(micro: dict) -> dict:
 
 
 def newest_micro(folder: Path) -> Path:
-    """The most recent microbenchmark file under a device's measurement folder."""
-    files = sorted(Path(folder).rglob("micro-*.json"))
-    if not files:
-        raise SpecError(str(folder), "", "no micro-*.json microbenchmark file (run validation/harness first)")
-    return max(files, key=lambda f: json.loads(f.read_text())["environment"].get("date_utc", ""))
+    """The most recent microbenchmark file under a device's measurement folder (of bf16, the
+    GPUs' one dtype, where there are several)."""
+    return next(iter(newest_micros(folder).values()))
 
 
 def newest_micros(folder: Path) -> dict[Dtype, Path]:
@@ -440,6 +442,32 @@ def calibrate_dtypes(micros: dict[Dtype, tuple[str, dict]], hardware, host_micro
         for f in dtype_fits:
             fits.append(dataclasses.replace(f, name=f"{dtype.value} {f.name}") if len(micros) > 1 else f)
     return merge_dtype_fields(per_dtype), fits
+
+
+def relative_source(path: Path) -> str:
+    """A file's path as a profile's fitted_from names it: relative to the data root when under it."""
+    from simulator.specs import registry
+
+    root = registry.data_root()
+    return str(path.relative_to(root)) if path.is_absolute() and root in path.parents else str(path)
+
+
+def fit_device(hardware, micro_paths: list[Path]) -> tuple[dict, list[Fit]]:
+    """The device entry fitted from micro files (one per dtype), with the host launch costs
+    from every micro session of the device, and the fit report; it must read back as a profile."""
+    from simulator.specs import registry
+    from simulator.validate import measurement_root
+
+    micros = {}
+    for path in micro_paths:
+        micro = load_micro(path)
+        micros[micro_dtype(micro)] = (relative_source(path), micro)
+    root = registry.data_root()
+    sessions = {str(f.relative_to(root)): load_micro(f)
+                for f in sorted((measurement_root() / hardware.name).rglob("micro-*.json"))}
+    fields, fits = calibrate_dtypes(micros, hardware, host_micros=sessions)
+    profile_from_fields(fields)
+    return fields, fits
 
 
 def _r(x: float) -> float:

@@ -32,11 +32,6 @@ def write_device_profile(stack_path: Path, hardware: str, fields: dict) -> None:
     stack_path.write_text(text)
 
 
-def _relative(path: Path) -> str:
-    root = registry.data_root()
-    return str(path.relative_to(root)) if path.is_absolute() and root in path.parents else str(path)
-
-
 def _fit_report(fits) -> str:
     rows = [[f.name, str(s["n"]), f"{100 * s['median_abs_error']:.1f}%", f"{100 * s['p90_abs_error']:.1f}%",
              f"{100 * s['max_abs_error']:.1f}%"] for f in fits for s in [f.summary()]]
@@ -50,22 +45,6 @@ def _stack_path(stack: str) -> Path:
     return path
 
 
-def fit_device(hw, micro_paths: list[Path]) -> tuple[dict, list]:
-    """The device entry fitted from micro files (one per dtype) and the fit report rows."""
-    from simulator.calibrate import calibrate_dtypes, load_micro, micro_dtype, profile_from_fields
-    from simulator.validate import measurement_root
-
-    micros = {}
-    for path in micro_paths:
-        micro = load_micro(path)
-        micros[micro_dtype(micro)] = (_relative(path), micro)
-    root = registry.data_root()
-    sessions = {str(f.relative_to(root)): load_micro(f) for f in sorted((measurement_root() / hw.name).rglob("micro-*.json"))}
-    fields, fits = calibrate_dtypes(micros, hw, host_micros=sessions)
-    profile_from_fields(fields)                       # the fit must read back as a valid profile
-    return fields, fits
-
-
 def _write_entry(stack: str, name: str, fields: dict) -> str:
     from simulator.engine.predict import prepare
 
@@ -77,7 +56,7 @@ def _write_entry(stack: str, name: str, fields: dict) -> str:
 
 
 def cmd_calibrate(args) -> str:
-    from simulator.calibrate import newest_micros
+    from simulator.calibrate import fit_device, newest_micros, relative_source
     from simulator.validate import measurement_root
 
     if args.this_machine:
@@ -87,7 +66,7 @@ def cmd_calibrate(args) -> str:
     hw = registry.hardware(args.hardware)
     paths = [Path(m) for m in args.micro] if args.micro else list(newest_micros(measurement_root() / hw.name).values())
     fields, fits = fit_device(hw, paths)
-    text = f"{hw.name}: stack {args.stack} fitted from {', '.join(_relative(p) for p in paths)}\n\n{_fit_report(fits)}"
+    text = f"{hw.name}: stack {args.stack} fitted from {', '.join(relative_source(p) for p in paths)}\n\n{_fit_report(fits)}"
     if args.dry_run:
         return text + "\n\n" + yaml.safe_dump({hw.name: fields}, sort_keys=False)
     return text + "\n\n" + _write_entry(args.stack, hw.name, fields)
@@ -101,6 +80,7 @@ def progress(message: str) -> None:
 def cmd_this_machine(args) -> str:
     """Probe and measure this CPU; write hardware_specs/cpu/NAME.yaml and its stack entry."""
     from simulator import thismachine
+    from simulator.calibrate import fit_device, relative_source
 
     if args.name is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", args.name):
         raise SpecError("--name", "", f"expected lower-case letters, digits, '.' and '-', got {args.name!r}")
@@ -109,8 +89,8 @@ def cmd_this_machine(args) -> str:
         missing = None
     except SimulatorError as err:             # the spec is still worth writing
         missing = str(err)
-    spec = thismachine.probe_spec(args.name, log=progress)
-    name = spec["name"]
+    probe = thismachine.probe(args.name, log=progress)
+    spec, name = probe.spec, probe.spec["name"]
     spec_path = registry.data_root() / "hardware_specs" / "cpu" / f"{name}.yaml"
     header = f"# {spec['product']}: measured by `llmsim calibrate --this-machine` (rerun it to refresh).\n"
     spec_text = header + yaml.safe_dump(spec, sort_keys=False, width=100)
@@ -124,9 +104,9 @@ def cmd_this_machine(args) -> str:
     lines.append(f"wrote {spec_path}")
     if missing:
         return "\n".join(lines + [f"no {args.stack} entry written ({missing}); its cpu class default applies"])
-    micro_paths = thismachine.measure_micro(spec, thismachine.session_dir(name), args.quick, log=progress)
+    micro_paths = thismachine.measure_micro(probe, thismachine.session_dir(name), args.quick, log=progress)
     fields, fits = fit_device(hw, list(micro_paths.values()))
-    lines += ["", f"stack {args.stack} fitted from " + ", ".join(_relative(p) for p in micro_paths.values()), "",
+    lines += ["", f"stack {args.stack} fitted from " + ", ".join(relative_source(p) for p in micro_paths.values()), "",
               _fit_report(fits), "", _write_entry(args.stack, name, fields),
               f"next: llmsim validate --live --hardware {name}   (or llmsim predict --hardware {name} ...)"]
     return "\n".join(lines)

@@ -15,15 +15,15 @@ from simulator.validate import Point, predict_point
 LIVE_MODEL = "smollm-135m"
 
 
-def measure_points(cpu, hw_name: str, dtypes, log) -> list[Point]:
-    """The harness's quick grid of the live model in each dtype, as validation points."""
-    from simulator import hostprobe
+def measure_points(cpu, probe, log) -> list[Point]:
+    """The harness's quick grid of the live model in each compute dtype, as validation points."""
+    from simulator.thismachine import compute_dtypes
 
-    est = hostprobe.numpy_matmul()["best_flop_per_s"] * 0.5
+    hw_name = probe.spec["name"]
     (cfg,) = cpu.model_configs([LIVE_MODEL])
     points = []
-    for dtype in dtypes:
-        rows, _ = cpu.measure_model(cfg, dtype.value, cpu.QUICK_GRID, log, est)
+    for dtype in compute_dtypes(probe.spec):
+        rows, _ = cpu.measure_model(cfg, dtype.value, cpu.QUICK_GRID, log, probe.est_flop_per_s)
         points += [Point(hw_name, r["model"], r["phase"], r["batch"], r.get("prompt_len", r.get("context_len")),
                          "latency", r["latency_median_s"], "live", r["dtype"]) for r in rows]
     return points
@@ -33,18 +33,17 @@ def run_live(stack_name: str, registry_hardware: str | None, log=lambda m: None)
     """(measured points, {column: predicted seconds}) - the fresh profile's predictions, and
     the registry entry's where ``registry_hardware`` names one."""
     from simulator import thismachine
-    from simulator.calibrate import profile_from_fields
-    from simulator.commands_calibrate import fit_device
+    from simulator.calibrate import fit_device, profile_from_fields
 
     cpu = thismachine.harness_cpu()
-    spec = thismachine.probe_spec(log=log)
-    hw = registry.validate(registry._HARDWARE, spec, "this machine (probed)")
+    probe = thismachine.probe(log=log)
+    hw = registry.validate(registry._HARDWARE, probe.spec, "this machine (probed)")
     with tempfile.TemporaryDirectory() as tmp:
-        paths = thismachine.measure_micro(spec, Path(tmp), quick=True, log=log)
+        paths = thismachine.measure_micro(probe, Path(tmp), quick=True, log=log)
         fields, _ = fit_device(hw, list(paths.values()))
     base = registry.stack(stack_name)
     fresh = base.model_copy(update={"devices": {**base.devices, hw.name: profile_from_fields(fields)}})
-    points = measure_points(cpu, hw.name, thismachine.compute_dtypes(spec), log)
+    points = measure_points(cpu, probe, log)
     predicted = {"fresh profile": np.array([predict_point(p, fresh, hardware=hw) for p in points])}
     if registry_hardware:
         named = registry.hardware(registry_hardware)

@@ -11,6 +11,7 @@ Without torch only the hardware spec is written (the stack's cpu class default a
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import importlib.util
 import sys
@@ -42,17 +43,24 @@ def compute_dtypes(spec: dict) -> list[Dtype]:
     return [Dtype.fp32] + ([Dtype.bf16] if "bf16" in spec["cpu"]["vector_dtypes"] else [])
 
 
-def measure_micro(spec: dict, out_dir: Path, quick: bool, log=lambda m: None) -> dict[Dtype, Path]:
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """What probing this machine found, kept for the measurements that follow."""
+
+    facts: dict                  # hostprobe.cpu_facts()
+    spec: dict                   # the hardware spec, validated, not yet written
+    est_flop_per_s: float        # half numpy's BLAS fp32 rate: the harness plans its time with it
+
+
+def measure_micro(probe: Probe, out_dir: Path, quick: bool, log=lambda m: None) -> dict[Dtype, Path]:
     """The harness's CPU microbenchmarks, one file per compute dtype."""
     cpu = harness_cpu()
-    facts = hostprobe.cpu_facts()
-    est = hostprobe.numpy_matmul()["best_flop_per_s"] * 0.5
     shapes, heads = cpu.micro_inputs(cpu.model_configs(PROFILE_MODELS))
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
-    for dtype in compute_dtypes(spec):
-        res = cpu.CpuMicro(facts, dtype.value, shapes, log, quick=quick).run(est, heads)
-        path = out_dir / f"micro-{spec['name']}-{dtype.value}.json"
+    for dtype in compute_dtypes(probe.spec):
+        res = cpu.CpuMicro(probe.facts, dtype.value, shapes, log, quick=quick).run(probe.est_flop_per_s, heads)
+        path = out_dir / f"micro-{probe.spec['name']}-{dtype.value}.json"
         cpu.write_json(path, res)
         files[dtype] = path
     return files
@@ -63,8 +71,9 @@ def session_dir(name: str) -> Path:
     return registry.data_root() / "validation" / "measurements" / name / f"this-machine-{stamp}"
 
 
-def probe_spec(name: str | None = None, log=lambda m: None) -> dict:
-    """This machine's hardware spec (validated against the schema), not yet written."""
+def probe(name: str | None = None, log=lambda m: None) -> Probe:
+    """This machine: its facts, its hardware spec (validated against the schema, not yet
+    written) and a matmul rate to plan measurements with."""
     facts = hostprobe.cpu_facts()
     log(f"this machine: {facts['model_name']}, {facts['usable_cpus']} usable CPUs, flags {', '.join(facts['flags'])}")
     triad = hostprobe.stream_triad(facts)
@@ -74,4 +83,4 @@ def probe_spec(name: str | None = None, log=lambda m: None) -> dict:
     log(f"numpy BLAS fp32 matmul: {blas['best_flop_per_s'] / 1e9:.0f} GFLOP/s")
     spec = hostprobe.hardware_spec(facts, triad, name, blas)
     registry.validate(registry._HARDWARE, spec, f"hardware_specs/cpu/{spec['name']}.yaml")
-    return spec
+    return Probe(facts, spec, 0.5 * blas["best_flop_per_s"])

@@ -21,7 +21,7 @@ def _sources(raw: dict) -> list:
 def test_committed_profile_is_reproducible_from_its_microbenchmark_file(hardware):
     """`llmsim calibrate` on the committed micro files (one per dtype) gives the committed
     profile, digit for digit."""
-    from simulator.commands_calibrate import fit_device
+    from simulator.calibrate import fit_device
 
     raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
     sources = _sources(raw)

@@ -166,7 +166,7 @@ def test_this_machine_without_torch_writes_only_the_spec(tmp_path, monkeypatch, 
     (tmp_path / "hardware_specs" / "cpu").mkdir(parents=True)
     (tmp_path / "model_specs").mkdir()
     monkeypatch.setattr(registry, "data_root", lambda: tmp_path)
-    monkeypatch.setattr(thismachine, "probe_spec", lambda name=None, log=None: spec)
+    monkeypatch.setattr(thismachine, "probe", lambda name=None, log=None: thismachine.Probe(_facts(), spec, 1e10))
 
     def no_torch():
         raise SimulatorError("measuring the reference stack needs torch")
