@@ -24,8 +24,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py
 
 readme: $(STAMP)
-	$(BIN)/python -m simulator.readme_tables
-	$(BIN)/python -m simulator.readme_pictures
+	$(BIN)/python -m tools.readme_tables
+	$(BIN)/python -m tools.readme_pictures
 
 clean:
 	rm -rf $(VENV) build *.egg-info

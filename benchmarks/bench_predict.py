@@ -16,7 +16,7 @@ ARGS = ["predict", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch
 
 
 def process_wall_s(repeats: int = 7) -> list[float]:
-    cmd = [sys.executable, "-m", "simulator.cli", *ARGS]
+    cmd = [sys.executable, "-m", "simulator.cli.main", *ARGS]
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)       # warms the numba cache
     times = []
     for _ in range(repeats):

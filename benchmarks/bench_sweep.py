@@ -30,8 +30,8 @@ import numba  # noqa: E402
 
 from simulator import predict  # noqa: E402
 from simulator.engine import batch as kernel  # noqa: E402
-from simulator.sweep import configured, sweep  # noqa: E402
-from simulator.sweepkit.grid import Grid, load_grid  # noqa: E402
+from simulator.explore.sweep import configured, sweep  # noqa: E402
+from simulator.explore.grid import Grid, load_grid  # noqa: E402
 
 ONE_DEVICE = ROOT / "examples" / "sweep-one-device.yaml"
 MIXED = ROOT / "examples" / "sweep-mixed.yaml"
@@ -68,7 +68,7 @@ def whole_sweep(grid: Grid, out: Path, repeats: int, cold_configurations: bool =
 
 
 def process(grid_path: Path, out: Path, repeats: int) -> list[float]:
-    cmd = [sys.executable, "-m", "simulator.cli", "sweep", str(grid_path), "--out", str(out)]
+    cmd = [sys.executable, "-m", "simulator.cli.main", "sweep", str(grid_path), "--out", str(out)]
     return _timed(lambda: subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT), repeats)
 
 

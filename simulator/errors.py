@@ -1,4 +1,4 @@
-"""Errors raised by the library. Only ``simulator.cli`` prints them and sets exit codes."""
+"""Errors raised by the library. Only ``simulator.cli.main`` prints them and sets exit codes."""
 from __future__ import annotations
 
 

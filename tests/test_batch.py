@@ -8,13 +8,13 @@ import pytest
 from numpy.testing import assert_allclose
 
 from simulator.engine import batch
-from simulator.engine.phases import expert_features
+from simulator.engine.kernels.phases import expert_features
 from simulator.engine.predict import evaluate, prepare
 from simulator.specs import registry
 from simulator.specs.base import Dtype
 from simulator.specs.quant import parse_weight_format
 from simulator.specs.workload import Workload
-from simulator.sweepkit import csvfmt
+from simulator.explore import csvfmt
 
 
 def predicted(prep, b, s, n, tp=1, pp=1, weight="bf16") -> np.ndarray:

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from simulator.calibrate import (calibrate, decode_attention_time_s, gemm_time_s, load_micro, newest_micro,
+from simulator.calibration.calibrate import (calibrate, decode_attention_time_s, gemm_time_s, load_micro, newest_micro,
                                  profile_from_fields)
 from simulator.errors import SpecError
 from simulator.specs import registry
@@ -21,7 +21,7 @@ def _sources(raw: dict) -> list:
 def test_committed_profile_is_reproducible_from_its_microbenchmark_file(hardware):
     """`llmsim calibrate` on the committed micro files (one per dtype) gives the committed
     profile, digit for digit."""
-    from simulator.calibrate import fit_device
+    from simulator.calibration.calibrate import fit_device
 
     raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
     sources = _sources(raw)
@@ -112,7 +112,7 @@ def test_in_context_gap_is_recovered_from_synthetic_passes():
     """Synthetic decode steps that take 0.5 us a kernel longer than the isolated fits predict
     give back a 0.5 us gap; a smallest prefill twice the predicted host time doubles the
     eager launch costs."""
-    from simulator.calibrate import _synthetic_times
+    from simulator.calibration.calibrate import _synthetic_times
     from simulator.engine.bind import phase_repeat
     from simulator.graph.ops import OpKind
     from simulator.specs.model import normalise

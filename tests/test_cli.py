@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from simulator.cli import main
+from simulator.cli.main import main
 
 FIELDS = {"ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s", "prefill_energy_j", "decode_step_energy_j",
           "energy_j", "tokens_per_j", "memory", "breakdown"}
@@ -49,7 +49,7 @@ def test_bad_spec_file_through_the_console_entry(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nkind: gpu\nvendor: v\nproduct: p\npeak: {bf16: 1 TFLOP/s}\n"
                    "memory: [{name: m, capacity: 1 GB, bandwidth: 1 TB}]\nprovenance: {sources: [s], date: d}\n")
-    proc = subprocess.run([sys.executable, "-m", "simulator.cli", "predict", "--hardware", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "simulator.cli.main", "predict", "--hardware", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip() == (f"llmsim: error: {bad}: memory.0.bandwidth: expected a quantity in B/s "

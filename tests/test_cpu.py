@@ -5,9 +5,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from simulator import hostprobe
-from simulator.calibrate import merge_dtype_fields
-from simulator.cli import main
+from simulator.calibration import hostprobe
+from simulator.calibration.calibrate import merge_dtype_fields
+from simulator.cli.main import main
 from simulator.errors import SimulatorError
 from simulator.specs import registry
 from simulator.specs.base import Dtype
@@ -142,7 +142,7 @@ def test_live_without_torch_says_what_is_missing(monkeypatch, capsys):
 def test_cpu_harness_measures_a_tiny_model():
     """The harness's CPU e2e path on a tiny config: every point has a positive median within
     its min and max, and the dtype it ran in."""
-    from simulator.thismachine import harness_cpu
+    from simulator.calibration.thismachine import harness_cpu
 
     cpu = harness_cpu()
     cfg = cpu.config_from_dict("tiny", dict(model_type="llama", hidden_size=64, intermediate_size=128,
@@ -159,7 +159,7 @@ def test_cpu_harness_measures_a_tiny_model():
 def test_this_machine_without_torch_writes_only_the_spec(tmp_path, monkeypatch, capsys):
     """No torch: the probed spec is written (and loads from the registry), no stack entry,
     and the output says why. The probe itself is replaced by a canned one (no measuring)."""
-    from simulator import thismachine
+    from simulator.calibration import thismachine
 
     triad = dict(best_bytes_per_s=20e9, median_bytes_per_s=19e9, spread=0.05, passes=7, array_bytes=420 << 20)
     spec = hostprobe.hardware_spec(_facts(), triad, "probe-test-4c")
@@ -185,8 +185,8 @@ def test_this_machine_without_torch_writes_only_the_spec(tmp_path, monkeypatch, 
 def test_live_report_errors_and_medians(monkeypatch):
     """validate --live's report from canned measurements (no measuring): each point's signed
     error per column and the median |error| per phase, by hand."""
-    from simulator import live
-    from simulator.validate import Point
+    from simulator.calibration import live
+    from simulator.accuracy.measured import Point
 
     points = [Point("cpu", "smollm-135m", phase, 1, 64, "latency", measured, "live", "fp32")
               for phase, measured in (("prefill", 0.100), ("prefill", 0.200), ("decode", 0.050))]

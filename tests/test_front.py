@@ -1,10 +1,10 @@
-"""sweepkit/front.py: the Pareto front (checked against brute force), streamed in chunks,
+"""explore/front.py: the Pareto front (checked against brute force), streamed in chunks,
 and the bounded sample that a sweep of a million rows is drawn from."""
 import numpy as np
 import pytest
 
-from simulator.sweepkit.front import BATCH, THROUGHPUT, TPOT, FrontSample, pareto_front
-from simulator.sweepkit.writers import SCENARIO_COLUMNS
+from simulator.explore.front import BATCH, THROUGHPUT, TPOT, FrontSample, pareto_front
+from simulator.explore.writers import SCENARIO_COLUMNS
 
 COL = {name: i for i, name in enumerate(SCENARIO_COLUMNS)}
 

@@ -2,8 +2,8 @@
 import pytest
 
 import simulator
-from simulator.engine.fit import fewest_devices
-from simulator.engine.phases import prefill_features
+from simulator.engine.sizing import fewest_devices
+from simulator.engine.kernels.phases import prefill_features
 from simulator.engine.predict import memory_report
 from simulator.graph.lower import lower
 from simulator.specs import registry

@@ -3,7 +3,7 @@ decode steps."""
 import pytest
 
 import simulator
-from simulator.engine.phases import expert_features
+from simulator.engine.kernels.phases import expert_features
 from simulator.graph.lower import lower
 from simulator.graph.transformer import active_parameter_count, build, parameter_count
 from simulator.specs import registry

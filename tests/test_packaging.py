@@ -12,7 +12,7 @@ def test_pyproject_lists_every_subpackage():
 
 def test_readme_validation_table_is_the_commands_output():
     """The README's accuracy table is generated (`make readme`), not typed."""
-    from simulator.readme_tables import render
+    from tools.readme_tables import render
 
     readme = (ROOT / "README.md").read_text()
     assert render(readme) == readme, "run `make readme` to refresh the README's tables"

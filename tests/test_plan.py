@@ -6,8 +6,8 @@ import math
 import pytest
 
 import simulator
-from simulator.cli import main
-from simulator.plan import PRECISIONS, Targets, default_hardware, plan, plan_table, precisions_for
+from simulator.cli.main import main
+from simulator.explore.plan import PRECISIONS, Targets, default_hardware, plan, plan_table, precisions_for
 from simulator.specs import registry
 
 TARGETS = Targets(ttft_max_s=0.5, tpot_max_s=0.05, throughput_min_tokens_per_s=500)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import simulator
-from simulator.cli import main
+from simulator.cli.main import main
 from simulator.errors import SimulatorError, SpecError
 from simulator.report import plots
-from simulator.validate import Point
+from simulator.accuracy.measured import Point
 
 pytest.importorskip("matplotlib")
 from simulator.report.plots import breakdown, front, roofline, validation  # noqa: E402
@@ -57,8 +57,8 @@ def test_bad_plot_file_is_one_line_exit_2_before_any_work(tmp_path, capsys, monk
         raise AssertionError("work started before the --plot file was checked")
 
     for module, name in (("simulator", "predict"), ("simulator.engine.roofline_points", "roofline_data"),
-                         ("simulator.validate", "load_points"), ("simulator.sweep", "sweep"),
-                         ("simulator.plan", "plan")):
+                         ("simulator.accuracy.measured", "load_points"), ("simulator.explore.sweep", "sweep"),
+                         ("simulator.explore.plan", "plan")):
         monkeypatch.setattr(importlib.import_module(module), name, no_work)
     bad = tmp_path / "picture.jpg"
     assert main([a.replace("GRID", str(tmp_path / "g.yaml")) for a in argv] + ["--plot", str(bad)]) == 2
@@ -195,9 +195,9 @@ def test_sweep_picture(tmp_path, capsys):
 
 
 def test_sweep_figure_has_the_cloud_and_the_front(tmp_path):
-    from simulator.commands_sweep import configuration_label
-    from simulator.sweep import sweep
-    from simulator.sweepkit.front import FrontSample
+    from simulator.cli.sweep import configuration_label
+    from simulator.explore.sweep import sweep
+    from simulator.explore.front import FrontSample
 
     grid = tmp_path / "grid.yaml"
     grid.write_text(TINY_GRID)
@@ -216,15 +216,15 @@ def test_sweep_figure_has_the_cloud_and_the_front(tmp_path):
 
 
 def test_front_figure_with_nothing_to_draw_says_why(tmp_path):
-    from simulator.sweepkit.front import FrontSample
+    from simulator.explore.front import FrontSample
 
     fig = front.draw(FrontSample(), tmp_path / "empty.png", "sweep")
     assert is_png(tmp_path / "empty.png") and "no scenario that fits" in fig.axes[0].texts[0].get_text()
 
 
 def test_plan_picture(tmp_path, capsys):
-    from simulator.plan import Targets, plan
-    from simulator.sweepkit.front import CONFIG, FrontSample
+    from simulator.explore.plan import Targets, plan
+    from simulator.explore.front import CONFIG, FrontSample
 
     assert main(PLAN + ["--plot", str(tmp_path / "plan.png")]) == 0
     assert capsys.readouterr().out.rstrip().endswith(f"wrote {tmp_path / 'plan.png'}")

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import simulator
-from simulator.engine import roofline
+from simulator.engine.kernels import roofline
 from simulator.engine.bind import bind
-from simulator.engine.phases import decode_segments
+from simulator.engine.kernels.phases import decode_segments
 from simulator.errors import WorkloadError
 from simulator.graph.lower import lower
 from simulator.specs import registry

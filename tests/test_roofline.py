@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from simulator.engine import roofline
+from simulator.engine.kernels import roofline
 from simulator.engine.bind import bind
-from simulator.engine.phases import causal_pairs, decode_segments, decode_step_features, prefill_features
+from simulator.engine.kernels.phases import causal_pairs, decode_segments, decode_step_features, prefill_features
 from simulator.graph.ops import ETOK, EXP
 from simulator.graph.lower import lower
 from simulator.specs import registry

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import simulator
-from simulator.cli import main
+from simulator.cli.main import main
 from simulator.engine.roofline_points import roofline_data
 from simulator.specs.workload import workload
 

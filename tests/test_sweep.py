@@ -9,13 +9,13 @@ import pytest
 from numpy.testing import assert_allclose
 
 import simulator
-from simulator.cli import main
-from simulator.cost import usd_per_million_tokens
+from simulator.cli.main import main
+from simulator.explore.cost import usd_per_million_tokens
 from simulator.errors import SpecError
 from simulator.specs import registry
-from simulator.sweep import sweep
-from simulator.sweepkit.grid import load_grid, parse_grid
-from simulator.sweepkit.writers import COLUMNS
+from simulator.explore.sweep import sweep
+from simulator.explore.grid import load_grid, parse_grid
+from simulator.explore.writers import COLUMNS
 
 GRID_20K = """
 models: [llama-3.1-8b, mistral-7b]
@@ -227,7 +227,7 @@ class _Tty(io.StringIO):
 
 
 def test_progress_bar_draws_on_a_terminal_only():
-    from simulator.commands_sweep import Progress
+    from simulator.cli.sweep import Progress
 
     tty = _Tty()
     bar = Progress(tty, interval_s=0.0, after_s=0.0)

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from simulator import validate as v
-from simulator.cli import main
+from simulator.accuracy import measured as v
+from simulator.cli.main import main
 
 POINTS = v.load_points()
 ERRORS = v.errors(POINTS, "pytorch-ref")

@@ -8,7 +8,7 @@ from simulator.engine.predict import evaluate, prepare
 from simulator.specs import registry
 from simulator.specs.base import Dtype
 from simulator.specs.workload import Workload
-from simulator.whatif import Factors, facts, main_levels, scale
+from simulator.explore.whatif import Factors, facts, main_levels, scale
 
 
 def _predict(spec, **w):

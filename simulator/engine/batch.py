@@ -30,8 +30,8 @@ import numpy as np
 from numba import njit, prange
 
 from simulator.engine.predict import _stage_transfer_s, memory_report
-from simulator.engine.phases import fill_prefill_features, prefill_features, touched_experts
-from simulator.engine.roofline import evaluate_point, range_lines, range_sums
+from simulator.engine.kernels.phases import fill_prefill_features, prefill_features, touched_experts
+from simulator.engine.kernels.roofline import evaluate_point, range_lines, range_sums
 from simulator.graph.ops import ETOK, EXP, KV, N_FEATURES, ONE, PAIR, SEQ, TOK
 from simulator.specs.workload import Workload
 

@@ -21,12 +21,12 @@ import functools
 
 import numpy as np
 
-from simulator.engine import roofline
+from simulator.engine.kernels import roofline
 from simulator.engine.bind import bind, peak_for
 from simulator.engine.collectives import collective_time_s
 from simulator.engine.energy import energy_model
 from simulator.engine.memory import activation_bytes, kv_cache_bytes
-from simulator.engine.phases import (decode_segments, decode_step_features, mean_decode_position,
+from simulator.engine.kernels.phases import (decode_segments, decode_step_features, mean_decode_position,
                                      prefill_features)
 from simulator.engine.result import MemoryReport, OperatorShare, Prediction
 from simulator.errors import WorkloadError

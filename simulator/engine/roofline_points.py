@@ -20,9 +20,9 @@ import dataclasses
 
 import numpy as np
 
-from simulator.engine import roofline
+from simulator.engine.kernels import roofline
 from simulator.engine.bind import device_peaks, phase_repeat, unit_peaks
-from simulator.engine.phases import decode_step_features, mean_decode_position, prefill_features
+from simulator.engine.kernels.phases import decode_step_features, mean_decode_position, prefill_features
 from simulator.engine.predict import memory_report, prepare
 from simulator.graph.ops import OpKind
 from simulator.specs.base import Dtype

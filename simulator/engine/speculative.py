@@ -8,8 +8,8 @@ generation. Both models prefill the prompt; both sit in memory with their KV cac
 """
 from __future__ import annotations
 
-from simulator.engine import roofline
-from simulator.engine.phases import chunk_features
+from simulator.engine.kernels import roofline
+from simulator.engine.kernels.phases import chunk_features
 from simulator.engine.result import MemoryReport, SpeculativeReport
 
 

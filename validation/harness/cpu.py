@@ -9,7 +9,7 @@ dtype). The model code is the GPU harness's (model.py); differences on a CPU: no
 (a decode step is eager), no flash backend forced (torch picks its CPU SDPA kernel), timings
 by time.perf_counter around synchronous calls, no energy (no power counter in a VM). Weight
 and cache sets are rotated over more than 2x the last-level cache so that, as in a model,
-they come from DRAM. The host facts come from simulator.hostprobe.
+they come from DRAM. The host facts come from simulator.calibration.hostprobe.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`llmsim sweep --plot` and `llmsim plan --plot`: time per output token against output
 tokens/s, log-log, coloured by tokens/J: a sample of the scenarios as a cloud and the Pareto
-front over all of them (sweepkit/front.py). A plan's cloud is its configurations' batches:
+front over all of them (explore/front.py). A plan's cloud is its configurations' batches:
 grey where they miss the targets; the front is over those that meet them."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator.report.plots import plain_log_ticks, pyplot, save
-from simulator.sweepkit.front import THROUGHPUT, TOKENS_PER_J, TPOT
+from simulator.explore.front import THROUGHPUT, TOKENS_PER_J, TPOT
 from simulator.units import format_si
 
 NO_ENERGY = "#444444"

@@ -1,7 +1,7 @@
 """Design-space sweeps: ``llmsim sweep GRID.yaml [--out FILE.csv|FILE.parquet]
 [--workers N | --scheduler ADDRESS]``.
 
-A grid file (sweepkit/grid.py) crosses models x hardware (x what-if factors, whatif.py)
+A grid file (explore/grid.py) crosses models x hardware (x what-if factors, whatif.py)
 x stacks x weight/activation/KV precisions x tp x pp, the *configurations*, with batch x
 prompt x output, the *scenarios*. Each configuration is prepared once (lowered, bound,
 packed); all its scenarios then go through one numba kernel (engine/batch.py), with the
@@ -41,15 +41,15 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator import whatif
-from simulator.cost import usd_per_hour
+from simulator.explore import whatif
+from simulator.explore.cost import usd_per_hour
 from simulator.engine import batch as kernel
 from simulator.engine.predict import prepare
 from simulator.errors import SimulatorError
 from simulator.specs import registry
 from simulator.specs.quant import parse_weight_format
-from simulator.sweepkit.grid import Grid, Group, load_grid
-from simulator.sweepkit.writers import Rows, SCENARIO_COLUMNS, nan_if_none, open_writer
+from simulator.explore.grid import Grid, Group, load_grid
+from simulator.explore.writers import Rows, SCENARIO_COLUMNS, nan_if_none, open_writer
 
 CHUNK_SCENARIOS = 65_536
 _FROM_KERNEL = {"ttft_s": kernel.TTFT_S, "tpot_s": kernel.TPOT_S, "e2e_s": kernel.E2E_S,
@@ -180,7 +180,7 @@ def sweep(grid, out, chunk_scenarios: int = CHUNK_SCENARIOS, scheduler: str | No
     if scheduler is None and workers is None:
         results = (evaluate_task(task, axes, parallel=True) for task in tasks)
     else:
-        from simulator.sweepkit.cluster import run_ordered
+        from simulator.explore.cluster import run_ordered
         results = run_ordered(evaluate_task, ((task, axes) for task in tasks), scheduler, workers)
     writer = open_writer(out)
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from simulator.commands_workload import add_workload_options
-from simulator.cost import usd_per_million_tokens
+from simulator.cli.workload import add_workload_options
+from simulator.explore.cost import usd_per_million_tokens
 from simulator.report.table import render
 from simulator.specs import registry
 from simulator.units import format_si
@@ -93,7 +93,7 @@ def _compare_row(name: str, p, devices: int) -> list[str]:
 
 
 def _why_no_split(args, name: str, w) -> str:
-    from simulator.engine.fit import largest_split
+    from simulator.engine.sizing import largest_split
     from simulator.engine.predict import predict_workload
 
     if not registry.hardware(name).interconnect:
@@ -109,7 +109,7 @@ def _why_no_split(args, name: str, w) -> str:
 def compare(args) -> str:
     """One row per device; a device that cannot hold the model alone says so, and gets a
     second row for the fewest devices (tensor x pipeline parallel) that would."""
-    from simulator.engine.fit import fewest_devices
+    from simulator.engine.sizing import fewest_devices
     from simulator.engine.predict import predict_workload
     from simulator.specs.workload import workload
 

@@ -456,7 +456,7 @@ def fit_device(hardware, micro_paths: list[Path]) -> tuple[dict, list[Fit]]:
     """The device entry fitted from micro files (one per dtype), with the host launch costs
     from every micro session of the device, and the fit report; it must read back as a profile."""
     from simulator.specs import registry
-    from simulator.validate import measurement_root
+    from simulator.accuracy.measured import measurement_root
 
     micros = {}
     for path in micro_paths:

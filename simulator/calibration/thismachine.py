@@ -17,7 +17,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from simulator import hostprobe
+from simulator.calibration import hostprobe
 from simulator.errors import SimulatorError
 from simulator.specs import registry
 from simulator.specs.base import Dtype

@@ -23,7 +23,7 @@ def _pct(x: float) -> str:
 
 
 def validation_report(points, errs, title: str) -> tuple[str, list[dict]]:
-    from simulator.validate import summarise, summarise_sessions
+    from simulator.accuracy.measured import summarise, summarise_sessions
 
     rows = summarise(points, errs)
     sessions = summarise_sessions(points, errs)
@@ -43,7 +43,7 @@ def published_report() -> tuple[str, list[dict]]:
     """Every published point re-predicted, and per file and metric the median |error|."""
     import numpy as np
 
-    from simulator.published import compare
+    from simulator.accuracy.published import compare
 
     comparisons = compare()
     rows = [{"file": c.file, "hardware": c.point.hardware, "model": c.model, "metric": c.point.metric,
@@ -68,12 +68,12 @@ def published_report() -> tuple[str, list[dict]]:
 
 def cmd_validate(args) -> str:
     from simulator.report.plots import plot_path
-    from simulator.validate import errors, load_points, measurement_root
+    from simulator.accuracy.measured import errors, load_points, measurement_root
 
     plot = plot_path(args.plot)
     if args.live:
-        from simulator.commands_calibrate import progress
-        from simulator.live import live_report
+        from simulator.cli.calibrate import progress
+        from simulator.calibration.live import live_report
 
         text, data = live_report(args.stack, args.hardware, log=progress)
         return json.dumps(data, indent=2) if args.format == "json" else text

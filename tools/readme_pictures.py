@@ -1,5 +1,5 @@
 """The README's pictures, each drawn by one llmsim command: `make readme` runs them
-(``python -m simulator.readme_pictures``), and the README's pictures block, which
+(``python -m tools.readme_pictures``), and the README's pictures block, which
 readme_tables renders, shows each picture with its command."""
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def block() -> str:
 
 def draw() -> None:
     """Run every picture's command from the repository root (their text output is dropped)."""
-    from simulator.cli import main
+    from simulator.cli.main import main
 
     with contextlib.chdir(ROOT):
         for *_, command in PICTURES:

@@ -17,7 +17,7 @@ latency that sustains R).
 
 Cost per million output tokens = devices x usd_per_hour / 3600 / tokens per s x 1e6, with
 tokens/s the operating point's own (a device busy all the time), or R x N with --rate
-(devices dedicated to that load, paid while idle). usd_per_hour: see simulator.cost (hourly
+(devices dedicated to that load, paid while idle). usd_per_hour: see simulator.explore.cost (hourly
 price, else purchase over 3 years of 24/7 use). Options are ranked by cost, then tokens/J;
 the Pareto front marks options no other beats on both cost and e2e latency ("latency") or
 on both cost and tokens/J ("energy"). When nothing meets the targets, the closest misses
@@ -32,10 +32,10 @@ import numpy as np
 
 from simulator.specs import registry
 from simulator.specs.base import Dtype
-from simulator.sweep import Skipped, configured, rows_of
-from simulator.sweepkit.grid import Group
-from simulator.sweepkit.writers import SCENARIO_COLUMNS
-from simulator.whatif import Factors
+from simulator.explore.sweep import Skipped, configured, rows_of
+from simulator.explore.grid import Group
+from simulator.explore.writers import SCENARIO_COLUMNS
+from simulator.explore.whatif import Factors
 
 # name -> (weight format, activation dtype, dtype the device's peak table must list)
 PRECISIONS = {"bf16": ("bf16", Dtype.bf16, None), "fp8": ("fp8", Dtype.fp8, Dtype.fp8),

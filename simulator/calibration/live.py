@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from simulator.specs import registry
-from simulator.validate import Point, predict_point
+from simulator.accuracy.measured import Point, predict_point
 
 LIVE_MODEL = "smollm-135m"
 
 
 def measure_points(cpu, probe, log) -> list[Point]:
     """The harness's quick grid of the live model in each compute dtype, as validation points."""
-    from simulator.thismachine import compute_dtypes
+    from simulator.calibration.thismachine import compute_dtypes
 
     hw_name = probe.spec["name"]
     (cfg,) = cpu.model_configs([LIVE_MODEL])
@@ -32,8 +32,8 @@ def measure_points(cpu, probe, log) -> list[Point]:
 def run_live(stack_name: str, registry_hardware: str | None, log=lambda m: None) -> tuple[list[Point], dict]:
     """(measured points, {column: predicted seconds}) - the fresh profile's predictions, and
     the registry entry's where ``registry_hardware`` names one."""
-    from simulator import thismachine
-    from simulator.calibrate import fit_device, profile_from_fields
+    from simulator.calibration import thismachine
+    from simulator.calibration.calibrate import fit_device, profile_from_fields
 
     cpu = thismachine.harness_cpu()
     probe = thismachine.probe(log=log)

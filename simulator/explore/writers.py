@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator.errors import SpecError
-from simulator.sweepkit.csvfmt import BOOL, FLOAT, INT, format_float, rows_csv
+from simulator.explore.csvfmt import BOOL, FLOAT, INT, format_float, rows_csv
 
 # columns constant within a configuration, then one per scenario, with their kinds
 GROUP_COLUMNS = {

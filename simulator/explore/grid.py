@@ -35,7 +35,7 @@ from simulator.errors import SpecError, UnknownNameError
 from simulator.specs import registry
 from simulator.specs.base import Dtype, Strict
 from simulator.specs.quant import parse_weight_format
-from simulator.whatif import FACTORS, Factors
+from simulator.explore.whatif import FACTORS, Factors
 
 MAX_AXIS_VALUES = 1_000_000
 

@@ -13,7 +13,7 @@ PICTURES_BLOCK = re.compile(r"(<!-- BEGIN pictures -->\n)(.*?)(<!-- END pictures
 
 def run_output(lines: int = 9) -> str:
     """The head of what `make run` (llmsim predict with the defaults) prints."""
-    from simulator.cli import cmd_predict, build_parser
+    from simulator.cli.main import cmd_predict, build_parser
 
     text = cmd_predict(build_parser().parse_args(["predict"]))
     return "\n".join(text.splitlines()[:lines]) + "\n..."
@@ -21,8 +21,8 @@ def run_output(lines: int = 9) -> str:
 
 def validate_table() -> str:
     """`llmsim validate --transfer` without its lists of worst points and published rows."""
-    from simulator.commands_validate import published_report, validation_report
-    from simulator.validate import errors, load_points
+    from simulator.cli.validate import published_report, validation_report
+    from simulator.accuracy.measured import errors, load_points
 
     points = load_points()
     sections = [validation_report(points, errors(points, "pytorch-ref"),
@@ -41,7 +41,7 @@ def validate_table() -> str:
 
 
 def render(readme: str) -> str:
-    from simulator.readme_pictures import block
+    from tools.readme_pictures import block
 
     readme = RUN_BLOCK.sub(lambda m: m.group(1) + "```\n" + run_output() + "\n```\n" + m.group(3), readme)
     readme = PICTURES_BLOCK.sub(lambda m: m.group(1) + block() + m.group(3), readme)

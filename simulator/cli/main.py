@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from simulator import commands_calibrate, commands_roofline, commands_specs, commands_validate
-from simulator.commands_workload import add_workload_options, workload_kwargs
+from simulator.cli import calibrate as commands_calibrate
+from simulator.cli import roofline as commands_roofline
+from simulator.cli import specs as commands_specs
+from simulator.cli import validate as commands_validate
+from simulator.cli.workload import add_workload_options, workload_kwargs
 from simulator.errors import SimulatorError
 
 EXIT_BAD_INPUT = 2
@@ -48,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
     commands_specs.register(sub)
     commands_roofline.register(sub)
-    from simulator import commands_sweep
+    from simulator.cli import sweep as commands_sweep
     commands_sweep.register(sub)
     commands_calibrate.register(sub)
     commands_validate.register(sub)

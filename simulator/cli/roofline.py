@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from simulator.commands_workload import add_workload_options, workload_kwargs
+from simulator.cli.workload import add_workload_options, workload_kwargs
 from simulator.errors import WorkloadError
 from simulator.report.table import render
 from simulator.units import format_si

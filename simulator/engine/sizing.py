@@ -7,7 +7,7 @@ parallelism (shorter per-token latency than more pipeline stages).
 """
 from __future__ import annotations
 
-from simulator.engine.phases import prefill_features
+from simulator.engine.kernels.phases import prefill_features
 from simulator.engine.predict import memory_report
 from simulator.graph.lower import lower
 from simulator.specs import registry

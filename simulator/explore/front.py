@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.sweepkit.writers import SCENARIO_COLUMNS
+from simulator.explore.writers import SCENARIO_COLUMNS
 
 FIELDS = ("tpot_s", "output_tokens_per_s", "tokens_per_j", "batch", "prompt", "output")
 TPOT, THROUGHPUT, TOKENS_PER_J, BATCH, PROMPT, OUTPUT, CONFIG = range(7)

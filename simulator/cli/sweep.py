@@ -65,8 +65,8 @@ def configuration_label(constants: dict) -> str:
 
 def cmd_sweep(args) -> str:
     from simulator.report.plots import plot_path
-    from simulator.sweep import sweep
-    from simulator.sweepkit.front import FrontSample
+    from simulator.explore.sweep import sweep
+    from simulator.explore.front import FrontSample
 
     _positive_int("workers", args.workers)
     _positive_int("chunk", args.chunk)
@@ -107,7 +107,7 @@ def _seconds(name: str, text: str) -> float:
 
 
 def _targets(args):
-    from simulator.plan import Targets
+    from simulator.explore.plan import Targets
 
     for name in ("prompt", "output", "batch", "max_batch", "max_devices"):
         _positive_int(name, getattr(args, name))
@@ -121,7 +121,7 @@ def _targets(args):
 
 
 def _draw_plan(result, front, path) -> None:
-    from simulator.plan import targets_text
+    from simulator.explore.plan import targets_text
     from simulator.report.plots import front as front_plot
 
     t = result.targets
@@ -132,11 +132,11 @@ def _draw_plan(result, front, path) -> None:
 
 
 def cmd_plan(args) -> str:
-    from simulator.plan import plan
+    from simulator.explore.plan import plan
     from simulator.report.plots import plot_path
     from simulator.specs.base import Dtype
     from simulator.specs.workload import workload
-    from simulator.sweepkit.front import FrontSample
+    from simulator.explore.front import FrontSample
 
     plot = plot_path(args.plot)
     targets = _targets(args)
@@ -150,14 +150,14 @@ def cmd_plan(args) -> str:
         _draw_plan(result, front, plot)
     if args.format == "json":
         return json.dumps(dataclasses.asdict(result), indent=2, default=str)
-    from simulator.plan import plan_table
+    from simulator.explore.plan import plan_table
     return plan_table(result) + (f"\n\nwrote {plot}" if plot else "")
 
 
 def register(sub) -> None:
     """Add the ``sweep`` and ``plan`` subcommands to cli.py's subparsers."""
     p = sub.add_parser("sweep", help="evaluate a grid of scenarios (models x hardware x ... x batch x lengths)")
-    p.add_argument("grid", help="grid file (YAML; see simulator/sweepkit/grid.py)")
+    p.add_argument("grid", help="grid file (YAML; see simulator/explore/grid.py)")
     p.add_argument("--out", help="write rows to FILE.csv (or FILE.parquet, with pyarrow); default: stdout")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")

@@ -1,0 +1,1 @@
+"""Predictions against measured and published runs, and their error statistics."""

@@ -1,0 +1,1 @@
+"""Stack profiles fitted from microbenchmarks; this machine's probe; live validation."""

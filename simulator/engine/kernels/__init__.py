@@ -1,0 +1,1 @@
+"""Numba kernels: roofline per operator, pass features, and the scenario composition."""

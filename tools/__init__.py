@@ -1,0 +1,1 @@
+"""Developer scripts that regenerate the README (outside the package)."""
