@@ -11,9 +11,10 @@ from simulator import units
 
 
 class Strict(BaseModel):
-    """Frozen, unknown fields forbidden; YAML names are the field aliases."""
+    """Frozen, unknown fields forbidden, floats finite (no NaN or infinity); YAML names are the
+    field aliases."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class Dtype(str, enum.Enum):

@@ -7,11 +7,18 @@ whose unknown fields are ignored; in our YAML files an unknown config field is a
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 
+from simulator.errors import SpecError
 from simulator.specs.base import Strict
+
+MAX_SIZE = 2**31 - 1          # any one dimension, count or width of a model (real ones are < 2^20)
+MODEL = "<model>"             # the path of an error from an Architecture built in code
+
+Size = Annotated[int, Field(strict=True, gt=0, le=MAX_SIZE)]         # a positive count or width
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_SIZE)]        # a count that may be 0
 
 # Hugging Face fields that exist in real configs but do not change the cost of inference.
 IGNORED_HF_FIELDS = frozenset({
@@ -32,13 +39,13 @@ class Architecture(Strict):
     """One decoder-only transformer, normalised. All sizes are element counts."""
 
     family: str
-    hidden_size: int = Field(gt=0)
-    num_layers: int = Field(gt=0)
-    num_heads: int = Field(gt=0)
-    num_kv_heads: int = Field(gt=0)
-    head_dim: int = Field(gt=0)
-    ffn_size: int = Field(gt=0)
-    vocab_size: int = Field(gt=0)
+    hidden_size: Size
+    num_layers: Size
+    num_heads: Size
+    num_kv_heads: Size
+    head_dim: Size
+    ffn_size: Size
+    vocab_size: Size
     tied_embeddings: bool
     gated_mlp: bool                       # SwiGLU-style gate * up
     activation: Literal["silu", "gelu", "relu"]
@@ -48,25 +55,26 @@ class Architecture(Strict):
     mlp_bias: bool = False
     lm_head_bias: bool = False
     positions: Literal["rotary", "learned"] = "rotary"
-    rotary_dim: int = 0                   # rotated dims per head (0 when positions are learned)
-    learned_positions: int = 0            # rows of the learned position table
+    rotary_dim: Count = 0                   # rotated dims per head (0 when positions are learned)
+    learned_positions: Count = 0            # rows of the learned position table
     parallel_block: bool = False          # GPT-J: attention and MLP read the same normed input
-    sliding_window: int | None = None     # attention span in tokens, None = full
+    sliding_window: Size | None = None    # attention span in tokens, None = full
+    max_positions: Size | None = None     # max_position_embeddings: the longest sequence it was trained for
     qk_norm: bool = False                 # RMSNorm on q and k per head (Qwen3)
     # mixture of experts (num_experts = 0: dense)
-    num_experts: int = 0
-    experts_per_token: int = 0
-    expert_ffn_size: int = 0
-    shared_ffn_size: int = 0              # intermediate size of the always-on shared expert(s)
+    num_experts: Count = 0
+    experts_per_token: Count = 0
+    expert_ffn_size: Count = 0
+    shared_ffn_size: Count = 0              # intermediate size of the always-on shared expert(s)
     shared_expert_gate: bool = False      # Qwen-MoE: a sigmoid gate on the shared expert
-    dense_layers: int = 0                 # leading layers with a dense MLP of ffn_size
-    moe_every: int = 1                    # a MoE MLP every n layers (Qwen-MoE decoder_sparse_step)
+    dense_layers: Count = 0                 # leading layers with a dense MLP of ffn_size
+    moe_every: Size = 1                    # a MoE MLP every n layers (Qwen-MoE decoder_sparse_step)
     # multi-head latent attention (kv_lora_rank = 0: ordinary attention)
-    q_lora_rank: int = 0
-    kv_lora_rank: int = 0
-    qk_rope_head_dim: int = 0
-    qk_nope_head_dim: int = 0
-    v_head_dim: int = 0
+    q_lora_rank: Count = 0
+    kv_lora_rank: Count = 0
+    qk_rope_head_dim: Count = 0
+    qk_nope_head_dim: Count = 0
+    v_head_dim: Count = 0
 
     @property
     def q_dim(self) -> int:
@@ -93,8 +101,36 @@ class Architecture(Strict):
     def moe_layers(self) -> int:
         """Layers whose MLP is a mixture of experts."""
         if not self.is_moe:
-            return 0
-        return len([i for i in range(self.dense_layers, self.num_layers) if (i + 1) % self.moe_every == 0])
+            return 0       # layers i in [dense_layers, num_layers) with (i + 1) a multiple of moe_every
+        return max(0, self.num_layers // self.moe_every - self.dense_layers // self.moe_every)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        problem = inconsistency(self)
+        if problem:
+            raise SpecError(MODEL, *problem)
+        return self
+
+
+def inconsistency(a: "Architecture") -> tuple[str, str] | None:
+    """(field, what was expected) of the first way the architecture contradicts itself, or None."""
+    if a.num_heads % a.num_kv_heads:
+        return "num_kv_heads", f"the {a.num_kv_heads} KV heads must divide the {a.num_heads} attention heads"
+    if a.num_heads * a.head_dim > MAX_SIZE:
+        return "head_dim", f"heads x head_dim = {a.num_heads * a.head_dim} must be at most 2^31-1"
+    if a.rotary_dim > a.head_dim:
+        return "rotary_dim", f"expected at most head_dim ({a.head_dim}) rotated dimensions, got {a.rotary_dim}"
+    if a.is_moe:
+        if not 1 <= a.experts_per_token <= a.num_experts:
+            return "experts_per_token", (f"expected 1 to num_experts ({a.num_experts}) experts per token, "
+                                         f"got {a.experts_per_token}")
+        if a.expert_ffn_size == 0:
+            return "expert_ffn_size", "a mixture of experts needs a positive expert FFN size"
+        if a.dense_layers > a.num_layers:
+            return "dense_layers", f"expected at most the {a.num_layers} layers, got {a.dense_layers}"
+    if a.is_mla and (a.qk_rope_head_dim == 0 or a.qk_nope_head_dim == 0 or a.v_head_dim == 0):
+        return "qk_rope_head_dim", "multi-head latent attention needs positive rope, nope and value head sizes"
+    return None
 
 
 class ModelSpec(Strict):
@@ -105,58 +141,136 @@ class ModelSpec(Strict):
     config: dict[str, Any]
 
 
-def _get(cfg: dict, key: str, kind: type = int):
-    if key not in cfg or cfg[key] is None:
-        raise KeyError(key)
-    value = cfg[key]
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ValueError(f"{key}: expected a positive integer, got {value!r}")
+_REQUIRED = object()
+
+
+class _Missing(KeyError):
+    """A required config field is absent (or null)."""
+
+
+def _bad(key: str, message: str):
+    return SpecError(MODEL, key, message)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{type(value).__name__} {text[:37]}..."
+
+
+def _int(cfg: dict, key: str, default: Any = _REQUIRED, minimum: int = 1, maximum: int = MAX_SIZE):
+    """A config integer in [minimum, maximum]; an absent or null field is ``default``
+    (KeyError when required). Booleans, floats, strings, lists are rejected."""
+    value = cfg.get(key)
+    if value is None:
+        if default is _REQUIRED:
+            raise _Missing(key)
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        what = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f"at least {minimum}"
+        raise _bad(key, f"expected a {what} integer, got {_show(value)}")
+    if value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise _bad(key, f"expected {kind}, got {value}")
+    if value > maximum:
+        raise _bad(key, f"expected at most {maximum} (2^31-1), got {value}")
     return value
+
+
+def _bool(cfg: dict, key: str, default: bool) -> bool:
+    """A config boolean: JSON true/false only (the string "false" is not false)."""
+    value = cfg.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise _bad(key, f"expected true or false (a JSON boolean), got {_show(value)}")
+    return value
+
+
+def _choice(cfg: dict, key: str, default: str, choices: dict[str, str]) -> str:
+    """A config string among ``choices`` (a mapping of accepted spellings to canonical names)."""
+    value = cfg.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str) or value not in choices:
+        raise _bad(key, f"expected one of {', '.join(sorted(choices))}, got {_show(value)}")
+    return choices[value]
+
+
+_ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "relu": "relu"}
+
+
+def _head_dim(cfg: dict, hidden: int, heads: int, heads_key: str, hidden_key: str) -> int:
+    """``head_dim`` when the config gives it, else hidden / heads (which must divide)."""
+    explicit = _int(cfg, "head_dim", None)
+    if explicit is not None:
+        return explicit
+    if hidden % heads:
+        raise _bad(heads_key, f"the {heads} heads must divide {hidden_key} ({hidden}) when head_dim is not given")
+    return hidden // heads
+
+
+def _get(cfg: dict, key: str) -> int:
+    """A required positive integer field."""
+    return _int(cfg, key)
+
+
+def _max_positions(cfg: dict, *keys: str) -> int | None:
+    for key in keys:
+        value = _int(cfg, key, None)
+        if value is not None:
+            return value
+    return None
 
 
 def _llama_like(cfg: dict, family: str, qkv_bias_default: bool) -> dict:
     hidden = _get(cfg, "hidden_size")
     heads = _get(cfg, "num_attention_heads")
-    head_dim = cfg.get("head_dim") or hidden // heads
-    act = cfg.get("hidden_act", "silu")
-    window = cfg.get("sliding_window") if cfg.get("use_sliding_window", True) else None
+    head_dim = _head_dim(cfg, hidden, heads, "num_attention_heads", "hidden_size")
+    window = _int(cfg, "sliding_window", None) if _bool(cfg, "use_sliding_window", True) else None
+    bias = _bool(cfg, "attention_bias", qkv_bias_default)
     return dict(
         family=family, hidden_size=hidden, num_layers=_get(cfg, "num_hidden_layers"), num_heads=heads,
-        num_kv_heads=cfg.get("num_key_value_heads") or heads, head_dim=head_dim,
+        num_kv_heads=_int(cfg, "num_key_value_heads", heads), head_dim=head_dim,
         ffn_size=_get(cfg, "intermediate_size"), vocab_size=_get(cfg, "vocab_size"),
-        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)), gated_mlp=True,
-        activation={"silu": "silu", "swish": "silu", "gelu": "gelu", "relu": "relu"}.get(act, act),
-        norm="rmsnorm", qkv_bias=bool(cfg.get("attention_bias", qkv_bias_default)),
-        out_bias=bool(cfg.get("attention_bias", False)), mlp_bias=bool(cfg.get("mlp_bias", False)),
-        rotary_dim=head_dim, sliding_window=window,
+        tied_embeddings=_bool(cfg, "tie_word_embeddings", False), gated_mlp=True,
+        activation=_choice(cfg, "hidden_act", "silu", _ACTIVATIONS),
+        norm="rmsnorm", qkv_bias=bias, out_bias=_bool(cfg, "attention_bias", False),
+        mlp_bias=_bool(cfg, "mlp_bias", False), rotary_dim=head_dim, sliding_window=window,
+        max_positions=_max_positions(cfg, "max_position_embeddings"),
     )
 
 
 def _gptj(cfg: dict) -> dict:
     hidden = _get(cfg, "n_embd")
     heads = _get(cfg, "n_head")
+    if hidden % heads:
+        raise _bad("n_head", f"the {heads} heads must divide n_embd ({hidden})")
     return dict(
         family="gptj", hidden_size=hidden, num_layers=_get(cfg, "n_layer"), num_heads=heads,
-        num_kv_heads=heads, head_dim=hidden // heads, ffn_size=cfg.get("n_inner") or 4 * hidden,
-        vocab_size=_get(cfg, "vocab_size"), tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        num_kv_heads=heads, head_dim=hidden // heads, ffn_size=_int(cfg, "n_inner", None) or 4 * hidden,
+        vocab_size=_get(cfg, "vocab_size"), tied_embeddings=_bool(cfg, "tie_word_embeddings", False),
         gated_mlp=False, activation="gelu", norm="layernorm", mlp_bias=True, lm_head_bias=True,
-        rotary_dim=cfg.get("rotary_dim") or hidden // heads, parallel_block=True,
+        rotary_dim=_int(cfg, "rotary_dim", None) or hidden // heads, parallel_block=True,
+        max_positions=_max_positions(cfg, "n_positions", "n_ctx", "max_position_embeddings"),
     )
 
 
 def _opt(cfg: dict) -> dict:
     hidden = _get(cfg, "hidden_size")
     heads = _get(cfg, "num_attention_heads")
-    if cfg.get("word_embed_proj_dim", hidden) != hidden:
-        raise ValueError("word_embed_proj_dim: only OPT models with word_embed_proj_dim == hidden_size are supported")
-    bias = bool(cfg.get("enable_bias", True))
+    if _int(cfg, "word_embed_proj_dim", hidden) != hidden:
+        raise _bad("word_embed_proj_dim", "only OPT models with word_embed_proj_dim == hidden_size are supported")
+    if hidden % heads:
+        raise _bad("num_attention_heads", f"the {heads} heads must divide hidden_size ({hidden})")
+    bias = _bool(cfg, "enable_bias", True)
+    positions = _get(cfg, "max_position_embeddings")
     return dict(
         family="opt", hidden_size=hidden, num_layers=_get(cfg, "num_hidden_layers"), num_heads=heads,
         num_kv_heads=heads, head_dim=hidden // heads, ffn_size=_get(cfg, "ffn_dim"),
-        vocab_size=_get(cfg, "vocab_size"), tied_embeddings=bool(cfg.get("tie_word_embeddings", True)),
-        gated_mlp=False, activation=cfg.get("activation_function", "relu"), norm="layernorm",
+        vocab_size=_get(cfg, "vocab_size"), tied_embeddings=_bool(cfg, "tie_word_embeddings", True),
+        gated_mlp=False, activation=_choice(cfg, "activation_function", "relu", _ACTIVATIONS), norm="layernorm",
         qkv_bias=bias, out_bias=bias, mlp_bias=bias, positions="learned", rotary_dim=0,
-        learned_positions=_get(cfg, "max_position_embeddings") + 2,  # OPT offsets positions by 2
+        learned_positions=positions + 2, max_positions=positions,  # OPT offsets positions by 2
     )
 
 
@@ -169,12 +283,15 @@ def _mixtral(cfg: dict) -> dict:
 def _qwen_moe(cfg: dict, family: str) -> dict:
     cfg = {**cfg, "intermediate_size": cfg.get("intermediate_size") or cfg.get("moe_intermediate_size")}
     base = _llama_like(cfg, family, family == "qwen2_moe")
-    shared = cfg.get("shared_expert_intermediate_size") or 0
-    if cfg.get("mlp_only_layers"):
-        raise ValueError("mlp_only_layers: only models whose every layer is MoE are supported (an empty list)")
+    shared = _int(cfg, "shared_expert_intermediate_size", 0, minimum=0)
+    only = cfg.get("mlp_only_layers")
+    if only is not None and not isinstance(only, list):
+        raise _bad("mlp_only_layers", f"expected a list of layer indices, got {_show(only)}")
+    if only:
+        raise _bad("mlp_only_layers", "only models whose every layer is MoE are supported (an empty list)")
     return {**base, "num_experts": _get(cfg, "num_experts"), "experts_per_token": _get(cfg, "num_experts_per_tok"),
             "expert_ffn_size": _get(cfg, "moe_intermediate_size"), "shared_ffn_size": shared,
-            "shared_expert_gate": bool(shared), "moe_every": cfg.get("decoder_sparse_step", 1) or 1,
+            "shared_expert_gate": bool(shared), "moe_every": _int(cfg, "decoder_sparse_step", 1),
             "qk_norm": family == "qwen3_moe"}
 
 
@@ -186,17 +303,22 @@ def _deepseek_v3(cfg: dict) -> dict:
     hidden = _get(cfg, "hidden_size")
     heads = _get(cfg, "num_attention_heads")
     rope, nope, v = _get(cfg, "qk_rope_head_dim"), _get(cfg, "qk_nope_head_dim"), _get(cfg, "v_head_dim")
+    expert_ffn = _get(cfg, "moe_intermediate_size")
+    shared = _int(cfg, "n_shared_experts", 0, minimum=0)
+    if shared * expert_ffn > MAX_SIZE:
+        raise _bad("n_shared_experts", f"n_shared_experts x moe_intermediate_size must be at most 2^31-1")
     return dict(
         family="deepseek_v3", hidden_size=hidden, num_layers=_get(cfg, "num_hidden_layers"), num_heads=heads,
         num_kv_heads=heads, head_dim=nope + rope, ffn_size=_get(cfg, "intermediate_size"),
-        vocab_size=_get(cfg, "vocab_size"), tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        gated_mlp=True, activation="silu", norm="rmsnorm", rotary_dim=rope,
+        vocab_size=_get(cfg, "vocab_size"), tied_embeddings=_bool(cfg, "tie_word_embeddings", False),
+        gated_mlp=True, activation=_choice(cfg, "hidden_act", "silu", {"silu": "silu", "swish": "silu"}),
+        norm="rmsnorm", rotary_dim=rope,
         num_experts=_get(cfg, "n_routed_experts"), experts_per_token=_get(cfg, "num_experts_per_tok"),
-        expert_ffn_size=_get(cfg, "moe_intermediate_size"),
-        shared_ffn_size=cfg.get("n_shared_experts", 0) * _get(cfg, "moe_intermediate_size"),
-        dense_layers=cfg.get("first_k_dense_replace", 0), moe_every=cfg.get("moe_layer_freq", 1) or 1,
-        q_lora_rank=cfg.get("q_lora_rank") or 0, kv_lora_rank=_get(cfg, "kv_lora_rank"), qk_rope_head_dim=rope,
-        qk_nope_head_dim=nope, v_head_dim=v,
+        expert_ffn_size=expert_ffn, shared_ffn_size=shared * expert_ffn,
+        dense_layers=_int(cfg, "first_k_dense_replace", 0, minimum=0), moe_every=_int(cfg, "moe_layer_freq", 1),
+        q_lora_rank=_int(cfg, "q_lora_rank", 0, minimum=0), kv_lora_rank=_get(cfg, "kv_lora_rank"),
+        qk_rope_head_dim=rope, qk_nope_head_dim=nope, v_head_dim=v,
+        max_positions=_max_positions(cfg, "max_position_embeddings"),
     )
 
 
@@ -232,16 +354,63 @@ FAMILIES: dict[str, tuple[Callable[[dict], dict], frozenset]] = {
 }
 
 
+def _model_type(config: dict) -> str:
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or model_type not in FAMILIES:
+        raise _bad("model_type", f"expected one of {', '.join(sorted(FAMILIES))}, got {_show(model_type)}")
+    return model_type
+
+
 def unknown_fields(config: dict) -> list[str]:
     """Config fields that neither the model's family reads nor are known to be irrelevant."""
-    family = FAMILIES.get(config.get("model_type", ""))
-    used = family[1] if family else frozenset()
-    return sorted(k for k in config if k not in used and k not in IGNORED_HF_FIELDS)
-
-
-def normalise(config: dict) -> Architecture:
-    """Hugging Face config dict -> Architecture. Raises KeyError (missing field) or ValueError."""
     model_type = config.get("model_type")
-    if model_type not in FAMILIES:
-        raise ValueError(f"model_type: expected one of {', '.join(sorted(FAMILIES))}, got {model_type!r}")
-    return Architecture(**FAMILIES[model_type][0](config))
+    family = FAMILIES.get(model_type) if isinstance(model_type, str) else None
+    used = family[1] if family else frozenset()
+    return sorted(str(k) for k in config if k not in used and k not in IGNORED_HF_FIELDS)
+
+
+# Architecture field -> the config field it comes from, per family (for error messages)
+_HF_NAMES = {"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+             "num_kv_heads": "num_key_value_heads", "ffn_size": "intermediate_size",
+             "experts_per_token": "num_experts_per_tok", "expert_ffn_size": "moe_intermediate_size",
+             "dense_layers": "first_k_dense_replace", "moe_every": "decoder_sparse_step",
+             "shared_ffn_size": "shared_expert_intermediate_size", "max_positions": "max_position_embeddings",
+             "sliding_window": "sliding_window", "num_experts": "num_experts"}
+_FAMILY_NAMES = {
+    "gptj": {"hidden_size": "n_embd", "num_layers": "n_layer", "num_heads": "n_head", "num_kv_heads": "n_head",
+             "ffn_size": "n_inner", "max_positions": "n_positions"},
+    "opt": {"ffn_size": "ffn_dim", "learned_positions": "max_position_embeddings"},
+    "mixtral": {"num_experts": "num_local_experts", "expert_ffn_size": "intermediate_size"},
+    "deepseek_v3": {"num_experts": "n_routed_experts", "moe_every": "moe_layer_freq",
+                    "shared_ffn_size": "n_shared_experts", "num_kv_heads": "num_attention_heads",
+                    "head_dim": "qk_nope_head_dim"},
+}
+
+
+def config_field(family: str, field: str) -> str:
+    """The Hugging Face config field an Architecture field comes from."""
+    return _FAMILY_NAMES.get(family, {}).get(field) or _HF_NAMES.get(field, field)
+
+
+def normalise(config: dict, path: str = MODEL, prefix: str = "") -> Architecture:
+    """Hugging Face config dict -> Architecture. Raises SpecError(path, prefix + config field,
+    what was expected) for a missing, mistyped, out-of-range or inconsistent field."""
+    def error(field: str, message: str) -> SpecError:
+        return SpecError(path, f"{prefix}{field}", message)
+
+    if not isinstance(config, dict):
+        raise error("", "expected a mapping of Hugging Face config fields")
+    try:
+        model_type = _model_type(config)
+        fields = FAMILIES[model_type][0](config)
+        return Architecture(**fields)
+    except _Missing as exc:
+        raise error(exc.args[0], "required field is missing") from None
+    except SpecError as exc:
+        family = config.get("model_type")
+        field = exc.field if exc.path == MODEL and exc.field in config else config_field(str(family), exc.field)
+        raise error(field, exc.message) from None
+    except ValidationError as err:
+        e = err.errors(include_url=False)[0]
+        field = config_field(str(config.get("model_type")), ".".join(str(p) for p in e["loc"]))
+        raise error(field, e["msg"].removeprefix("Value error, ").lower()) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +50,82 @@ def _first_error(path: Path | str, err: ValidationError, tagged: bool = False) -
     return SpecError(str(path), _field_path(loc), msg)
 
 
-def read_yaml(path: Path) -> dict:
+MAX_SPEC_BYTES = 4 * 2**20           # a spec, config or grid file is at most 4 MiB
+MAX_DEPTH = 64                       # nesting of mappings and lists in one file
+INT64_MAX = 2**63 - 1
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # the C parser when built, safe_load semantics
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    """UTF-8 text of a spec file; a binary, UTF-16 or otherwise non-UTF-8 file is a SpecError."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in raw:
+        raise SpecError(str(path), "", "expected a UTF-8 text file, got a binary or UTF-16 file")
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(str(path), "", f"cannot read file ({exc.strerror})") from None
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(str(path), "", f"expected a UTF-8 text file, got an invalid byte at offset {exc.start}") from None
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def _parse(text: str, path: Path) -> Any:
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        if kind == "JSON":
+            return json.loads(text, parse_constant=_reject_constant)
+        return yaml.load(text, Loader=_LOADER)   # noqa: S506 (a safe loader)
+    except RecursionError:
+        raise SpecError(str(path), "", f"malformed {kind}: nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise SpecError(str(path), "", f"malformed {'JSON' if path.suffix == '.json' else 'YAML'}{where}") from None
+        raise SpecError(str(path), "", f"malformed YAML{where}") from None
+    except json.JSONDecodeError as exc:
+        raise SpecError(str(path), "", f"malformed JSON at line {exc.lineno}") from None
+    except ValueError as exc:        # NaN/Infinity in JSON, an integer of more than 4300 digits
+        raise SpecError(str(path), "", f"malformed {kind} ({exc})") from None
+
+
+def check_values(data: Any, path: Path | str) -> None:
+    """Every integer within int64 and every mapping key a string or number, at most MAX_DEPTH
+    levels deep (an iterative walk: no recursion on user-controlled depth)."""
+    stack = [(data, (), 0)]
+    while stack:
+        value, loc, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SpecError(str(path), _field_path(loc[:3]) + "...", f"nested too deeply (at most {MAX_DEPTH} levels)")
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            if not -INT64_MAX - 1 <= value <= INT64_MAX:
+                raise SpecError(str(path), _field_path(loc), f"expected an integer within int64 (|n| < 2^63), got {value:.3g}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, (str, int, float)) or isinstance(key, bool):
+                    raise SpecError(str(path), _field_path(loc), f"expected plain keys, got {type(key).__name__} {key!r}")
+                stack.append((item, loc + (key,), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, loc + (i,), depth + 1) for i, item in enumerate(value))
+
+
+def read_yaml(path: Path) -> dict:
+    """The top-level mapping of a YAML (or, by suffix, JSON) file, parsed once with a safe
+    loader. Any problem (unreadable, over MAX_SPEC_BYTES, not UTF-8, malformed, nested too
+    deeply, an integer past int64, not a mapping) is one SpecError naming the file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(str(path), "", f"cannot read file ({exc.strerror or exc})") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(str(path), "", f"file is larger than {MAX_SPEC_BYTES // 2**20} MiB (a spec is a few kB)")
+    data = _parse(_decode(raw, path), path)
     if not isinstance(data, dict):
         raise SpecError(str(path), "", "expected a mapping of fields at the top level")
+    check_values(data, path)
     return data
 
 
@@ -77,35 +141,87 @@ def validate(adapter_or_model: Any, data: dict, path: Path | str):
 _HARDWARE = TypeAdapter(HardwareSpec)
 
 
+def _stamp(path: Path) -> tuple | None:
+    """What changes when a file is rewritten, replaced or removed: (inode, mtime, ctime, size)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
+
+
+def _tree_stamp(root: Path) -> tuple:
+    """Stamps of a folder and every folder below it: a file added, removed or renamed changes one."""
+    stamps = []
+    for folder, subfolders, _ in os.walk(root):
+        subfolders.sort()
+        stamps.append((folder, _stamp(Path(folder))))
+    return tuple(stamps)
+
+
 def _index(folder: str) -> dict[str, Path]:
     root = data_root() / folder
     return {p.stem: p for p in sorted(root.rglob("*.yaml")) if p.parent.name != "stacks"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=64)
+def _folder_index(folder: str, _stamp: tuple) -> dict[str, Path]:
+    return _index(folder)
+
+
+@functools.lru_cache(maxsize=64)
+def _stack_index(folder: str, _stamp) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(Path(folder).glob("*.yaml"))}
+
+
 def hardware_index() -> dict[str, Path]:
-    return _index("hardware_specs")
+    """Registry name -> file of every hardware spec (listed again when a file is added or removed)."""
+    return _folder_index("hardware_specs", _tree_stamp(data_root() / "hardware_specs"))
 
 
-@functools.lru_cache(maxsize=None)
 def model_index() -> dict[str, Path]:
-    return _index("model_specs")
+    """Registry name -> file of every model spec."""
+    return _folder_index("model_specs", _tree_stamp(data_root() / "model_specs"))
 
 
-@functools.lru_cache(maxsize=None)
 def stack_index() -> dict[str, Path]:
-    return {p.stem: p for p in sorted((data_root() / "hardware_specs" / "stacks").glob("*.yaml"))}
+    """Registry name -> file of every stack profile."""
+    folder = data_root() / "hardware_specs" / "stacks"
+    return _stack_index(str(folder), _stamp(folder))
+
+
+# Every cache below is keyed on the file's (or folder's) stamp, so a changed file is read
+# again and no caller need clear anything; cache_clear() stays for callers that still call it.
+def _clear_all() -> None:
+    for cache in (_folder_index, _stack_index, _hardware_file, _stack_file, _model_file):
+        cache.cache_clear()
+
+
+for _public in (hardware_index, model_index, stack_index):
+    _public.cache_clear = _clear_all       # kept for old callers: the caches invalidate themselves
 
 
 def _resolve(name: str, index: dict[str, Path], what: str) -> Path:
+    if not isinstance(name, str) or not name:
+        raise SpecError("<arguments>", what, f"expected a {what} name or a spec file path, got {name!r}")
     if name in index:
         return index[name]
     candidate = Path(name)
-    if candidate.suffix in (".yaml", ".yml", ".json") or candidate.exists():
-        if not candidate.exists():
+    try:
+        exists = candidate.exists()
+    except (OSError, ValueError):    # a name too long for the file system, or with a NUL
+        exists = False
+    if candidate.suffix in (".yaml", ".yml", ".json") or exists:
+        if not exists:
             raise SpecError(name, "", "file not found")
+        if candidate.is_dir():
+            raise SpecError(name, "", "expected a spec file, got a folder")
         return candidate
     raise UnknownNameError(what, name, difflib.get_close_matches(name, list(index), n=3, cutoff=0.4))
+
+
+def _file_key(path: Path, display: str) -> tuple:
+    return display, str(path.resolve()), _stamp(path)
 
 
 def load_hardware_file(path: Path):
@@ -113,17 +229,31 @@ def load_hardware_file(path: Path):
     return validate(_HARDWARE, data, path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=512)
+def _hardware_file(display: str, _absolute: str, _stamp) -> object:
+    return load_hardware_file(Path(display))
+
+
 def hardware(name: str):
-    """A hardware spec by registry name or path."""
-    return load_hardware_file(_resolve(name, hardware_index(), "hardware"))
+    """A hardware spec by registry name or path (cached until its file changes)."""
+    path = _resolve(name, hardware_index(), "hardware")
+    return _hardware_file(*_file_key(path, str(path)))
 
 
-@functools.lru_cache(maxsize=None)
-def stack(name: str) -> StackSpec:
-    """A stack profile by registry name or path."""
-    path = _resolve(name, stack_index(), "stack")
+@functools.lru_cache(maxsize=512)
+def _stack_file(display: str, _absolute: str, _stamp) -> StackSpec:
+    path = Path(display)
     return validate(StackSpec, read_yaml(path), path)
+
+
+def stack(name: str) -> StackSpec:
+    """A stack profile by registry name or path (cached until its file changes)."""
+    path = _resolve(name, stack_index(), "stack")
+    return _stack_file(*_file_key(path, str(path)))
+
+
+hardware.cache_clear = _clear_all
+stack.cache_clear = _clear_all
 
 
 def _architecture(config: dict, path: Path | str, field_prefix: str, strict: bool) -> Architecture:
@@ -131,25 +261,24 @@ def _architecture(config: dict, path: Path | str, field_prefix: str, strict: boo
         extra = unknown_fields(config)
         if extra:
             raise SpecError(str(path), f"{field_prefix}{extra[0]}", "unknown config field (misspelt?)")
-    try:
-        return normalise(config)
-    except KeyError as exc:
-        raise SpecError(str(path), f"{field_prefix}{exc.args[0]}", "required field is missing") from None
-    except ValueError as exc:
-        text = str(exc)
-        field, _, message = text.partition(": ")
-        if isinstance(exc, ValidationError):
-            err = _first_error(path, exc)
-            raise SpecError(str(path), f"{field_prefix}{err.field}", err.message) from None
-        raise SpecError(str(path), f"{field_prefix}{field}", message) from None
+    return normalise(config, str(path), field_prefix)
 
 
-@functools.lru_cache(maxsize=None)
-def model(name: str) -> tuple[str, Architecture, ModelSpec | None]:
-    """(display name, architecture, spec or None for a raw config.json) by name or path."""
-    path = _resolve(name, model_index(), "model")
+@functools.lru_cache(maxsize=512)
+def _model_file(display: str, _absolute: str, _stamp) -> tuple[str, Architecture, ModelSpec | None]:
+    path = Path(display)
     data = read_yaml(path)
     if path.suffix == ".json" and "config" not in data:   # a raw Hugging Face config.json
         return path.stem if path.name != "config.json" else path.parent.name, _architecture(data, path, "", False), None
     spec = validate(ModelSpec, data, path)
     return spec.name, _architecture(spec.config, path, "config.", True), spec
+
+
+def model(name: str) -> tuple[str, Architecture, ModelSpec | None]:
+    """(display name, architecture, spec or None for a raw config.json) by name or path
+    (cached until its file changes)."""
+    path = _resolve(name, model_index(), "model")
+    return _model_file(*_file_key(path, str(path)))
+
+
+model.cache_clear = _clear_all
