@@ -4,10 +4,13 @@ import json
 import numpy as np
 import pytest
 
-from simulator.calibration.calibrate import (calibrate, decode_attention_time_s, gemm_time_s, load_micro, newest_micro,
-                                 profile_from_fields)
+from simulator.calibration.calibrate import calibrate, fit_device
+from simulator.calibration.files import newest_micro
+from simulator.calibration.fits import decode_attention_time_s, gemm_time_s
+from simulator.calibration.profile import profile_from_fields
 from simulator.errors import SpecError
 from simulator.specs import registry
+from simulator.specs.measurement import load_micro
 
 STACK = registry.stack("pytorch-ref")
 FITTED = sorted(STACK.devices)
@@ -21,8 +24,6 @@ def _sources(raw: dict) -> list:
 def test_committed_profile_is_reproducible_from_its_microbenchmark_file(hardware):
     """`llmsim calibrate` on the committed micro files (one per dtype) gives the committed
     profile, digit for digit."""
-    from simulator.calibration.calibrate import fit_device
-
     raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
     sources = _sources(raw)
     assert all(f.name.startswith("micro-") for f in sources), "profiles are fitted from microbenchmarks, never e2e runs"
@@ -57,7 +58,7 @@ def test_engine_reproduces_the_fitted_gemm_formula():
     from simulator.specs.base import Dtype
 
     prep = prepare("llama-3.1-8b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
-    profile = prep.bound.profile
+    profile = prep.rates.profile
     hw = prep.hardware
     p = simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=256, prompt=512, output=2)
     down = next(o for o in p.breakdown if o.name == "down_proj")
@@ -74,7 +75,7 @@ def test_decode_attention_formula_is_the_engines():
     from simulator.engine.predict import prepare
     from simulator.specs.base import Dtype
 
-    profile = prepare("llama-3.1-8b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16).bound.profile
+    profile = prepare("llama-3.1-8b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16).rates.profile
     p = simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=16, prompt=4095, output=2)
     attention = next(o for o in p.breakdown if o.name == "attention")
     kv_bytes = 16 * 4096 * 2 * 1024 * 2 + 16 * 2 * 4096 * 2
@@ -88,7 +89,8 @@ def test_newest_micro_prefers_the_latest_session(tmp_path):
     for name, date in [("a", "2026-01-01T00:00:00"), ("b", "2026-06-01T00:00:00")]:
         folder = tmp_path / name
         folder.mkdir()
-        (folder / "micro-x.json").write_text(json.dumps({"environment": {"date_utc": date}}))
+        (folder / "micro-x.json").write_text(json.dumps({"schema": "llmsim-harness-micro/1", "environment": {
+            "harness_version": "t", "date_utc": date}}))
     assert newest_micro(tmp_path).parent.name == "b"
     with pytest.raises(SpecError):
         newest_micro(tmp_path / "a" / "none")
@@ -112,27 +114,30 @@ def test_in_context_gap_is_recovered_from_synthetic_passes():
     """Synthetic decode steps that take 0.5 us a kernel longer than the isolated fits predict
     give back a 0.5 us gap; a smallest prefill twice the predicted host time doubles the
     eager launch costs."""
-    from simulator.calibration.calibrate import _synthetic_times
+    from simulator.calibration.in_context import synthetic_times
     from simulator.engine.bind import phase_repeat
     from simulator.graph.ops import OpKind
+    from simulator.specs.measurement import Synthetic, SyntheticPoint
     from simulator.specs.model import normalise
 
     hw = registry.hardware("h100-sxm")
     micro = load_micro(newest_micro(registry.data_root() / "validation" / "measurements" / "h100-sxm"))
-    micro = {k: v for k, v in micro.items() if k != "synthetic"}
+    micro = micro.model_copy(update={"synthetic": None})
     plain, _ = calibrate(micro, hw, "x")
     config = dict(model_type="llama", hidden_size=2560, intermediate_size=6912, num_hidden_layers=4,
                   num_attention_heads=20, num_key_value_heads=4, head_dim=128, vocab_size=32000)
     arch = normalise(config)
     points = [dict(phase="decode", batch=b, context_len=c) for b, c in ((1, 255), (16, 511))]
     points += [dict(phase="prefill", batch=1, prompt_len=64), dict(phase="prefill", batch=1, prompt_len=2048)]
-    predicted, prep = _synthetic_times(plain, arch, hw, points)
+    points = [SyntheticPoint(**pt, latency_s=1.0) for pt in points]
+    predicted, prep = synthetic_times(plain, arch, hw, points)
     kernels = sum(r * prep.stack.kernels(OpKind(int(k)).stack_name)
                   for r, k in zip(phase_repeat(prep.table, "decode"), prep.table.kind))
-    for pt, t in zip(points, predicted):
-        pt["latency_s"] = t + 0.5e-6 * kernels if pt["phase"] == "decode" else t
-    points[2]["latency_s"] = 2 * prep.bound.host_launch_s
-    fields, fits = calibrate({**micro, "synthetic": {"config": config, "points": points}}, hw, "x")
+    measured = [t + 0.5e-6 * kernels if pt.phase == "decode" else t for pt, t in zip(points, predicted)]
+    measured[2] = 2 * prep.rates.host_launch_s
+    points = [pt.model_copy(update={"latency_s": t}) for pt, t in zip(points, measured)]
+    synthetic = Synthetic(config=config, kernels_per_layer=23, points=points)
+    fields, fits = calibrate(micro.model_copy(update={"synthetic": synthetic}), hw, "x")
     assert fits[-2].params["gap_s"] == pytest.approx(0.5e-6, rel=1e-3)
     assert np.abs(fits[-2].errors).max() < 1e-3
     assert fits[-1].params["host_scale"] == pytest.approx(2.0, rel=1e-3)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from simulator.calibration import hostprobe
-from simulator.calibration.calibrate import merge_dtype_fields
+from simulator.calibration.profile import merge_dtype_fields
 from simulator.cli.main import main
 from simulator.errors import SimulatorError
 from simulator.specs import registry

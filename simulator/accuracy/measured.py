@@ -9,7 +9,6 @@ Error = (predicted - measured) / measured.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import numpy as np
 from simulator.engine.predict import evaluate, prepare
 from simulator.specs import registry
 from simulator.specs.base import Dtype
+from simulator.specs.measurement import load_e2e, measurement_root
 from simulator.specs.workload import workload
 
 @dataclasses.dataclass(frozen=True)
@@ -37,22 +37,18 @@ class Point:
         return f"{self.model}{'' if self.dtype == 'bf16' else ' ' + self.dtype} {self.phase} B={self.batch} {what}={self.length}"
 
 
-def measurement_root() -> Path:
-    return registry.data_root() / "validation" / "measurements"
-
-
 def load_points(root: Path | None = None) -> list[Point]:
     """Every measured latency and energy point under ``root``."""
     root = root or measurement_root()
     points = []
     for path in sorted(root.glob("*/**/e2e-*.json")):
-        data = json.loads(path.read_text())
+        data = load_e2e(path)
         hardware = path.relative_to(root).parts[0]
-        for row, metric, key in [*((r, "latency", "latency_median_s") for r in data["points"]),
-                                 *((r, "energy", "energy_per_call_j") for r in data["energy"])]:
-            length = row.get("prompt_len") if row["phase"] == "prefill" else row.get("context_len")
-            points.append(Point(hardware, row["model"], row["phase"], row["batch"], length, metric, row[key],
-                                str(path), row.get("dtype", "bf16")))
+        for row, metric, value in [*((r, "latency", r.latency_median_s) for r in data.points),
+                                   *((r, "energy", r.energy_per_call_j) for r in data.energy
+                                     if r.energy_per_call_j is not None)]:
+            points.append(Point(hardware, row.model, row.phase, row.batch, row.length, metric, value, str(path),
+                                row.dtype))
     return points
 
 

@@ -33,7 +33,8 @@ def run_live(stack_name: str, registry_hardware: str | None, log=lambda m: None)
     """(measured points, {column: predicted seconds}) - the fresh profile's predictions, and
     the registry entry's where ``registry_hardware`` names one."""
     from simulator.calibration import thismachine
-    from simulator.calibration.calibrate import fit_device, profile_from_fields
+    from simulator.calibration.calibrate import fit_device
+    from simulator.calibration.profile import profile_from_fields
 
     cpu = thismachine.harness_cpu()
     probe = thismachine.probe(log=log)

@@ -56,8 +56,9 @@ def _write_entry(stack: str, name: str, fields: dict) -> str:
 
 
 def cmd_calibrate(args) -> str:
-    from simulator.calibration.calibrate import fit_device, newest_micros, relative_source
-    from simulator.accuracy.measured import measurement_root
+    from simulator.calibration.calibrate import fit_device
+    from simulator.calibration.files import newest_micros, relative_source
+    from simulator.specs.measurement import measurement_root
 
     if args.this_machine:
         return cmd_this_machine(args)
@@ -80,7 +81,8 @@ def progress(message: str) -> None:
 def cmd_this_machine(args) -> str:
     """Probe and measure this CPU; write hardware_specs/cpu/NAME.yaml and its stack entry."""
     from simulator.calibration import thismachine
-    from simulator.calibration.calibrate import fit_device, relative_source
+    from simulator.calibration.calibrate import fit_device
+    from simulator.calibration.files import relative_source
 
     if args.name is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", args.name):
         raise SpecError("--name", "", f"expected lower-case letters, digits, '.' and '-', got {args.name!r}")

@@ -1,0 +1,67 @@
+"""Per-kernel and per-pass fixed costs from a micro file's launch, eager and host_layer
+sections."""
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.calibration.profile import quantity, shift_times
+from simulator.specs.measurement import MicroFile
+from simulator.units import parse as parse_quantity
+
+# operator kind -> the eager ops of the reference stack whose launch rates it averages
+EAGER_OPS = {"matmul": ("matmul",), "lm_head": ("matmul",), "norm": ("rms_norm",), "attention": ("sdpa",),
+             "rotary": ("mul", "neg", "cat", "mul", "add"), "activation": ("silu", "mul"), "residual_add": ("add",),
+             "kv_write": ("copy_",), "embedding": ("index_select",), "sampling": ("argmax",)}
+
+# kernels of one reference-stack layer by kind (the host_layer model has no q/k/v bias)
+LAYER_KERNELS = {"norm": 2, "matmul": 4, "rotary": 10, "kv_write": 2, "attention": 1, "residual_add": 2,
+                 "activation": 2}
+
+
+def launch_fields(micro: MicroFile) -> dict:
+    """Per-kernel and per-pass fixed costs. A GPU file has CUDA-graph and eager launch rates;
+    a CPU file (launch.dispatch_per_op_s) has the one cost every synchronous op pays on the
+    host: no separate launch floor, no graph replay."""
+    launch = micro.launch
+    if launch is None:
+        from simulator.errors import SpecError
+        raise SpecError("micro file", "launch", "missing: calibration needs the launch section")
+    if micro.from_cpu:
+        return {"kernel_overhead": quantity(launch.dispatch_per_op_s, "s"), "prefill_launch_overhead": "0 s",
+                "decode_step_overhead": "0 s"}
+    return {"kernel_overhead": quantity(launch.graph_per_kernel_s, "s"),
+            "prefill_launch_overhead": quantity(launch.eager_per_kernel_s, "s"), **eager_launch(micro),
+            "decode_step_overhead": quantity(max(launch.one_kernel_graph_replay_s - launch.graph_per_kernel_s, 0.0),
+                                             "s")}
+
+
+def eager_launch(micro: MicroFile) -> dict:
+    """Per-kind eager launch floors from the micro file's ``eager`` section (absent in files
+    from harness runs before it existed: then the single tiny-add rate stands for all). When
+    the file has ``host_layer`` (a tiny model's eager forward, per layer), the per-op rates
+    are scaled so one layer's kernels add up to it: the model code's own host work between
+    the calls (views, slicing) is spread over its kernels."""
+    eager = micro.eager
+    if not eager:
+        return {}
+    per_kind = {kind: float(np.mean([eager[op].eager_per_call_s for op in ops])) for kind, ops in EAGER_OPS.items()}
+    layer = micro.host_layer
+    if layer and layer.per_layer_s > 0:
+        scale = layer.per_layer_s / sum(n * per_kind[k] for k, n in LAYER_KERNELS.items())
+        per_kind = {k: v * max(scale, 1.0) for k, v in per_kind.items()}
+    return {"prefill_launch_overhead_by_kind": {kind: quantity(v, "s") for kind, v in per_kind.items()}}
+
+
+def host_floors(fields: dict, host_micros: dict[str, MicroFile] | None, host_scale: float) -> dict:
+    """The prefill launch floors as the median over every session that measured them (the
+    host's eager launch cost varies between machines far more than the GPU does: the same
+    harness saw 209 to 508 us a layer), scaled by the in-context host scale."""
+    floors = fields.get("prefill_launch_overhead_by_kind")
+    sessions = {path: eager_launch(m) for path, m in sorted((host_micros or {}).items()) if eager_launch(m)}
+    if floors and sessions:
+        floors = {kind: quantity(float(np.median([parse_quantity(s["prefill_launch_overhead_by_kind"][kind], "time")
+                                                  for s in sessions.values()])), "s") for kind in floors}
+        fields = {**fields, "host_fitted_from": sorted(sessions)}
+    if floors:
+        fields = {**fields, "prefill_launch_overhead_by_kind": shift_times(floors, scale=host_scale)}
+    return fields

@@ -1,0 +1,70 @@
+"""The harness's file schema (simulator/specs/measurement.py): every committed file loads
+unchanged, and a malformed one is refused naming its field."""
+import json
+
+import pytest
+
+from simulator.errors import SpecError
+from simulator.specs.measurement import (CpuLaunch, E2EFile, GpuLaunch, MicroFile, check, load_e2e, load_micro,
+                                         measurement_root)
+
+FILES = sorted(measurement_root().rglob("*.json"))
+
+
+def test_every_committed_measurement_file_is_a_micro_or_e2e_file():
+    assert len(FILES) >= 21
+    assert all(f.name.startswith(("micro-", "e2e-")) for f in FILES)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(measurement_root())))
+def test_committed_file_loads_unchanged(path):
+    """The schema accepts the file as written, keeps every field the harness recorded, and
+    the typed sections hold what the simulator reads."""
+    raw = json.loads(path.read_text())
+    doc = (load_micro if path.name.startswith("micro-") else load_e2e)(path)
+    assert doc.model_dump(by_alias=True, exclude_unset=True) == raw
+    if isinstance(doc, MicroFile):
+        assert doc.matmul and doc.attention and doc.elementwise
+        assert isinstance(doc.launch, CpuLaunch if doc.environment.device == "cpu" else GpuLaunch)
+        assert doc.dtype in ("bf16", "fp32")
+    else:
+        assert isinstance(doc, E2EFile) and doc.points
+        assert all(p.length is not None and p.latency_median_s > 0 for p in doc.points)
+
+
+def _micro() -> dict:
+    return json.loads(next(f for f in FILES if f.name.startswith("micro-")).read_text())
+
+
+def test_a_file_of_another_schema_is_refused(tmp_path):
+    bad = tmp_path / "micro-bad.json"
+    bad.write_text(json.dumps({**_micro(), "schema": "llmsim-harness-e2e/1"}))
+    with pytest.raises(SpecError) as info:
+        load_micro(bad)
+    assert info.value.field == "schema"
+
+
+def test_a_malformed_row_names_its_field(tmp_path):
+    data = _micro()
+    del data["matmul"][3]["latency_s"]
+    bad = tmp_path / "micro-bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(SpecError) as info:
+        load_micro(bad)
+    assert info.value.field == "matmul.3.latency_s"
+
+
+def test_unreadable_json_is_one_clear_error(tmp_path):
+    bad = tmp_path / "e2e-bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SpecError, match="cannot read end-to-end JSON"):
+        load_e2e(bad)
+
+
+def test_a_decode_point_needs_its_context_length():
+    doc = {"schema": "llmsim-harness-e2e/1", "environment": {"harness_version": "t", "date_utc": "2026-01-01"},
+           "points": [{"model": "m", "phase": "decode", "batch": 1, "latency_median_s": 0.01}]}
+    with pytest.raises(ValueError, match="context_len"):
+        check(doc)
+    doc["points"][0]["context_len"] = 128
+    check(doc)
