@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import networkx as nx
 
+from simulator.errors import WorkloadError
 from simulator.graph.ops import OpKind
+from simulator.specs.consistency import ep_problem, tp_problem
 from simulator.specs.model import Architecture
 
 
@@ -160,14 +162,14 @@ def _mlp_block(b: _Builder, a: Architecture, x: str) -> str:
 def shard(arch: Architecture, tp: int) -> Architecture:
     """The slice of the model one of ``tp`` tensor-parallel devices holds (Megatron style:
     heads and FFN columns split, experts' FFN columns too; KV heads split, or replicated
-    when fewer than tp; an MLA latent cache is replicated)."""
+    when fewer than tp; an MLA latent cache is replicated). Raises WorkloadError("tp", ...)
+    when tp does not split it (specs/consistency.tp_problem)."""
     if tp == 1:
         return arch
+    problem = tp_problem(arch, tp)
+    if problem:
+        raise WorkloadError("tp", problem)
     kv = arch.num_kv_heads
-    columns = [arch.ffn_size, arch.expert_ffn_size, arch.shared_ffn_size]
-    if arch.num_heads % tp or any(c % tp for c in columns) or (not arch.is_mla and kv % tp and tp % kv):
-        raise ValueError(f"tp: {tp} does not divide the model's {arch.num_heads} heads, {kv} KV heads "
-                         f"and {arch.ffn_size} FFN columns")
     return arch.model_copy(update={"num_heads": arch.num_heads // tp,
                                    "num_kv_heads": arch.num_kv_heads // tp if arch.is_mla else max(1, kv // tp),
                                    "ffn_size": arch.ffn_size // tp, "expert_ffn_size": arch.expert_ffn_size // tp,
@@ -179,8 +181,9 @@ def build(arch: Architecture, unfused_attention: bool = False, tp: int = 1, ep: 
     ``repeat = num_layers``. The embedding and the LM head are split by vocabulary: the
     embedding's partial rows are all-reduced, the head's logits all-gathered."""
     full = arch
-    if ep > 1 and (not arch.is_moe or arch.num_experts % ep):
-        raise ValueError(f"ep: {ep} must divide the number of experts of a mixture-of-experts model")
+    problem = ep_problem(arch, ep)
+    if problem:
+        raise WorkloadError("ep", problem)
     a = shard(arch, tp)
     b = _Builder(a)
     b.tp, b.ep = tp, ep

@@ -8,6 +8,15 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from simulator import units
+from simulator.errors import SpecError
+
+SPEC = "<spec>"     # the path of a problem found while validating; registry.validate puts the file's
+
+
+def problem(field: str, message: str) -> SpecError:
+    """A cross-field problem, raised from a model validator (pydantic passes a non-ValueError
+    on unchanged): ``field`` is the dotted path from the top of the file."""
+    return SpecError(SPEC, field, message)
 
 
 class Strict(BaseModel):

@@ -14,9 +14,13 @@ from pydantic import Field, model_validator
 
 from simulator.specs.base import (Bandwidth, Bytes, Dtype, EnergyPerByte, EnergyPerOp, Flops,
                                   Frequency, Power, PowerOrZero, Provenance, Seconds, Strict,
-                                  TransferRate, Usd, UsdPerHour)
+                                  TransferRate, Usd, UsdPerHour, problem)
 
 PimOp = Literal["gemv", "attention"]
+MAX_COUNT = 2**31 - 1                  # cores, channels, arrays, DSPs... of one device
+Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+CountOrZero = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Rate = Annotated[float, Field(gt=0)]   # operations per cycle per unit, a dtype's multiplier
 
 
 class PimUnit(Strict):
@@ -24,7 +28,7 @@ class PimUnit(Strict):
 
     peak: dict[Dtype, Flops]
     internal_bandwidth_bytes_per_s: Bandwidth = Field(alias="internal_bandwidth")
-    ops: list[PimOp]
+    ops: list[PimOp] = Field(min_length=1)
 
 
 class MemoryLevel(Strict):
@@ -53,7 +57,7 @@ class Link(Strict):
     bandwidth_per_direction_bytes_per_s: Bandwidth = Field(alias="bandwidth_per_direction")
     latency_s: Seconds = Field(alias="latency")
     topology: Literal["switch", "ring", "torus-2d", "torus-3d", "mesh", "point-to-point"] = "switch"
-    max_devices: int | None = Field(None, gt=0)
+    max_devices: Count | None = None
 
 
 class Price(Strict):
@@ -65,9 +69,9 @@ class Price(Strict):
 class MemoryChannels(Strict):
     """DRAM channels of a CPU or FPGA: bandwidth = channels x transfer rate x bus width."""
 
-    channels: int = Field(gt=0)
+    channels: Count
     transfer_rate_per_s: TransferRate = Field(alias="transfer_rate")
-    bus_width_bits: int = Field(64, gt=0)
+    bus_width_bits: Count = 64
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
@@ -82,13 +86,13 @@ class CpuCores(Strict):
     matrix extensions (AMX) give their own ops per cycle per core.
     """
 
-    sockets: int = Field(1, gt=0)
-    cores: int = Field(gt=0)
+    sockets: Count = 1
+    cores: Count
     clock_hz: Frequency = Field(alias="clock")
-    vector_width_bits: int = Field(gt=0)
-    fma_units_per_core: int = Field(gt=0)
+    vector_width_bits: Count
+    fma_units_per_core: Count
     vector_dtypes: list[Dtype]
-    matrix_ops_per_cycle_per_core: dict[Dtype, float] = {}
+    matrix_ops_per_cycle_per_core: dict[Dtype, Rate] = {}
     matrix_clock_hz: Frequency | None = Field(None, alias="matrix_clock")
 
     def derived_peak(self) -> dict[Dtype, float]:
@@ -104,12 +108,12 @@ class CpuCores(Strict):
 class FpgaFabric(Strict):
     """FPGA compute: peak = DSP count x ops per DSP per cycle x clock (+ AI Engines likewise)."""
 
-    dsp_count: int = Field(0, ge=0)
+    dsp_count: CountOrZero = 0
     clock_hz: Frequency = Field(alias="clock")
-    ops_per_dsp_per_cycle: dict[Dtype, float] = {}
-    ai_engine_count: int = Field(0, ge=0)
+    ops_per_dsp_per_cycle: dict[Dtype, Rate] = {}
+    ai_engine_count: CountOrZero = 0
     ai_engine_clock_hz: Frequency | None = Field(None, alias="ai_engine_clock")
-    ops_per_ai_engine_per_cycle: dict[Dtype, float] = {}
+    ops_per_ai_engine_per_cycle: dict[Dtype, Rate] = {}
 
     def derived_peak(self) -> dict[Dtype, float]:
         peak = {d: self.dsp_count * ops * self.clock_hz for d, ops in self.ops_per_dsp_per_cycle.items()}
@@ -122,10 +126,10 @@ class FpgaFabric(Strict):
 class SystolicArrays(Strict):
     """TPU matrix units: peak = arrays x dim^2 x 2 (multiply-add) x clock, per dtype multiplier."""
 
-    arrays: int = Field(gt=0)
-    dim: int = Field(gt=0)
+    arrays: Count
+    dim: Count
     clock_hz: Frequency = Field(alias="clock")
-    ops_multiplier: dict[Dtype, float] = {Dtype.bf16: 1.0}
+    ops_multiplier: dict[Dtype, Rate] = {Dtype.bf16: 1.0}
 
     def derived_peak(self) -> dict[Dtype, float]:
         base = self.arrays * self.dim * self.dim * 2 * self.clock_hz
@@ -141,7 +145,7 @@ class _Device(Strict):
     memory: list[MemoryLevel] = Field(min_length=1)
     power: PowerSpec | None = None
     interconnect: list[Link] = []
-    compute_units: int | None = Field(None, gt=0)
+    compute_units: Count | None = None
     clock_hz: Frequency | None = Field(None, alias="clock")
     price: Price | None = None
     provenance: Provenance
@@ -155,10 +159,18 @@ class _Device(Strict):
         return {**derived, **self.peak}
 
     @model_validator(mode="after")
-    def _has_peak(self):
+    def _physical(self):
+        """A dense peak (given or derived) that is positive and finite; idle power at most TDP."""
         if not self.peak and not self.derived_peak():
-            raise ValueError("peak: expected a dense peak per dtype (e.g. 'bf16: 989 TFLOP/s') "
-                             "or the compute units to derive it from")
+            raise problem("peak", "expected a dense peak per dtype (e.g. 'bf16: 989 TFLOP/s') "
+                                  "or the compute units to derive it from")
+        for dtype, flops in self.peak_flops().items():
+            if not 0 < flops < float("inf"):
+                raise problem(f"peak.{dtype.value}", f"the peak derived from the compute units is {flops:g} "
+                                                     f"FLOP/s; expected a positive finite peak")
+        if self.power and self.power.idle_w is not None and self.power.idle_w > self.power.tdp_w:
+            raise problem("power.idle", f"expected at most the TDP ({self.power.tdp_w:g} W), "
+                                        f"got {self.power.idle_w:g} W")
         return self
 
     @property
@@ -208,7 +220,7 @@ class Pim(_Device):
     @model_validator(mode="after")
     def _has_pim_level(self):
         if not any(level.pim for level in self.memory):
-            raise ValueError("memory: a pim device needs at least one memory level with a 'pim' block")
+            raise problem("memory", "a pim device needs at least one memory level with a 'pim' block")
         return self
 
 

@@ -17,6 +17,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from simulator.errors import SpecError, UnknownNameError
+from simulator.specs.base import SPEC
 from simulator.specs.hardware import HardwareSpec
 from simulator.specs.model import Architecture, ModelSpec, normalise, unknown_fields
 from simulator.specs.stack import StackSpec
@@ -85,7 +86,7 @@ def _parse(text: str, path: Path) -> Any:
     except json.JSONDecodeError as exc:
         raise SpecError(str(path), "", f"malformed JSON at line {exc.lineno}") from None
     except ValueError as exc:        # NaN/Infinity in JSON, an integer of more than 4300 digits
-        raise SpecError(str(path), "", f"malformed {kind} ({exc})") from None
+        raise SpecError(str(path), "", f"malformed {kind} ({str(exc).split(':')[0]})") from None
 
 
 def check_values(data: Any, path: Path | str) -> None:
@@ -136,6 +137,10 @@ def validate(adapter_or_model: Any, data: dict, path: Path | str):
         return adapter_or_model.model_validate(data)
     except ValidationError as err:
         raise _first_error(path, err, tagged=adapter_or_model is _HARDWARE) from None
+    except SpecError as err:              # a model validator's cross-field problem (base.problem)
+        if err.path != SPEC:
+            raise
+        raise SpecError(str(path), err.field, err.message) from None
 
 
 _HARDWARE = TypeAdapter(HardwareSpec)

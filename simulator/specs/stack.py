@@ -8,7 +8,7 @@ else the stack's ``default``.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -27,13 +27,13 @@ class GemmEfficiency(Strict):
     """
 
     peak_fraction: float = Field(1.0, gt=0, le=1)
-    tile_m: int = Field(1, gt=0)
-    tile_n: int = Field(1, gt=0)
+    tile_m: int = Field(1, gt=0, le=2**31 - 1)
+    tile_n: int = Field(1, gt=0, le=2**31 - 1)
     memory_fraction: float = Field(1.0, gt=0, le=1.5)   # of the level's bandwidth, while streaming weights
     overlap_exponent: float = Field(0.0, ge=0)           # p of the p-norm of compute and memory time; 0: max
     # a GEMM of at most gemv_max_m rows runs as a GEMV kernel (a CPU BLAS's, for one): no tile
     # quantization, weights streamed at gemv_memory_fraction of bandwidth; 0: no GEMV path
-    gemv_max_m: int = Field(0, ge=0)
+    gemv_max_m: int = Field(0, ge=0, le=2**62)
     gemv_memory_fraction: float = Field(1.0, gt=0, le=1.5)
 
 
@@ -52,7 +52,7 @@ class DeviceProfile(Strict):
     attention_half_length: float = Field(0.0, ge=0)               # tokens: prefill efficiency L/(L+L0)
     attention_block_overhead_s: SecondsOrZero = Field(0.0, alias="attention_block_overhead")  # per seq x KV head
     elementwise_memory_fraction: float = Field(1.0, gt=0, le=1.5)  # of bandwidth, norms/rotary/adds
-    memory_fraction_by_kind: dict[str, float] = {}                # elementwise kinds that differ
+    memory_fraction_by_kind: dict[str, Annotated[float, Field(gt=0, le=1.5)]] = {}  # elementwise kinds that differ
     kernel_overhead_s: SecondsOrZero = Field(0.0, alias="kernel_overhead")
     kernel_overhead_by_kind_s: dict[str, SecondsOrZero] = Field({}, alias="kernel_overhead_by_kind")
     prefill_launch_overhead_s: SecondsOrZero = Field(0.0, alias="prefill_launch_overhead")
@@ -106,8 +106,8 @@ class StackSpec(Strict):
     # "auto": ring over a switch or a ring of links; recursive doubling (tree-like, log2 N
     # hops) where chips link directly to many others (point-to-point, mesh, torus)
     collective_algorithm: Literal["auto", "ring", "tree"] = "auto"
-    kernels_per_op: dict[OpKindName, int] = {}      # launches per operator instance (default 1)
-    traffic_per_op: dict[OpKindName, float] = {}    # bytes moved / fewest bytes (default 1)
+    kernels_per_op: dict[OpKindName, Annotated[int, Field(ge=0, le=2**31 - 1)]] = {}  # launches per operator instance (default 1)
+    traffic_per_op: dict[OpKindName, Annotated[float, Field(gt=0)]] = {}    # bytes moved / fewest bytes (default 1)
     default: DeviceProfile = DeviceProfile()
     classes: dict[Literal["cpu", "gpu", "tpu", "fpga", "asic", "pim"], DeviceProfile] = {}
     devices: dict[str, DeviceProfile] = {}
