@@ -25,7 +25,7 @@ def predict(model: str, hardware: str, stack: str = DEFAULT_STACK, batch: int = 
     ``acceptance``. Raises SimulatorError
     subclasses on bad input.
     """
-    from simulator.engine.predict import predict_workload
+    from simulator.api import predict_workload
     from simulator.specs.workload import workload
 
     return predict_workload(model, hardware, stack, workload(batch=batch, prompt=prompt, output=output,

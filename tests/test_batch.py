@@ -8,8 +8,10 @@ import pytest
 from numpy.testing import assert_allclose
 
 from simulator.engine import batch
-from simulator.engine.kernels.phases import expert_features
-from simulator.engine.predict import evaluate, prepare
+from simulator.engine.kernels import scenario as sc
+from simulator.engine.kernels.phases import expert_features, touched_experts
+from simulator.api import prepare
+from simulator.engine.predict import evaluate
 from simulator.specs import registry
 from simulator.specs.base import Dtype
 from simulator.specs.quant import parse_weight_format
@@ -18,12 +20,17 @@ from simulator.explore import csvfmt
 
 
 def predicted(prep, b, s, n, tp=1, pp=1, weight="bf16") -> np.ndarray:
-    """predict.evaluate's numbers in the kernel's OUTPUTS order (NaN for None)."""
+    """predict.evaluate's numbers (one scenario at a time, fresh workspaces) in the order
+    below (NaN for None)."""
     p = evaluate(prep, Workload(batch=b, prompt=s, output=n, tp=tp, pp=pp, weight_dtype=weight))
     m = p.memory
     values = [p.ttft_s, p.tpot_s, p.e2e_s, p.output_tokens_per_s, p.prefill_energy_j, p.decode_step_energy_j,
               p.energy_j, p.tokens_per_j, m.kv_cache_bytes, m.activation_bytes, m.total_bytes, float(m.fits)]
     return np.array([math.nan if v is None else v for v in values])
+
+
+ROWS = [sc.TTFT_S, sc.TPOT_S, sc.E2E_S, sc.TOKENS_PER_S, sc.PREFILL_ENERGY_J, sc.DECODE_STEP_ENERGY_J, sc.ENERGY_J,
+        sc.TOKENS_PER_J, sc.KV_CACHE_BYTES, sc.ACTIVATION_BYTES, sc.TOTAL_BYTES, sc.FITS]
 
 
 def _scenarios(seed: int, count: int, max_prompt: int = 9000):
@@ -51,9 +58,9 @@ def test_kernel_equals_predict(model, hardware, weight, tp, pp):
     if model not in registry.model_index():
         pytest.skip(f"no {model} spec")
     prep = prepare(model, hardware, "pytorch-ref", parse_weight_format(weight), Dtype.bf16, Dtype.bf16, tp)
-    packed = batch.pack(prep, tp, pp)
+    packed = batch.pack(prep, batch.Layout(tp=tp, pp=pp))
     b, s, n = _scenarios(sum(map(ord, model + hardware)), 12)
-    got = batch.evaluate_many(packed, b, s, n)
+    got = batch.evaluate_many(packed, b, s, n)[ROWS]
     for k in range(len(b)):
         assert_allclose(got[:, k], predicted(prep, int(b[k]), int(s[k]), int(n[k]), tp, pp, weight), rtol=1e-11,
                         err_msg=f"{model} {hardware} B={b[k]} S={s[k]} N={n[k]}")
@@ -71,8 +78,8 @@ def test_parallel_and_serial_kernels_agree_bitwise():
 def test_not_fitting_scenarios_have_memory_and_no_times():
     prep = prepare("llama-3.1-70b", "rtx-4090", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
     out = batch.evaluate_many(batch.pack(prep), [1], [128], [16])
-    assert out[batch.FITS, 0] == 0.0 and out[batch.TOTAL_BYTES, 0] > 24e9
-    assert np.isnan(out[batch.TTFT_S:batch.TOKENS_PER_J + 1, 0]).all()
+    assert out[sc.FITS, 0] == 0.0 and out[sc.TOTAL_BYTES, 0] > 24e9
+    assert np.isnan(out[list(sc.TIMES), 0]).all()
 
 
 @pytest.mark.parametrize("tokens", [1, 16, 256, 4096])
@@ -80,7 +87,8 @@ def test_packed_expert_features_are_phases(tokens):
     """The sweep reads (experts, top-k, ep) from its packed parameters; same numbers."""
     prep = prepare("qwen3-30b-a3b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
     params = batch.pack(prep).params
-    assert batch.expert_features(float(tokens), params) == expert_features(tokens, prep.table.moe)
+    assert touched_experts(float(tokens), params[sc.P_EXPERTS], params[sc.P_EXPERTS_PER_TOKEN],
+                           params[sc.P_EP]) == expert_features(tokens, prep.table.moe)
 
 
 NICE = [0.0, -0.0, 1.0, 10.0, 123.456, 1e11, 1e12, 123456789012.0, 1234567890123.0, 1e-4, 1e-5, 0.5, -2.5,

@@ -54,7 +54,7 @@ def test_engine_reproduces_the_fitted_gemm_formula():
     """The engine's matmul time for one operator equals calibrate's formula with the fitted
     parameters, so the fit means what the engine does."""
     import simulator
-    from simulator.engine.predict import prepare
+    from simulator.api import prepare
     from simulator.specs.base import Dtype
 
     prep = prepare("llama-3.1-8b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
@@ -72,7 +72,7 @@ def test_engine_reproduces_the_fitted_gemm_formula():
 
 def test_decode_attention_formula_is_the_engines():
     import simulator
-    from simulator.engine.predict import prepare
+    from simulator.api import prepare
     from simulator.specs.base import Dtype
 
     profile = prepare("llama-3.1-8b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16).rates.profile

@@ -31,7 +31,7 @@ def _step_time(model, hardware, stack, batch, position):
     t = lower(arch, Dtype.bf16, Dtype.bf16, Dtype.bf16, st_.attention == "unfused")
     b = bind(t, registry.hardware(hardware), st_, Dtype.bf16)
     f0, f1, _, _ = decode_segments(batch, position, position, t.window)[-1]
-    return roofline.evaluate_point(*b.kernel_args(), f0 + f1 * position)[0].sum() + b.step_overhead_s
+    return roofline.evaluate_point(*b.pass_arrays(), f0 + f1 * position)[0].sum() + b.step_overhead_s
 
 
 @pytest.mark.parametrize("model", ["llama-3.1-8b", "mistral-7b"])

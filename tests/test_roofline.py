@@ -88,9 +88,9 @@ def test_grouped_gemm_fills_waves_with_every_group():
 def test_evaluate_point_twin(batch, prompt):
     b = _bound()
     feats = prefill_features(batch, prompt, 0)
-    time_s, bound, unit = roofline.evaluate_point(*b.kernel_args("prefill"), feats)
+    time_s, bound, unit = roofline.evaluate_point(*b.pass_arrays("prefill"), feats)
     assert_allclose(time_s, twin_point(b, feats, b.half_length), rtol=1e-12)
-    decode_time_s = roofline.evaluate_point(*b.kernel_args("decode"), feats)[0]
+    decode_time_s = roofline.evaluate_point(*b.pass_arrays("decode"), feats)[0]
     assert_allclose(decode_time_s, twin_point(b, feats), rtol=1e-12)
     assert set(bound) <= {0, 1, 2}
 
@@ -105,12 +105,12 @@ def test_gemv_path_by_hand():
     b.gemv_scale[:] = 2.0
     b.overlap[:] = 0.0
     feats = decode_step_features(1, 100, 0, None)
-    t, _, _ = roofline.evaluate_point(*b.kernel_args(), feats)
+    t, _, _ = roofline.evaluate_point(*b.pass_arrays(), feats)
     mem = float(b.mem_s[i] @ feats)
     compute = float(b.table.flops[i] @ feats) / b.compute_peak[i]
     assert t[i] == pytest.approx((max(compute, 2.0 * mem) + b.overhead[i]) * b.table.repeat[i], rel=1e-12)
     feats2 = decode_step_features(2, 100, 0, None)
-    t2, _, _ = roofline.evaluate_point(*b.kernel_args(), feats2)
+    t2, _, _ = roofline.evaluate_point(*b.pass_arrays(), feats2)
     tiled = float(b.table.flops[i] @ feats2) / (b.compute_peak[i] * roofline.gemm_efficiency(2.0, 4096.0, 64.0, 64.0,
                                                                                               b.units))
     assert t2[i] == pytest.approx((max(tiled, float(b.mem_s[i] @ feats2)) + b.overhead[i]) * b.table.repeat[i], rel=1e-12)
@@ -130,7 +130,7 @@ def test_evaluate_range_equals_sum_of_steps(batch, first, last, window, hardware
         loop += twin_point(b, f0 + f1 * c)
     total = np.zeros(len(b.table))
     for f0, f1, lo, hi in decode_segments(batch, first, last, window):
-        total += roofline.evaluate_range(*b.kernel_args(), f0, f1, float(lo), float(hi))
+        total += roofline.evaluate_range(*b.pass_arrays(), f0, f1, float(lo), float(hi))
     assert_allclose(total, loop, rtol=1e-10)
 
 

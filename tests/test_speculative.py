@@ -2,7 +2,7 @@
 import pytest
 
 import simulator
-from simulator.engine.speculative import tokens_per_iteration
+from simulator.engine.kernels.scenario import tokens_per_iteration
 
 KW = dict(model="llama-3.1-8b", hardware="h100-sxm", batch=1, prompt=1024, output=65)
 

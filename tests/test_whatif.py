@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from simulator.engine.predict import evaluate, prepare
+from simulator.api import prepare
+from simulator.engine.predict import evaluate
 from simulator.specs import registry
 from simulator.specs.base import Dtype
 from simulator.specs.workload import Workload

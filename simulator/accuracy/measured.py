@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.engine.predict import evaluate, prepare
+from simulator.api import prepare
+from simulator.engine.predict import evaluate
 from simulator.specs import registry
 from simulator.specs.base import Dtype
 from simulator.specs.measurement import load_e2e, measurement_root

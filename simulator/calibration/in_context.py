@@ -17,7 +17,7 @@ def synthetic_times(fields: dict, arch, hardware, points: list[PassPoint], dtype
                     ) -> tuple[np.ndarray, object]:
     """Predicted seconds of the synthetic model's measured passes under a provisional profile,
     and the prepared configuration (for its kernel counts)."""
-    from simulator.engine.predict import prepare
+    from simulator.api import prepare
     from simulator.engine.predict import evaluate
     from simulator.specs import registry
     from simulator.specs.workload import workload

@@ -46,7 +46,7 @@ def _stack_path(stack: str) -> Path:
 
 
 def _write_entry(stack: str, name: str, fields: dict) -> str:
-    from simulator.engine.predict import prepare
+    from simulator.api import prepare
 
     stack_path = _stack_path(stack)
     write_device_profile(stack_path, name, fields)

@@ -3,15 +3,17 @@ device's roofs (engine/roofline_points.py), as a table or JSON; ``--plot FILE`` 
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from simulator.cli.workload import add_workload_options, workload_kwargs
 from simulator.errors import WorkloadError
-from simulator.report.table import render
+from simulator.report.jsontext import json_text
+from simulator.report.table import present, quantity, render
 from simulator.units import format_si
 
 
 def _intensity(x: float) -> str:
+    if not present(x):
+        return "-"
     return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
 
 
@@ -30,9 +32,9 @@ def roofline_table(d) -> str:
              "attainable: the datasheet roofline at the operator's intensity; achieved: FLOPs / predicted time"]
     if not d.fits:
         lines.append("note: this scenario does not fit in memory (llmsim predict says by how much)")
-    rows = [[p.name, p.phase, format_si(p.time_s, "s"), format_si(p.flops, "FLOP"), format_si(p.bytes, "B"),
-             _intensity(p.intensity), format_si(p.attainable_flops_per_s, "FLOP/s") if p.flops else "-",
-             format_si(p.achieved_flops_per_s, "FLOP/s") if p.flops else "-",
+    rows = [[p.name, p.phase, quantity(p.time_s, "s"), quantity(p.flops, "FLOP"), quantity(p.bytes, "B"),
+             _intensity(p.intensity), quantity(p.attainable_flops_per_s, "FLOP/s") if p.flops else "-",
+             quantity(p.achieved_flops_per_s, "FLOP/s") if p.flops else "-",
              p.bound + (" (in memory)" if p.unit == "memory" else "")] for p in d.points]
     table = render(["operator", "phase", "time", "FLOPs", "bytes", "FLOP/B", "attainable", "achieved", "bound"],
                    rows, align_right={2, 3, 4, 5, 6, 7})
@@ -42,14 +44,12 @@ def roofline_table(d) -> str:
 def roofline_json(d) -> str:
     points = [{**dataclasses.asdict(p), "intensity_flop_per_byte": p.intensity,
                "achieved_flops_per_s": p.achieved_flops_per_s} for p in d.points]
-    return json.dumps({"model": d.model, "hardware": d.hardware, "stack": d.stack,
-                       "workload": d.workload.model_dump(mode="json"), "decode_position": d.decode_position,
-                       "fits": d.fits, "roofs": [dataclasses.asdict(r) for r in d.roofs], "points": points},
-                      indent=2)
+    return json_text({"model": d.model, "hardware": d.hardware, "stack": d.stack, "workload": d.workload,
+                      "decode_position": d.decode_position, "fits": d.fits, "roofs": d.roofs, "points": points})
 
 
 def cmd_roofline(args) -> str:
-    from simulator.engine.roofline_points import roofline_data
+    from simulator.api import roofline_data
     from simulator.report.plots import plot_path
     from simulator.specs.workload import workload
 

@@ -28,6 +28,7 @@ import dataclasses
 import numpy as np
 
 from simulator.engine.collectives import cost_terms
+from simulator.engine.kernels import roofline
 from simulator.engine.placement import Placement, place
 from simulator.errors import SpecError
 from simulator.graph.lower import DECODE, PREFILL, OpTable
@@ -37,15 +38,18 @@ from simulator.specs.stack import DeviceProfile, StackSpec
 
 
 @dataclasses.dataclass(frozen=True)
-class Bound:
+class Rates:
+    """Per-operator rates of an operator table on one device and stack (arrays [ops] unless
+    noted), independent of batch and lengths."""
+
     table: OpTable
-    compute_peak: np.ndarray
-    mem_s: np.ndarray
-    moved_bytes: np.ndarray      # [n_ops, features]: bytes actually moved (fewest x traffic)
-    overhead: np.ndarray
+    compute_peak: np.ndarray     # FLOP/s
+    mem_s: np.ndarray            # [ops, features]: seconds per unit of each feature
+    moved_bytes: np.ndarray      # [ops, features]: bytes actually moved (fewest x traffic)
+    overhead: np.ndarray         # s per instance
     tile_m: np.ndarray
     tile_n: np.ndarray
-    units: float
+    units: float                 # compute units a wave of GEMM tiles fills
     alt_peak: np.ndarray         # FLOP/s of the alternative (PIM) unit, 0 where none
     alt_mem_s: np.ndarray
     alt_overhead: np.ndarray
@@ -57,19 +61,40 @@ class Bound:
     profile: DeviceProfile
     placement: Placement
 
-    def kernel_args(self, phase: str = "decode"):
-        """The roofline kernels' per-operator arguments for a prefill pass or decode steps."""
+    def op_params(self, phase: str) -> np.ndarray:
+        """The kernels' per-operator parameter matrix (roofline.OP_FIELDS) of a prefill pass or
+        a decode step (decode runs no attention length ramp: half_length 0)."""
         t = self.table
-        zeros = np.zeros_like(self.half_length)
-        prefill = phase == "prefill"
-        return (t.flops, self.mem_s, phase_repeat(t, phase), t.gemm_n, t.m_feature, self.compute_peak,
-                self.overhead, self.tile_m, self.tile_n, self.units, self.alt_peak, self.alt_mem_s,
-                self.alt_overhead, self.overlap, self.half_length if prefill else zeros, self.gemv_max_m,
-                self.gemv_scale)
+        op = roofline.op_params(len(t))
+        op[:, roofline.OP_REPEAT] = phase_repeat(t, phase)
+        op[:, roofline.OP_GEMM_N] = t.gemm_n
+        op[:, roofline.OP_M_FEATURE] = t.m_feature
+        op[:, roofline.OP_PEAK] = self.compute_peak
+        op[:, roofline.OP_OVERHEAD] = self.overhead
+        op[:, roofline.OP_TILE_M] = self.tile_m
+        op[:, roofline.OP_TILE_N] = self.tile_n
+        op[:, roofline.OP_UNITS] = self.units
+        op[:, roofline.OP_ALT_PEAK] = self.alt_peak
+        op[:, roofline.OP_ALT_OVERHEAD] = self.alt_overhead
+        op[:, roofline.OP_OVERLAP] = self.overlap
+        op[:, roofline.OP_HALF_LENGTH] = self.half_length if phase == "prefill" else 0.0
+        op[:, roofline.OP_GEMV_MAX_M] = self.gemv_max_m
+        op[:, roofline.OP_GEMV_SCALE] = self.gemv_scale
+        return op
+
+    def pass_arrays(self, phase: str = "decode") -> tuple:
+        """(flops, mem_s, alt_mem_s, op): what the roofline kernels take for a pass."""
+        return self.table.flops, self.mem_s, self.alt_mem_s, self.op_params(phase)
 
     @property
     def step_overhead_s(self) -> float:
         return self.profile.decode_step_overhead_s
+
+
+def attention_block_s(kv_heads: float, block_overhead_s: float, units: float) -> float:
+    """Seconds per sequence of attention's per-block fixed cost: one block per (sequence, KV
+    head), spread over the compute units."""
+    return kv_heads * block_overhead_s / units
 
 
 _BY_WIDTH = [Dtype.fp4, Dtype.int4, Dtype.fp8, Dtype.int8, Dtype.fp16, Dtype.bf16, Dtype.tf32, Dtype.fp32]
@@ -135,7 +160,7 @@ def _bind_collectives(table: OpTable, hardware, stack: StackSpec, moved, mem_s, 
         overhead[i] += hops * link.latency_s
 
 
-def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bound:
+def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Rates:
     """Per-operator rates for this device and stack (independent of batch and lengths).
     Matmuls and attention run at ``compute_dtype``'s peak: the activation dtype (weight-only
     quantization dequantizes to it; W8A8 and FP8 run on the low-precision peak)."""
@@ -169,14 +194,14 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Bo
             gemv_scale[i] = profile.gemm.memory_fraction / profile.gemm.gemv_memory_fraction
         if kind.is_attention:
             half_length[i] = profile.attention_half_length
-            mem_s[i, SEQ] += table.kv_heads[i] * profile.attention_block_overhead_s / units
+            mem_s[i, SEQ] += attention_block_s(table.kv_heads[i], profile.attention_block_overhead_s, units)
         kernels = stack.kernels(kind.stack_name)
         overhead[i] = kernels * profile.kernel_overhead_by_kind_s.get(kind.stack_name, profile.kernel_overhead_s)
         host_launch_s += table.repeat[i] * kernels * profile.prefill_launch_overhead_by_kind_s.get(
             kind.stack_name, profile.prefill_launch_overhead_s)
     _bind_collectives(table, hardware, stack, moved, mem_s, overhead)
     alt_peak, alt_mem_s = _bind_pim(table, hardware, profile, compute_dtype, moved, column_s_per_byte)
-    return Bound(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
+    return Rates(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
                  alt_peak, alt_mem_s, overhead.copy(), overlap, host_launch_s, half_length, gemv_max_m, gemv_scale,
                  profile, placement)
 

@@ -31,29 +31,17 @@ STREAMING_FRACTION_OF_DYNAMIC = 0.6
 class EnergyModel:
     """idle_w (idle plus busy power) is drawn all through a pass; the dynamic energy of a
     pass is joules_per_feature @ features (each operator's FLOPs and bytes at its class's
-    coefficients, summed over operators), so a sweep prices any scenario with one dot product."""
+    coefficients, summed over operators), so a sweep prices any scenario with one dot product.
+    The power cap and the energy of a phase are kernels/scenario.py's (power_limited_s,
+    energy_j)."""
 
     idle_w: float
     tdp_w: float
     prefill_joules_per_feature: np.ndarray
     decode_joules_per_feature: np.ndarray
 
-    def dynamic_j(self, feats: np.ndarray, phase: str, copies: float = 1.0) -> float:
-        """Joules above idle of ``copies`` x the pass (or sum of passes) with features ``feats``."""
-        joules = self.prefill_joules_per_feature if phase == "prefill" else self.decode_joules_per_feature
-        return copies * float(joules @ feats)
 
-    def power_limited_s(self, time_s: float, dynamic_j: float, devices: int = 1) -> float:
-        """The time once the power limit applies: at least dynamic / (devices x (TDP - idle))."""
-        headroom_w = devices * (self.tdp_w - self.idle_w)
-        return max(time_s, dynamic_j / headroom_w) if headroom_w > 0 else time_s
-
-    def energy_j(self, time_s: float, dynamic_j: float, devices: int = 1) -> float:
-        """Joules of ``devices`` devices over ``time_s`` with ``dynamic_j`` above idle."""
-        return devices * self.idle_w * time_s + min(dynamic_j, devices * (self.tdp_w - self.idle_w) * time_s)
-
-
-def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, bound) -> EnergyModel | None:
+def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, rates) -> EnergyModel | None:
     """The device's energy model for a bound operator table, or None when the spec gives no
     power figures. Attention may have its own measured coefficients (a flash kernel spends
     more per FLOP and per byte than a GEMM or a copy)."""
@@ -70,7 +58,7 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, bou
         per_flop = power.energy_per_flop_j.get(compute_dtype)
     if per_flop is None:
         per_flop = dynamic_w / tensor_peak_flops
-    placement = bound.placement
+    placement = rates.placement
 
     def per_byte(spec_j: float | None, s_per_byte: float) -> float:
         if profile.energy_per_byte_j is not None:
@@ -79,9 +67,9 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, bou
             return spec_j
         return STREAMING_FRACTION_OF_DYNAMIC * dynamic_w * s_per_byte
 
-    column_j = np.full(bound.moved_bytes.shape[1], per_byte(placement.other_j_per_byte, placement.other_s_per_byte))
+    column_j = np.full(rates.moved_bytes.shape[1], per_byte(placement.other_j_per_byte, placement.other_s_per_byte))
     column_j[WEIGHT_COLUMNS] = per_byte(placement.weight_j_per_byte, placement.weight_s_per_byte)
-    table = bound.table
+    table = rates.table
     per_op = np.empty_like(table.flops)
     for i, code in enumerate(table.kind):
         flop_j, byte_j = per_flop, column_j
@@ -89,6 +77,6 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, bou
             flop_j = profile.attention_energy_per_flop_j or per_flop
             if profile.attention_energy_per_byte_j is not None:
                 byte_j = np.full_like(column_j, profile.attention_energy_per_byte_j)
-        per_op[i] = table.flops[i] * flop_j + bound.moved_bytes[i] * byte_j
+        per_op[i] = table.flops[i] * flop_j + rates.moved_bytes[i] * byte_j
     return EnergyModel(idle, power.tdp_w, phase_repeat(table, "prefill") @ per_op,
                        phase_repeat(table, "decode") @ per_op)

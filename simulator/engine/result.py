@@ -21,7 +21,7 @@ class MemoryReport(_Frozen):
     fits: bool
 
 
-Bound = Literal["compute", "memory", "overhead"]
+BoundName = Literal["compute", "memory", "overhead"]      # what bounds an operator
 
 
 class OperatorShare(_Frozen):
@@ -32,8 +32,8 @@ class OperatorShare(_Frozen):
     prefill_time_s: float
     decode_step_time_s: float        # mean over decode steps
     share: float                     # fraction of e2e time
-    prefill_bound: Bound
-    decode_bound: Bound
+    prefill_bound: BoundName
+    decode_bound: BoundName
     prefill_unit: Literal["host", "memory"] = "host"   # "memory": ran inside memory (PIM)
     decode_unit: Literal["host", "memory"] = "host"
 

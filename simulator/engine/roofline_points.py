@@ -3,7 +3,7 @@ roofs (what ``llmsim roofline`` prints and draws), from the same bound table and
 that ``simulator.predict`` evaluates.
 
 Per operator (all its layers, one device, one microbatch pass):
-  flops, bytes    the table's FLOP row and moved-byte row (bind.Bound.moved_bytes: what
+  flops, bytes    the table's FLOP row and moved-byte row (bind.Rates.moved_bytes: what
                   the stack moves) at the pass's features, x its repeat count
   intensity       flops / bytes, FLOP/B
   achieved        flops / predicted time (roofline.evaluate_point: the stack's fractions,
@@ -23,12 +23,11 @@ import numpy as np
 from simulator.engine.kernels import roofline
 from simulator.engine.bind import device_peaks, phase_repeat, unit_peaks
 from simulator.engine.kernels.phases import decode_step_features, mean_decode_position, prefill_features
-from simulator.engine.predict import memory_report, prepare
+from simulator.engine.predict import Prepared, memory_report
 from simulator.graph.ops import OpKind
 from simulator.specs.base import Dtype
 from simulator.specs.workload import Workload
 
-_BOUNDS = ("compute", "memory", "overhead")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,12 +81,12 @@ def _roofs(hw, compute_dtype: Dtype) -> list[Roof]:
 
 def _phase_points(prep, phase: str, feats: np.ndarray, peaks: np.ndarray) -> list[OperatorPoint]:
     """The operators that run in ``phase``, at the pass's feature vector."""
-    bound, table = prep.bound, prep.table
-    time_s, bounds, units = roofline.evaluate_point(*bound.kernel_args(phase), feats)
+    rates, table = prep.rates, prep.table
+    time_s, bounds, units = roofline.evaluate_point(*rates.pass_arrays(phase), feats)
     repeat = phase_repeat(table, phase)
     flops = table.flops @ feats * repeat
-    moved = bound.moved_bytes @ feats * repeat
-    memory_s = (bound.moved_bytes * bound.placement.seconds_per_byte()) @ feats * repeat
+    moved = rates.moved_bytes @ feats * repeat
+    memory_s = (rates.moved_bytes * rates.placement.seconds_per_byte()) @ feats * repeat
     points = []
     for i in np.flatnonzero(repeat > 0):
         ideal_s = max(flops[i] / peaks[i], memory_s[i])
@@ -95,14 +94,13 @@ def _phase_points(prep, phase: str, feats: np.ndarray, peaks: np.ndarray) -> lis
             name=table.names[i], kind=OpKind(int(table.kind[i])).name.lower(), phase=phase,
             time_s=float(time_s[i]), flops=float(flops[i]), bytes=float(moved[i]),
             attainable_flops_per_s=float(flops[i] / ideal_s) if flops[i] > 0 and ideal_s > 0 else 0.0,
-            bound=_BOUNDS[bounds[i]], unit=("host", "memory")[units[i]]))
+            bound=roofline.BOUND_NAMES[bounds[i]], unit=("host", "memory")[units[i]]))
     return points
 
 
-def roofline_data(model: str, hardware, stack: str, w: Workload) -> RooflineData:
-    """The roofs of ``hardware`` and the points of ``model``'s operators under workload ``w``
-    (see the module docstring)."""
-    prep = prepare(model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp, ep=w.ep)
+def roofline_data(prep: Prepared, w: Workload) -> RooflineData:
+    """The roofs of the prepared device and the points of its model's operators under
+    workload ``w`` (see the module docstring)."""
     table, mb = prep.table, w.microbatch
     peaks = unit_peaks(table, prep.hardware, w.activation_dtype)
     pre_feats = prefill_features(mb, w.prompt, table.window, table.moe)

@@ -2,18 +2,23 @@
 
 Tensor-parallel degrees are the powers of two (up to 64) that split the model's heads
 and FFN columns (KV heads split or replicated); pipeline stages run from 1 to the layer
-count. Candidates are tried by total device count, ties broken towards more tensor
-parallelism (shorter per-token latency than more pipeline stages).
+count. The smallest total device count wins, ties broken towards more tensor parallelism
+(shorter per-token latency than more pipeline stages).
+
+The footprint per device never grows with the stage count (predict.memory_report: the
+layers' weights and KV cache are split over the stages, the embeddings and head sit on one
+stage, the activations do not depend on it), so for each tensor-parallel degree the fewest
+stages that fit are found by bisection: O(log layers) footprints, not one per layer count.
 """
 from __future__ import annotations
 
 from simulator.engine.kernels.phases import prefill_features
 from simulator.engine.predict import memory_report
 from simulator.graph.lower import lower
-from simulator.specs import registry
 from simulator.specs.workload import Workload
 
 TP_DEGREES = (1, 2, 4, 8, 16, 32, 64)
+MAX_DEVICES = 4096
 
 
 def _tp_degrees(arch) -> list[int]:
@@ -22,24 +27,60 @@ def _tp_degrees(arch) -> list[int]:
             if arch.num_heads % t == 0 and arch.ffn_size % t == 0 and (kv % t == 0 or t % kv == 0)]
 
 
-def largest_split(model: str, w: Workload) -> Workload:
+def _split(w: Workload, tp: int, pp: int) -> Workload:
+    return w.model_copy(update={"tp": tp, "pp": pp, "dp": 1, "microbatches": 1})
+
+
+def _specs(model, hardware, stack):
+    """(Architecture, hardware spec, StackSpec); names or paths (older callers) read through
+    the registry."""
+    from simulator.specs import registry
+
+    arch = registry.model(model)[1] if isinstance(model, str) else model
+    hw = registry.hardware(hardware) if isinstance(hardware, str) else hardware
+    st = registry.stack(stack) if isinstance(stack, str) else stack
+    return arch, hw, st
+
+
+def largest_split(arch, w: Workload) -> Workload:
     """``w`` split as far as tensor x pipeline parallelism goes (most tp, then every layer a stage)."""
-    _, arch, _ = registry.model(model)
-    return w.model_copy(update={"tp": _tp_degrees(arch)[-1], "pp": arch.num_layers, "dp": 1, "microbatches": 1})
+    arch = _specs(arch, None, None)[0]
+    return _split(w, _tp_degrees(arch)[-1], arch.num_layers)
 
 
-def fewest_devices(model: str, hardware: str, stack: str, w: Workload, max_devices: int = 4096) -> Workload | None:
-    """A copy of ``w`` with the smallest tp x pp that fits, or None (no link, or too many)."""
-    _, arch, _ = registry.model(model)
-    hw = registry.hardware(hardware)
-    unfused = registry.stack(stack).attention == "unfused"
-    candidates = sorted(((tp * pp, -tp, tp, pp) for tp in _tp_degrees(arch)
-                         for pp in range(1, arch.num_layers + 1) if tp * pp <= max_devices))
-    for devices, _, tp, pp in candidates:
-        if devices > 1 and not hw.interconnect:
-            return None
-        candidate = w.model_copy(update={"tp": tp, "pp": pp, "dp": 1, "microbatches": 1})
+def _fewest_stages(fits, most: int) -> int | None:
+    """The smallest pp in 1..most with fits(pp), given fits is monotone in pp; None if none."""
+    if most < 1 or not fits(most):
+        return None
+    low, high = 1, most                  # fits(high) holds
+    while low < high:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return high
+
+
+def fewest_devices(arch, hw, stack, w: Workload, max_devices: int | None = MAX_DEVICES) -> Workload | None:
+    """A copy of ``w`` with the smallest tp x pp (at most ``max_devices``; None: no limit)
+    that fits ``arch`` (an Architecture) on ``hw`` (a hardware spec) with ``stack`` (a
+    StackSpec), or None (nothing fits; or it needs more than one device and the device has
+    no link)."""
+    arch, hw, stack = _specs(arch, hw, stack)
+    unfused = stack.attention == "unfused"
+    best = None
+    for tp in _tp_degrees(arch) if hw.interconnect else [1]:
         table = lower(arch, w.weight_format, w.activation_dtype, w.kv_dtype, unfused, tp)
-        if memory_report(table, hw, candidate, prefill_features(w.batch, w.prompt, table.window, table.moe)).fits:
-            return candidate
-    return None
+        features = prefill_features(w.batch, w.prompt, table.window, table.moe)
+
+        def fits(pp: int, tp=tp, table=table, features=features) -> bool:
+            return memory_report(table, hw, _split(w, tp, pp), features).fits
+
+        most = arch.num_layers if hw.interconnect else 1
+        if max_devices is not None:
+            most = min(most, max_devices // tp)
+        pp = _fewest_stages(fits, most)
+        if pp is not None and (best is None or (tp * pp, -tp) < (best[0] * best[1], -best[0])):
+            best = (tp, pp)
+    return None if best is None else _split(w, *best)

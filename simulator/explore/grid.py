@@ -12,11 +12,20 @@ parallelism, what-if factors and (batch, prompt, output) values to cross.
     kv_dtype: [bf16]                       # default bf16
     tp: [1, 2]                             # tensor-parallel devices; default 1
     pp: [1]                                # pipeline stages; default 1
+    dp: [1]                                # data-parallel replicas; default 1
+    ep: [1]                                # expert-parallel devices; default 1
+    microbatches: [1]                      # pipeline microbatches; default 1
+    draft_model: [none, llama-3.2-1b]      # speculative decoding's draft (none: off); default none
+    draft_tokens: [4]                      # tokens drafted per iteration; default 4
+    acceptance: [0.7]                      # probability each drafted token is accepted; default 0.7
     whatif:                                # scale the devices' facts (simulator/whatif.py)
       bandwidth: {from: 0.5, to: 4, factor: 2}
       peak: [1, 2]
 
-Every list is crossed with every other. Errors name the file and the field (SpecError).
+Every list is crossed with every other (draft_tokens and acceptance only with a draft). Each
+batch value must split evenly over dp x ep replicas and their microbatches. Errors name
+the file and the field (SpecError). These are ``simulator.predict``'s options: a sweep row
+equals ``predict`` with the same ones.
 """
 from __future__ import annotations
 
@@ -45,8 +54,8 @@ def _range(spec: dict, integer: bool) -> list:
     keys = set(spec)
     if keys - {"from", "to", "step", "factor"} or not {"from", "to"} <= keys or ("step" in keys) == ("factor" in keys):
         raise ValueError("expected a range {from: A, to: B, step: S} or {from: A, to: B, factor: F}")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec.values()):
-        raise ValueError(f"expected numbers in the range, got {spec}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in spec.values()):
+        raise ValueError(f"expected finite numbers in the range, got {spec}")
     start, stop = spec["from"], spec["to"]
     if not 0 < start <= stop:
         raise ValueError(f"expected 0 < from <= to, got from {start}, to {stop}")
@@ -89,6 +98,8 @@ def _weight_format(value: str) -> str:
 IntAxis = Annotated[list[Annotated[int, Field(gt=0)]], _axis(True), Field(min_length=1)]
 FactorAxis = Annotated[list[Annotated[float, Field(gt=0)]], _axis(False), Field(min_length=1)]
 Names = Annotated[list[str], BeforeValidator(_listify), Field(min_length=1)]
+Drafts = Annotated[list[str | None], BeforeValidator(_listify), Field(min_length=1)]
+Acceptances = Annotated[list[Annotated[float, Field(ge=0, le=1)]], _axis(False), Field(min_length=1)]
 Dtypes = Annotated[list[Dtype], BeforeValidator(_listify), Field(min_length=1)]
 WeightFormats = Annotated[list[Annotated[str, BeforeValidator(_weight_format)]], BeforeValidator(_listify),
                           Field(min_length=1)]
@@ -114,6 +125,12 @@ class GridFile(Strict):
     kv_dtype: Dtypes = [Dtype.bf16]
     tp: IntAxis = [1]
     pp: IntAxis = [1]
+    dp: IntAxis = [1]
+    ep: IntAxis = [1]
+    microbatches: IntAxis = [1]
+    draft_model: Drafts = [None]
+    draft_tokens: IntAxis = [4]
+    acceptance: Acceptances = [0.7]
     whatif: WhatIfFile = WhatIfFile()
 
 
@@ -130,6 +147,16 @@ class Group:
     kv_dtype: Dtype
     tp: int
     pp: int
+    dp: int = 1
+    ep: int = 1
+    microbatches: int = 1
+    draft_model: str | None = None
+    draft_tokens: int = 4
+    acceptance: float = 0.7
+
+    @property
+    def devices(self) -> int:
+        return self.tp * self.pp * self.dp * self.ep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,13 +217,28 @@ def parse_grid(data: dict, path: str | Path = "<grid>") -> Grid:
     models = _resolve(path, "models", spec.models, registry.model)
     hardware = _resolve(path, "hardware", spec.hardware, registry.hardware)
     stacks = _resolve(path, "stacks", spec.stacks, registry.stack)
+    drafts = [None if d is None or str(d).lower() == "none" else d for d in spec.draft_model]
+    drafts = [d if d is None else _resolve(path, "draft_model", [d], registry.model)[0] for d in drafts]
     w = spec.whatif
     factors = [Factors(*combo) for combo in itertools.product(*(getattr(w, f) for f in FACTORS))]
-    groups = tuple(Group(m, h, f, s, wd, ad, kd, tp, pp) for m, h, f, s, wd, ad, kd, tp, pp in itertools.product(
-        models, hardware, factors, stacks, spec.weight_dtype, spec.activation_dtype, spec.kv_dtype, spec.tp,
-        spec.pp))
+    speculation = [(d, k, a) for d in drafts for k, a in itertools.product(spec.draft_tokens, spec.acceptance)]
+    speculation = list(dict.fromkeys((d, k, a) if d else (None, 4, 0.7) for d, k, a in speculation))
+    groups = tuple(Group(m, h, f, s, wd, ad, kd, tp, pp, dp, ep, mb, d, k, a)
+                   for m, h, f, s, wd, ad, kd, tp, pp, dp, ep, mb, (d, k, a) in itertools.product(
+                       models, hardware, factors, stacks, spec.weight_dtype, spec.activation_dtype, spec.kv_dtype,
+                       spec.tp, spec.pp, spec.dp, spec.ep, spec.microbatches, speculation))
+    _check_batch_split(path, spec)
     axis = functools.partial(np.array, dtype=np.int64)
     return Grid(str(path), groups, axis(spec.batch), axis(spec.prompt), axis(spec.output))
+
+
+def _check_batch_split(path: Path, spec: GridFile) -> None:
+    """Every batch value splits evenly over dp x ep replicas and each replica's microbatches."""
+    for i, b in enumerate(spec.batch):
+        for dp, ep, m in itertools.product(spec.dp, spec.ep, spec.microbatches):
+            if b % (dp * ep * m):
+                raise SpecError(str(path), f"batch.{i}", f"expected a batch that dp x ep x microbatches = "
+                                f"{dp} x {ep} x {m} divides, got {b}")
 
 
 def load_grid(path: str | Path) -> Grid:

@@ -2,17 +2,18 @@
 [--workers N | --scheduler ADDRESS]``.
 
 A grid file (explore/grid.py) crosses models x hardware (x what-if factors, whatif.py)
-x stacks x weight/activation/KV precisions x tp x pp, the *configurations*, with batch x
-prompt x output, the *scenarios*. Each configuration is prepared once (lowered, bound,
+x stacks x weight/activation/KV precisions x tp x pp x dp x ep x microbatches x draft
+model (tokens, acceptance), the *configurations*, with batch x prompt x output, the
+*scenarios*. Each configuration is prepared once (lowered, bound,
 packed); all its scenarios then go through one numba kernel (engine/batch.py), with the
 semantics of simulator.predict. Rows go out in chunks, flushed as they come (Ctrl-C keeps
 what was written), in grid order: configurations in the order above, then batch, prompt,
 output (output fastest). Configurations that cannot run (a tp that does not divide the
 heads, parallelism on a device without a link) are skipped and listed in the summary.
 
-Each row (writers.COLUMNS): the inputs (model, hardware, stack, precisions, tp, pp,
-devices = tp x pp, the what-if factors and the facts they produce: main-memory bandwidth,
-capacity, other on-chip SRAM, peak at the activation dtype, TDP), then ttft_s, tpot_s,
+Each row (writers.COLUMNS): the inputs (model, hardware, stack, precisions, tp, pp, dp,
+ep, microbatches, the draft model, tokens and acceptance, devices = tp x pp x dp x ep, the
+what-if factors and the facts they produce: main-memory bandwidth, capacity, other on-chip SRAM, peak at the activation dtype, TDP), then ttft_s, tpot_s,
 e2e_s, output_tokens_per_s, energy_j, tokens_per_j, kv_cache_bytes, memory_total_bytes
 (per device) against memory_capacity_bytes, fits, and the cost:
 
@@ -44,7 +45,8 @@ import numpy as np
 from simulator.explore import whatif
 from simulator.explore.cost import usd_per_hour
 from simulator.engine import batch as kernel
-from simulator.engine.predict import prepare
+from simulator.engine.kernels import scenario as sc
+from simulator.api import prepare
 from simulator.errors import SimulatorError
 from simulator.specs import registry
 from simulator.specs.quant import parse_weight_format
@@ -52,10 +54,9 @@ from simulator.explore.grid import Grid, Group, load_grid
 from simulator.explore.writers import Rows, SCENARIO_COLUMNS, nan_if_none, open_writer
 
 CHUNK_SCENARIOS = 65_536
-_FROM_KERNEL = {"ttft_s": kernel.TTFT_S, "tpot_s": kernel.TPOT_S, "e2e_s": kernel.E2E_S,
-                "output_tokens_per_s": kernel.TOKENS_PER_S, "energy_j": kernel.ENERGY_J,
-                "tokens_per_j": kernel.TOKENS_PER_J, "kv_cache_bytes": kernel.KV_CACHE_BYTES,
-                "memory_total_bytes": kernel.TOTAL_BYTES, "fits": kernel.FITS}
+_FROM_KERNEL = {"ttft_s": sc.TTFT_S, "tpot_s": sc.TPOT_S, "e2e_s": sc.E2E_S, "output_tokens_per_s": sc.TOKENS_PER_S,
+                "energy_j": sc.ENERGY_J, "tokens_per_j": sc.TOKENS_PER_J, "kv_cache_bytes": sc.KV_CACHE_BYTES,
+                "memory_total_bytes": sc.TOTAL_BYTES, "fits": sc.FITS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,18 +71,24 @@ def configuration(group: Group) -> tuple[kernel.Packed, dict]:
     """(packed arrays, constant row fields) of one configuration; raises SimulatorError
     when it cannot run."""
     hw = whatif.scale(registry.hardware(group.hardware), group.factors)
-    prep = prepare(group.model, hw, group.stack, parse_weight_format(group.weight_dtype), group.activation_dtype,
-                   group.kv_dtype, group.tp)
-    packed = kernel.pack(prep, group.tp, group.pp)
+    g = group
+    args = (hw, g.stack, parse_weight_format(g.weight_dtype), g.activation_dtype, g.kv_dtype, g.tp)
+    prep = prepare(g.model, *args, ep=g.ep)
+    draft = prepare(g.draft_model, *args) if g.draft_model else None
+    layout = kernel.Layout(tp=g.tp, pp=g.pp, dp=g.dp, ep=g.ep, microbatches=g.microbatches,
+                           draft_tokens=g.draft_tokens if draft else 0, acceptance=g.acceptance)
+    packed = prep.packed(layout, draft)
     f = group.factors
     constants = dict(
         model=prep.model_name, hardware=hw.name, stack=prep.stack.name, weight_dtype=group.weight_dtype,
-        activation_dtype=group.activation_dtype.value, kv_dtype=group.kv_dtype.value, tp=group.tp, pp=group.pp,
-        devices=group.tp * group.pp, bandwidth_factor=f.bandwidth, capacity_factor=f.capacity,
+        activation_dtype=group.activation_dtype.value, kv_dtype=group.kv_dtype.value, tp=g.tp, pp=g.pp,
+        dp=g.dp, ep=g.ep, microbatches=g.microbatches, draft_model=draft.model_name if draft else "",
+        draft_tokens=g.draft_tokens if draft else 0, acceptance=g.acceptance if draft else 0.0,
+        devices=layout.devices, bandwidth_factor=f.bandwidth, capacity_factor=f.capacity,
         sram_factor=f.sram, peak_factor=f.peak, power_factor=f.power,
         **whatif.facts(hw, group.activation_dtype),
         usd_per_hour=nan_if_none(usd_per_hour(hw)),
-        weights_bytes=float(packed.params[kernel.PARAMS.index("weight_bytes")]))
+        weights_bytes=float(packed.params[sc.P_WEIGHT_BYTES]))
     return packed, constants
 
 
@@ -102,7 +109,7 @@ def rows_of(packed: kernel.Packed, constants: dict, b, s, n, parallel: bool) -> 
     values[0], values[1], values[2] = b, s, n
     for name, row in _FROM_KERNEL.items():
         values[names.index(name)] = out[row]
-    e2e = out[kernel.E2E_S]
+    e2e = out[sc.E2E_S]
     values[-1] = constants["devices"] * constants["usd_per_hour"] * e2e / 3600.0 / (b * n) * 1e6
     return Rows(constants, values)
 

@@ -14,7 +14,8 @@ from simulator.explore.csvfmt import BOOL, FLOAT, INT, format_float, rows_csv
 # columns constant within a configuration, then one per scenario, with their kinds
 GROUP_COLUMNS = {
     "model": str, "hardware": str, "stack": str, "weight_dtype": str, "activation_dtype": str, "kv_dtype": str,
-    "tp": int, "pp": int, "devices": int,
+    "tp": int, "pp": int, "dp": int, "ep": int, "microbatches": int, "draft_model": str, "draft_tokens": int,
+    "acceptance": float, "devices": int,
     "bandwidth_factor": float, "capacity_factor": float, "sram_factor": float, "peak_factor": float,
     "power_factor": float, "memory_bandwidth_bytes_per_s": float, "memory_capacity_bytes": float,
     "sram_bytes": float, "peak_flops": float, "tdp_w": float, "usd_per_hour": float, "weights_bytes": float,

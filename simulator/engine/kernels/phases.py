@@ -59,49 +59,85 @@ def prefill_features(batch: int, prompt: int, window: int, moe: tuple | None = N
     return f
 
 
+GROWING, CAPPED = 0, 1      # decode segments: attended span c + 1 grows, or is capped at the window
+
+
+@njit(cache=True)
+def fill_decode_lines(batch: float, experts: float, top_k: float, ep: float, window: float, f0, f1):
+    """Decode-step features f0[seg] + f1[seg] c of both segment kinds ([2, features] each):
+    GROWING attends over c + 1 positions, CAPPED over the window W."""
+    f0[:] = 0.0
+    f1[:] = 0.0
+    touched, per_expert = touched_experts(batch, experts, top_k, ep)
+    for seg in (GROWING, CAPPED):
+        f0[seg, ONE] = 1.0
+        f0[seg, SEQ] = batch
+        f0[seg, TOK] = batch
+        f0[seg, EXP] = touched
+        f0[seg, ETOK] = per_expert
+    f0[GROWING, PAIR] = batch              # B (c + 1)
+    f0[GROWING, KV] = batch
+    f1[GROWING, PAIR] = batch
+    f1[GROWING, KV] = batch
+    f0[CAPPED, PAIR] = batch * window      # B W
+    f0[CAPPED, KV] = batch * window
+
+
+@njit(cache=True)
+def decode_step_span(segment: int, first: float, last: float, window: float) -> tuple[float, float]:
+    """(lo, hi): the positions of decode steps first..last that fall in ``segment`` (empty
+    when hi < lo): GROWING while c + 1 <= W, CAPPED after."""
+    if window <= 0 or last + 1 <= window:
+        return (first, last) if segment == GROWING else (1.0, 0.0)
+    split = window - 1.0                   # last position with c + 1 <= W
+    if segment == GROWING:
+        return first, min(split, last)
+    return max(first, split + 1.0), last
+
+
 def decode_segments(batch: int, first: int, last: int, window: int, moe: tuple | None = None):
     """[(f0, f1, lo, hi)]: decode steps at positions c in [first, last], features f0 + f1 c,
-    split where the sliding window caps the attended span."""
-    f0 = np.zeros(N_FEATURES)
-    f0[ONE] = 1.0
-    f0[SEQ] = batch
-    f0[TOK] = batch
-    f0[EXP], f0[ETOK] = expert_features(batch, moe)
-    growing0, growing1 = f0.copy(), np.zeros(N_FEATURES)
-    growing0[PAIR] = growing0[KV] = batch            # B (c + 1)
-    growing1[PAIR] = growing1[KV] = batch
-    if window <= 0 or last + 1 <= window:
-        return [(growing0, growing1, first, last)]
-    capped0 = f0.copy()
-    capped0[PAIR] = capped0[KV] = batch * float(window)
-    split = window - 1                                   # last position with c + 1 <= W
+    split where the sliding window caps the attended span (the non-empty segments)."""
+    f0 = np.zeros((2, N_FEATURES))
+    f1 = np.zeros((2, N_FEATURES))
+    fill_decode_lines(float(batch), *map(float, moe or (0, 0, 1)), float(window), f0, f1)
+    single = window <= 0 or last + 1 <= window          # one growing segment, possibly empty
     segments = []
-    if first <= split:
-        segments.append((growing0, growing1, first, split))
-    segments.append((capped0, np.zeros(N_FEATURES), max(first, split + 1), last))
+    for seg in (GROWING, CAPPED):
+        lo, hi = decode_step_span(seg, float(first), float(last), float(window))
+        if hi >= lo or (single and seg == GROWING):
+            segments.append((f0[seg], f1[seg], int(lo), int(hi)))
     return segments
 
 
-def mean_decode_position(prompt: int, output: int) -> int:
+@njit(cache=True)
+def mean_decode_position(prompt, output):
     """The middle of the decode steps' positions prompt..prompt + output - 2 (tokens 2..N)."""
     return prompt + (output - 2) // 2
 
 
 def decode_step_features(batch: int, position: int, window: int, moe: tuple | None = None) -> np.ndarray:
-    """The features of the one decode step at ``position`` (decode_segments' last segment there)."""
+    """The features of the one decode step at ``position``."""
     f0, f1, _, _ = decode_segments(batch, position, position, window, moe)[-1]
     return f0 + f1 * position
 
 
-def chunk_features(batch: int, start: int, length: int, window: int, moe: tuple | None = None) -> np.ndarray:
+@njit(cache=True)
+def fill_chunk_features(feats, batch: float, start: float, length: float, window: float, experts: float,
+                        top_k: float, ep: float):
     """A pass over ``length`` new tokens per sequence at positions start..start+length-1 with
     ``start`` tokens already cached (a speculative verify pass, a prefill chunk): each new
     token attends over everything before it and itself."""
+    feats[:] = 0.0
+    feats[ONE] = 1.0
+    feats[SEQ] = batch
+    feats[TOK] = batch * length
+    feats[PAIR] = batch * (causal_pairs(start + length, window) - causal_pairs(start, window))
+    feats[KV] = batch * (min(start + length, window) if window > 0 else start + length)
+    feats[EXP], feats[ETOK] = touched_experts(batch * length, experts, top_k, ep)
+
+
+def chunk_features(batch: int, start: int, length: int, window: int, moe: tuple | None = None) -> np.ndarray:
     f = np.zeros(N_FEATURES)
-    f[ONE] = 1.0
-    f[SEQ] = batch
-    f[TOK] = batch * length
-    f[PAIR] = batch * (causal_pairs(start + length, window) - causal_pairs(start, window))
-    f[KV] = batch * (min(start + length, window) if window else start + length)
-    f[EXP], f[ETOK] = expert_features(batch * length, moe)
+    fill_chunk_features(f, float(batch), float(start), float(length), float(window), *map(float, moe or (0, 0, 1)))
     return f

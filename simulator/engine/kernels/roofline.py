@@ -1,13 +1,18 @@
 """Numba roofline kernels. Arrays in, arrays out; no Python objects inside.
 
 Time of one operator instance (seconds):
-    t = max(flops / (peak x eff), memory seconds) + overhead
+    t = combine(flops / (peak x eff), memory seconds) + overhead
 where eff is 1 except for GEMMs, whose efficiency falls with tile and wave quantization
 (see specs.stack.GemmEfficiency), and memory seconds = sum_j mem_s[i, j] x feature j:
 bind.py turns each feature column's bytes into seconds at the bandwidth of the memory
 level that serves it (weights may sit on chip, the KV cache off chip). Peaks and
 bandwidths already carry the stack's achieved fractions. Times returned include the
 operator's repeat count (layers).
+
+A pass is four arrays: flops [ops, features], mem_s [ops, features], alt_mem_s [ops,
+features] (the alternative, processing-in-memory unit's memory seconds) and op [ops,
+len(OP_FIELDS)], the per-operator parameters in the named columns OP_* below. A new
+per-operator parameter is one more name in OP_FIELDS (filled by engine/bind.py).
 
 Decode: a decode step at position c has features linear in c (f0 + f1 c), so the sum of
 step times over an integer range of c is computed in closed form: each operator's
@@ -20,7 +25,39 @@ import math
 import numpy as np
 from numba import njit
 
+from simulator.graph.ops import ETOK, EXP, PAIR, TOK
+
 BOUND_COMPUTE, BOUND_MEMORY, BOUND_OVERHEAD = 0, 1, 2
+BOUND_NAMES = ("compute", "memory", "overhead")      # indexed by the BOUND_* codes
+
+# Columns of the per-operator parameter matrix ``op``.
+OP_FIELDS = (
+    "repeat",         # instances per pass (layers; 0: the other phase runs it alone)
+    "gemm_n",         # a GEMM's output columns N (0: not a GEMM)
+    "m_feature",      # the feature holding a GEMM's rows M (TOK, SEQ, or ETOK for grouped experts)
+    "peak",           # FLOP/s achieved at full efficiency (datasheet peak x stack fraction)
+    "overhead",       # s per instance: the kernels' fixed cost
+    "tile_m",         # GEMM tile rows (1: no tile quantization)
+    "tile_n",         # GEMM tile columns
+    "units",          # compute units a wave of tiles fills
+    "alt_peak",       # FLOP/s of the alternative (PIM) unit; 0: none
+    "alt_overhead",   # s per instance on the alternative unit
+    "overlap",        # p-norm exponent combining compute and memory time (0: a hard max)
+    "half_length",    # tokens: attention reaches L / (L + L0) of its rate (0: off; decode passes 0)
+    "gemv_max_m",     # GEMMs of at most this many rows run as a GEMV (0: never)
+    "gemv_scale",     # a GEMV's memory time x this
+)
+(OP_REPEAT, OP_GEMM_N, OP_M_FEATURE, OP_PEAK, OP_OVERHEAD, OP_TILE_M, OP_TILE_N, OP_UNITS, OP_ALT_PEAK,
+ OP_ALT_OVERHEAD, OP_OVERLAP, OP_HALF_LENGTH, OP_GEMV_MAX_M, OP_GEMV_SCALE) = range(len(OP_FIELDS))
+
+
+def op_params(n_ops: int) -> np.ndarray:
+    """A neutral parameter matrix [n_ops, len(OP_FIELDS)]: one instance, no GEMM tiles, one
+    unit, no overhead, no alternative unit, GEMV scale 1 (callers set peak and the rest)."""
+    op = np.zeros((n_ops, len(OP_FIELDS)))
+    op[:, [OP_REPEAT, OP_TILE_M, OP_TILE_N, OP_UNITS, OP_GEMV_SCALE]] = 1.0
+    op[:, OP_M_FEATURE] = TOK
+    return op
 
 
 @njit(cache=True)
@@ -41,77 +78,43 @@ def gemm_efficiency(m: float, n: float, tile_m: float, tile_n: float, units: flo
 
 
 @njit(cache=True)
-def _is_gemv(i, feats, gemm_n, m_feature, gemv_max_m) -> bool:
-    """Operator i is a GEMM of few enough rows to run as a GEMV kernel."""
-    return gemm_n[i] > 0 and feats[m_feature[i]] <= gemv_max_m[i]
+def attention_efficiency(length: float, half_length: float) -> float:
+    """L / (L + L0): the fraction of its rate attention reaches at an attended length L."""
+    return length / (length + half_length) if half_length > 0.0 else 1.0
 
 
 @njit(cache=True)
-def _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length, gemv_max_m):
-    """Achieved compute rate (FLOP/s) of operator i at a feature vector. A GEMM loses to
-    tile and wave quantization (not when it runs as a GEMV); an attention operator with
-    half_length[i] = L0 > 0 reaches L / (L + L0) of its rate at an attended length of
-    L = pairs / tokens."""
-    peak = compute_peak[i]
-    if gemm_n[i] > 0 and not _is_gemv(i, feats, gemm_n, m_feature, gemv_max_m):
-        groups = feats[5] if m_feature[i] == 6 else 1.0     # EXP groups of ETOK rows: a grouped GEMM
-        peak *= gemm_efficiency(feats[m_feature[i]], gemm_n[i], tile_m[i], tile_n[i], units, groups)
-    if half_length[i] > 0.0 and feats[2] > 0.0:
-        length = feats[3] / feats[2]
-        peak *= length / (length + half_length[i])
+def _is_gemv(p, feats) -> bool:
+    """An operator (parameter row p) is a GEMM of few enough rows to run as a GEMV kernel."""
+    return p[OP_GEMM_N] > 0 and feats[int(p[OP_M_FEATURE])] <= p[OP_GEMV_MAX_M]
+
+
+@njit(cache=True)
+def _rate(p, peak, feats, quantize):
+    """Achieved compute rate (FLOP/s) at a feature vector. A GEMM (``quantize``) loses to tile
+    and wave quantization (not when it runs as a GEMV); an attention operator with L0 > 0
+    reaches L / (L + L0) of its rate at L = pairs / tokens."""
+    m_feature = int(p[OP_M_FEATURE])
+    if quantize and p[OP_GEMM_N] > 0 and not _is_gemv(p, feats):
+        groups = feats[EXP] if m_feature == ETOK else 1.0     # EXP groups of ETOK rows: a grouped GEMM
+        peak *= gemm_efficiency(feats[m_feature], p[OP_GEMM_N], p[OP_TILE_M], p[OP_TILE_N], p[OP_UNITS], groups)
+    if quantize and p[OP_HALF_LENGTH] > 0.0 and feats[TOK] > 0.0:
+        peak *= attention_efficiency(feats[PAIR] / feats[TOK], p[OP_HALF_LENGTH])
     return peak
 
 
 @njit(cache=True)
-def _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length,
-              gemv_max_m, gemv_scale):
-    """(compute seconds, memory seconds) of one instance of operator i at a feature vector."""
+def _terms(flops_row, mem_row, p, peak, feats, host):
+    """(compute s, memory s) of one instance at a feature vector, on the host unit (tiles,
+    attention length, GEMV scale apply) or the alternative unit (none of them do)."""
     f = 0.0
     tm = 0.0
     for j in range(feats.shape[0]):
-        f += flops[i, j] * feats[j]
-        tm += mem_s[i, j] * feats[j]
-    if _is_gemv(i, feats, gemm_n, m_feature, gemv_max_m):
-        tm *= gemv_scale[i]
-    return f / _rates(i, feats, gemm_n, m_feature, compute_peak, tile_m, tile_n, units, half_length, gemv_max_m), tm
-
-
-@njit(cache=True)
-def evaluate_point(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, half_length,
-                   gemv_max_m, gemv_scale, feats):
-    """Per-operator time (s, x repeat), bound and unit at one feature vector.
-
-    overlap[i] > 0 combines compute and memory time as a p-norm (p = overlap[i]) instead of
-    a hard max: a GEMM near the ridge point overlaps the two imperfectly. An operator with an
-    alternative unit (alt_peak > 0: compute in memory, PIM) runs where it is faster;
-    unit[i] is 1 when that is the alternative. GEMMs of at most gemv_max_m[i] rows run as
-    a GEMV: no tile quantization, memory time x gemv_scale[i]."""
-    n_ops = flops.shape[0]
-    time_s = np.empty(n_ops)
-    bound = np.empty(n_ops, dtype=np.int64)
-    unit = np.zeros(n_ops, dtype=np.int64)
-    ones = np.ones(n_ops)
-    zeros = np.zeros(n_ops)
-    for i in range(n_ops):
-        tc, tm = _op_terms(i, feats, flops, mem_s, gemm_n, m_feature, compute_peak, tile_m, tile_n, units,
-                           half_length, gemv_max_m, gemv_scale)
-        o = overhead[i]
-        if alt_peak[i] > 0.0:
-            ac, am = _op_terms(i, feats, flops, alt_mem_s, gemm_n, m_feature, alt_peak, ones, ones, units,
-                               zeros, zeros, ones)
-            if max(ac, am) + alt_overhead[i] < combine(tc, tm, overlap[i]) + o:
-                tc, tm, o = ac, am, alt_overhead[i]
-                unit[i] = 1
-        t = combine(tc, tm, overlap[i]) if unit[i] == 0 else max(tc, tm)
-        if o > max(tc, tm):
-            bound[i] = BOUND_OVERHEAD
-        elif tc >= tm:
-            bound[i] = BOUND_COMPUTE
-        else:
-            bound[i] = BOUND_MEMORY
-        time_s[i] = (t + o) * repeat[i]
-    return time_s, bound, unit
+        f += flops_row[j] * feats[j]
+        tm += mem_row[j] * feats[j]
+    if host and _is_gemv(p, feats):
+        tm *= p[OP_GEMV_SCALE]
+    return f / _rate(p, peak, feats, host), tm
 
 
 @njit(cache=True)
@@ -121,6 +124,54 @@ def combine(compute_s: float, memory_s: float, p: float) -> float:
         return max(compute_s, memory_s)
     big = max(compute_s, memory_s)
     return big * ((compute_s / big) ** p + (memory_s / big) ** p) ** (1.0 / p)
+
+
+@njit(cache=True)
+def _instance(i, flops, mem_s, alt_mem_s, op, feats):
+    """(seconds, bound, unit) of one instance of operator i at a feature vector. An operator
+    with an alternative unit (alt_peak > 0: compute in memory) runs where it is faster; unit
+    is 1 when that is the alternative. GEMMs of at most gemv_max_m rows run as a GEMV."""
+    p = op[i]
+    tc, tm = _terms(flops[i], mem_s[i], p, p[OP_PEAK], feats, True)
+    o = p[OP_OVERHEAD]
+    t = combine(tc, tm, p[OP_OVERLAP])
+    unit = 0
+    if p[OP_ALT_PEAK] > 0.0:
+        ac, am = _terms(flops[i], alt_mem_s[i], p, p[OP_ALT_PEAK], feats, False)
+        if max(ac, am) + p[OP_ALT_OVERHEAD] < t + o:
+            tc, tm, o, t = ac, am, p[OP_ALT_OVERHEAD], max(ac, am)
+            unit = 1
+    if o > max(tc, tm):
+        bound = BOUND_OVERHEAD
+    elif tc >= tm:
+        bound = BOUND_COMPUTE
+    else:
+        bound = BOUND_MEMORY
+    return t + o, bound, unit
+
+
+@njit(cache=True)
+def evaluate_point(flops, mem_s, alt_mem_s, op, feats):
+    """Per-operator time (s, x repeat), bound and unit of a pass at one feature vector."""
+    n_ops = flops.shape[0]
+    time_s = np.empty(n_ops)
+    bound = np.empty(n_ops, dtype=np.int64)
+    unit = np.empty(n_ops, dtype=np.int64)
+    for i in range(n_ops):
+        t, bound[i], unit[i] = _instance(i, flops, mem_s, alt_mem_s, op, feats)
+        time_s[i] = t * op[i, OP_REPEAT]
+    return time_s, bound, unit
+
+
+@njit(cache=True)
+def evaluate_each(flops, mem_s, alt_mem_s, op, feats):
+    """Per-operator time (s, x repeat) with operator i at its own feature vector feats[i]
+    (calibration: one measured kernel call per row)."""
+    n_ops = flops.shape[0]
+    time_s = np.empty(n_ops)
+    for i in range(n_ops):
+        time_s[i] = _instance(i, flops, mem_s, alt_mem_s, op, feats[i])[0] * op[i, OP_REPEAT]
+    return time_s
 
 
 @njit(cache=True)
@@ -187,20 +238,20 @@ def _min_of_max_sum(lines, lo, hi):
 
 
 @njit(cache=True)
-def _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, peak, tile_m, tile_n, units, half_length,
-              gemv_max_m, gemv_scale):
-    """(compute line, memory line) of operator i as intercept and slope in c."""
+def _lines(flops_row, mem_row, p, peak, feats0, feats1, host):
+    """(compute intercept, slope, memory intercept, slope) in c of one instance whose
+    features are feats0 + feats1 c; the rate is taken at feats0 (it must not depend on c)."""
     f0 = 0.0
     f1 = 0.0
     m0 = 0.0
     m1 = 0.0
     for j in range(feats0.shape[0]):
-        f0 += flops[i, j] * feats0[j]
-        f1 += flops[i, j] * feats1[j]
-        m0 += mem_s[i, j] * feats0[j]
-        m1 += mem_s[i, j] * feats1[j]
-    rate = _rates(i, feats0, gemm_n, m_feature, peak, tile_m, tile_n, units, half_length, gemv_max_m)
-    scale = gemv_scale[i] if _is_gemv(i, feats0, gemm_n, m_feature, gemv_max_m) else 1.0
+        f0 += flops_row[j] * feats0[j]
+        f1 += flops_row[j] * feats1[j]
+        m0 += mem_row[j] * feats0[j]
+        m1 += mem_row[j] * feats1[j]
+    rate = _rate(p, peak, feats0, host)
+    scale = p[OP_GEMV_SCALE] if host and _is_gemv(p, feats0) else 1.0
     return f0 / rate, f1 / rate, m0 * scale, m1 * scale
 
 
@@ -208,9 +259,7 @@ CONSTANT, MIN_OF_MAX, MAX = 0, 1, 2    # how an operator's step time depends on 
 
 
 @njit(cache=True)
-def range_lines(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, half_length,
-                gemv_max_m, gemv_scale, feats0, feats1, case, lines):
+def range_lines(flops, mem_s, alt_mem_s, op, feats0, feats1, case, lines):
     """For decode steps whose features are feats0 + feats1 c, each operator's case and lines
     (intercept, slope in c) into case[i] and lines[i] ([4, 2]):
       CONSTANT    its time does not change with c: exactly evaluate_point's step time, in
@@ -220,28 +269,24 @@ def range_lines(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
       MAX         max(compute line l0, memory line l1) + overhead (a hard max: its overlap
                   exponent is ignored)
     Compute rates are taken at feats0, so they must not depend on c (a GEMM's M is fixed;
-    pass half_length zeros for decode). Lines depend on the batch only, so a sweep computes
+    decode passes have half_length 0). Lines depend on the batch only, so a sweep computes
     them once per batch size."""
-    n_ops = flops.shape[0]
-    ones = np.ones(n_ops)
-    zeros = np.zeros(n_ops)
-    for i in range(n_ops):
-        c0, c1, m0, m1 = _op_lines(i, feats0, feats1, flops, mem_s, gemm_n, m_feature, compute_peak,
-                                   tile_m, tile_n, units, half_length, gemv_max_m, gemv_scale)
-        has_alt = alt_peak[i] > 0.0
+    for i in range(flops.shape[0]):
+        p = op[i]
+        c0, c1, m0, m1 = _lines(flops[i], mem_s[i], p, p[OP_PEAK], feats0, feats1, True)
+        has_alt = p[OP_ALT_PEAK] > 0.0
         a0 = a1 = b0 = b1 = 0.0
         if has_alt:
-            a0, a1, b0, b1 = _op_lines(i, feats0, feats1, flops, alt_mem_s, gemm_n, m_feature, alt_peak,
-                                       ones, ones, units, zeros, zeros, ones)
+            a0, a1, b0, b1 = _lines(flops[i], alt_mem_s[i], p, p[OP_ALT_PEAK], feats0, feats1, False)
         L = lines[i]
+        o, ao = p[OP_OVERHEAD], p[OP_ALT_OVERHEAD]
         if c1 == 0.0 and m1 == 0.0 and a1 == 0.0 and b1 == 0.0:
-            step = combine(c0, m0, overlap[i]) + overhead[i]
+            step = combine(c0, m0, p[OP_OVERLAP]) + o
             if has_alt:
-                step = min(step, max(a0, b0) + alt_overhead[i])
+                step = min(step, max(a0, b0) + ao)
             case[i] = CONSTANT
             L[0, 0] = step
         elif has_alt:
-            o, ao = overhead[i], alt_overhead[i]
             case[i] = MIN_OF_MAX
             L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0 + o, c1, m0 + o, m1
             L[2, 0], L[2, 1], L[3, 0], L[3, 1] = a0 + ao, a1, b0 + ao, b1
@@ -251,12 +296,12 @@ def range_lines(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
 
 
 @njit(cache=True)
-def range_sums(repeat, overhead, case, lines, lo, hi, time_s):
+def range_sums(op, case, lines, lo, hi, time_s):
     """time_s[i] = operator i's time (x repeat) summed over integer c in [lo, hi], from
     range_lines' cases and lines, in closed form; returns the total."""
     total = 0.0
     count = hi - lo + 1.0
-    for i in range(repeat.shape[0]):
+    for i in range(op.shape[0]):
         L = lines[i]
         if hi < lo:
             t = 0.0
@@ -265,24 +310,20 @@ def range_sums(repeat, overhead, case, lines, lo, hi, time_s):
         elif case[i] == MIN_OF_MAX:
             t = _min_of_max_sum(L, lo, hi)
         else:
-            t = _max_linear_sum(L[0, 0], L[0, 1], L[1, 0], L[1, 1], lo, hi) + overhead[i] * count
-        time_s[i] = t * repeat[i]
+            t = _max_linear_sum(L[0, 0], L[0, 1], L[1, 0], L[1, 1], lo, hi) + op[i, OP_OVERHEAD] * count
+        time_s[i] = t * op[i, OP_REPEAT]
         total += time_s[i]
     return total
 
 
 @njit(cache=True)
-def evaluate_range(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead,
-                   tile_m, tile_n, units, alt_peak, alt_mem_s, alt_overhead, overlap, half_length,
-                   gemv_max_m, gemv_scale, feats0, feats1, lo, hi):
+def evaluate_range(flops, mem_s, alt_mem_s, op, feats0, feats1, lo, hi):
     """Per-operator sums of time (s, x repeat) over integer c in [lo, hi], where the
     features at c are feats0 + feats1 c (range_lines, then range_sums)."""
     n_ops = flops.shape[0]
     case = np.empty(n_ops, dtype=np.int64)
     lines = np.zeros((n_ops, 4, 2))
-    range_lines(flops, mem_s, repeat, gemm_n, m_feature, compute_peak, overhead, tile_m, tile_n, units,
-                alt_peak, alt_mem_s, alt_overhead, overlap, half_length, gemv_max_m, gemv_scale, feats0, feats1,
-                case, lines)
+    range_lines(flops, mem_s, alt_mem_s, op, feats0, feats1, case, lines)
     time_s = np.zeros(n_ops)
-    range_sums(repeat, overhead, case, lines, lo, hi, time_s)
+    range_sums(op, case, lines, lo, hi, time_s)
     return time_s

@@ -1,0 +1,112 @@
+"""``llmsim compare``: the same workload on several devices, one row each (a table, or JSON
+with ``--format json``). Every workload option is honoured, speculative decoding included
+(``simulator.predict``'s semantics). A device that cannot hold the workload says so and
+gets a second row: the fewest devices (tensor x pipeline parallel, engine/sizing.py) that
+would, or a note saying why none would. Handlers return text; cli/main.py prints."""
+from __future__ import annotations
+
+from simulator.cli.workload import add_workload_options, hardware_names, name_list, workload_kwargs
+from simulator.explore.cost import usd_per_million_tokens
+from simulator.report.jsontext import json_text
+from simulator.report.table import number, quantity, render
+from simulator.specs import registry
+from simulator.units import format_si
+
+
+def _cost(name: str, p) -> float | None:
+    return usd_per_million_tokens(registry.hardware(name), p.devices, p.e2e_s, p.batch * p.output)
+
+
+def _entry(name: str, p, label: str) -> dict:
+    """One row as data; None where a quantity does not apply (no decode step, no power
+    figures, no price, or a scenario that does not fit)."""
+    m = p.memory
+    return {"hardware": name, "label": label, "devices": p.devices, "tp": p.tp, "pp": p.pp, "fits": m.fits,
+            "ttft_s": p.ttft_s, "tpot_s": p.tpot_s, "e2e_s": p.e2e_s, "output_tokens_per_s": p.output_tokens_per_s,
+            "tokens_per_j": p.tokens_per_j, "usd_per_million_output_tokens": _cost(name, p) if m.fits else None,
+            "memory_total_bytes": m.total_bytes, "memory_capacity_bytes": m.capacity_bytes}
+
+
+def _row(e: dict) -> list[str]:
+    if not e["fits"]:
+        return [e["label"], "does not fit", f"{quantity(e['memory_total_bytes'], 'B')} > "
+                f"{quantity(e['memory_capacity_bytes'], 'B')}", "", "", ""]
+    return [e["label"], quantity(e["ttft_s"], "s"), quantity(e["tpot_s"], "s"), number(e["output_tokens_per_s"], ",.0f"),
+            number(e["tokens_per_j"], ".3g", "n/a (no power)"),
+            number(e["usd_per_million_output_tokens"], ".3g", "n/a (no price)")]
+
+
+def _why_no_split(model: str, name: str, stack: str, w) -> str:
+    """Why no tensor x pipeline split up to sizing.MAX_DEVICES holds ``w`` on ``name``: no
+    link, more devices than that, or not even the largest split (and what fills it)."""
+    from simulator.api import predict_workload
+    from simulator.engine.sizing import MAX_DEVICES, fewest_devices, largest_split
+
+    from simulator.api import resolve_model, resolve_stack
+
+    hw = registry.hardware(name)
+    if not hw.interconnect:
+        return f"{name}: its spec has no chip-to-chip link, so it cannot be combined with others"
+    arch = resolve_model(model)[1]
+    unlimited = fewest_devices(arch, hw, resolve_stack(stack), w, max_devices=None)
+    if unlimited is not None:
+        return (f"{name}: the fewest that hold it are {unlimited.tp * unlimited.pp:,} devices (tp {unlimited.tp} x "
+                f"pp {unlimited.pp}), more than the {MAX_DEVICES:,} searched")
+    split = largest_split(arch, w)
+    m = predict_workload(model, name, stack, split).memory
+    why = ("the weights alone exceed it" if m.weights_bytes > m.capacity_bytes
+           else "a smaller batch x prompt per pass needs less")
+    return (f"{name}: even split tp {split.tp} x pp {split.pp:,} ({split.tp * split.pp:,} devices) each needs "
+            f"{format_si(m.total_bytes, 'B')} of {format_si(m.capacity_bytes, 'B')} (weights "
+            f"{format_si(m.weights_bytes, 'B')}, KV {format_si(m.kv_cache_bytes, 'B')}, prefill activations "
+            f"{format_si(m.activation_bytes, 'B')}): {why}")
+
+
+def _device_entries(args, name: str, w) -> tuple[list[dict], str | None]:
+    """The device's row, and when it does not fit, the fewest devices' row or a note."""
+    from simulator.api import predict_workload
+    from simulator.engine.sizing import fewest_devices
+
+    p = predict_workload(args.model, name, args.stack, w)
+    entries = [_entry(name, p, name)]
+    if p.memory.fits:
+        return entries, None
+    from simulator.api import resolve_model, resolve_stack
+
+    multi = fewest_devices(resolve_model(args.model)[1], registry.hardware(name), resolve_stack(args.stack), w)
+    if multi is None:
+        return entries, _why_no_split(args.model, name, args.stack, w)
+    mp = predict_workload(args.model, name, args.stack, multi)
+    entries.append(_entry(name, mp, f"  {name} x{mp.devices} (tp {multi.tp}, pp {multi.pp})"))
+    if not mp.memory.fits:          # the draft model's weights, which the search does not count
+        return entries, f"{name}: x{mp.devices} holds the model but not the draft model beside it"
+    return entries, None
+
+
+def compare(args) -> str:
+    from simulator.specs.workload import workload
+
+    names = hardware_names(args.hardware)
+    w = workload(**workload_kwargs(args))
+    entries, notes = [], []
+    for name in names:
+        rows, note = _device_entries(args, name, w)
+        entries += rows
+        notes += [note] if note else []
+    if args.format == "json":
+        return json_text({"model": registry.model(args.model)[0], "stack": args.stack, "workload": w,
+                          "rows": entries, "notes": notes})
+    draft = f", draft {w.draft_model} x{w.draft_tokens} at {w.acceptance:g}" if w.draft_model else ""
+    head = (f"{args.model}, stack {args.stack}: batch {w.batch}, prompt {w.prompt}, output {w.output}, "
+            f"weights {w.weight_dtype}{draft}; tokens/J and cost count every device")
+    table = render(["hardware", "TTFT", "TPOT", "tokens/s", "tokens/J", "USD per 1M tokens"],
+                   [_row(e) for e in entries])
+    return "\n\n".join([head, table, *notes])
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="the same workload on several devices, one row each")
+    p.add_argument("--model", default="llama-3.1-8b")
+    p.add_argument("--hardware", type=name_list, required=True, help="comma-separated hardware names or paths")
+    add_workload_options(p)
+    p.set_defaults(func=compare)

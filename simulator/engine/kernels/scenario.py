@@ -1,0 +1,292 @@
+"""One scenario, composed once: memory, TTFT, TPOT, energy, the power cap, the pipeline and
+speculative decoding. ``predict`` runs it on one scenario, ``batch`` over arrays of them,
+``plan`` and sweeps through batch; nothing else restates these formulas.
+
+A model on a configuration is a tuple (``Packed.arrays``, entries M_*): the prefill and
+decode passes' roofline arrays, the prefill operators' transient bytes, the energy per
+feature, and the scalars named by PARAMS. Workload B, S, N; the batch is split over
+dp x ep replicas (rb = B / (dp ep) sequences each) and m pipeline microbatches
+(mb = rb / m):
+
+  memory    per device: weights + rb min(S + N, W) kv_bytes_per_token / pp + the largest
+            prefill transient (at mb); fits when that is within capacity
+  ttft      stages x max(prefill device time + prefill step overhead, host launch time)
+            + stage transfers of mb S tokens; stages = (m + pp - 1) / pp model-times
+  decode    stages x (sum of decode steps at positions S .. S + N - 2 + (N - 1) step
+            overhead) + (N - 1) stage transfers of mb tokens; tpot = decode / (N - 1)
+  power     a phase lasts at least its dynamic energy / (devices x (TDP - idle)); energy =
+            devices x idle x t + min(dynamic, devices x (TDP - idle) x t); the dynamic energy
+            is copies (m x tp x dp x ep table copies) x joules_per_feature @ features
+  e2e       ttft + (N - 1) tpot; output tokens/s = B N / e2e; tokens/J = B N / energy
+  speculative (Leviathan et al., 2023) a draft proposes k tokens, the target verifies them
+            in one pass over k + 1 tokens per sequence at the mean decode position; with
+            acceptance a an iteration yields E = (1 - a^(k+1)) / (1 - a) tokens, so
+            tpot = (k x draft tpot + verify pass) / E; both models prefill (ttft adds) and
+            both sit in memory with their KV caches
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from simulator.engine.kernels.phases import (decode_step_span, fill_chunk_features, fill_decode_lines,
+                                             fill_prefill_features, mean_decode_position)
+from simulator.engine.kernels.roofline import evaluate_point, range_lines, range_sums
+from simulator.graph.ops import N_FEATURES
+
+# rows of a result vector / matrix
+OUTPUTS = ("ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s", "prefill_energy_j", "decode_step_energy_j",
+           "energy_j", "tokens_per_j", "weights_bytes", "kv_cache_bytes", "activation_bytes", "memory_total_bytes",
+           "fits", "prefill_device_s", "prefill_power_slowdown", "decode_power_slowdown", "plain_tpot_s",
+           "draft_step_s", "verify_pass_s", "tokens_per_iteration", "plain_e2e_s")
+(TTFT_S, TPOT_S, E2E_S, TOKENS_PER_S, PREFILL_ENERGY_J, DECODE_STEP_ENERGY_J, ENERGY_J, TOKENS_PER_J,
+ WEIGHTS_BYTES, KV_CACHE_BYTES, ACTIVATION_BYTES, TOTAL_BYTES, FITS, PREFILL_DEVICE_S, PREFILL_POWER_SLOWDOWN,
+ DECODE_POWER_SLOWDOWN, PLAIN_TPOT_S, DRAFT_STEP_S, VERIFY_PASS_S, TOKENS_PER_ITERATION, PLAIN_E2E_S) = range(len(OUTPUTS))
+N_OUTPUTS = len(OUTPUTS)
+TIMES = (TTFT_S, TPOT_S, E2E_S, TOKENS_PER_S, PREFILL_ENERGY_J, DECODE_STEP_ENERGY_J, ENERGY_J, TOKENS_PER_J)
+
+# the scalar parameters of a packed model
+PARAMS = ("prefill_step_overhead_s", "host_launch_s", "decode_step_overhead_s", "window", "weight_bytes",
+          "kv_bytes_per_token", "pp", "capacity_bytes", "stages", "transfer_s", "transfer_s_per_token",
+          "has_energy", "idle_w", "tdp_w", "devices", "copies", "experts", "experts_per_token", "ep",
+          "replicas", "microbatches", "draft_tokens", "acceptance")
+(P_PREFILL_STEP_S, P_HOST_LAUNCH_S, P_DECODE_STEP_S, P_WINDOW, P_WEIGHT_BYTES, P_KV_BYTES_PER_TOKEN, P_PP,
+ P_CAPACITY_BYTES, P_STAGES, P_TRANSFER_S, P_TRANSFER_S_PER_TOKEN, P_HAS_ENERGY, P_IDLE_W, P_TDP_W, P_DEVICES,
+ P_COPIES, P_EXPERTS, P_EXPERTS_PER_TOKEN, P_EP, P_REPLICAS, P_MICROBATCHES, P_DRAFT_TOKENS,
+ P_ACCEPTANCE) = range(len(PARAMS))
+
+# entries of a packed model tuple
+(M_FLOPS, M_MEM_S, M_ALT_MEM_S, M_OP_PREFILL, M_OP_DECODE, M_TRANSIENT, M_JOULES, M_PARAMS) = range(8)
+# entries of a workspace tuple (workspace(n_ops)); state: the (B, S) whose prefill it holds
+(W_FEATS, W_DEC_FEATS, W_F0, W_F1, W_CASE, W_LINES, W_SCRATCH, W_STATE, W_RESULT, W_PREFILL_T,
+ W_DECODE_T) = range(11)
+S_BATCH, S_PROMPT, S_ACT, S_PREFILL_DEVICE_S, S_HAVE_PREFILL = range(5)
+
+
+@njit(cache=True)
+def workspace(n_ops):
+    """Scratch arrays for one model's scenarios (reused while B or (B, S) repeat)."""
+    return (np.zeros(N_FEATURES), np.zeros(N_FEATURES), np.zeros((2, N_FEATURES)), np.zeros((2, N_FEATURES)),
+            np.zeros((2, n_ops), dtype=np.int64), np.zeros((2, n_ops, 4, 2)), np.zeros(n_ops), np.full(5, -1.0),
+            np.zeros(N_OUTPUTS), np.zeros(n_ops), np.zeros(n_ops))
+
+
+@njit(cache=True)
+def dynamic_j(params, joules_per_feature, feats):
+    """Joules above idle of a pass (or sum of passes) with features feats: copies x j @ f."""
+    joules = 0.0
+    for j in range(feats.shape[0]):
+        joules += joules_per_feature[j] * feats[j]
+    return params[P_COPIES] * joules
+
+
+@njit(cache=True)
+def power_limited_s(params, time_s, dyn_j):
+    """A phase lasts at least dynamic / (devices x (TDP - idle))."""
+    headroom_w = params[P_DEVICES] * (params[P_TDP_W] - params[P_IDLE_W])
+    return max(time_s, dyn_j / headroom_w) if headroom_w > 0 else time_s
+
+
+@njit(cache=True)
+def energy_j(params, time_s, dyn_j):
+    """devices x idle x t + min(dynamic, devices x (TDP - idle) x t)."""
+    devices, idle = params[P_DEVICES], params[P_IDLE_W]
+    return devices * idle * time_s + min(dyn_j, devices * (params[P_TDP_W] - idle) * time_s)
+
+
+@njit(cache=True)
+def activation_bytes(transient, feats):
+    """The largest prefill operator working set: max_i transient_i @ f."""
+    act = -np.inf
+    for i in range(transient.shape[0]):
+        row = 0.0
+        for j in range(feats.shape[0]):
+            row += transient[i, j] * feats[j]
+        act = max(act, row)
+    return act
+
+
+@njit(cache=True)
+def kv_cache_bytes(params, sequences, positions):
+    """sequences x min(positions, W) x kv bytes per token / pp (one device's stages)."""
+    window = params[P_WINDOW]
+    span = min(positions, window) if window > 0 else positions
+    return sequences * span * params[P_KV_BYTES_PER_TOKEN] / params[P_PP]
+
+
+@njit(cache=True)
+def memory_rows(params, act, sequences, positions, res):
+    """Per device: weights + KV cache of ``sequences`` over ``positions`` + the largest
+    transient ``act`` into res's memory rows; True when within capacity."""
+    res[WEIGHTS_BYTES] = params[P_WEIGHT_BYTES]
+    res[KV_CACHE_BYTES] = kv_cache_bytes(params, sequences, positions)
+    res[ACTIVATION_BYTES] = act
+    res[TOTAL_BYTES] = res[WEIGHTS_BYTES] + res[KV_CACHE_BYTES] + act
+    fits = res[TOTAL_BYTES] <= params[P_CAPACITY_BYTES]
+    res[FITS] = 1.0 if fits else 0.0
+    return fits
+
+
+@njit(cache=True)
+def transfer_s(params, tokens):
+    """The (m + pp - 2) stage-boundary transfers of one pass over ``tokens`` tokens."""
+    return params[P_TRANSFER_S] + params[P_TRANSFER_S_PER_TOKEN] * tokens
+
+
+@njit(cache=True)
+def tokens_per_iteration(draft_tokens, acceptance):
+    """E = (1 - a^(k+1)) / (1 - a): tokens one speculative iteration yields (k + 1 at a = 1)."""
+    if acceptance >= 1.0:
+        return draft_tokens + 1.0
+    return (1.0 - acceptance ** (draft_tokens + 1.0)) / (1.0 - acceptance)
+
+
+@njit(cache=True)
+def _prefill(model, ws, mb, s):
+    """The prefill pass of mb sequences of s tokens into the workspace (unless it holds it)."""
+    state, feats, params = ws[W_STATE], ws[W_FEATS], model[M_PARAMS]
+    if state[S_PROMPT] == s and state[S_BATCH] == mb:
+        return
+    fill_prefill_features(feats, mb, s, params[P_WINDOW], params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN],
+                          params[P_EP])
+    state[S_ACT] = activation_bytes(model[M_TRANSIENT], feats)
+    state[S_BATCH], state[S_PROMPT], state[S_HAVE_PREFILL] = mb, s, 0.0
+
+
+@njit(cache=True)
+def _decode_lines(model, ws, mb):
+    """Decode operator lines of both segment kinds at batch mb (once per batch size)."""
+    params = model[M_PARAMS]
+    fill_decode_lines(mb, params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN], params[P_EP], params[P_WINDOW],
+                      ws[W_F0], ws[W_F1])
+    for seg in range(2):
+        range_lines(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], model[M_OP_DECODE], ws[W_F0][seg],
+                    ws[W_F1][seg], ws[W_CASE][seg], ws[W_LINES][seg])
+
+
+@njit(cache=True)
+def _decode_sum_s(model, ws, first, last):
+    """Decode steps at positions first..last: the sum of their times (per operator into
+    ws[W_DECODE_T]) and of their features (into ws[W_DEC_FEATS])."""
+    params, dec_t, feat_sum = model[M_PARAMS], ws[W_DECODE_T], ws[W_DEC_FEATS]
+    dec_t[:] = 0.0
+    feat_sum[:] = 0.0
+    total = 0.0
+    for seg in range(2):
+        lo, hi = decode_step_span(seg, first, last, params[P_WINDOW])
+        if hi < lo:
+            continue
+        count = hi - lo + 1.0
+        f0, f1 = ws[W_F0][seg], ws[W_F1][seg]
+        for j in range(f0.shape[0]):
+            feat_sum[j] += f0[j] * count + f1[j] * (lo + hi) * count / 2.0
+        total += range_sums(model[M_OP_DECODE], ws[W_CASE][seg], ws[W_LINES][seg], lo, hi, ws[W_SCRATCH])
+        dec_t += ws[W_SCRATCH]
+    return total
+
+
+@njit(cache=True)
+def plain(model, ws, b, s, n, require_fit):
+    """One model's scenario (no speculation) into ws[W_RESULT]; per-operator prefill and
+    summed decode times into ws[W_PREFILL_T], ws[W_DECODE_T]. Times are NaN when it does
+    not fit and ``require_fit``, or when the batch does not split evenly."""
+    params, res = model[M_PARAMS], ws[W_RESULT]
+    res[:] = np.nan
+    rb, mb = b / params[P_REPLICAS], b / (params[P_REPLICAS] * params[P_MICROBATCHES])
+    if mb != np.floor(mb) or mb < 1:
+        res[FITS] = 0.0
+        return False
+    state = ws[W_STATE]
+    if state[S_BATCH] != mb:
+        _decode_lines(model, ws, mb)
+        state[S_PROMPT] = -1.0
+    _prefill(model, ws, mb, s)
+    fits = memory_rows(params, state[S_ACT], rb, s + n, res)
+    if require_fit and not fits:
+        return False
+    stages, feats, energy = params[P_STAGES], ws[W_FEATS], params[P_HAS_ENERGY] > 0.0
+    if state[S_HAVE_PREFILL] == 0.0:
+        pre_t = evaluate_point(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], model[M_OP_PREFILL], feats)[0]
+        ws[W_PREFILL_T][:] = pre_t
+        state[S_PREFILL_DEVICE_S] = pre_t.sum() + params[P_PREFILL_STEP_S]
+        state[S_HAVE_PREFILL] = 1.0
+    res[PREFILL_DEVICE_S] = state[S_PREFILL_DEVICE_S]
+    ttft = stages * max(state[S_PREFILL_DEVICE_S], params[P_HOST_LAUNCH_S]) + transfer_s(params, mb * s)
+    steps = n - 1
+    dec = (stages * (_decode_sum_s(model, ws, float(s), float(s + n - 2)) + params[P_DECODE_STEP_S] * steps)
+           + steps * transfer_s(params, mb))
+    if energy:
+        pre_dyn = dynamic_j(params, model[M_JOULES][0], feats)
+        dec_dyn = dynamic_j(params, model[M_JOULES][1], ws[W_DEC_FEATS])
+        limited_ttft, limited_dec = power_limited_s(params, ttft, pre_dyn), power_limited_s(params, dec, dec_dyn)
+        res[PREFILL_POWER_SLOWDOWN] = limited_ttft / ttft
+        res[DECODE_POWER_SLOWDOWN] = limited_dec / dec if steps else 1.0
+        ttft, dec = limited_ttft, limited_dec
+        res[PREFILL_ENERGY_J] = energy_j(params, ttft, pre_dyn)
+        dec_e = energy_j(params, dec, dec_dyn)
+        if steps:
+            res[DECODE_STEP_ENERGY_J] = dec_e / steps
+        res[ENERGY_J] = res[PREFILL_ENERGY_J] + dec_e
+        res[TOKENS_PER_J] = b * n / res[ENERGY_J]
+    res[TTFT_S] = ttft
+    if steps:
+        res[TPOT_S] = dec / steps
+        res[PLAIN_TPOT_S] = res[TPOT_S]
+    res[E2E_S] = res[PLAIN_E2E_S] = ttft + dec
+    res[TOKENS_PER_S] = b * n / res[E2E_S]
+    return True
+
+
+@njit(cache=True)
+def _verify_pass(model, ws, mb, s, n):
+    """(seconds, dynamic joules) of the target's pass over k + 1 tokens per sequence at the
+    mean decode position, composed like a decode step (stages, transfers, power cap)."""
+    params, feats = model[M_PARAMS], ws[W_DEC_FEATS]
+    k = params[P_DRAFT_TOKENS]
+    fill_chunk_features(feats, mb, mean_decode_position(s, n), k + 1.0, params[P_WINDOW], params[P_EXPERTS],
+                        params[P_EXPERTS_PER_TOKEN], params[P_EP])
+    t = evaluate_point(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], model[M_OP_DECODE], feats)[0].sum()
+    t = params[P_STAGES] * (t + params[P_DECODE_STEP_S]) + transfer_s(params, mb * (k + 1.0))
+    if params[P_HAS_ENERGY] <= 0.0:
+        return t, 0.0
+    dyn = dynamic_j(params, model[M_JOULES][1], feats)
+    return power_limited_s(params, t, dyn), dyn
+
+
+@njit(cache=True)
+def scenario(target, draft, ws_t, ws_d, b, s, n, require_fit, out, k):
+    """Scenario (b, s, n) into out[:, k]; ``draft`` is used when the target's draft_tokens > 0
+    (pass the target again when there is none)."""
+    speculative = target[M_PARAMS][P_DRAFT_TOKENS] > 0.0 and n >= 2   # no decode step: plain
+    if plain(target, ws_t, b, s, n, require_fit and not speculative) and speculative:
+        plain(draft, ws_d, b, s, n, False)
+        _speculate(target, ws_t, ws_d, b, s, n, require_fit)
+    out[:, k] = ws_t[W_RESULT]
+
+
+@njit(cache=True)
+def _speculate(target, ws_t, ws_d, b, s, n, require_fit):
+    """Compose the target's and the draft's plain results into the target's result vector."""
+    params, res, d = target[M_PARAMS], ws_t[W_RESULT], ws_d[W_RESULT]
+    k, a = params[P_DRAFT_TOKENS], params[P_ACCEPTANCE]
+    mb = b / (params[P_REPLICAS] * params[P_MICROBATCHES])
+    verify_s, verify_dyn = _verify_pass(target, ws_t, mb, s, n)
+    per_iteration = tokens_per_iteration(k, a)
+    res[DRAFT_STEP_S], res[VERIFY_PASS_S], res[TOKENS_PER_ITERATION] = d[TPOT_S], verify_s, per_iteration
+    res[TPOT_S] = (k * d[TPOT_S] + verify_s) / per_iteration
+    res[TTFT_S] += d[TTFT_S]
+    res[E2E_S] = res[TTFT_S] + (n - 1) * res[TPOT_S]
+    res[TOKENS_PER_S] = b * n / res[E2E_S]
+    if params[P_HAS_ENERGY] > 0.0:
+        res[DECODE_STEP_ENERGY_J] = (k * d[DECODE_STEP_ENERGY_J] + energy_j(params, verify_s, verify_dyn)) / per_iteration
+        res[PREFILL_ENERGY_J] += d[PREFILL_ENERGY_J]
+        res[ENERGY_J] = res[PREFILL_ENERGY_J] + (n - 1) * res[DECODE_STEP_ENERGY_J]
+        res[TOKENS_PER_J] = b * n / res[ENERGY_J]
+    res[WEIGHTS_BYTES] += d[WEIGHTS_BYTES]
+    res[KV_CACHE_BYTES] += d[KV_CACHE_BYTES]
+    res[TOTAL_BYTES] += d[WEIGHTS_BYTES] + d[KV_CACHE_BYTES]
+    fits = res[TOTAL_BYTES] <= params[P_CAPACITY_BYTES]
+    res[FITS] = 1.0 if fits else 0.0
+    if require_fit and not fits:
+        for r in TIMES:
+            res[r] = np.nan
