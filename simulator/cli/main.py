@@ -1,14 +1,19 @@
 """The ``llmsim`` command. The only module that prints or sets exit codes.
 
 Bad input (a spec error, an unknown name, an impossible workload, a bad option) prints
-one line to stderr and exits 2, with no traceback and no partial output.
+one line to stderr and exits 2, with no traceback and no partial output. A reader that
+stops early (``llmsim sweep GRID | head``) ends the command quietly with exit status 141,
+what a process killed by SIGPIPE returns (128 + 13), so a pipeline under ``set -o pipefail``
+still sees that the output was cut short.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from simulator.cli import calibrate as commands_calibrate
+from simulator.cli import compare as commands_compare
 from simulator.cli import roofline as commands_roofline
 from simulator.cli import specs as commands_specs
 from simulator.cli import validate as commands_validate
@@ -16,6 +21,7 @@ from simulator.cli.workload import add_workload_options, workload_kwargs
 from simulator.errors import SimulatorError
 
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 128 + 13         # SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,12 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "footprint to FILE.png or FILE.svg (matplotlib)")
     p.set_defaults(func=cmd_predict)
     commands_specs.register(sub)
+    commands_compare.register(sub)
     commands_roofline.register(sub)
+    from simulator.cli import plan as commands_plan
     from simulator.cli import sweep as commands_sweep
     commands_sweep.register(sub)
+    commands_plan.register(sub)
     commands_calibrate.register(sub)
     commands_validate.register(sub)
     return parser
+
+
+def _quiet_stdout() -> None:
+    """After the reader of stdout has gone: point stdout at /dev/null, so the interpreter's
+    final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):       # not a real file (tests capture stdout)
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         text = args.func(args)
+        if text:
+            print(text)
+        sys.stdout.flush()
     except commands_validate.ValidationFailed as err:
         print(err.output)
         print(f"llmsim: {err}", file=sys.stderr)
@@ -73,11 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     except SimulatorError as err:
         print(f"llmsim: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("llmsim: interrupted", file=sys.stderr)
         return 130
-    if text:
-        print(text)
     return 0
 
 

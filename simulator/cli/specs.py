@@ -1,16 +1,17 @@
-"""`llmsim specs list|show|check` and `llmsim compare`: handlers return text; cli.py prints."""
+"""``llmsim specs list|show|check``: handlers return text; cli/main.py prints."""
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import get_args
 
-from simulator.cli.workload import add_workload_options
-from simulator.explore.cost import usd_per_million_tokens
 from simulator.report.table import render
 from simulator.specs import registry
+from simulator.specs.hardware import HardwareSpec
 from simulator.units import format_si
 
-KINDS = ("cpu", "gpu", "tpu", "fpga", "asic", "pim")
+# the device kinds, read from the hardware spec classes (one class per kind)
+KINDS = tuple(get_args(cls.model_fields["kind"].annotation)[0] for cls in get_args(get_args(HardwareSpec)[0]))
 
 
 def _peak_summary(spec) -> str:
@@ -85,57 +86,6 @@ def specs_check(args) -> str:
     return "\n".join(lines)
 
 
-def _compare_row(name: str, p, devices: int) -> list[str]:
-    cost = usd_per_million_tokens(registry.hardware(name), devices, p.e2e_s, p.batch * p.output)
-    return [format_si(p.ttft_s, "s"), format_si(p.tpot_s, "s") if p.tpot_s else "n/a",
-            f"{p.output_tokens_per_s:,.0f}", f"{p.tokens_per_j:.3g}" if p.tokens_per_j else "n/a (no power)",
-            f"{cost:.3g}" if cost is not None else "n/a (no price)"]
-
-
-def _why_no_split(args, name: str, w) -> str:
-    from simulator.engine.sizing import largest_split
-    from simulator.engine.predict import predict_workload
-
-    if not registry.hardware(name).interconnect:
-        return f"{name}: its spec has no chip-to-chip link, so it cannot be combined with others"
-    split = largest_split(args.model, w)
-    m = predict_workload(args.model, name, args.stack, split).memory
-    return (f"{name}: even split tp {split.tp} x pp {split.pp} ({split.devices} devices) each needs "
-            f"{format_si(m.total_bytes, 'B')} of {format_si(m.capacity_bytes, 'B')} (weights "
-            f"{format_si(m.weights_bytes, 'B')}, KV {format_si(m.kv_cache_bytes, 'B')}, prefill activations "
-            f"{format_si(m.activation_bytes, 'B')}): a smaller batch x prompt per pass would fit")
-
-
-def compare(args) -> str:
-    """One row per device; a device that cannot hold the model alone says so, and gets a
-    second row for the fewest devices (tensor x pipeline parallel) that would."""
-    from simulator.engine.sizing import fewest_devices
-    from simulator.engine.predict import predict_workload
-    from simulator.specs.workload import workload
-
-    w = workload(batch=args.batch, prompt=args.prompt, output=args.output, weight_dtype=args.weight_dtype,
-                 activation_dtype=args.activation_dtype, kv_dtype=args.kv_dtype)
-    rows, notes = [], []
-    for name in [h.strip() for h in args.hardware.split(",") if h.strip()]:
-        p = predict_workload(args.model, name, args.stack, w)
-        if p.memory.fits:
-            rows.append([name, *_compare_row(name, p, 1)])
-            continue
-        rows.append([name, "does not fit", f"{format_si(p.memory.total_bytes, 'B')} > "
-                     f"{format_si(p.memory.capacity_bytes, 'B')}", "", "", ""])
-        multi = fewest_devices(args.model, name, args.stack, w)
-        if multi is None:
-            notes.append(_why_no_split(args, name, w))
-            continue
-        mp = predict_workload(args.model, name, args.stack, multi)
-        rows.append([f"  {name} x{multi.devices} (tp {multi.tp}, pp {multi.pp})",
-                     *_compare_row(name, mp, multi.devices)])
-    head = (f"{args.model}, stack {args.stack}: batch {args.batch}, prompt {args.prompt}, output {args.output}, "
-            f"weights {args.weight_dtype}; tokens/J and cost count every device")
-    table = render(["hardware", "TTFT", "TPOT", "tokens/s", "tokens/J", "USD per 1M tokens"], rows)
-    return "\n\n".join([head, table, *notes]) if notes else head + "\n\n" + table
-
-
 def register(sub) -> None:
     specs = sub.add_parser("specs", help="list, show or check hardware and model spec files")
     ssub = specs.add_subparsers(dest="specs_command", required=True)
@@ -148,8 +98,3 @@ def register(sub) -> None:
     p = ssub.add_parser("check", help="validate your own spec files (exit 2 on the first error)")
     p.add_argument("paths", nargs="+")
     p.set_defaults(func=specs_check)
-    p = sub.add_parser("compare", help="the same workload on several devices, one row each")
-    p.add_argument("--model", default="llama-3.1-8b")
-    p.add_argument("--hardware", required=True, help="comma-separated hardware names or paths")
-    add_workload_options(p)
-    p.set_defaults(func=compare)

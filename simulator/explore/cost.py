@@ -2,7 +2,9 @@
 
 usd_per_hour = the spec's hourly (cloud on-demand) price when given, else its purchase
 price amortised over 3 years of 24/7 use (26,280 h; power, hosting and interest excluded).
-usd_per_million_tokens = devices x usd_per_hour x e2e_s / 3600 / output tokens x 1e6.
+usd_per_million = devices x usd_per_hour / 3600 / (output tokens per s) x 1e6: the devices'
+time per million output tokens at that rate (one request of B N tokens in e2e_s seconds:
+tokens/s = B N / e2e_s). Every cost per token in the package is this one formula.
 """
 from __future__ import annotations
 
@@ -20,8 +22,15 @@ def usd_per_hour(hardware) -> float | None:
     return None
 
 
+def usd_per_million(usd_per_hour: float, devices: int, tokens_per_s):
+    """Dollars per million output tokens of ``devices`` at ``usd_per_hour`` each serving
+    ``tokens_per_s`` (floats or numpy arrays; NaN in, NaN out)."""
+    return devices * usd_per_hour / 3600.0 / tokens_per_s * 1e6
+
+
 def usd_per_million_tokens(hardware, devices: int, e2e_s: float | None, output_tokens: int) -> float | None:
+    """usd_per_million for one request of ``output_tokens`` in ``e2e_s``; None without a price or a time."""
     hourly = usd_per_hour(hardware)
     if hourly is None or e2e_s is None:
         return None
-    return devices * hourly * e2e_s / 3600.0 / output_tokens * 1e6
+    return usd_per_million(hourly, devices, output_tokens / e2e_s)

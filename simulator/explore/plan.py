@@ -30,8 +30,11 @@ import math
 
 import numpy as np
 
+from simulator.errors import WorkloadError
 from simulator.specs import registry
 from simulator.specs.base import Dtype
+from simulator.explore.cost import usd_per_million
+from simulator.explore.front import pareto_front
 from simulator.explore.sweep import Skipped, configured, rows_of
 from simulator.explore.grid import Group
 from simulator.explore.writers import SCENARIO_COLUMNS
@@ -42,15 +45,30 @@ PRECISIONS = {"bf16": ("bf16", Dtype.bf16, None), "fp8": ("fp8", Dtype.fp8, Dtyp
               "int8": ("int8", Dtype.int8, Dtype.int8), "int4": ("int4-g128", Dtype.bf16, None)}
 TP_DEGREES = (1, 2, 4, 8)
 DEFAULT_KINDS = ("gpu", "tpu", "asic")
+MAX_BATCH = 65_536                  # every batch 1..max_batch of every configuration is evaluated
 _COL = {name: i for i, name in enumerate(SCENARIO_COLUMNS)}
 
 
 @dataclasses.dataclass(frozen=True)
 class Targets:
+    """Limits a configuration must meet; inf (or 0 for the throughput, None for the rate) is no limit."""
+
     ttft_max_s: float = math.inf
     tpot_max_s: float = math.inf
     throughput_min_tokens_per_s: float = 0.0
     rate_requests_per_s: float | None = None
+
+    def __post_init__(self):
+        for name in ("ttft_max_s", "tpot_max_s"):
+            value = getattr(self, name)
+            if not value > 0:                                    # NaN fails too
+                raise WorkloadError(name, f"expected a time > 0, got {value}")
+        t = self.throughput_min_tokens_per_s
+        if not (math.isfinite(t) and t >= 0):
+            raise WorkloadError("throughput_min_tokens_per_s", f"expected a finite number >= 0, got {t}")
+        r = self.rate_requests_per_s
+        if r is not None and not (math.isfinite(r) and r > 0):
+            raise WorkloadError("rate_requests_per_s", f"expected a finite number > 0, got {r}")
 
 
 @dataclasses.dataclass
@@ -92,6 +110,17 @@ class PlanResult:
     targets: Targets
     options: list[Option]
     misses: list[Miss]
+
+
+def check_search(prompt: int, output: int, batch: int | None, max_batch: int, max_devices: int) -> None:
+    """Raise WorkloadError naming the first argument out of range."""
+    for name, value, top in (("prompt", prompt, None), ("output", output, None), ("batch", batch, MAX_BATCH),
+                             ("max_batch", max_batch, MAX_BATCH), ("max_devices", max_devices, None)):
+        if value is None and name == "batch":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or (top and value > top):
+            limit = f" up to {top:,}" if top else ""
+            raise WorkloadError(name, f"expected a whole number from 1{limit}, got {value!r}")
 
 
 def default_hardware() -> list[str]:
@@ -166,20 +195,14 @@ def _evaluate(precision: str, group: Group, batches: np.ndarray, prompt: int, ou
                           reasons=_reasons(values, k, int(batches[k]), t, ratios))
     k = int(ok[0]) if t.rate_requests_per_s else int(ok[np.argmax(values[_COL["output_tokens_per_s"], ok])])
     col = lambda name: float(values[_COL[name], k])                                    # noqa: E731
-    usd = constants["devices"] * constants["usd_per_hour"] / 3600.0
     served = (t.rate_requests_per_s * output) if t.rate_requests_per_s else col("output_tokens_per_s")
-    cost = usd / served * 1e6
+    cost = usd_per_million(constants["usd_per_hour"], constants["devices"], served)
     option = Option(**head, weight_dtype=group.weight_dtype, activation_dtype=group.activation_dtype.value,
                     batch=int(batches[k]), ttft_s=col("ttft_s"), tpot_s=None if output == 1 else col("tpot_s"),
                     e2e_s=col("e2e_s"), output_tokens_per_s=col("output_tokens_per_s"),
                     tokens_per_j=None if math.isnan(col("tokens_per_j")) else col("tokens_per_j"),
                     usd_per_million_tokens=None if math.isnan(cost) else cost)
     return option, None
-
-
-def _dominated(a: tuple, b: tuple) -> bool:
-    """b dominates a: no worse in both (smaller is better), better in one."""
-    return b[0] <= a[0] and b[1] <= a[1] and (b[0] < a[0] or b[1] < a[1])
 
 
 def _mark(options: list[Option]) -> None:
@@ -192,12 +215,13 @@ def _mark(options: list[Option]) -> None:
     for rank, o in enumerate(sorted(options, key=lambda o: -(o.tokens_per_j or 0.0)), 1):
         o.rank_by_tokens_per_j = rank
     priced = [o for o in options if o.usd_per_million_tokens is not None]
-    axes = {"latency": lambda o: (o.usd_per_million_tokens, o.e2e_s),
-            "energy": lambda o: (o.usd_per_million_tokens, -(o.tokens_per_j or 0.0))}
-    for name, key in axes.items():
-        for o in priced:
-            if not any(_dominated(key(o), key(other)) for other in priced):
-                o.pareto = f"{o.pareto}+{name}" if o.pareto else name
+    cost = np.array([o.usd_per_million_tokens for o in priced])
+    gains = {"latency": np.array([-o.e2e_s for o in priced]),                 # lower cost, higher gain
+             "energy": np.array([o.tokens_per_j or 0.0 for o in priced])}
+    for name, gain in gains.items():
+        for k in pareto_front(cost, gain):
+            o = priced[k]
+            o.pareto = f"{o.pareto}+{name}" if o.pareto else name
 
 
 def plan(model: str, prompt: int, output: int, targets: Targets = Targets(), hardware: list[str] | None = None,
@@ -205,6 +229,7 @@ def plan(model: str, prompt: int, output: int, targets: Targets = Targets(), har
          max_batch: int = 1024, max_devices: int = 8, observe=None) -> PlanResult:
     """Configurations meeting ``targets``, ranked by cost (see the module docstring).
     ``observe(values, label, meets)`` sees each configuration's batches (_evaluate)."""
+    check_search(prompt, output, batch, max_batch, max_devices)
     model_name = registry.model(model)[0]
     hardware = hardware or default_hardware()
     batches = np.array([batch] if batch else range(1, max_batch + 1), dtype=np.int64)
@@ -230,8 +255,7 @@ def targets_text(r: PlanResult) -> str:
 
 def plan_table(r: PlanResult, top: int = 20) -> str:
     """The options (cheapest first) or, when none meets the targets, the closest misses."""
-    from simulator.report.table import render
-    from simulator.units import format_si
+    from simulator.report.table import number, quantity, render
 
     head = (f"{r.model}: prompt {r.prompt}, output {r.output}; targets: {targets_text(r)}")
     if not r.options:
@@ -240,13 +264,10 @@ def plan_table(r: PlanResult, top: int = 20) -> str:
         return "\n".join([head, "", "No configuration meets the targets. Closest misses:", "",
                           render(["hardware", "devices", "precision", "batch", "misses"], rows, align_right={1, 3})])
 
-    def money(v):
-        return "n/a" if v is None else f"{v:,.3g}"
-
-    rows = [[str(o.rank_by_cost), o.hardware, str(o.devices), o.precision, str(o.batch), format_si(o.ttft_s, "s"),
-             "n/a" if o.tpot_s is None else format_si(o.tpot_s, "s"), f"{o.output_tokens_per_s:,.0f}",
-             "n/a" if o.tokens_per_j is None else f"{o.tokens_per_j:.3g}", money(o.usd_per_million_tokens),
-             str(o.rank_by_tokens_per_j), o.pareto] for o in r.options[:top]]
+    rows = [[str(o.rank_by_cost), o.hardware, str(o.devices), o.precision, str(o.batch), quantity(o.ttft_s, "s"),
+             quantity(o.tpot_s, "s"), number(o.output_tokens_per_s, ",.0f"), number(o.tokens_per_j, ".3g"),
+             number(o.usd_per_million_tokens, ",.3g"), str(o.rank_by_tokens_per_j), o.pareto]
+            for o in r.options[:top]]
     more = f"\n({len(r.options) - top} more; --format json lists all)" if len(r.options) > top else ""
     table = render(["rank", "hardware", "devices", "precision", "batch", "TTFT", "TPOT", "tokens/s", "tokens/J",
                     "$/M tokens", "rank tok/J", "pareto"], rows, align_right={0, 2, 4, 5, 6, 7, 8, 9, 10})

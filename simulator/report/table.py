@@ -1,7 +1,28 @@
-"""Plain-text tables (no dependencies): a prediction, and generic rows."""
+"""Plain-text tables (no dependencies): a prediction, and generic rows. A quantity that is
+missing (None: no decode step, no power figures, no price, does not fit) or not finite is
+written "n/a", never "nan" or "inf"."""
 from __future__ import annotations
 
+import math
+
 from simulator.units import format_si
+
+MISSING = "n/a"
+
+
+def present(value) -> bool:
+    """A quantity to print: not None and finite."""
+    return value is not None and math.isfinite(value)
+
+
+def quantity(value, unit: str, missing: str = MISSING) -> str:
+    """``value`` with an SI prefix and ``unit``, or ``missing``."""
+    return format_si(value, unit) if present(value) else missing
+
+
+def number(value, spec: str, missing: str = MISSING) -> str:
+    """``format(value, spec)``, or ``missing``."""
+    return format(value, spec) if present(value) else missing
 
 
 def render(headers: list[str], rows: list[list[str]], align_right: set[int] | None = None) -> str:
@@ -16,10 +37,6 @@ def render(headers: list[str], rows: list[list[str]], align_right: set[int] | No
     return "\n".join([line(headers), line(["-" * w for w in widths]), *[line(r) for r in rows]])
 
 
-def _q(value, unit: str) -> str:
-    return "n/a" if value is None else format_si(value, unit)
-
-
 def prediction_table(p, top: int = 8) -> str:
     """The headline numbers, the memory footprint and the operators that bound the request."""
     head = (f"{p.model} on {p.hardware} ({p.stack}): batch {p.batch}, prompt {p.prompt}, output {p.output}, "
@@ -28,30 +45,30 @@ def prediction_table(p, top: int = 8) -> str:
         head += f"; {p.devices} devices (tp {p.tp}, pp {p.pp}, dp {p.dp}, ep {p.ep}, microbatches {p.microbatches})"
     m = p.memory
     metrics = [
-        ["time to first token", _q(p.ttft_s, "s")],
-        ["time per output token", _q(p.tpot_s, "s")],
-        ["end-to-end latency", _q(p.e2e_s, "s")],
-        ["output tokens/s", "n/a" if p.output_tokens_per_s is None else f"{p.output_tokens_per_s:,.1f}"],
-        ["energy (request)", _q(p.energy_j, "J")],
-        ["tokens/J", "n/a" if p.tokens_per_j is None else f"{p.tokens_per_j:.3g}"],
-        ["memory: weights" + (" (per device)" if p.devices > 1 else ""), format_si(m.weights_bytes, "B")],
-        ["memory: KV cache", format_si(m.kv_cache_bytes, "B")],
-        ["memory: activations", format_si(m.activation_bytes, "B")],
-        ["memory: total / capacity", f"{format_si(m.total_bytes, 'B')} / {format_si(m.capacity_bytes, 'B')}"
+        ["time to first token", quantity(p.ttft_s, "s")],
+        ["time per output token", quantity(p.tpot_s, "s")],
+        ["end-to-end latency", quantity(p.e2e_s, "s")],
+        ["output tokens/s", number(p.output_tokens_per_s, ",.1f")],
+        ["energy (request)", quantity(p.energy_j, "J")],
+        ["tokens/J", number(p.tokens_per_j, ".3g")],
+        ["memory: weights" + (" (per device)" if p.devices > 1 else ""), quantity(m.weights_bytes, "B")],
+        ["memory: KV cache", quantity(m.kv_cache_bytes, "B")],
+        ["memory: activations", quantity(m.activation_bytes, "B")],
+        ["memory: total / capacity", f"{quantity(m.total_bytes, 'B')} / {quantity(m.capacity_bytes, 'B')}"
                                      f" ({'fits' if m.fits else 'DOES NOT FIT'})"],
     ]
     if p.speculative:
         s = p.speculative
         metrics.insert(2, ["  speculative decoding", f"{s.draft_model} drafts {s.draft_tokens}, acceptance "
                                                      f"{s.acceptance:.2f}: {s.tokens_per_iteration:.2f} tokens an "
-                                                     f"iteration, {s.speedup:.2f}x the plain {_q(s.plain_tpot_s, 's')}"])
+                                                     f"iteration, {s.speedup:.2f}x the plain {quantity(s.plain_tpot_s, 's')}"])
     out = [head, "", render(["metric", "value"], metrics)]
     if p.note:
         out += ["", p.note]
     if p.breakdown:
         ops = sorted(p.breakdown, key=lambda o: o.share, reverse=True)[:top]
-        rows = [[o.name, f"{100 * o.share:.1f}%", _q(o.prefill_time_s, "s"), o.prefill_bound,
-                 _q(o.decode_step_time_s, "s"), o.decode_bound] for o in ops]
+        rows = [[o.name, f"{100 * o.share:.1f}%", quantity(o.prefill_time_s, "s"), o.prefill_bound,
+                 quantity(o.decode_step_time_s, "s"), o.decode_bound] for o in ops]
         out += ["", render(["operator", "share", "prefill", "bound", "decode step", "bound"], rows,
                            align_right={1, 2, 4})]
     return "\n".join(out)

@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 
 from simulator.errors import SimulatorError, SpecError
+from simulator.report.output import writable_file, written_whole
 
 FORMATS = (".png", ".svg")
 DPI = 100
@@ -17,14 +18,13 @@ _MISSING = "plots need matplotlib: pip install 'llmsim[plot]'"
 
 def plot_path(text: str | None, option: str = "--plot") -> Path | None:
     """The picture file an option names (None when not given), checked before any work is
-    done: it ends .png or .svg, its folder exists and matplotlib is installed."""
+    done: it ends .png or .svg, its folder exists and takes a new file (report/output.py),
+    and matplotlib is installed."""
     if text is None:
         return None
-    path = Path(text)
-    if path.suffix.lower() not in FORMATS:
+    if Path(text).suffix.lower() not in FORMATS:
         raise SpecError("<arguments>", option, f"expected a picture file ending .png or .svg, got '{text}'")
-    if not path.parent.is_dir():
-        raise SpecError("<arguments>", option, f"no folder '{path.parent}' to write '{path.name}' in")
+    path = writable_file(text, option, FORMATS)
     if importlib.util.find_spec("matplotlib") is None:
         raise SimulatorError(_MISSING)
     return path
@@ -52,7 +52,14 @@ def plain_log_ticks(axis, span: float) -> None:
 
 
 def save(fig, path: Path):
-    """Write ``fig`` (format from the extension), release it from pyplot, return it."""
-    fig.savefig(path, dpi=DPI, format=Path(path).suffix.lower().lstrip("."))
-    pyplot().close(fig)
+    """Write ``fig`` (format from the extension) whole or not at all, release it from
+    pyplot, return it."""
+    path = Path(path)
+    try:
+        with written_whole(path) as partial:
+            fig.savefig(partial, dpi=DPI, format=path.suffix.lower().lstrip("."))
+    except OSError as exc:
+        raise SpecError("<arguments>", "--plot", f"cannot write '{path}' ({exc.strerror or exc})") from None
+    finally:
+        pyplot().close(fig)
     return fig
