@@ -13,6 +13,7 @@ from simulator.engine import predict as engine
 from simulator.engine.result import Prediction
 from simulator.specs import registry
 from simulator.specs.base import Dtype
+from simulator.specs.consistency import check_workload
 from simulator.specs.workload import Workload
 
 _MAX_KEPT = 1024
@@ -62,9 +63,15 @@ def roofline_data(model, hardware, stack, w: Workload):
 
 def predict_workload(model, hardware, stack, w: Workload) -> Prediction:
     """One scenario (speculative when the workload names a draft model)."""
-    prep = prepare(model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp, ep=w.ep)
+    name, arch = resolve_model(model)
+    hw = resolve_hardware(hardware)
+    notes = check_workload(w, arch, hw, name)
+    prep = prepare((name, arch), hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp, ep=w.ep)
     draft = None
     if w.draft_model is not None:
-        draft = prepare(w.draft_model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
-    return engine.evaluate(prep, w, draft=draft)
+        draft_name, draft_arch = resolve_model(w.draft_model)
+        plain = w.model_copy(update={"ep": 1, "draft_model": None})
+        notes += [n for n in check_workload(plain, draft_arch, hw, draft_name) if n not in notes]
+        draft = prepare((draft_name, draft_arch), hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
+    return engine.evaluate(prep, w, draft=draft, notes=tuple(notes))
 prepare.cache_clear = _kept.clear     # nothing needs it (see the module docstring); kept for old callers

@@ -34,6 +34,7 @@ from simulator.errors import SpecError
 from simulator.graph.lower import DECODE, PREFILL, OpTable
 from simulator.graph.ops import KV, SEQ, WEIGHT_COLUMNS, OpKind
 from simulator.specs.base import Dtype
+from simulator.specs.consistency import fallback_dtype
 from simulator.specs.stack import DeviceProfile, StackSpec
 
 
@@ -97,9 +98,6 @@ def attention_block_s(kv_heads: float, block_overhead_s: float, units: float) ->
     return kv_heads * block_overhead_s / units
 
 
-_BY_WIDTH = [Dtype.fp4, Dtype.int4, Dtype.fp8, Dtype.int8, Dtype.fp16, Dtype.bf16, Dtype.tf32, Dtype.fp32]
-
-
 def phase_repeat(table: OpTable, phase: str) -> np.ndarray:
     """Instances per pass of each operator in a prefill or a decode step (0 for operators
     the other phase runs alone, e.g. MLA's latent expansion in prefill)."""
@@ -107,15 +105,14 @@ def phase_repeat(table: OpTable, phase: str) -> np.ndarray:
 
 
 def peak_for(peaks: dict[Dtype, float], dtype: Dtype, hardware_name: str) -> float:
-    """Dense peak for a dtype. A dtype the device lacks runs at its same-width sibling
-    (bf16 <-> fp16) or else the next wider dtype it has (fp8 on an A100 runs as bf16)."""
-    sibling = {Dtype.bf16: Dtype.fp16, Dtype.fp16: Dtype.bf16}.get(dtype)
-    for candidate in [dtype, sibling, *_BY_WIDTH[_BY_WIDTH.index(dtype) + 1:]]:
-        if candidate in peaks:
-            return peaks[candidate]
-    have = ", ".join(sorted(d.value for d in peaks))
-    raise SpecError(hardware_name, "peak", f"no dense peak for {dtype.value} or a wider dtype (has: {have}); "
-                                           f"choose a dtype it has with --activation-dtype")
+    """Dense peak for a dtype: its own, else the fallback's (specs.consistency.fallback_dtype:
+    bf16 <-> fp16, else the next wider dtype the device has; fp8 on an A100 runs as bf16)."""
+    used = fallback_dtype(peaks, dtype)
+    if used is None:
+        have = ", ".join(sorted(d.value for d in peaks))
+        raise SpecError(hardware_name, "peak", f"no dense peak for {dtype.value} or a wider dtype (has: {have}); "
+                                               f"choose a dtype it has with --activation-dtype")
+    return peaks[used]
 
 
 def device_peaks(hardware, compute_dtype: Dtype) -> tuple[float, float]:
