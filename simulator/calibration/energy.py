@@ -25,12 +25,13 @@ def fit_energy(micro: MicroFile) -> tuple[dict | None, Fit | None]:
                   attention loops (a flash kernel spends more than a GEMM or a copy)
     The M = 256 GEMM loop is left out of every fit and reported as a check. Files from
     harness runs without these loops give idle, J per FLOP and J per byte from (f) alone."""
-    if micro.power is None:
+    idle_power = micro.environment.idle_power
+    if micro.power is None or not micro.power.complete or idle_power is None or idle_power.idle_power_w is None:
         return None, None
-    idle = micro.environment.idle_power.idle_power_w
+    idle = idle_power.idle_power_w
     loops, power = micro.energy, micro.power
     general = [_loop(power.matmul), _loop(power.copy_loop, moved=True)]
-    if loops is None:
+    if loops is None or not loops.complete:
         (e_mm, t_mm, f_mm, _), (e_cp, t_cp, _, b_cp) = general
         return {"idle": idle, "busy": 0.0, "flop": (e_mm - idle * t_mm) / f_mm, "byte": (e_cp - idle * t_cp) / b_cp}, None
     busy = max(loops.tiny_kernels.power_mean_w - idle, 0.0)

@@ -64,7 +64,7 @@ def in_context(fields: dict, micro: MicroFile, hardware, dtype=Dtype.bf16) -> tu
                 after / measured - 1.0)]
     smallest = prefill[0]
     _, prep = synthetic_times(fields, arch, hardware, [smallest], dtype)
-    host_s = prep.bound.host_launch_s
+    host_s = prep.rates.host_launch_s
     scale = max(smallest.latency_s / host_s, 1.0) if host_s > 0 else 1.0   # no launch floor on a CPU
     floors = fields.get("prefill_launch_overhead_by_kind")
     scaled = {**fields, **({"prefill_launch_overhead_by_kind": shift_times(floors, scale=scale)} if floors else {})}

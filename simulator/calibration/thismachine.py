@@ -2,7 +2,7 @@
 `pytorch-ref` stack entry.
 
 1. hostprobe: cores, clock, flags and caches from the OS; DRAM bandwidth from a triad.
-2. With torch installed (and the checkout's validation/harness): the harness's CPU
+2. With torch installed: the harness's CPU
    microbenchmarks in each dtype the CPU computes in (fp32, and bf16 where it has bf16
    instructions), written under validation/measurements/<name>/this-machine-<date>/.
 3. calibrate_dtypes(): the GPUs' fits per dtype; bf16's is the profile and the other dtypes'
@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import importlib.util
-import sys
 from pathlib import Path
 
 from simulator.calibration import hostprobe
@@ -26,16 +25,16 @@ PROFILE_MODELS = ("smollm-135m", "llama-3.2-1b")   # whose operator shapes the m
 
 
 def harness_cpu():
-    """validation.harness.cpu from the checkout, or a one-line error saying what is missing."""
+    """The harness's CPU path (validation.harness.cpu, installed with the simulator), imported
+    only here, where torch is needed; or a one-line error saying what is missing."""
     if importlib.util.find_spec("torch") is None:
         raise SimulatorError("measuring the reference stack needs torch: pip install 'llmsim[measure]' "
                              "(on this machine: pip install torch==2.13.0)")
-    root = registry.data_root()
-    if not (root / "validation" / "harness" / "cpu.py").is_file():
-        raise SimulatorError("measuring the reference stack needs the repository checkout (validation/harness)")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from validation.harness import cpu
+    try:
+        from validation.harness import cpu
+    except ImportError as exc:
+        raise SimulatorError(f"measuring the reference stack needs the harness package validation.harness "
+                             f"(installed with llmsim; {exc})") from None
     return cpu
 
 

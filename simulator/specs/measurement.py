@@ -88,27 +88,42 @@ class CpuLaunch(Record):
 
 
 class PowerLoop(Record):
-    """A loop of one call, back to back, under the energy counter (idle power included)."""
+    """A loop of one call, back to back, under the energy counter (idle power included;
+    no energy where the counter failed)."""
 
     time_per_call_s: float = Field(gt=0)
-    energy_per_call_j: float = Field(gt=0)
+    energy_per_call_j: float | None = Field(None, gt=0)
     power_mean_w: float | None = None
     flops_per_call: float = Field(0.0, ge=0)
     bytes_per_call: float = Field(0.0, ge=0)
     bytes_moved_per_call: float = Field(0.0, ge=0)
 
 
+def _measured(*loops: PowerLoop | None) -> bool:
+    return all(loop is not None and loop.energy_per_call_j is not None for loop in loops)
+
+
 class Power(Record):
-    matmul: PowerLoop                          # the 8192^3 GEMM
-    copy_loop: PowerLoop = Field(alias="copy")  # a 2 GiB copy
+    """The power loops (a run stopped early, or without a power counter, has fewer)."""
+
+    matmul: PowerLoop | None = None                           # the 8192^3 GEMM
+    copy_loop: PowerLoop | None = Field(None, alias="copy")   # a 2 GiB copy
+
+    @property
+    def complete(self) -> bool:
+        return _measured(self.matmul, self.copy_loop)
 
 
 class EnergyLoops(Record):
-    tiny_kernels: PowerLoop                    # the device awake, next to no work
-    gemv: PowerLoop
-    gemm_m256: PowerLoop
-    attention_prefill: PowerLoop
-    attention_decode: PowerLoop
+    tiny_kernels: PowerLoop | None = None      # the device awake, next to no work
+    gemv: PowerLoop | None = None
+    gemm_m256: PowerLoop | None = None
+    attention_prefill: PowerLoop | None = None
+    attention_decode: PowerLoop | None = None
+
+    @property
+    def complete(self) -> bool:
+        return _measured(self.tiny_kernels, self.gemv, self.gemm_m256, self.attention_prefill, self.attention_decode)
 
 
 class EagerCall(Record):
@@ -179,7 +194,7 @@ class MicroFile(Record):
     elementwise: list[ElementwiseRow] = []
     copies: list[CopyRow] = Field([], alias="copy")
     launch: GpuLaunch | CpuLaunch | None = None
-    power: Power | None = None                 # absent without a power counter
+    power: Power | None = None                 # without a power counter: absent or only an error
     energy: EnergyLoops | None = None          # absent in runs before the section existed
     eager: dict[str, EagerCall] | None = None
     host_layer: HostLayer | None = None

@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from simulator.calibration import hostprobe
+from simulator.specs.measurement import E2E_SCHEMA, MICRO_SCHEMA
+from validation.harness import HARNESS_VERSION
+from validation.harness.config import config_from_dict, load_spec, micro_inputs
+from validation.harness.jsonfile import write_json
+from validation.harness.model import RefDecoder
 
-from simulator import hostprobe  # noqa: E402
-from validation.harness import HARNESS_VERSION  # noqa: E402
-from validation.harness.model import RefDecoder, config_from_dict, load_spec  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 MiB = 1 << 20
 MATMUL_M = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 QUICK_MATMUL_M = [1, 4, 64, 512]
@@ -112,7 +110,7 @@ class CpuMicro:
         self.es = torch.tensor([], dtype=self.dtype).element_size()
         self.llc = hostprobe.last_level_cache_bytes(facts)
         self.shapes, self.log, self.quick = shapes, log, quick
-        self.res = dict(schema="llmsim-harness-micro/1", environment=environment(facts, dtype),
+        self.res = dict(schema=MICRO_SCHEMA, environment=environment(facts, dtype),
                         run=dict(quick=quick, argv=sys.argv), matmul=[], attention=[], elementwise=[], copy=[],
                         skipped=[], section_time_s={})
 
@@ -301,24 +299,8 @@ def measure_model(cfg, dtype: str, grid: dict, log, est_flop_per_s: float, reps_
 
 
 def model_configs(names) -> list:
-    return [load_spec(Path(n) if n.endswith((".yaml", ".yml")) else REPO_ROOT / "model_specs" / f"{n}.yaml")
-            for n in names]
-
-
-def micro_inputs(configs) -> tuple[dict, dict]:
-    """(N, K) -> used_by, and (heads, kv_heads, head_dim) -> used_by, over the models."""
-    shapes, heads = {}, {}
-    for cfg in configs:
-        for op, nk in cfg.matmul_shapes().items():
-            shapes.setdefault(tuple(nk), []).append(f"{cfg.name}:{op}")
-        heads.setdefault((cfg.heads, cfg.kv_heads, cfg.head_dim), []).append(cfg.name)
-    return shapes, heads
-
-
-def write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=str))
-    os.replace(tmp, path)
+    """Model names (model_specs/NAME.yaml) or spec paths, as the harness builds them."""
+    return [load_spec(n) for n in names]
 
 
 def main(argv=None) -> int:
@@ -344,7 +326,7 @@ def main(argv=None) -> int:
             res = CpuMicro(facts, dtype, shapes, log, quick=args.quick).run(est, heads)
             write_json(out / f"micro-{slug}-{dtype}.json", res)
     if not args.skip_e2e:
-        doc = dict(schema="llmsim-harness-e2e/1", environment=environment(facts), run=dict(quick=args.quick, argv=sys.argv),
+        doc = dict(schema=E2E_SCHEMA, environment=environment(facts), run=dict(quick=args.quick, argv=sys.argv),
                    models=[c.to_json() for c in configs], points=[], energy=[], skipped=[], errors=[])
         for cfg in configs:
             for dtype in dtypes:

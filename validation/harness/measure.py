@@ -1,7 +1,6 @@
 """Real-GPU measurement harness of the `pytorch-ref` stack.
 
     python -m validation.harness.measure --out DIR [--quick] [--budget-s N]
-    python validation/harness/measure.py --out DIR ...
 
 Writes DIR/e2e-<gpu-slug>.json, DIR/micro-<gpu-slug>.json and
 DIR/measure-<gpu-slug>.log (3 files). Order of work: environment block
@@ -21,24 +20,19 @@ T0 = time.perf_counter()  # the budget counts from here (module import)
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-if __package__ in (None, ""):  # run as a script: make `validation.harness` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
+from simulator.specs import registry  # noqa: E402
+from simulator.specs.measurement import E2E_SCHEMA, MICRO_SCHEMA  # noqa: E402
 from validation.harness import HARNESS_VERSION  # noqa: E402
-from validation.harness import plan as P  # noqa: E402
-from validation.harness.model import UnsupportedModelError, load_spec  # noqa: E402
+from validation.harness import points as P  # noqa: E402
+from validation.harness.config import UnsupportedModelError, load_spec, micro_inputs  # noqa: E402
+from validation.harness.jsonfile import write_json  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SPEC_DIR = REPO_ROOT / "model_specs"
-E2E_SCHEMA = "llmsim-harness-e2e/1"
-MICRO_SCHEMA = "llmsim-harness-micro/1"
+DEFAULT_SPEC_DIR = registry.data_root() / "model_specs"
 END_RESERVE_S = 4.0  # kept free at the end for writing files and the summary
 ENERGY_TARGET_POINTS = 17
 
@@ -65,13 +59,6 @@ class Logger:
 
 
 log = Logger()
-
-
-def write_json(path: Path, doc: dict):
-    tmp = path.with_suffix(".json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=1, default=str)
-    os.replace(tmp, path)
 
 
 def resolve_models(names, spec_dir: Path):
@@ -455,11 +442,7 @@ def main(argv=None):
         m = Micro(env, nvml, log, deadline=min(deadline, T0 + micro_frac * args.budget_s), quick=args.quick)
         mres = m.res
         micro_doc.update(mres)
-        shapes, attn = {}, {}
-        for c in cfgs:
-            for op, nk in c.matmul_shapes().items():
-                shapes.setdefault(nk, []).append(f"{c.name}:{op}")
-            attn.setdefault((c.heads, c.kv_heads, c.head_dim), []).append(c.name)
+        shapes, attn = micro_inputs(cfgs)
         log(f"microbenchmarks: {len(shapes)} matmul (N, K) shapes, {len(attn)} attention head layouts")
         for sec, fn in (("launch", m.launch), ("eager", m.eager), ("host_layer", m.host_layer),
                         ("synthetic", m.synthetic_layers),

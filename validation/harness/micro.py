@@ -360,7 +360,8 @@ class Micro:
         (t10 - t2) / 8 is one layer's time when the GPU work is negligible (host bound)."""
         import torch
 
-        from .model import RefDecoder, config_from_dict
+        from .config import config_from_dict
+        from .model import RefDecoder
 
         t0 = time.perf_counter()
         out = {}
@@ -405,7 +406,8 @@ class Micro:
         eager launch rate at realistic tensor sizes), which isolated microbenchmarks miss."""
         import torch
 
-        from .model import RefDecoder, config_from_dict
+        from .config import config_from_dict
+        from .model import RefDecoder
 
         t0 = time.perf_counter()
         cfg = config_from_dict("synthetic-4l", dict(self.SYNTHETIC))

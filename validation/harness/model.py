@@ -1,4 +1,4 @@
-"""The reference decoder of the `pytorch-ref` stack (shared/reference/reference-stack.md).
+"""The reference decoder of the `pytorch-ref` stack (README.md, "The reference stack").
 
 A lean Llama-style dense decoder written directly in PyTorch with random bf16
 weights drawn on the GPU. Everything the stack describes is here, and nothing
@@ -21,188 +21,15 @@ Attention
              head_dim] attends, unmasked, to cache[:, :, :C+1] of its layer.
 Both run with the flash backend forced (sdpa_kernel(FLASH_ATTENTION)) on CUDA.
 
-This module imports torch lazily: ModelConfig / load_spec are pure Python and
-import without torch or a GPU.
+The model it builds is a config.ModelConfig: the simulator's Architecture of the model.
+This module imports torch lazily.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
-SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
-# Types that are decoders but not Llama-style (different block layout,
-# LayerNorm, parallel attention/MLP, learned positions, ...).
-REFUSED_MODEL_TYPES = ("gptj", "opt", "gpt2", "gpt_neox", "bloom", "falcon", "phi", "mpt")
-
-
-class UnsupportedModelError(ValueError):
-    """The model spec is not a Llama-style dense decoder this harness can build."""
-
-
-@dataclass
-class ModelConfig:
-    name: str
-    model_type: str
-    hidden: int
-    ffn: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
-    tied_embeddings: bool
-    qkv_bias: bool
-    qk_norm: bool
-    rms_norm_eps: float
-    rope_theta: float
-    published_params: float | None = None
-    sliding_window_ignored: int | None = None
-    spec_path: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    # ---- derived sizes (pure arithmetic; the planner and the README use them)
-    @property
-    def q_dim(self) -> int:
-        return self.heads * self.head_dim
-
-    @property
-    def kv_dim(self) -> int:
-        return self.kv_heads * self.head_dim
-
-    @property
-    def qkv_out(self) -> int:
-        return (self.heads + 2 * self.kv_heads) * self.head_dim
-
-    def matmul_shapes(self) -> dict[str, tuple[int, int]]:
-        """(N, K) of every matmul x[M, K] @ W[N, K].t() the model runs."""
-        return {
-            "qkv": (self.qkv_out, self.hidden),
-            "o": (self.hidden, self.q_dim),
-            "gate_up": (2 * self.ffn, self.hidden),
-            "down": (self.hidden, self.ffn),
-            "lm_head": (self.vocab, self.hidden),
-        }
-
-    def layer_matmul_params(self) -> int:
-        s = self.matmul_shapes()
-        return sum(n * k for op, (n, k) in s.items() if op != "lm_head")
-
-    def layer_params(self) -> int:
-        p = self.layer_matmul_params() + 2 * self.hidden
-        if self.qkv_bias:
-            p += self.qkv_out
-        if self.qk_norm:
-            p += 2 * self.head_dim
-        return p
-
-    def param_count(self) -> int:
-        emb = self.vocab * self.hidden
-        head = 0 if self.tied_embeddings else self.vocab * self.hidden
-        return self.layers * self.layer_params() + emb + head + self.hidden
-
-    def weight_bytes(self) -> int:
-        return 2 * self.param_count()
-
-    def kv_bytes_per_token(self) -> int:
-        return 2 * self.layers * self.kv_heads * self.head_dim * 2
-
-    def kernels_per_layer(self) -> int:
-        """Kernel launches per layer in this stack (used by the planner): norm, qkv,
-        rotary 2 x 5, cache writes 2, attention, o, add, norm, gate_up, silu, mul,
-        down, add = 23; cuBLAS may add split-K reduce kernels (seen: +1 for the
-        down projection at small M on an H100)."""
-        n = 1 + 1 + 10 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1
-        if self.qkv_bias:
-            n += 1
-        if self.qk_norm:
-            n += 2
-        return n
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.update(
-            param_count=self.param_count(),
-            weight_bytes=self.weight_bytes(),
-            kv_bytes_per_token=self.kv_bytes_per_token(),
-            matmul_shapes={k: list(v) for k, v in self.matmul_shapes().items()},
-        )
-        return d
-
-
-def config_from_dict(name: str, cfg: dict[str, Any], published_params=None, spec_path=None) -> ModelConfig:
-    mt = str(cfg.get("model_type", "")).lower()
-    archs = [str(a) for a in (cfg.get("architectures") or [])]
-    if mt in REFUSED_MODEL_TYPES or not mt:
-        raise UnsupportedModelError(
-            f"{name}: model_type {mt!r} is not a Llama-style decoder; the reference stack "
-            f"(pytorch-ref) only builds {', '.join(SUPPORTED_MODEL_TYPES)}"
-        )
-    if mt not in SUPPORTED_MODEL_TYPES:
-        raise UnsupportedModelError(
-            f"{name}: model_type {mt!r} (architectures {archs}) is not supported by the harness; "
-            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
-        )
-    if any(k in cfg for k in ("num_local_experts", "num_experts", "n_routed_experts")):
-        raise UnsupportedModelError(f"{name}: mixture-of-experts layers are not implemented in this harness")
-    act = cfg.get("hidden_act", "silu")
-    if act != "silu":
-        raise UnsupportedModelError(f"{name}: hidden_act {act!r}; the reference stack uses SiLU")
-    if cfg.get("mlp_bias"):
-        raise UnsupportedModelError(f"{name}: mlp_bias=true is not part of the reference stack")
-
-    hidden = int(cfg["hidden_size"])
-    heads = int(cfg["num_attention_heads"])
-    kv_heads = int(cfg.get("num_key_value_heads") or heads)
-    head_dim = cfg.get("head_dim")
-    head_dim = int(head_dim) if head_dim else hidden // heads
-    if heads % kv_heads:
-        raise UnsupportedModelError(f"{name}: heads {heads} not a multiple of kv heads {kv_heads}")
-    if mt == "qwen2":
-        qkv_bias = True  # Qwen2 always has q/k/v biases (no attention_bias field)
-    else:
-        qkv_bias = bool(cfg.get("attention_bias", False))
-    notes = []
-    sw = None
-    if cfg.get("sliding_window") and (mt == "mistral" or cfg.get("use_sliding_window")):
-        sw = int(cfg["sliding_window"])
-        notes.append(f"sliding_window={sw} ignored: the reference stack attends to the full context")
-    if cfg.get("rope_scaling"):
-        notes.append("rope_scaling ignored (does not change the kernels run)")
-    return ModelConfig(
-        name=name,
-        model_type=mt,
-        hidden=hidden,
-        ffn=int(cfg["intermediate_size"]),
-        layers=int(cfg["num_hidden_layers"]),
-        heads=heads,
-        kv_heads=kv_heads,
-        head_dim=head_dim,
-        vocab=int(cfg["vocab_size"]),
-        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        qkv_bias=qkv_bias,
-        qk_norm=(mt == "qwen3"),
-        rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
-        rope_theta=float(cfg.get("rope_theta", 10000.0)),
-        published_params=float(published_params) if published_params is not None else None,
-        sliding_window_ignored=sw,
-        spec_path=str(spec_path) if spec_path else None,
-        notes=notes,
-    )
-
-
-def load_spec(path: str | Path) -> ModelConfig:
-    import yaml
-
-    path = Path(path)
-    with open(path) as f:
-        spec = yaml.safe_load(f)
-    if not isinstance(spec, dict) or "config" not in spec:
-        raise UnsupportedModelError(f"{path}: not a model spec (no 'config:' block)")
-    name = spec.get("name") or path.stem
-    return config_from_dict(name, spec["config"], spec.get("published_params"), path)
+from validation.harness.config import ModelConfig, config_from_dict
 
 
 # --------------------------------------------------------------------------- torch part

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .model import ModelConfig
+from .config import ModelConfig
 
 GiB = 1 << 30
 MiB = 1 << 20

@@ -1,0 +1,198 @@
+"""The harness's view of a model: the simulator's ``Architecture`` (one Hugging Face config
+parser, simulator/specs/model.py), checked against what the reference stack builds, plus
+the sizes the planner and the files need. Pure Python: imports without torch or a GPU.
+
+The reference stack builds Llama-style dense decoders only (see README.md, "The reference
+stack"): RMSNorm, rotary on every head dimension, SwiGLU MLP without biases, attention
+without an output bias (q/k/v biases and per-head q/k RMSNorm are supported).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import SimulatorError
+from simulator.specs.model import Architecture, normalise
+
+SUPPORTED_FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
+
+
+class UnsupportedModelError(ValueError):
+    """The model spec is not a Llama-style dense decoder this harness can build."""
+
+
+@dataclass
+class ModelConfig:
+    """One model as the harness builds it. ``rms_norm_eps`` and ``rope_theta`` change the
+    numbers a forward pass computes but not its kernels or their cost, so the simulator's
+    Architecture leaves them out; they come from the same config."""
+
+    name: str
+    arch: Architecture
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    published_params: float | None = None
+    spec_path: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    # ---- the Architecture under the harness's short names
+    @property
+    def model_type(self) -> str:
+        return self.arch.family
+
+    @property
+    def hidden(self) -> int:
+        return self.arch.hidden_size
+
+    @property
+    def ffn(self) -> int:
+        return self.arch.ffn_size
+
+    @property
+    def layers(self) -> int:
+        return self.arch.num_layers
+
+    @property
+    def heads(self) -> int:
+        return self.arch.num_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.arch.num_kv_heads
+
+    @property
+    def head_dim(self) -> int:
+        return self.arch.head_dim
+
+    @property
+    def vocab(self) -> int:
+        return self.arch.vocab_size
+
+    @property
+    def tied_embeddings(self) -> bool:
+        return self.arch.tied_embeddings
+
+    @property
+    def qkv_bias(self) -> bool:
+        return self.arch.qkv_bias
+
+    @property
+    def qk_norm(self) -> bool:
+        return self.arch.qk_norm
+
+    @property
+    def q_dim(self) -> int:
+        return self.arch.q_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.arch.kv_dim
+
+    @property
+    def qkv_out(self) -> int:
+        return self.q_dim + 2 * self.kv_dim
+
+    # ---- derived sizes (pure arithmetic; the planner and the README use them)
+    def matmul_shapes(self) -> dict[str, tuple[int, int]]:
+        """(N, K) of every matmul x[M, K] @ W[N, K].t() the model runs."""
+        return {"qkv": (self.qkv_out, self.hidden), "o": (self.hidden, self.q_dim), "gate_up": (2 * self.ffn, self.hidden),
+                "down": (self.hidden, self.ffn), "lm_head": (self.vocab, self.hidden)}
+
+    def layer_matmul_params(self) -> int:
+        return sum(n * k for op, (n, k) in self.matmul_shapes().items() if op != "lm_head")
+
+    def layer_params(self) -> int:
+        return (self.layer_matmul_params() + 2 * self.hidden + (self.qkv_out if self.qkv_bias else 0)
+                + (2 * self.head_dim if self.qk_norm else 0))
+
+    def param_count(self) -> int:
+        emb = self.vocab * self.hidden
+        head = 0 if self.tied_embeddings else self.vocab * self.hidden
+        return self.layers * self.layer_params() + emb + head + self.hidden
+
+    def weight_bytes(self) -> int:
+        return 2 * self.param_count()
+
+    def kv_bytes_per_token(self) -> int:
+        return 2 * self.layers * self.kv_dim * 2
+
+    def kernels_per_layer(self) -> int:
+        """Kernel launches per layer in this stack (used by the planner): norm, qkv,
+        rotary 2 x 5, cache writes 2, attention, o, add, norm, gate_up, silu, mul,
+        down, add = 23; +1 with q/k/v biases, +2 with q/k norms. cuBLAS may add split-K
+        reduce kernels (seen: +1 for the down projection at small M on an H100)."""
+        return 23 + (1 if self.qkv_bias else 0) + (2 if self.qk_norm else 0)
+
+    def to_json(self) -> dict[str, Any]:
+        """The model as the e2e file's ``models[]`` records it."""
+        return dict(name=self.name, model_type=self.model_type, hidden=self.hidden, ffn=self.ffn, layers=self.layers,
+                    heads=self.heads, kv_heads=self.kv_heads, head_dim=self.head_dim, vocab=self.vocab,
+                    tied_embeddings=self.tied_embeddings, qkv_bias=self.qkv_bias, qk_norm=self.qk_norm,
+                    rms_norm_eps=self.rms_norm_eps, rope_theta=self.rope_theta, published_params=self.published_params,
+                    sliding_window_ignored=self.arch.sliding_window, spec_path=self.spec_path, notes=list(self.notes),
+                    param_count=self.param_count(), weight_bytes=self.weight_bytes(),
+                    kv_bytes_per_token=self.kv_bytes_per_token(),
+                    matmul_shapes={k: list(v) for k, v in self.matmul_shapes().items()})
+
+
+def _refusal(arch: Architecture) -> str | None:
+    """Why the reference stack cannot build ``arch``, or None."""
+    if arch.is_moe or arch.is_mla:
+        return "mixture-of-experts layers and latent attention are not implemented in this harness"
+    if arch.family not in SUPPORTED_FAMILIES:
+        return (f"model_type {arch.family!r} is not a Llama-style decoder; the reference stack (pytorch-ref) "
+                f"only builds {', '.join(SUPPORTED_FAMILIES)}")
+    if arch.activation != "silu" or not arch.gated_mlp:
+        return f"hidden_act {arch.activation!r}; the reference stack uses a SiLU-gated MLP"
+    if arch.mlp_bias or arch.out_bias:
+        return "MLP or attention-output biases are not part of the reference stack"
+    if arch.num_heads % arch.num_kv_heads:
+        return f"heads {arch.num_heads} not a multiple of kv heads {arch.num_kv_heads}"
+    return None
+
+
+def from_architecture(name: str, arch: Architecture, config: dict[str, Any], published_params=None,
+                      spec_path=None) -> ModelConfig:
+    """The harness's model from the simulator's Architecture and the config it came from."""
+    problem = _refusal(arch)
+    if problem:
+        raise UnsupportedModelError(f"{name}: {problem}")
+    notes = []
+    if arch.sliding_window:
+        notes.append(f"sliding_window={arch.sliding_window} ignored: the reference stack attends to the full context")
+    if config.get("rope_scaling"):
+        notes.append("rope_scaling ignored (does not change the kernels run)")
+    return ModelConfig(name=name, arch=arch, rms_norm_eps=float(config.get("rms_norm_eps", 1e-6)),
+                       rope_theta=float(config.get("rope_theta", 10000.0)),
+                       published_params=float(published_params) if published_params is not None else None,
+                       spec_path=str(spec_path) if spec_path else None, notes=notes)
+
+
+def config_from_dict(name: str, config: dict[str, Any], published_params=None, spec_path=None) -> ModelConfig:
+    """A Hugging Face config dict, parsed by the simulator (simulator.specs.model.normalise)."""
+    try:
+        arch = normalise(config)
+    except (KeyError, ValueError, SimulatorError) as exc:
+        raise UnsupportedModelError(f"{name}: {exc}") from None
+    return from_architecture(name, arch, config, published_params, spec_path)
+
+
+def load_spec(path: str | Path) -> ModelConfig:
+    """A model spec file (model_specs/NAME.yaml or a path), read by the simulator's registry."""
+    from simulator.specs import registry
+
+    name, arch, spec = registry.model(str(path))
+    config = spec.config if spec is not None else registry.read_yaml(Path(path))
+    return from_architecture(name, arch, config, spec.published_params if spec else None, path)
+
+
+def micro_inputs(configs) -> tuple[dict, dict]:
+    """(N, K) -> used_by, and (heads, kv_heads, head_dim) -> used_by, over the models: the
+    shapes the microbenchmarks time."""
+    shapes, heads = {}, {}
+    for cfg in configs:
+        for op, nk in cfg.matmul_shapes().items():
+            shapes.setdefault(tuple(nk), []).append(f"{cfg.name}:{op}")
+        heads.setdefault((cfg.heads, cfg.kv_heads, cfg.head_dim), []).append(cfg.name)
+    return shapes, heads
