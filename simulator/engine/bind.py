@@ -61,10 +61,16 @@ class Rates:
     gemv_scale: np.ndarray       # their memory time x this (memory_fraction / gemv_memory_fraction)
     profile: DeviceProfile
     placement: Placement
+    _op: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)   # phase -> op_params
 
     def op_params(self, phase: str) -> np.ndarray:
         """The kernels' per-operator parameter matrix (roofline.OP_FIELDS) of a prefill pass or
-        a decode step (decode runs no attention length ramp: half_length 0)."""
+        a decode step (decode runs no attention length ramp: half_length 0), built once."""
+        if phase not in self._op:
+            self._op[phase] = self._op_params(phase)
+        return self._op[phase]
+
+    def _op_params(self, phase: str) -> np.ndarray:
         t = self.table
         op = roofline.op_params(len(t))
         op[:, roofline.OP_REPEAT] = phase_repeat(t, phase)

@@ -27,10 +27,17 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 
 def data_root() -> Path:
     """Directory holding ``hardware_specs/`` and ``model_specs/``: the checkout, else package data."""
+    return _DATA_ROOT
+
+
+def _find_data_root() -> Path:
     checkout = _PACKAGE.parent
     if (checkout / "hardware_specs").is_dir() and (checkout / "model_specs").is_dir():
         return checkout
     return _PACKAGE / "_data"
+
+
+_DATA_ROOT = _find_data_root()
 
 
 def _field_path(loc: tuple) -> str:
@@ -206,11 +213,25 @@ for _public in (hardware_index, model_index, stack_index):
     _public.cache_clear = _clear_all       # kept for old callers: the caches invalidate themselves
 
 
-def _resolve(name: str, index: dict[str, Path], what: str) -> Path:
+_last_index: dict[str, dict[str, Path]] = {}     # what -> the index last listed (a lookup's fast path)
+
+
+def _named(name: str, what: str, listing) -> tuple[Path | None, dict[str, Path]]:
+    """(file of registry name ``name`` or None, the index): from the index last listed while
+    that file still exists, else from a fresh listing (a file added, removed or renamed)."""
+    index = _last_index.get(what)
+    if index is not None and name in index and os.path.isfile(index[name]):
+        return index[name], index
+    index = _last_index[what] = listing()
+    return index.get(name), index
+
+
+def _resolve(name: str, listing, what: str) -> Path:
     if not isinstance(name, str) or not name:
         raise SpecError("<arguments>", what, f"expected a {what} name or a spec file path, got {name!r}")
-    if name in index:
-        return index[name]
+    found, index = _named(name, what, listing)
+    if found is not None:
+        return found
     candidate = Path(name)
     try:
         exists = candidate.exists()
@@ -226,7 +247,7 @@ def _resolve(name: str, index: dict[str, Path], what: str) -> Path:
 
 
 def _file_key(path: Path, display: str) -> tuple:
-    return display, str(path.resolve()), _stamp(path)
+    return display, os.path.abspath(path), _stamp(path)
 
 
 def load_hardware_file(path: Path):
@@ -241,7 +262,7 @@ def _hardware_file(display: str, _absolute: str, _stamp) -> object:
 
 def hardware(name: str):
     """A hardware spec by registry name or path (cached until its file changes)."""
-    path = _resolve(name, hardware_index(), "hardware")
+    path = _resolve(name, hardware_index, "hardware")
     return _hardware_file(*_file_key(path, str(path)))
 
 
@@ -253,7 +274,7 @@ def _stack_file(display: str, _absolute: str, _stamp) -> StackSpec:
 
 def stack(name: str) -> StackSpec:
     """A stack profile by registry name or path (cached until its file changes)."""
-    path = _resolve(name, stack_index(), "stack")
+    path = _resolve(name, stack_index, "stack")
     return _stack_file(*_file_key(path, str(path)))
 
 
@@ -282,7 +303,7 @@ def _model_file(display: str, _absolute: str, _stamp) -> tuple[str, Architecture
 def model(name: str) -> tuple[str, Architecture, ModelSpec | None]:
     """(display name, architecture, spec or None for a raw config.json) by name or path
     (cached until its file changes)."""
-    path = _resolve(name, model_index(), "model")
+    path = _resolve(name, model_index, "model")
     return _model_file(*_file_key(path, str(path)))
 
 
