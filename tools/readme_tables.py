@@ -21,19 +21,10 @@ def run_output(lines: int = 9) -> str:
 
 def validate_table() -> str:
     """`llmsim validate --transfer` without its lists of worst points and published rows."""
-    from simulator.cli.validate import published_report, validation_report
-    from simulator.accuracy.measured import errors, load_points
+    from simulator.cli.validate import measured_sections, published_report
+    from simulator.accuracy.measured import load_points
 
-    points = load_points()
-    sections = [validation_report(points, errors(points, "pytorch-ref"),
-                                  "stack pytorch-ref: each device with its own fitted profile")[0]]
-    hardware = sorted({p.hardware for p in points})
-    for target in hardware:
-        for source in hardware:
-            if source != target:
-                subset = [p for p in points if p.hardware == target]
-                sections.append(validation_report(subset, errors(subset, "pytorch-ref", profile_from=source),
-                                                  f"transfer: {target} predicted with the profile fitted on {source}")[0])
+    sections = [text for _, text, _ in measured_sections(load_points(), "pytorch-ref", transfer=True)[1]]
     published = published_report()[0].split("\n\n")[-1]
     sections = [s.split("\n\nlatency by measurement session:")[0] if i else s.split("\n\nworst points:")[0]
                 for i, s in enumerate(sections)]

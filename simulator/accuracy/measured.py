@@ -78,6 +78,17 @@ def errors(points: list[Point], stack: str, profile_from: str | None = None) -> 
     return np.array([(predict_point(p, stack, profile_from) - p.measured) / p.measured for p in points])
 
 
+def transfers(points: list[Point], stack: str):
+    """Cross-hardware transfer: each measured device's points predicted with every other
+    measured device's fitted profile, as (target, source, the target's points, errors)."""
+    hardware = sorted({p.hardware for p in points})
+    for target in hardware:
+        subset = [p for p in points if p.hardware == target]
+        for source in hardware:
+            if source != target:
+                yield target, source, subset, errors(subset, stack, profile_from=source)
+
+
 def summarise(points: list[Point], errs: np.ndarray, worst: int = 5) -> list[dict]:
     """One row per (hardware, phase, metric): n, median/p90/max |error|, mean bias, worst points."""
     rows = []

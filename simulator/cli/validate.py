@@ -39,6 +39,21 @@ def validation_report(points, errs, title: str) -> tuple[str, list[dict]]:
     return f"{title}\n\n{table}\n\nlatency by measurement session:\n{by_session}\n\nworst points:\n{worst}", rows
 
 
+def measured_sections(points, stack: str, transfer: bool) -> tuple[object, list[tuple[str, str, list[dict]]]]:
+    """The errors with each device's own profile, and the report sections as (JSON key, text,
+    summary rows): own profiles first, then with ``transfer`` each device predicted with every
+    other device's profile."""
+    from simulator.accuracy.measured import errors, transfers
+
+    own = errors(points, stack)
+    sections = [("own_profile", *validation_report(points, own, f"stack {stack}: each device with its own fitted profile"))]
+    if transfer:
+        sections += [(f"{target}_from_{source}",
+                      *validation_report(subset, errs, f"transfer: {target} predicted with the profile fitted on {source}"))
+                     for target, source, subset, errs in transfers(points, stack)]
+    return own, sections
+
+
 def published_report() -> tuple[str, list[dict]]:
     """Every published point re-predicted, and per file and metric the median |error|."""
     import numpy as np
@@ -68,7 +83,8 @@ def published_report() -> tuple[str, list[dict]]:
 
 def cmd_validate(args) -> str:
     from simulator.report.plots import plot_path
-    from simulator.accuracy.measured import errors, load_points, measurement_root
+    from simulator.accuracy.measured import load_points
+    from simulator.specs.measurement import measurement_root
 
     plot = plot_path(args.plot)
     if args.live:
@@ -82,22 +98,9 @@ def cmd_validate(args) -> str:
         points = [p for p in points if p.hardware in args.hardware.split(",")]
     if not points:
         raise SpecError(args.measurements or str(measurement_root()), "", "no measured points found")
-    sections, data = [], {}
-    own = errors(points, args.stack)
-    text, rows = validation_report(points, own, f"stack {args.stack}: each device with its own fitted profile")
-    sections.append(text)
-    data["own_profile"] = rows
-    if args.transfer:
-        hardware = sorted({p.hardware for p in points})
-        for target in hardware:
-            for source in hardware:
-                if source == target:
-                    continue
-                subset = [p for p in points if p.hardware == target]
-                text, rows = validation_report(subset, errors(subset, args.stack, profile_from=source),
-                                               f"transfer: {target} predicted with the profile fitted on {source}")
-                sections.append(text)
-                data[f"{target}_from_{source}"] = rows
+    own, measured = measured_sections(points, args.stack, args.transfer)
+    sections = [text for _, text, _ in measured]
+    data = {key: rows for key, _, rows in measured}
     if not args.no_published:
         text, rows = published_report()
         sections.append(text)
