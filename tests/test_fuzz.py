@@ -49,7 +49,8 @@ SMALL_MODELS = ["llama-3.2-1b", "smollm-135m", "llama-3.1-8b", "mixtral-8x7b", "
 DTYPES = ["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "tf32"]
 BAD_DTYPES = ["fp9", "", "BF16", "int4-g0", "int4-g-1", "int4-g128", "q4_0", "q8_0", "fp8-g99999999999999999999"]
 INTS = [1, 1, 2, 2, 4, 8, 16, 3, 7, 33, 64, 128, 1024, 4096, 131072]
-EDGE_INTS = ["0", "-1", "-8", str(2**31), str(2**63), str(2**70), "99999999999999999999", "nan", "inf", "-inf",
+EDGE_INTS = ["0", "-1", "-8", str(2**31), str(2**63), str(2**70), str(2**40), str(2**53), str(2**62 - 1),
+             str(2**63 - 1), str(2**31 - 1), "65", "100000", "99999999999999999999", "nan", "inf", "-inf",
              "1.5", "x", "", "1e3", " 8", "0x10", "٣", "--", "8 ", "+8", "1_000"]
 FLOATS = ["0", "0.5", "0.7", "1", "1.0", "-0.1", "1.5", "nan", "inf", "x", "1e-300", "", "2**70"]
 TIMES = ["500 ms", "50 ms", "2 s", "0.2", "0", "-1", "-5 ms", "nan", "inf", "1e-30", "abc", "5 kg", "1e308 s",
@@ -117,9 +118,35 @@ def mutate_data(data: dict, rng: random.Random, prefer: tuple = ()) -> dict:
             for part in path[:-1]:
                 parent = parent[part]
             parent[f"{path[-1]}x"] = parent.pop(path[-1])
+        elif action < 0.65:
+            value = data
+            for part in path:
+                value = value[part]
+            _set(data, path, _same_kind(value, rng))
         else:
             _set(data, path, _bad_value(rng))
     return data
+
+
+_QUANTITY = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*(\S.*)$")
+
+
+def _same_kind(value, rng: random.Random):
+    """An edge value of the same kind: a quantity with an extreme number and the same unit, an
+    extreme integer or float, the other boolean; else a bad value."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return rng.choice([0, 1, 2, 3, -1, value * 2, value + 1, 2**20, 2**31 - 1, 2**53, 2**63 - 1])
+    if isinstance(value, float):
+        return rng.choice([0.0, 1e-300, 1e300, -value, value * 1e6, 1.0, 0.999999])
+    if isinstance(value, str):
+        match = _QUANTITY.match(value)
+        if match:
+            number = rng.choice(["0", "-1", "1e-300", "1e300", "1e-30", "1e30", "nan", "inf", "0.0001", "1e400"])
+            return f"{number} {match.group(1)}"
+        return rng.choice(["", value + "x", value.upper(), "h100-sxm", "bf16", "gpu"])
+    return _bad_value(rng)
 
 
 def _dump(data, rng: random.Random, suffix: str) -> bytes:
