@@ -5,6 +5,7 @@ import textwrap
 from pathlib import Path
 from typing import get_args
 
+from simulator.engine.batch import capacity_bytes
 from simulator.report.table import render
 from simulator.specs import registry
 from simulator.specs.hardware import HardwareSpec
@@ -29,7 +30,7 @@ def specs_list(args) -> str:
             continue
         mem = spec.main_memory
         rows.append([name, spec.kind, spec.status, spec.product, _peak_summary(spec),
-                     format_si(sum(level.capacity_bytes for level in spec.memory), "B"),
+                     format_si(capacity_bytes(spec), "B"),
                      format_si(mem.bandwidth_bytes_per_s, "B/s")])
     return render(["name", "kind", "status", "product", "dense peak", "memory", "bandwidth"], rows,
                   align_right={4, 5, 6})

@@ -22,12 +22,9 @@ def int64(text: str) -> int:
 
 def positive_int(text: str) -> int:
     """A whole number 1 <= n <= 2^63 - 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value {text!r} (expected a whole number > 0)") from None
-    if not 0 < value <= INT64_MAX:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {INT64_MAX:,} (2^63 - 1), got {text}")
+    value = int64(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text}")
     return value
 
 

@@ -113,7 +113,10 @@ class PlanResult:
 
 
 def check_search(prompt: int, output: int, batch: int | None, max_batch: int, max_devices: int) -> None:
-    """Raise WorkloadError naming the first argument out of range."""
+    """Raise WorkloadError naming the first argument out of range (the largest batch searched
+    is checked as a Workload too: batch x (prompt + output) within int64)."""
+    from simulator.specs.workload import workload
+
     for name, value, top in (("prompt", prompt, None), ("output", output, None), ("batch", batch, MAX_BATCH),
                              ("max_batch", max_batch, MAX_BATCH), ("max_devices", max_devices, None)):
         if value is None and name == "batch":
@@ -121,6 +124,7 @@ def check_search(prompt: int, output: int, batch: int | None, max_batch: int, ma
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or (top and value > top):
             limit = f" up to {top:,}" if top else ""
             raise WorkloadError(name, f"expected a whole number from 1{limit}, got {value!r}")
+    workload(batch=batch or max_batch, prompt=prompt, output=output)      # the workload's own bounds
 
 
 def default_hardware() -> list[str]:

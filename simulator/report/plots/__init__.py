@@ -7,12 +7,13 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from simulator.engine.kernels.roofline import BOUND_NAMES
 from simulator.errors import SimulatorError, SpecError
 from simulator.report.output import writable_file, written_whole
 
 FORMATS = (".png", ".svg")
 DPI = 100
-BOUND_COLOURS = {"compute": "#d95f02", "memory": "#1b9e77", "overhead": "#7570b3"}
+BOUND_COLOURS = dict(zip(BOUND_NAMES, ("#d95f02", "#1b9e77", "#7570b3")))     # compute, memory, overhead
 _MISSING = "plots need matplotlib: pip install 'llmsim[plot]'"
 
 
