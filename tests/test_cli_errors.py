@@ -481,3 +481,17 @@ def test_exit_0_json_holds_no_nan_inf_or_negative_numbers(capsys, argv):
             for v in value:
                 walk(v)
     walk(strict_json(out))
+
+
+# --- shipped data: `llmsim validate` after a plain `pip install .` ----------------------------------
+
+def test_package_data_ships_every_committed_measurement_and_published_run():
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package in ("simulator._data.validation.measurements", "simulator._data.validation.published"):
+        assert package in tool["packages"]
+        folder = ROOT / tool["package-dir"][package]
+        shipped = {p for pattern in tool["package-data"][package] for p in folder.glob(pattern)}
+        wanted = {p for p in folder.rglob("*") if p.suffix in (".json", ".yaml")}
+        assert wanted and wanted <= shipped, sorted(str(p) for p in wanted - shipped)

@@ -77,17 +77,9 @@ def _quiet_stdout() -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_BAD_INPUT
+def _run(args) -> int:
     try:
         text = args.func(args)
-        if text:
-            print(text)
-        sys.stdout.flush()
     except commands_validate.ValidationFailed as err:
         print(err.output)
         print(f"llmsim: {err}", file=sys.stderr)
@@ -95,13 +87,27 @@ def main(argv: list[str] | None = None) -> int:
     except SimulatorError as err:
         print(f"llmsim: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except BrokenPipeError:
-        _quiet_stdout()
-        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("llmsim: interrupted", file=sys.stderr)
         return 130
+    if text:
+        print(text)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        code = _run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
 
 
 if __name__ == "__main__":

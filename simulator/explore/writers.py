@@ -95,7 +95,7 @@ class ParquetWriter:
 
 def open_writer(target):
     """A writer for a path (Parquet when it ends .parquet, else CSV) or a binary file object."""
-    if isinstance(target, (str, Path)) and Path(target).suffix == ".parquet":
+    if isinstance(target, (str, Path)) and Path(target).suffix.lower() == ".parquet":
         return ParquetWriter(target)
     try:
         return CsvWriter(target)
