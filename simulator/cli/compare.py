@@ -39,10 +39,8 @@ def _row(e: dict) -> list[str]:
 def _why_no_split(model: str, name: str, stack: str, w) -> str:
     """Why no tensor x pipeline split up to sizing.MAX_DEVICES holds ``w`` on ``name``: no
     link, more devices than that, or not even the largest split (and what fills it)."""
-    from simulator.api import predict_workload
+    from simulator.api import predict_workload, resolve_model, resolve_stack
     from simulator.engine.sizing import MAX_DEVICES, fewest_devices, largest_split
-
-    from simulator.api import resolve_model, resolve_stack
 
     hw = registry.hardware(name)
     if not hw.interconnect:
@@ -64,15 +62,13 @@ def _why_no_split(model: str, name: str, stack: str, w) -> str:
 
 def _device_entries(args, name: str, w) -> tuple[list[dict], str | None]:
     """The device's row, and when it does not fit, the fewest devices' row or a note."""
-    from simulator.api import predict_workload
+    from simulator.api import predict_workload, resolve_model, resolve_stack
     from simulator.engine.sizing import fewest_devices
 
     p = predict_workload(args.model, name, args.stack, w)
     entries = [_entry(name, p, name)]
     if p.memory.fits:
         return entries, None
-    from simulator.api import resolve_model, resolve_stack
-
     multi = fewest_devices(resolve_model(args.model)[1], registry.hardware(name), resolve_stack(args.stack), w)
     if multi is None:
         return entries, _why_no_split(args.model, name, args.stack, w)
