@@ -54,8 +54,21 @@ def _first_error(path: Path | str, err: ValidationError, tagged: bool = False) -
         return SpecError(str(path), _field_path(loc), "required field is missing")
     msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "enum":
-        msg = f"expected one of {e['ctx']['expected']}, got {e['input']!r}"
+        msg = f"expected one of {e['ctx']['expected']}, got {_shown(e['input'])}"
+    elif e["type"] == "union_tag_invalid":
+        return SpecError(str(path), _field_path(loc + ("kind",)),
+                         f"expected one of {e['ctx']['expected_tags']}, got {_shown(e['ctx']['tag'])}")
+    elif e["type"] == "union_tag_not_found":
+        return SpecError(str(path), _field_path(loc + ("kind",)), "required field is missing")
+    elif e["type"] != "value_error" and "input" in e:
+        msg = f"{msg[:1].lower()}{msg[1:]}, got {_shown(e['input'])}"
     return SpecError(str(path), _field_path(loc), msg)
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message quotes it: its repr, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 MAX_SPEC_BYTES = 4 * 2**20           # a spec, config or grid file is at most 4 MiB
