@@ -363,6 +363,7 @@ def test_plan_json_is_valid_json_with_null_for_unset_targets_and_never_fitting_m
     (["compare", "--hardware", "l4", "--batch", "0"], "--batch"),
     (["sweep", "grid.yaml", "--chunk", "0"], "--chunk"),
     (["sweep", "grid.yaml", "--workers", "-2"], "--workers"),
+    (["sweep", "grid.yaml", "--workers", "1000000000000"], "--workers"),
     (["plan", "--model", "llama-3.2-1b", "--prompt", "1.5", "--output", "4"], "--prompt"),
 ])
 def test_wrong_type_or_range_is_one_argparse_line(capsys, argv, option):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import sys
 import time
 
-from simulator.cli.workload import positive_int
+from simulator.cli.workload import at_most, positive_int
 
 OUT_FORMATS = (".csv", ".parquet")
+MAX_WORKERS = 1024          # --workers: local worker processes
 
 
 class Progress:
@@ -130,7 +131,8 @@ def register(sub) -> None:
     p.add_argument("--out", help="write rows to FILE.csv (or FILE.parquet, with pyarrow) and a summary to stdout; "
                                     "default: the rows to stdout")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=positive_int, help="run on a local Dask cluster of N worker processes")
+    where.add_argument("--workers", type=at_most(MAX_WORKERS),
+                       help=f"run on a local Dask cluster of N worker processes (at most {MAX_WORKERS:,})")
     where.add_argument("--scheduler", help="run on the Dask cluster at ADDRESS (tcp://host:8786)")
     p.add_argument("--chunk", type=positive_int, default=65_536, help="scenarios per chunk / task (default: 65536)")
     p.add_argument("--plot", metavar="FILE", help="also draw TPOT against tokens/s, coloured by tokens/J, with the "

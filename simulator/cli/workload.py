@@ -28,6 +28,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def at_most(limit: int):
+    """positive_int, at most ``limit`` (an option that sizes a pool of processes)."""
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {limit:,}, got {text}")
+        return value
+    return parse
+
+
 def _finite(text: str) -> float:
     try:
         value = float(text)
