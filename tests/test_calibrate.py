@@ -81,7 +81,7 @@ def test_decode_attention_formula_is_the_engines():
     kv_bytes = 16 * 4096 * 2 * 1024 * 2 + 16 * 2 * 4096 * 2
     expected = decode_attention_time_s((profile.attention_memory_fraction, profile.attention_block_overhead_s,
                                         profile.kernel_overhead_by_kind_s["attention"]),
-                                       kv_bytes, 16 * 8, 3.35e12, 132.0)
+                                       kv_bytes, 16, 8, 3.35e12, 132.0)
     assert attention.decode_step_time_s == pytest.approx(32 * expected, rel=1e-9)
 
 
