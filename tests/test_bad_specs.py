@@ -292,3 +292,16 @@ def test_caches_follow_the_files(tmp_path):
     registry.hardware.cache_clear()                     # old callers still work
     registry.hardware_index.cache_clear()
     registry.stack.cache_clear()
+
+
+def test_nesting_beyond_the_limit_is_named(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"model_type": "llama", "rope_scaling": ' + '{"a": ' * 100 + "1" + "}" * 100 + "}")
+    with pytest.raises(SpecError) as info:
+        registry.read_yaml(path)
+    assert info.value.field.startswith("rope_scaling.a.a") and "nested too deeply" in info.value.message
+
+
+def test_yaml_is_parsed_by_the_c_loader_when_built():
+    assert registry._LOADER is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    assert issubclass(registry._LOADER, (yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
