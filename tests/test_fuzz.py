@@ -268,8 +268,24 @@ def _axis(rng: random.Random, small: list):
     return rng.choice([[], [0], [-1], [2**70], ["x"], [1.5], "8", None, {"from": 1}, [float("nan")], 8])
 
 
+def _shipped_grid(rng: random.Random) -> dict:
+    """One of examples/*.yaml cut to a few scenarios (two models, two devices, short axes)."""
+    grid = yaml.safe_load(_shipped(rng, "grid").read_text())
+    grid["models"], grid["hardware"] = grid["models"][:2], grid["hardware"][:2]
+    for axis, small in (("batch", [1, 8]), ("prompt", [128]), ("output", [16, 1])):
+        grid[axis] = small if isinstance(grid.get(axis), dict) or len(grid.get(axis) or []) > 2 else grid.get(axis, small)
+    if "whatif" in grid:
+        grid["whatif"] = {k: [1, 2] for k in list(grid["whatif"])[:2]}
+    return grid
+
+
 def grid_file(rng: random.Random, folder: Path, tag: str) -> Path:
     """A small sweep grid (a few scenarios), possibly damaged."""
+    if rng.random() < 0.3:
+        grid = mutate_data(_shipped_grid(rng), rng)
+        path = folder / f"{tag}-grid.yaml"
+        path.write_bytes(yaml.safe_dump(grid, sort_keys=False).encode())
+        return path
     grid = {"models": [rng.choice(SMALL_MODELS[:4]) for _ in range(rng.randrange(1, 3))],
             "hardware": [rng.choice(["h100-sxm", "mi300x", "tpu-v5e", "epyc-9654", "groq-lpu", "l4"])
                          for _ in range(rng.randrange(1, 3))],
