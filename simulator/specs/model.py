@@ -4,6 +4,12 @@ A model spec file holds ``name``, ``source`` (URL of the config), ``published_pa
 and ``config`` (the Hugging Face fields). ``--model`` also accepts a raw config.json,
 whose unknown fields are ignored; in our YAML files an unknown config field is an error
 (it is usually a misspelling).
+
+Every field the normaliser reads has a strict type and a range: integers are JSON integers in
+[1, 2^31 - 1] (counts that may be absent, such as n_shared_experts, in [0, 2^31 - 1]), booleans
+are JSON true/false (the string "false" is an error, not true), strings come from a list. The
+normalised Architecture checks that its parts agree (KV heads divide the heads, top-k routing
+within the experts, ...). Every problem is a SpecError naming the config field.
 """
 from __future__ import annotations
 
