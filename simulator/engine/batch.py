@@ -144,18 +144,17 @@ def evaluate_one(packed: Packed, batch: int, prompt: int, output: int, require_f
     """One scenario: (result vector, target workspace) — the workspace holds the per-operator
     prefill times and summed decode times (scenario.W_PREFILL_T, W_DECODE_T)."""
     ws_t, ws_d = sc.workspace(packed.n_ops), sc.workspace(packed.draft_ops)
+    ws_t[sc.W_STATE][sc.S_KEEP_OPS] = 1.0
     out = np.empty((sc.N_OUTPUTS, 1))
-    sc.scenario(packed.target, packed.draft, ws_t, ws_d, float(batch), float(prompt), float(output), require_fit,
-                out, 0)
+    b, s, n = (np.array([x], dtype=np.int64) for x in (batch, prompt, output))
+    sc.scenarios(packed.target, packed.draft, ws_t, ws_d, b, s, n, require_fit, out, 0, 1)
     return out[:, 0], ws_t
 
 
 @njit(cache=True)
 def _block(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, out, start, stop):
-    ws_t, ws_d = sc.workspace(n_ops), sc.workspace(draft_ops)
-    for k in range(start, stop):
-        sc.scenario(target, draft, ws_t, ws_d, float(batch[k]), float(prompt[k]), float(output[k]), require_fit,
-                    out, k)
+    sc.scenarios(target, draft, sc.workspace(n_ops), sc.workspace(draft_ops), batch, prompt, output, require_fit,
+                 out, start, stop)
 
 
 @njit(cache=True, nogil=True)

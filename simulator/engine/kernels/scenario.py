@@ -57,18 +57,18 @@ PARAMS = ("prefill_step_overhead_s", "host_launch_s", "decode_step_overhead_s", 
 
 # entries of a packed model tuple
 (M_FLOPS, M_MEM_S, M_ALT_MEM_S, M_OP_PREFILL, M_OP_DECODE, M_TRANSIENT, M_JOULES, M_PARAMS) = range(8)
-# entries of a workspace tuple (workspace(n_ops)); state: the (B, S) whose prefill it holds
-(W_FEATS, W_DEC_FEATS, W_F0, W_F1, W_CASE, W_LINES, W_SCRATCH, W_STATE, W_RESULT, W_PREFILL_T,
- W_DECODE_T) = range(11)
-S_BATCH, S_PROMPT, S_ACT, S_PREFILL_DEVICE_S, S_HAVE_PREFILL = range(5)
+# entries of a workspace tuple (workspace(n_ops)); its state: the (B, S) whose prefill it holds
+W_FEATS, W_DEC_FEATS, W_F0, W_F1, W_CASE, W_LINES, W_SCRATCH, W_STATE, W_PREFILL_T, W_DECODE_T = range(10)
+S_BATCH, S_PROMPT, S_ACT, S_PREFILL_DEVICE_S, S_PRE_DYN_J, S_HAVE_PREFILL, S_KEEP_OPS = range(7)
+# S_KEEP_OPS: 1 keeps the per-operator times of the last scenario in W_PREFILL_T and W_DECODE_T
 
 
 @njit(cache=True)
 def workspace(n_ops):
     """Scratch arrays for one model's scenarios (reused while B or (B, S) repeat)."""
     return (np.zeros(N_FEATURES), np.zeros(N_FEATURES), np.zeros((2, N_FEATURES)), np.zeros((2, N_FEATURES)),
-            np.zeros((2, n_ops), dtype=np.int64), np.zeros((2, n_ops, 4, 2)), np.zeros(n_ops), np.full(5, -1.0),
-            np.zeros(N_OUTPUTS), np.zeros(n_ops), np.zeros(n_ops))
+            np.zeros((2, n_ops), dtype=np.int64), np.zeros((2, n_ops, 4, 2)), np.zeros(n_ops), np.full(7, -1.0),
+            np.zeros(n_ops), np.zeros(n_ops))
 
 
 @njit(cache=True)
@@ -142,135 +142,137 @@ def tokens_per_iteration(draft_tokens, acceptance):
 
 
 @njit(cache=True)
-def _prefill(model, ws, mb, s):
-    """The prefill pass of mb sequences of s tokens into the workspace (unless it holds it)."""
-    state, feats, params = ws[W_STATE], ws[W_FEATS], model[M_PARAMS]
-    if state[S_PROMPT] == s and state[S_BATCH] == mb:
-        return
-    fill_prefill_features(feats, mb, s, params[P_WINDOW], params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN],
-                          params[P_EP])
-    state[S_ACT] = activation_bytes(model[M_TRANSIENT], feats)
-    state[S_BATCH], state[S_PROMPT], state[S_HAVE_PREFILL] = mb, s, 0.0
-
-
-@njit(cache=True)
-def _decode_lines(model, ws, mb):
+def _decode_lines(flops, mem_s, alt_mem_s, op_dec, params, mb, f0, f1, case, lines):
     """Decode operator lines of both segment kinds at batch mb (once per batch size)."""
-    params = model[M_PARAMS]
-    fill_decode_lines(mb, params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN], params[P_EP], params[P_WINDOW],
-                      ws[W_F0], ws[W_F1])
+    fill_decode_lines(mb, params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN], params[P_EP], params[P_WINDOW], f0, f1)
     for seg in range(2):
-        range_lines(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], model[M_OP_DECODE], ws[W_F0][seg],
-                    ws[W_F1][seg], ws[W_CASE][seg], ws[W_LINES][seg])
+        range_lines(flops, mem_s, alt_mem_s, op_dec, f0[seg], f1[seg], case[seg], lines[seg])
 
 
 @njit(cache=True)
-def _decode_sum_s(model, ws, first, last):
+def _decode_sum_s(op_dec, params, f0, f1, case, lines, first, last, feat_sum, scratch, dec_t, keep):
     """Decode steps at positions first..last: the sum of their times (per operator into
-    ws[W_DECODE_T]) and of their features (into ws[W_DEC_FEATS])."""
-    params, dec_t, feat_sum = model[M_PARAMS], ws[W_DECODE_T], ws[W_DEC_FEATS]
-    dec_t[:] = 0.0
-    feat_sum[:] = 0.0
+    dec_t when ``keep``) and of their features (into feat_sum)."""
+    for j in range(feat_sum.shape[0]):
+        feat_sum[j] = 0.0
+    if keep:
+        dec_t[:] = 0.0
     total = 0.0
     for seg in range(2):
         lo, hi = decode_step_span(seg, first, last, params[P_WINDOW])
         if hi < lo:
             continue
         count = hi - lo + 1.0
-        f0, f1 = ws[W_F0][seg], ws[W_F1][seg]
-        for j in range(f0.shape[0]):
-            feat_sum[j] += f0[j] * count + f1[j] * (lo + hi) * count / 2.0
-        total += range_sums(model[M_OP_DECODE], ws[W_CASE][seg], ws[W_LINES][seg], lo, hi, ws[W_SCRATCH])
-        dec_t += ws[W_SCRATCH]
+        for j in range(feat_sum.shape[0]):
+            feat_sum[j] += f0[seg, j] * count + f1[seg, j] * (lo + hi) * count / 2.0
+        total += range_sums(op_dec, case[seg], lines[seg], lo, hi, scratch)
+        if keep:
+            for i in range(dec_t.shape[0]):
+                dec_t[i] += scratch[i]
     return total
 
 
 @njit(cache=True)
-def plain(model, ws, b, s, n, require_fit):
-    """One model's scenario (no speculation) into ws[W_RESULT]; per-operator prefill and
-    summed decode times into ws[W_PREFILL_T], ws[W_DECODE_T]. Times are NaN when it does
-    not fit and ``require_fit``, or when the batch does not split evenly."""
-    params, res = model[M_PARAMS], ws[W_RESULT]
-    res[:] = np.nan
-    rb, mb = b / params[P_REPLICAS], b / (params[P_REPLICAS] * params[P_MICROBATCHES])
-    if mb != np.floor(mb) or mb < 1:
-        res[FITS] = 0.0
-        return False
-    state = ws[W_STATE]
-    if state[S_BATCH] != mb:
-        _decode_lines(model, ws, mb)
-        state[S_PROMPT] = -1.0
-    _prefill(model, ws, mb, s)
-    fits = memory_rows(params, state[S_ACT], rb, s + n, res)
-    if require_fit and not fits:
-        return False
-    stages, feats, energy = params[P_STAGES], ws[W_FEATS], params[P_HAS_ENERGY] > 0.0
-    if state[S_HAVE_PREFILL] == 0.0:
-        pre_t = evaluate_point(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], model[M_OP_PREFILL], feats)[0]
-        ws[W_PREFILL_T][:] = pre_t
-        state[S_PREFILL_DEVICE_S] = pre_t.sum() + params[P_PREFILL_STEP_S]
-        state[S_HAVE_PREFILL] = 1.0
-    res[PREFILL_DEVICE_S] = state[S_PREFILL_DEVICE_S]
-    ttft = stages * max(state[S_PREFILL_DEVICE_S], params[P_HOST_LAUNCH_S]) + transfer_s(params, mb * s)
-    steps = n - 1
-    dec = (stages * (_decode_sum_s(model, ws, float(s), float(s + n - 2)) + params[P_DECODE_STEP_S] * steps)
-           + steps * transfer_s(params, mb))
-    if energy:
-        pre_dyn = dynamic_j(params, model[M_JOULES][0], feats)
-        dec_dyn = dynamic_j(params, model[M_JOULES][1], ws[W_DEC_FEATS])
-        limited_ttft, limited_dec = power_limited_s(params, ttft, pre_dyn), power_limited_s(params, dec, dec_dyn)
-        res[PREFILL_POWER_SLOWDOWN] = limited_ttft / ttft
-        res[DECODE_POWER_SLOWDOWN] = limited_dec / dec if steps else 1.0
-        ttft, dec = limited_ttft, limited_dec
-        res[PREFILL_ENERGY_J] = energy_j(params, ttft, pre_dyn)
-        dec_e = energy_j(params, dec, dec_dyn)
+def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
+    """Scenarios start..stop-1 of one model into out[:, k] (the target of a speculative
+    configuration without its draft). With ws's S_KEEP_OPS set, the last scenario's
+    per-operator prefill and summed decode times are in ws[W_PREFILL_T], ws[W_DECODE_T].
+    Times are NaN when a scenario does not fit and ``require_fit``, or when the batch does
+    not split evenly. Consecutive scenarios sharing B (and S) reuse decode lines (and the
+    prefill)."""
+    flops, mem_s, alt_mem_s, op_pre, op_dec, transient, joules, params = model
+    feats, dec_feats, f0, f1, case, lines, scratch, state, pre_t, dec_t = ws
+    keep, stages, energy = state[S_KEEP_OPS] > 0.0, params[P_STAGES], params[P_HAS_ENERGY] > 0.0
+    speculative = params[P_DRAFT_TOKENS] > 0.0
+    for k in range(start, stop):
+        b, s, n = float(batch[k]), float(prompt[k]), float(output[k])
+        for r in range(N_OUTPUTS):
+            out[r, k] = np.nan
+        rb, mb = b / params[P_REPLICAS], b / (params[P_REPLICAS] * params[P_MICROBATCHES])
+        if mb != np.floor(mb) or mb < 1:
+            out[FITS, k] = 0.0
+            continue
+        if state[S_BATCH] != mb:
+            _decode_lines(flops, mem_s, alt_mem_s, op_dec, params, mb, f0, f1, case, lines)
+            state[S_PROMPT] = -1.0
+        if state[S_PROMPT] != s or state[S_BATCH] != mb:
+            fill_prefill_features(feats, mb, s, params[P_WINDOW], params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN],
+                                  params[P_EP])
+            state[S_ACT] = activation_bytes(transient, feats)
+            state[S_BATCH], state[S_PROMPT], state[S_HAVE_PREFILL] = mb, s, 0.0
+        fits = memory_rows(params, state[S_ACT], rb, s + n, out[:, k])
+        if require_fit and not fits and not (speculative and n >= 2):    # speculation checks both models
+            continue
+        if state[S_HAVE_PREFILL] == 0.0:
+            times = evaluate_point(flops, mem_s, alt_mem_s, op_pre, feats)[0]
+            if keep:
+                pre_t[:] = times
+            state[S_PREFILL_DEVICE_S] = times.sum() + params[P_PREFILL_STEP_S]
+            state[S_PRE_DYN_J] = dynamic_j(params, joules[0], feats) if energy else 0.0
+            state[S_HAVE_PREFILL] = 1.0
+        out[PREFILL_DEVICE_S, k] = state[S_PREFILL_DEVICE_S]
+        ttft = stages * max(state[S_PREFILL_DEVICE_S], params[P_HOST_LAUNCH_S]) + transfer_s(params, mb * s)
+        steps = n - 1
+        dec = (stages * (_decode_sum_s(op_dec, params, f0, f1, case, lines, s, s + n - 2, dec_feats, scratch, dec_t,
+                                       keep) + params[P_DECODE_STEP_S] * steps)
+               + steps * transfer_s(params, mb))
+        if energy:
+            pre_dyn, dec_dyn = state[S_PRE_DYN_J], dynamic_j(params, joules[1], dec_feats)
+            limited_ttft, limited_dec = power_limited_s(params, ttft, pre_dyn), power_limited_s(params, dec, dec_dyn)
+            out[PREFILL_POWER_SLOWDOWN, k] = limited_ttft / ttft
+            out[DECODE_POWER_SLOWDOWN, k] = limited_dec / dec if steps else 1.0
+            ttft, dec = limited_ttft, limited_dec
+            out[PREFILL_ENERGY_J, k] = energy_j(params, ttft, pre_dyn)
+            dec_e = energy_j(params, dec, dec_dyn)
+            if steps:
+                out[DECODE_STEP_ENERGY_J, k] = dec_e / steps
+            out[ENERGY_J, k] = out[PREFILL_ENERGY_J, k] + dec_e
+            out[TOKENS_PER_J, k] = b * n / out[ENERGY_J, k]
+        out[TTFT_S, k] = ttft
         if steps:
-            res[DECODE_STEP_ENERGY_J] = dec_e / steps
-        res[ENERGY_J] = res[PREFILL_ENERGY_J] + dec_e
-        res[TOKENS_PER_J] = b * n / res[ENERGY_J]
-    res[TTFT_S] = ttft
-    if steps:
-        res[TPOT_S] = dec / steps
-        res[PLAIN_TPOT_S] = res[TPOT_S]
-    res[E2E_S] = res[PLAIN_E2E_S] = ttft + dec
-    res[TOKENS_PER_S] = b * n / res[E2E_S]
-    return True
+            out[TPOT_S, k] = out[PLAIN_TPOT_S, k] = dec / steps
+        out[E2E_S, k] = out[PLAIN_E2E_S, k] = ttft + dec
+        out[TOKENS_PER_S, k] = b * n / out[E2E_S, k]
 
 
 @njit(cache=True)
-def _verify_pass(model, ws, mb, s, n):
+def _verify_pass(model, feats, mb, s, n):
     """(seconds, dynamic joules) of the target's pass over k + 1 tokens per sequence at the
     mean decode position, composed like a decode step (stages, transfers, power cap)."""
-    params, feats = model[M_PARAMS], ws[W_DEC_FEATS]
+    flops, mem_s, alt_mem_s, _, op_dec, _, joules, params = model
     k = params[P_DRAFT_TOKENS]
     fill_chunk_features(feats, mb, mean_decode_position(s, n), k + 1.0, params[P_WINDOW], params[P_EXPERTS],
                         params[P_EXPERTS_PER_TOKEN], params[P_EP])
-    t = evaluate_point(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], model[M_OP_DECODE], feats)[0].sum()
+    t = evaluate_point(flops, mem_s, alt_mem_s, op_dec, feats)[0].sum()
     t = params[P_STAGES] * (t + params[P_DECODE_STEP_S]) + transfer_s(params, mb * (k + 1.0))
     if params[P_HAS_ENERGY] <= 0.0:
         return t, 0.0
-    dyn = dynamic_j(params, model[M_JOULES][1], feats)
+    dyn = dynamic_j(params, joules[1], feats)
     return power_limited_s(params, t, dyn), dyn
 
 
 @njit(cache=True)
-def scenario(target, draft, ws_t, ws_d, b, s, n, require_fit, out, k):
-    """Scenario (b, s, n) into out[:, k]; ``draft`` is used when the target's draft_tokens > 0
-    (pass the target again when there is none)."""
-    speculative = target[M_PARAMS][P_DRAFT_TOKENS] > 0.0 and n >= 2   # no decode step: plain
-    if plain(target, ws_t, b, s, n, require_fit and not speculative) and speculative:
-        plain(draft, ws_d, b, s, n, False)
-        _speculate(target, ws_t, ws_d, b, s, n, require_fit)
-    out[:, k] = ws_t[W_RESULT]
+def scenarios(target, draft, ws_t, ws_d, batch, prompt, output, require_fit, out, start, stop):
+    """Scenarios start..stop-1 into out[:, k]: plain, or speculative when the target's
+    draft_tokens > 0 (``draft`` is then the draft model; pass the target again otherwise)."""
+    plain(target, ws_t, batch, prompt, output, require_fit, out, start, stop)
+    if target[M_PARAMS][P_DRAFT_TOKENS] <= 0.0:
+        return
+    drafted = np.empty((N_OUTPUTS, stop - start))
+    plain(draft, ws_d, batch[start:stop], prompt[start:stop], output[start:stop], False, drafted, 0, stop - start)
+    for k in range(start, stop):
+        if output[k] >= 2 and not np.isnan(out[TTFT_S, k]):
+            _speculate(target, ws_t[W_DEC_FEATS], out[:, k], drafted[:, k - start], float(batch[k]),
+                       float(prompt[k]), float(output[k]), require_fit)
 
 
 @njit(cache=True)
-def _speculate(target, ws_t, ws_d, b, s, n, require_fit):
-    """Compose the target's and the draft's plain results into the target's result vector."""
-    params, res, d = target[M_PARAMS], ws_t[W_RESULT], ws_d[W_RESULT]
+def _speculate(target, feats, res, d, b, s, n, require_fit):
+    """Compose the target's (res) and the draft's (d) plain results into res."""
+    params = target[M_PARAMS]
     k, a = params[P_DRAFT_TOKENS], params[P_ACCEPTANCE]
     mb = b / (params[P_REPLICAS] * params[P_MICROBATCHES])
-    verify_s, verify_dyn = _verify_pass(target, ws_t, mb, s, n)
+    verify_s, verify_dyn = _verify_pass(target, feats, mb, s, n)
     per_iteration = tokens_per_iteration(k, a)
     res[DRAFT_STEP_S], res[VERIFY_PASS_S], res[TOKENS_PER_ITERATION] = d[TPOT_S], verify_s, per_iteration
     res[TPOT_S] = (k * d[TPOT_S] + verify_s) / per_iteration
@@ -278,9 +280,10 @@ def _speculate(target, ws_t, ws_d, b, s, n, require_fit):
     res[E2E_S] = res[TTFT_S] + (n - 1) * res[TPOT_S]
     res[TOKENS_PER_S] = b * n / res[E2E_S]
     if params[P_HAS_ENERGY] > 0.0:
-        res[DECODE_STEP_ENERGY_J] = (k * d[DECODE_STEP_ENERGY_J] + energy_j(params, verify_s, verify_dyn)) / per_iteration
+        step_j = (k * d[DECODE_STEP_ENERGY_J] + energy_j(params, verify_s, verify_dyn)) / per_iteration
+        res[DECODE_STEP_ENERGY_J] = step_j
         res[PREFILL_ENERGY_J] += d[PREFILL_ENERGY_J]
-        res[ENERGY_J] = res[PREFILL_ENERGY_J] + (n - 1) * res[DECODE_STEP_ENERGY_J]
+        res[ENERGY_J] = res[PREFILL_ENERGY_J] + (n - 1) * step_j
         res[TOKENS_PER_J] = b * n / res[ENERGY_J]
     res[WEIGHTS_BYTES] += d[WEIGHTS_BYTES]
     res[KV_CACHE_BYTES] += d[KV_CACHE_BYTES]
