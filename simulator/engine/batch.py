@@ -77,11 +77,6 @@ def weights_per_device_bytes(table, pp: int) -> float:
     return table.layer_weight_bytes / pp + outside
 
 
-def capacity_bytes(hw) -> float:
-    """Every memory level's capacity of one device."""
-    return sum(level.capacity_bytes for level in hw.memory)
-
-
 def transient_bytes(table) -> np.ndarray:
     """[ops, features] bytes of each operator's prefill working set: its token- and
     sequence-proportional bytes (weights and KV cache columns zeroed)."""
@@ -99,7 +94,7 @@ def _model(prep, layout: Layout) -> tuple:
              decode_step_overhead_s=rates.step_overhead_s, window=table.window, pp=layout.pp,
              stages=(layout.microbatches + layout.pp - 1) / layout.pp,
              weight_bytes=weights_per_device_bytes(table, layout.pp), kv_bytes_per_token=table.kv_bytes_per_token,
-             capacity_bytes=capacity_bytes(hw),
+             capacity_bytes=hw.capacity_bytes,
              transfer_s=transfer0, transfer_s_per_token=stage_transfer_s(prep, layout, 1) - transfer0,
              devices=layout.devices, copies=layout.microbatches * layout.tp * layout.dp * layout.ep, ep=1.0,
              replicas=layout.dp * layout.ep, microbatches=layout.microbatches,

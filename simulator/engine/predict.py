@@ -15,8 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from simulator.engine.batch import (Layout, Packed, capacity_bytes, evaluate_one, pack, transient_bytes,
-                                    weights_per_device_bytes)
+from simulator.engine.batch import Layout, Packed, evaluate_one, pack, transient_bytes, weights_per_device_bytes
 from simulator.engine.bind import Rates, bind, peak_for
 from simulator.engine.energy import EnergyModel, energy_model
 from simulator.engine.kernels import roofline
@@ -76,11 +75,11 @@ def memory_report(table: OpTable, hw, w: Workload, pre_feats: np.ndarray) -> Mem
     params = np.zeros(len(sc.PARAMS))
     params[[sc.P_WINDOW, sc.P_KV_BYTES_PER_TOKEN, sc.P_PP, sc.P_WEIGHT_BYTES, sc.P_CAPACITY_BYTES]] = (
         table.window, table.kv_bytes_per_token, w.pp, weights_per_device_bytes(table, w.pp),
-        capacity_bytes(hw))
+        hw.capacity_bytes)
     res = np.zeros(sc.N_OUTPUTS)
     sc.memory_rows(params, sc.activation_bytes(transient_bytes(table), pre_feats), float(w.replica_batch),
                    float(w.prompt + w.output), res)
-    return _memory(res, capacity_bytes(hw))
+    return _memory(res, hw.capacity_bytes)
 
 
 def _memory(res, capacity: float) -> MemoryReport:
@@ -139,7 +138,7 @@ def evaluate(prep: Prepared, w: Workload, require_fit: bool = True, draft: Prepa
     (re-predicting a run that did happen). ``notes`` (e.g. a dtype fallback) are prepended."""
     layout = layout_of(w) if draft is not None else dataclasses.replace(layout_of(w), draft_tokens=0)
     res, ws = evaluate_one(prep.packed(layout, draft), w.batch, w.prompt, w.output, require_fit)
-    capacity = capacity_bytes(prep.hardware)
+    capacity = prep.hardware.capacity_bytes
     memory = _memory(res, capacity)
     common = dict(model=prep.model_name, hardware=prep.hardware.name, stack=prep.stack.name, batch=w.batch,
                   prompt=w.prompt, output=w.output, weight_dtype=w.weight_dtype,

@@ -85,7 +85,7 @@ def facts(spec, compute_dtype) -> dict[str, float]:
     main = main_levels(spec.memory)
     return {
         "memory_bandwidth_bytes_per_s": spec.memory[main[-1]].bandwidth_bytes_per_s,
-        "memory_capacity_bytes": sum(level.capacity_bytes for level in spec.memory),
+        "memory_capacity_bytes": spec.capacity_bytes,
         "sram_bytes": sum(level.capacity_bytes for i, level in enumerate(spec.memory)
                           if level.on_chip and i not in main),
         "peak_flops": peak_for(spec.peak_flops(), compute_dtype, spec.name),

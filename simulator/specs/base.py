@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -86,3 +86,7 @@ class Provenance(Strict):
     sources: list[str]
     date: Annotated[str, BeforeValidator(_iso_date)]
     notes: str = ""
+
+
+DeviceKind = Literal["cpu", "gpu", "tpu", "fpga", "asic", "pim"]     # the hardware classes (specs/hardware.py)
+DEVICE_KINDS: tuple[str, ...] = get_args(DeviceKind)

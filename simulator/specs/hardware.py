@@ -178,6 +178,11 @@ class _Device(Strict):
         """The outermost level: where the model lives when nothing closer holds it."""
         return self.memory[-1]
 
+    @property
+    def capacity_bytes(self) -> float:
+        """Bytes one device holds: every memory level's capacity."""
+        return sum(level.capacity_bytes for level in self.memory)
+
 
 class Gpu(_Device):
     kind: Literal["gpu"]

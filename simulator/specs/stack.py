@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from simulator.specs.base import Dtype, EnergyPerByte, EnergyPerOp, PowerOrZero, Provenance, SecondsOrZero, Strict
+from simulator.specs.base import DeviceKind, Dtype, EnergyPerByte, EnergyPerOp, PowerOrZero, Provenance, SecondsOrZero, Strict
 
 Fraction = float  # dimensionless, in (0, 1]
 
@@ -109,7 +109,7 @@ class StackSpec(Strict):
     kernels_per_op: dict[OpKindName, Annotated[int, Field(ge=0, le=2**31 - 1)]] = {}  # launches per operator instance (default 1)
     traffic_per_op: dict[OpKindName, Annotated[float, Field(gt=0)]] = {}    # bytes moved / fewest bytes (default 1)
     default: DeviceProfile = DeviceProfile()
-    classes: dict[Literal["cpu", "gpu", "tpu", "fpga", "asic", "pim"], DeviceProfile] = {}
+    classes: dict[DeviceKind, DeviceProfile] = {}
     devices: dict[str, DeviceProfile] = {}
     provenance: Provenance
 
