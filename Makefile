@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test fuzz bench readme clean
+.PHONY: run test fuzz bench readme clean clean-cache
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,6 @@ readme: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+clean-cache:      # numba's compiled kernels (stale after a kernel module changes)
+	find simulator -name '*.nbi' -delete -o -name '*.nbc' -delete
