@@ -9,7 +9,7 @@ from simulator.engine.predict import evaluate
 from simulator.specs import registry
 from simulator.specs.base import Dtype
 from simulator.specs.workload import Workload
-from simulator.explore.whatif import Factors, facts, main_levels, scale
+from simulator.explore.whatif import Factors, facts, scaled_levels, scale
 
 
 def _predict(spec, **w):
@@ -24,7 +24,7 @@ def test_identity_returns_the_spec_itself():
 
 def test_bandwidth_and_capacity_scale_the_off_chip_levels_only():
     mi300x = registry.hardware("mi300x")           # Infinity Cache (on chip) + HBM3
-    assert main_levels(mi300x.memory) == [1]
+    assert scaled_levels(mi300x.memory) == [1]
     s = scale(mi300x, Factors(bandwidth=2, capacity=0.5, sram=4))
     cache, hbm = s.memory
     assert hbm.bandwidth_bytes_per_s == 2 * mi300x.memory[1].bandwidth_bytes_per_s

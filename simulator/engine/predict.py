@@ -25,6 +25,7 @@ from simulator.engine.result import MemoryReport, OperatorShare, Prediction, Spe
 from simulator.graph.lower import OpTable, lower
 from simulator.graph.ops import OpKind
 from simulator.specs.base import Dtype
+from simulator.specs.hardware import HardwareSpec
 from simulator.specs.model import Architecture
 from simulator.specs.stack import StackSpec
 from simulator.specs.workload import Workload
@@ -38,7 +39,7 @@ class Prepared:
     batch and lengths: lowered once, bound once, then evaluated for any number of scenarios."""
 
     model_name: str
-    hardware: object             # a specs.hardware spec (any class)
+    hardware: HardwareSpec
     stack: StackSpec
     table: OpTable
     rates: Rates

@@ -37,8 +37,9 @@ class Factors:
         return all(getattr(self, f) == 1.0 for f in FACTORS)
 
 
-def main_levels(levels) -> list[int]:
-    """Indices of the main memory levels: the off-chip ones, else all (on-chip-only devices)."""
+def scaled_levels(levels) -> list[int]:
+    """Indices of the levels the bandwidth and capacity factors scale: the off-chip ones, else
+    all (on-chip-only devices). Not HardwareSpec.main_memory, which is the outermost level."""
     off_chip = [i for i, level in enumerate(levels) if not level.on_chip]
     return off_chip or list(range(len(levels)))
 
@@ -53,7 +54,7 @@ def _scaled_power(power, f: float):
 
 
 def _scaled_levels(levels, f: Factors):
-    main = set(main_levels(levels))
+    main = set(scaled_levels(levels))
     out = []
     for i, level in enumerate(levels):
         update = {}
@@ -82,7 +83,7 @@ def facts(spec, compute_dtype) -> dict[str, float]:
     """The facts the factors act on, in SI units (NaN where the spec has none):
     main-memory bandwidth (the outermost main level), total capacity, other on-chip
     capacity, the dense peak at ``compute_dtype`` and the TDP."""
-    main = main_levels(spec.memory)
+    main = scaled_levels(spec.memory)
     return {
         "memory_bandwidth_bytes_per_s": spec.memory[main[-1]].bandwidth_bytes_per_s,
         "memory_capacity_bytes": spec.capacity_bytes,
