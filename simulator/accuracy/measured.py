@@ -17,8 +17,9 @@ from simulator.api import prepare
 from simulator.engine.predict import evaluate
 from simulator.specs import registry
 from simulator.specs.base import Dtype
-from simulator.specs.measurement import load_e2e, measurement_root
+from simulator.specs.measurement import PassPoint, load_e2e, measurement_root
 from simulator.specs.workload import workload
+
 
 @dataclasses.dataclass(frozen=True)
 class Point:
@@ -31,6 +32,11 @@ class Point:
     measured: float          # seconds or joules per call
     source: str
     dtype: str = "bf16"      # weights, activations and KV cache (the GPU runs are all bf16)
+
+    @classmethod
+    def of(cls, hardware: str, row: PassPoint, metric: str, value: float, source: str) -> Point:
+        """A point from a harness record (an e2e file's point or energy row)."""
+        return cls(hardware, row.model, row.phase, row.batch, row.length, metric, value, source, row.dtype)
 
     @property
     def label(self) -> str:
@@ -48,8 +54,7 @@ def load_points(root: Path | None = None) -> list[Point]:
         for row, metric, value in [*((r, "latency", r.latency_median_s) for r in data.points),
                                    *((r, "energy", r.energy_per_call_j) for r in data.energy
                                      if r.energy_per_call_j is not None)]:
-            points.append(Point(hardware, row.model, row.phase, row.batch, row.length, metric, value, str(path),
-                                row.dtype))
+            points.append(Point.of(hardware, row, metric, value, str(path)))
     return points
 
 

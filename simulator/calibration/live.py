@@ -11,6 +11,7 @@ import numpy as np
 
 from simulator.specs import registry
 from simulator.accuracy.measured import Point, predict_point
+from simulator.specs.measurement import E2EPoint
 
 LIVE_MODEL = "smollm-135m"
 
@@ -24,8 +25,7 @@ def measure_points(cpu, probe, log) -> list[Point]:
     points = []
     for dtype in compute_dtypes(probe.spec):
         rows, _ = cpu.measure_model(cfg, dtype.value, cpu.QUICK_GRID, log, probe.est_flop_per_s)
-        points += [Point(hw_name, r["model"], r["phase"], r["batch"], r.get("prompt_len", r.get("context_len")),
-                         "latency", r["latency_median_s"], "live", r["dtype"]) for r in rows]
+        points += [Point.of(hw_name, r, "latency", r.latency_median_s, "live") for r in map(E2EPoint.model_validate, rows)]
     return points
 
 
