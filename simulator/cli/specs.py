@@ -3,16 +3,11 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import get_args
 
-from simulator.engine.batch import capacity_bytes
 from simulator.report.table import render
 from simulator.specs import registry
-from simulator.specs.hardware import HardwareSpec
+from simulator.specs.base import DEVICE_KINDS
 from simulator.units import format_si
-
-# the device kinds, read from the hardware spec classes (one class per kind)
-KINDS = tuple(get_args(cls.model_fields["kind"].annotation)[0] for cls in get_args(get_args(HardwareSpec)[0]))
 
 
 def _peak_summary(spec) -> str:
@@ -30,7 +25,7 @@ def specs_list(args) -> str:
             continue
         mem = spec.main_memory
         rows.append([name, spec.kind, spec.status, spec.product, _peak_summary(spec),
-                     format_si(capacity_bytes(spec), "B"),
+                     format_si(spec.capacity_bytes, "B"),
                      format_si(mem.bandwidth_bytes_per_s, "B/s")])
     return render(["name", "kind", "status", "product", "dense peak", "memory", "bandwidth"], rows,
                   align_right={4, 5, 6})
@@ -91,7 +86,7 @@ def register(sub) -> None:
     specs = sub.add_parser("specs", help="list, show or check hardware and model spec files")
     ssub = specs.add_subparsers(dest="specs_command", required=True)
     p = ssub.add_parser("list", help="list the hardware specs")
-    p.add_argument("--kind", choices=KINDS)
+    p.add_argument("--kind", choices=DEVICE_KINDS)
     p.set_defaults(func=specs_list)
     p = ssub.add_parser("show", help="one hardware spec as a readable table with units")
     p.add_argument("name")
