@@ -82,7 +82,7 @@ def predict_loop(grid: Grid, samples: int = 1000, seed: int = 0) -> float:
         b, s, n = (int(a[0]) for a in grid.slice_axes(grid.batch, grid.prompt, grid.output, k, k + 1))
         calls.append(dict(model=g.model, hardware=g.hardware, stack=g.stack, batch=b, prompt=s, output=n,
                           weight_dtype=g.weight_dtype, activation_dtype=g.activation_dtype.value,
-                          kv_dtype=g.kv_dtype.value, tp=g.tp, pp=g.pp))
+                          kv_dtype=g.kv_dtype.value, tp=g.layout.tp, pp=g.layout.pp))
     for c in calls[:20]:
         predict(**c)
     t0 = time.perf_counter()

@@ -62,7 +62,7 @@ def configuration_label(constants: dict) -> str:
 
 def skipped_lines(summary) -> list[str]:
     """One line per configuration that could not run: which, and why."""
-    return [f"llmsim: skipped {g.model} on {g.hardware} ({g.stack}, weights {g.weight_dtype}, tp {g.tp}, pp {g.pp}): "
+    return [f"llmsim: skipped {g.model} on {g.hardware} ({g.stack}, weights {g.weight_dtype}, tp {g.layout.tp}, pp {g.layout.pp}): "
             f"{why}" for g, why in summary.skipped]
 
 

@@ -40,6 +40,7 @@ from typing import Annotated
 import numpy as np
 from pydantic import BeforeValidator, Field
 
+from simulator.engine.batch import Layout
 from simulator.errors import SpecError, UnknownNameError
 from simulator.specs import registry
 from simulator.specs.base import Dtype, Strict
@@ -136,7 +137,7 @@ class GridFile(Strict):
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-    """One (model, device variant, stack, precisions, parallelism): one prepare."""
+    """One (model, device variant, stack, precisions, layout, draft model): one prepare."""
 
     model: str
     hardware: str
@@ -145,18 +146,8 @@ class Group:
     weight_dtype: str
     activation_dtype: Dtype
     kv_dtype: Dtype
-    tp: int
-    pp: int
-    dp: int = 1
-    ep: int = 1
-    microbatches: int = 1
+    layout: Layout = Layout()        # tp, pp, dp, ep, microbatches; draft_tokens > 0 with a draft model
     draft_model: str | None = None
-    draft_tokens: int = 4
-    acceptance: float = 0.7
-
-    @property
-    def devices(self) -> int:
-        return self.tp * self.pp * self.dp * self.ep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,11 +213,13 @@ def parse_grid(data: dict, path: str | Path = "<grid>") -> Grid:
     w = spec.whatif
     factors = [Factors(*combo) for combo in itertools.product(*(getattr(w, f) for f in FACTORS))]
     speculation = [(d, k, a) for d in drafts for k, a in itertools.product(spec.draft_tokens, spec.acceptance)]
-    speculation = list(dict.fromkeys((d, k, a) if d else (None, 4, 0.7) for d, k, a in speculation))
-    groups = tuple(Group(m, h, f, s, wd, ad, kd, tp, pp, dp, ep, mb, d, k, a)
-                   for m, h, f, s, wd, ad, kd, tp, pp, dp, ep, mb, (d, k, a) in itertools.product(
+    speculation = list(dict.fromkeys((d, k, a) if d else (None, 0, 0.0) for d, k, a in speculation))
+    parallel = itertools.product(spec.tp, spec.pp, spec.dp, spec.ep, spec.microbatches)
+    layouts = [(Layout(*degrees, k, a), d) for degrees in parallel for d, k, a in speculation]
+    groups = tuple(Group(m, h, f, s, wd, ad, kd, layout, d)
+                   for m, h, f, s, wd, ad, kd, (layout, d) in itertools.product(
                        models, hardware, factors, stacks, spec.weight_dtype, spec.activation_dtype, spec.kv_dtype,
-                       spec.tp, spec.pp, spec.dp, spec.ep, spec.microbatches, speculation))
+                       layouts))
     _check_batch_split(path, spec)
     axis = functools.partial(np.array, dtype=np.int64)
     return Grid(str(path), groups, axis(spec.batch), axis(spec.prompt), axis(spec.output))

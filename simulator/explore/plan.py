@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 
+from simulator.engine.batch import Layout
 from simulator.errors import WorkloadError
 from simulator.specs import registry
 from simulator.specs.base import Dtype
@@ -145,7 +146,7 @@ def _configurations(model: str, hardware: list[str], stack: str, kv_dtype: Dtype
         for precision in precisions_for(hw):
             weight, activation, _ = PRECISIONS[precision]
             for tp in (t for t in TP_DEGREES if t <= max_devices):
-                group = Group(model, name, Factors(), stack, weight, activation, kv_dtype, tp, 1)
+                group = Group(model, name, Factors(), stack, weight, activation, kv_dtype, Layout(tp=tp))
                 if not isinstance(configured(group), Skipped):
                     yield precision, group
 

@@ -71,19 +71,17 @@ def configuration(group: Group) -> tuple[kernel.Packed, dict]:
     """(packed arrays, constant row fields) of one configuration; raises SimulatorError
     when it cannot run."""
     hw = whatif.scale(registry.hardware(group.hardware), group.factors)
-    g = group
-    args = (hw, g.stack, parse_weight_format(g.weight_dtype), g.activation_dtype, g.kv_dtype, g.tp)
-    prep = prepare(g.model, *args, ep=g.ep)
+    g, layout = group, group.layout
+    args = (hw, g.stack, parse_weight_format(g.weight_dtype), g.activation_dtype, g.kv_dtype, layout.tp)
+    prep = prepare(g.model, *args, ep=layout.ep)
     draft = prepare(g.draft_model, *args) if g.draft_model else None
-    layout = kernel.Layout(tp=g.tp, pp=g.pp, dp=g.dp, ep=g.ep, microbatches=g.microbatches,
-                           draft_tokens=g.draft_tokens if draft else 0, acceptance=g.acceptance)
     packed = prep.packed(layout, draft)
     f = group.factors
     constants = dict(
         model=prep.model_name, hardware=hw.name, stack=prep.stack.name, weight_dtype=group.weight_dtype,
-        activation_dtype=group.activation_dtype.value, kv_dtype=group.kv_dtype.value, tp=g.tp, pp=g.pp,
-        dp=g.dp, ep=g.ep, microbatches=g.microbatches, draft_model=draft.model_name if draft else "",
-        draft_tokens=g.draft_tokens if draft else 0, acceptance=g.acceptance if draft else 0.0,
+        activation_dtype=group.activation_dtype.value, kv_dtype=group.kv_dtype.value, tp=layout.tp,
+        pp=layout.pp, dp=layout.dp, ep=layout.ep, microbatches=layout.microbatches,
+        draft_model=draft.model_name if draft else "", draft_tokens=layout.draft_tokens, acceptance=layout.acceptance,
         devices=layout.devices, bandwidth_factor=f.bandwidth, capacity_factor=f.capacity,
         sram_factor=f.sram, peak_factor=f.peak, power_factor=f.power,
         **whatif.facts(hw, group.activation_dtype),
@@ -142,7 +140,7 @@ class SweepSummary:
         lines = [f"sweep: {self.written:,} scenarios ({self.configurations:,} configurations) in "
                  f"{self.seconds:.2f} s = {rate:,.0f} scenarios/s; {self.fitting:,} fit; wrote {target}"]
         if self.skipped:
-            shown = "; ".join(f"{g.model} on {g.hardware} tp={g.tp} pp={g.pp}: {why}" for g, why in self.skipped[:3])
+            shown = "; ".join(f"{g.model} on {g.hardware} tp={g.layout.tp} pp={g.layout.pp}: {why}" for g, why in self.skipped[:3])
             more = f" (and {len(self.skipped) - 3} more)" if len(self.skipped) > 3 else ""
             lines.append(f"skipped {len(self.skipped)} configurations that cannot run: {shown}{more}")
         return "\n".join(lines)
