@@ -4,7 +4,8 @@ Input: ``micro-*.json`` files written by validation/harness (schema in
 simulator/specs/measurement.py). The pieces, one module each:
   fits        GEMM, streaming kinds (rms_norm -> norm, add -> residual adds, silu and mul ->
               activation, mul/add -> rotary, copy -> KV write) and attention, each by least
-              squares through the engine's formula for that kind
+              squares through the engine's own roofline kernel (each measured call one
+              operator row of roofline.evaluate_each)
   launch      graph per-kernel gap, eager launch rate per op kind, one graph replay's fixed
               cost; the host's launch floors as the median over the device's sessions
   in_context  a synthetic model's whole decode steps and prefills (none of the validated
