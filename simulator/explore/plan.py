@@ -33,7 +33,7 @@ import numpy as np
 from simulator.engine.batch import Layout
 from simulator.errors import WorkloadError
 from simulator.specs import registry
-from simulator.specs.base import Dtype
+from simulator.specs.base import DeviceKind, Dtype
 from simulator.explore.cost import usd_per_million
 from simulator.explore.front import pareto_front
 from simulator.explore.sweep import Skipped, configured, rows_of
@@ -45,7 +45,7 @@ from simulator.explore.whatif import Factors
 PRECISIONS = {"bf16": ("bf16", Dtype.bf16, None), "fp8": ("fp8", Dtype.fp8, Dtype.fp8),
               "int8": ("int8", Dtype.int8, Dtype.int8), "int4": ("int4-g128", Dtype.bf16, None)}
 TP_DEGREES = (1, 2, 4, 8)
-DEFAULT_KINDS = ("gpu", "tpu", "asic")
+DEFAULT_KINDS: tuple[DeviceKind, ...] = ("gpu", "tpu", "asic")      # of specs.base.DEVICE_KINDS
 MAX_BATCH = 65_536                  # every batch 1..max_batch of every configuration is evaluated
 _COL = {name: i for i, name in enumerate(SCENARIO_COLUMNS)}
 
