@@ -56,7 +56,7 @@ def test_bad_plot_file_is_one_line_exit_2_before_any_work(tmp_path, capsys, monk
     def no_work(*args, **kwargs):
         raise AssertionError("work started before the --plot file was checked")
 
-    for module, name in (("simulator", "predict"), ("simulator.engine.roofline_points", "roofline_data"),
+    for module, name in (("simulator", "predict"), ("simulator.api", "roofline_data"),
                          ("simulator.accuracy.measured", "load_points"), ("simulator.explore.sweep", "sweep"),
                          ("simulator.explore.plan", "plan")):
         monkeypatch.setattr(importlib.import_module(module), name, no_work)
@@ -87,7 +87,7 @@ def test_missing_matplotlib_is_one_clear_line(tmp_path, capsys, monkeypatch):
 # --- llmsim roofline --plot ------------------------------------------------------------------
 
 def test_roofline_picture(tmp_path, capsys):
-    from simulator.engine.roofline_points import roofline_data
+    from simulator.api import roofline_data
     from simulator.specs.workload import workload
 
     assert main(["roofline", "--model", "llama-3.2-1b", "--plot", str(tmp_path / "r.png")]) == 0

@@ -6,7 +6,7 @@ import pytest
 
 import simulator
 from simulator.cli.main import main
-from simulator.engine.roofline_points import roofline_data
+from simulator.api import roofline_data
 from simulator.specs.workload import workload
 
 
