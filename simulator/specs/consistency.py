@@ -34,12 +34,15 @@ def tp_problem(arch: Architecture, tp: int) -> str | None:
     latent cache is replicated), or None when they can."""
     if tp == 1:
         return None
-    columns = [c for c in (arch.ffn_size, arch.expert_ffn_size, arch.shared_ffn_size) if c]
     kv = arch.num_kv_heads
-    kv_ok = arch.is_mla or kv % tp == 0 or tp % kv == 0
-    if arch.num_heads % tp or any(c % tp for c in columns) or not kv_ok:
-        return (f"{tp} does not divide the model's {arch.num_heads} heads, {kv} KV heads "
-                f"and {arch.ffn_size} FFN columns")
+    parts = [(arch.num_heads, "heads"), (arch.ffn_size, "FFN columns"), (arch.expert_ffn_size, "expert FFN columns"),
+             (arch.shared_ffn_size, "shared-expert FFN columns")]
+    failing = [f"{n} {what}" for n, what in parts if n and n % tp]
+    if not (arch.is_mla or kv % tp == 0 or tp % kv == 0):
+        failing.append(f"{kv} KV heads (nor is it a multiple of them)")
+    if failing:
+        listed = failing[0] if len(failing) == 1 else f"{', '.join(failing[:-1])} and {failing[-1]}"
+        return f"{tp} does not divide the model's {listed}"
     return None
 
 
