@@ -22,7 +22,8 @@ class FieldError(SimulatorError):
         self.field = field
         self.message = message
         where = f"{self.path}: {field}" if field else self.path
-        super().__init__(f"{where}: {message}")
+        line = f"{where}: {message}"
+        super().__init__(line.replace("\r", "\\r").replace("\n", "\\n"))   # one line, whatever came
 
     @property
     def expected(self) -> str:

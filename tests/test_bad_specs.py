@@ -305,3 +305,8 @@ def test_nesting_beyond_the_limit_is_named(tmp_path):
 def test_yaml_is_parsed_by_the_c_loader_when_built():
     assert registry._LOADER is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     assert issubclass(registry._LOADER, (yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+
+
+def test_a_newline_in_a_field_name_stays_on_one_line(write_spec, capsys):
+    path = write_spec('name: x\nkind: gpu\n"ty\\npo": 1\n')
+    _exit_2(capsys, ["predict", "--hardware", str(path)], str(path))
