@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator.explore import whatif
-from simulator.explore.cost import usd_per_hour
+from simulator.explore.cost import usd_per_hour, usd_per_million
 from simulator.engine import batch as kernel
 from simulator.engine.kernels import scenario as sc
 from simulator.api import prepare
@@ -107,8 +107,7 @@ def rows_of(packed: kernel.Packed, constants: dict, b, s, n, parallel: bool) -> 
     values[0], values[1], values[2] = b, s, n
     for name, row in _FROM_KERNEL.items():
         values[names.index(name)] = out[row]
-    e2e = out[sc.E2E_S]
-    values[-1] = constants["devices"] * constants["usd_per_hour"] * e2e / 3600.0 / (b * n) * 1e6
+    values[-1] = usd_per_million(constants["usd_per_hour"], constants["devices"], b * n / out[sc.E2E_S])
     return Rows(constants, values)
 
 
