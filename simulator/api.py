@@ -61,6 +61,14 @@ def roofline_data(model, hardware, stack, w: Workload):
     return points(prepare(model, hardware, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp, ep=w.ep), w)
 
 
+def fewest_devices(model, hardware, stack, w: Workload, **limits):
+    """engine.sizing.fewest_devices of a model, device and stack by name."""
+    from simulator.engine import sizing
+
+    return sizing.fewest_devices(resolve_model(model)[1], resolve_hardware(hardware), resolve_stack(stack), w,
+                                 **limits)
+
+
 def predict_workload(model, hardware, stack, w: Workload) -> Prediction:
     """One scenario (speculative when the workload names a draft model)."""
     name, arch = resolve_model(model)

@@ -226,7 +226,7 @@ def test_fewest_devices_bisects_the_stages(tmp_path):
     """2^31 - 1 layers: O(log layers) footprints, not one per stage count (a hang before)."""
     from simulator.engine.predict import memory_report
     from simulator.engine.kernels.phases import prefill_features
-    from simulator.engine.sizing import fewest_devices
+    from simulator.api import fewest_devices
     from simulator.graph.lower import lower
     from simulator.specs import registry
     from simulator.specs.workload import workload
@@ -250,7 +250,8 @@ def test_fewest_devices_equals_brute_force(batch):
     """Groq chips and a 1B model: the bisection finds the (devices, then most tp) a full search finds."""
     from simulator.engine.predict import memory_report
     from simulator.engine.kernels.phases import prefill_features
-    from simulator.engine.sizing import _tp_degrees, fewest_devices
+    from simulator.api import fewest_devices
+    from simulator.engine.sizing import _tp_degrees
     from simulator.graph.lower import lower
     from simulator.specs import registry
     from simulator.specs.workload import workload

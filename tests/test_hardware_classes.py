@@ -2,7 +2,7 @@
 import pytest
 
 import simulator
-from simulator.engine.sizing import fewest_devices
+from simulator.api import fewest_devices
 from simulator.engine.kernels.phases import prefill_features
 from simulator.engine.predict import memory_report
 from simulator.graph.lower import lower

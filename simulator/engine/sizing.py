@@ -15,6 +15,7 @@ from __future__ import annotations
 from simulator.engine.kernels.phases import prefill_features
 from simulator.engine.predict import memory_report
 from simulator.graph.lower import lower
+from simulator.specs.consistency import tp_problem
 from simulator.specs.workload import Workload
 
 TP_DEGREES = (1, 2, 4, 8, 16, 32, 64)
@@ -22,29 +23,15 @@ MAX_DEVICES = 4096
 
 
 def _tp_degrees(arch) -> list[int]:
-    kv = arch.num_kv_heads
-    return [t for t in TP_DEGREES
-            if arch.num_heads % t == 0 and arch.ffn_size % t == 0 and (kv % t == 0 or t % kv == 0)]
+    return [t for t in TP_DEGREES if tp_problem(arch, t) is None]
 
 
 def _split(w: Workload, tp: int, pp: int) -> Workload:
     return w.model_copy(update={"tp": tp, "pp": pp, "dp": 1, "microbatches": 1})
 
 
-def _specs(model, hardware, stack):
-    """(Architecture, hardware spec, StackSpec); names or paths (older callers) read through
-    the registry."""
-    from simulator.specs import registry
-
-    arch = registry.model(model)[1] if isinstance(model, str) else model
-    hw = registry.hardware(hardware) if isinstance(hardware, str) else hardware
-    st = registry.stack(stack) if isinstance(stack, str) else stack
-    return arch, hw, st
-
-
 def largest_split(arch, w: Workload) -> Workload:
     """``w`` split as far as tensor x pipeline parallelism goes (most tp, then every layer a stage)."""
-    arch = _specs(arch, None, None)[0]
     return _split(w, _tp_degrees(arch)[-1], arch.num_layers)
 
 
@@ -67,7 +54,6 @@ def fewest_devices(arch, hw, stack, w: Workload, max_devices: int | None = MAX_D
     that fits ``arch`` (an Architecture) on ``hw`` (a hardware spec) with ``stack`` (a
     StackSpec), or None (nothing fits; or it needs more than one device and the device has
     no link)."""
-    arch, hw, stack = _specs(arch, hw, stack)
     unfused = stack.attention == "unfused"
     best = None
     for tp in _tp_degrees(arch) if hw.interconnect else [1]:
