@@ -238,6 +238,9 @@ def _workload_options(rng: random.Random, folder: Path, tag: str, model: str) ->
     }
     for option in rng.sample(sorted(options), rng.randrange(0, 6)):
         argv += [option, options[option]()]
+    if rng.random() < 0.05:           # a huge but valid pass: counts near int64 in the kernels
+        argv += ["--batch", rng.choice([str(2**62 - 1), str(2**53 + 1), str(2**46 + 3)]), "--prompt",
+                 rng.choice(["1", "3", "1024"]), "--output", rng.choice(["1", "2"])]
     if "--format" not in argv and rng.random() < 0.3:
         argv += ["--format", "json"]
     return argv
