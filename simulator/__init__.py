@@ -35,3 +35,13 @@ def predict(model: str, hardware: str, stack: str = DEFAULT_STACK, batch: int = 
                                                             draft_model=draft_model, draft_tokens=draft_tokens,
                                                             acceptance=acceptance,
                                                             microbatches=microbatches))
+
+
+def predict_many(model: str, hardware: str, stack: str = DEFAULT_STACK, batch=8, prompt=1024, output=128, **options):
+    """Many scenarios of one configuration at once: arrays of batch, prompt and output in, a
+    dict of float64 arrays out (ttft_s, tpot_s, e2e_s, output_tokens_per_s, energy_j,
+    tokens_per_j, memory_total_bytes, fits, ...), each equal to ``predict`` of that
+    scenario. ``options`` are predict's keyword options (dtypes, parallelism, draft model)."""
+    from simulator.api import predict_many as many
+
+    return many(model, hardware, stack, batch, prompt, output, **options)

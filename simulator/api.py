@@ -9,12 +9,17 @@ prepared afresh: nothing here needs invalidating by hand.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from simulator.engine import predict as engine
+from simulator.engine.batch import evaluate_many
+from simulator.engine.kernels.scenario import OUTPUTS
 from simulator.engine.result import Prediction
 from simulator.specs import registry
 from simulator.specs.base import Dtype
 from simulator.specs.consistency import check_workload
-from simulator.specs.workload import Workload
+from simulator.errors import WorkloadError
+from simulator.specs.workload import Workload, workload
 
 _MAX_KEPT = 1024
 _kept: dict[tuple, tuple] = {}      # key -> (the resolved objects, Prepared): identity-checked
@@ -82,4 +87,29 @@ def predict_workload(model, hardware, stack, w: Workload) -> Prediction:
         notes += [n for n in check_workload(plain, draft_arch, hw, draft_name) if n not in notes]
         draft = prepare((draft_name, draft_arch), hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
     return engine.evaluate(prep, w, draft=draft, notes=tuple(notes))
-prepare.cache_clear = _kept.clear     # nothing needs it (see the module docstring); kept for old callers
+
+
+def predict_many(model, hardware, stack, batch, prompt, output, **options) -> dict[str, np.ndarray]:
+    """Scenarios (B, S, N) of one configuration in one kernel call: arrays (or scalars,
+    broadcast) of positive integers in, one float64 array per quantity out (the names of
+    engine.kernels.scenario.OUTPUTS; fits is 1.0 or 0.0). ``options`` are predict's (dtypes,
+    tp, pp, dp, ep, microbatches, draft model, tokens, acceptance). Each scenario equals
+    ``simulator.predict`` of it; one that does not fit, or whose batch the replicas and
+    microbatches do not split, has NaN times."""
+    b, s, n = (np.asarray(a) for a in np.broadcast_arrays(batch, prompt, output))
+    if b.ndim != 1 and b.size:
+        b, s, n = b.ravel(), s.ravel(), n.ravel()
+    for field, values in (("batch", b), ("prompt", s), ("output", n)):
+        if values.size and (not np.issubdtype(values.dtype, np.integer) or values.min() < 1):
+            raise WorkloadError(field, "expected positive integers")
+    first = {"batch": int(b[0]), "prompt": int(s.max()), "output": int(n.max())} if b.size else {}
+    w = workload(**{**options, **first})
+    name, arch = resolve_model(model)
+    hw = resolve_hardware(hardware)
+    check_workload(w, arch, hw, name)
+    prep = prepare((name, arch), hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp, ep=w.ep)
+    draft = None
+    if w.draft_model is not None:
+        draft = prepare(w.draft_model, hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
+    out = evaluate_many(prep.packed(engine.layout_of(w), draft), b, s, n)
+    return {key: out[i] for i, key in enumerate(OUTPUTS)}

@@ -97,3 +97,27 @@ def test_batch_that_does_not_split_is_a_grid_error(tmp_path):
     (tmp_path / "g.yaml").write_text("models: llama-3.1-8b\nhardware: h100-sxm\nbatch: [4, 6]\ndp: [1, 4]\n")
     with pytest.raises(SpecError, match=r"batch\.1.*divides, got 6"):
         load_grid(tmp_path / "g.yaml")
+
+
+def test_predict_many_equals_predict():
+    """simulator.predict_many: arrays in, one array per quantity out, each equal to predict."""
+    b, s, n = [1, 4, 8, 8, 3], [128, 512, 2000, 2000, 100], [1, 16, 64, 65, 7]
+    got = simulator.predict_many("mixtral-8x7b", "h100-sxm", batch=b, prompt=s, output=n, weight_dtype="fp8",
+                                 tp=2, draft_model="llama-3.2-1b", draft_tokens=3, acceptance=0.8)
+    for k in range(len(b)):
+        p = simulator.predict(model="mixtral-8x7b", hardware="h100-sxm", batch=b[k], prompt=s[k], output=n[k],
+                              weight_dtype="fp8", tp=2, draft_model="llama-3.2-1b", draft_tokens=3, acceptance=0.8)
+        for key, want in (("ttft_s", p.ttft_s), ("tpot_s", p.tpot_s), ("energy_j", p.energy_j),
+                          ("memory_total_bytes", p.memory.total_bytes)):
+            value = got[key][k]
+            assert (math.isnan(value) if want is None else value == pytest.approx(want, rel=1e-12)), (key, k)
+        assert got["fits"][k] == float(p.memory.fits)
+
+
+@pytest.mark.parametrize("kwargs, field", [(dict(batch=[1, 0]), "batch"), (dict(prompt=[1.5]), "prompt"),
+                                           (dict(output=[-3]), "output"), (dict(tp=3), "tp")])
+def test_predict_many_bad_input_names_the_field(kwargs, field):
+    from simulator.errors import SimulatorError
+
+    with pytest.raises(SimulatorError, match=field):
+        simulator.predict_many("llama-3.1-8b", "h100-sxm", **kwargs)

@@ -46,12 +46,8 @@ def _stack_path(stack: str) -> Path:
 
 
 def _write_entry(stack: str, name: str, fields: dict) -> str:
-    from simulator.api import prepare
-
     stack_path = _stack_path(stack)
-    write_device_profile(stack_path, name, fields)
-    registry.stack.cache_clear()
-    prepare.cache_clear()
+    write_device_profile(stack_path, name, fields)       # the registry and the API edge see the new file
     return f"wrote the {name} entry of {stack_path}"
 
 
@@ -100,8 +96,6 @@ def cmd_this_machine(args) -> str:
     if args.dry_run:
         return "\n".join(lines) + "\n\n" + spec_text
     spec_path.write_text(spec_text)
-    registry.hardware_index.cache_clear()
-    registry.hardware.cache_clear()
     hw = registry.hardware(name)
     lines.append(f"wrote {spec_path}")
     if missing:
