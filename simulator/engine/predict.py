@@ -123,12 +123,12 @@ def _breakdown(prep: Prepared, w: Workload, ws, res) -> list[OperatorShare]:
         _, dec_bound, dec_unit = roofline.evaluate_point(*prep.rates.pass_arrays("decode"), feats)
     e2e = float(res[sc.PLAIN_E2E_S])
     names = roofline.BOUND_NAMES
-    return [OperatorShare(name=name, kind=OpKind(int(table.kind[i])).name.lower(),
-                          prefill_time_s=stages * float(pre_t[i]),
-                          decode_step_time_s=stages * float(dec_t[i]) / steps if steps else 0.0,
-                          share=stages * float(pre_t[i] + dec_t[i]) / e2e if e2e > 0 else 0.0,
-                          prefill_bound=names[pre_bound[i]], decode_bound=names[dec_bound[i]],
-                          prefill_unit=_UNITS[pre_unit[i]], decode_unit=_UNITS[dec_unit[i]])
+    share = OperatorShare.model_construct        # valid by construction: pydantic's checks are skipped
+    return [share(name=name, kind=OpKind(int(table.kind[i])).name.lower(), prefill_time_s=stages * float(pre_t[i]),
+                  decode_step_time_s=stages * float(dec_t[i]) / steps if steps else 0.0,
+                  share=stages * float(pre_t[i] + dec_t[i]) / e2e if e2e > 0 else 0.0,
+                  prefill_bound=names[pre_bound[i]], decode_bound=names[dec_bound[i]],
+                  prefill_unit=_UNITS[pre_unit[i]], decode_unit=_UNITS[dec_unit[i]])
             for i, name in enumerate(table.names)]
 
 
