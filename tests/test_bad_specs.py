@@ -310,3 +310,33 @@ def test_yaml_is_parsed_by_the_c_loader_when_built():
 def test_a_newline_in_a_field_name_stays_on_one_line(write_spec, capsys):
     path = write_spec('name: x\nkind: gpu\n"ty\\npo": 1\n')
     _exit_2(capsys, ["predict", "--hardware", str(path)], str(path))
+
+
+LAUGHS = "".join(f"{a}: &{a} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
+                 for p, a in zip(["", *"abcdefgh"], "abcdefghi"))    # 9^9 strings through aliases
+
+
+@pytest.mark.parametrize("tail", [
+    "name: x\nkind: gpu\nvendor: *i\nproduct: p\npeak: {bf16: *i}\nmemory: *i\nprovenance: {sources: *i, date: d}\n",
+    "name: x\nsource: s\npublished_params: 1e9\nconfig: {model_type: llama, hidden_size: *i, rope_scaling: *i}\n",
+])
+def test_aliased_yaml_does_not_expand(write_spec, capsys, tail):
+    """A 'billion laughs' file is walked and quoted once per node, not per path (bounded time)."""
+    import time
+    path = write_spec(LAUGHS + tail)
+    start = time.monotonic()
+    for argv in (["specs", "check", str(path)], ["predict", "--hardware", str(path)], ["predict", "--model", str(path)]):
+        _exit_2(capsys, argv, str(path))
+    assert time.monotonic() - start < 30
+
+
+def test_a_node_that_contains_itself_is_an_error(write_spec, capsys):
+    path = write_spec("name: &a [1, *a]\n")
+    _exit_2(capsys, ["predict", "--hardware", str(path)], str(path), "contains it")
+
+
+def test_aliases_that_expand_past_the_limit_are_refused(write_spec):
+    path = write_spec(LAUGHS + "name: *i\nkind: *i\n")
+    with pytest.raises(SpecError) as info:
+        registry.read_yaml(path)
+    assert "once YAML aliases are expanded" in info.value.message

@@ -157,7 +157,11 @@ def _dump(data, rng: random.Random, suffix: str) -> bytes:
 
 def mutate_text(raw: bytes, rng: random.Random) -> bytes:
     """Damage a file's bytes: truncate, binary, UTF-16, deep nesting, an int past int64, a huge file."""
-    kind = rng.randrange(9)
+    kind = rng.randrange(10)
+    if kind == 9:                  # "billion laughs": 9^9 strings through YAML aliases
+        laughs = "".join(f"{a}: &{a} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
+                         for p, a in zip(["", *"abcdefgh"], "abcdefghi"))
+        return laughs.encode() + re.sub(rb"(?m)^(\w+): .+$", rb"\1: *i", raw, count=rng.randrange(1, 4))
     if kind == 0:
         return raw[:rng.randrange(max(1, len(raw)))]
     if kind == 1:

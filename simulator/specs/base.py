@@ -3,12 +3,24 @@ from __future__ import annotations
 
 import datetime
 import enum
+import reprlib
 from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from simulator import units
 from simulator.errors import SpecError
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 40, 40
+
+
+def shown(value: object) -> str:
+    """A value as an error message quotes it: a bounded repr (a few items of a few levels),
+    cut to 40 characters. A plain repr of aliased YAML could expand exponentially."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
 
 SPEC = "<spec>"     # the path of a problem found while validating; registry.validate puts the file's
 

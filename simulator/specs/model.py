@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from simulator.errors import SpecError
-from simulator.specs.base import Strict
+from simulator.specs.base import Strict, shown
 
 MAX_SIZE = 2**31 - 1          # any one dimension, count or width of a model (real ones are < 2^20)
 MODEL = "<model>"             # the path of an error from an Architecture built in code
@@ -159,8 +159,7 @@ def _bad(key: str, message: str):
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"{type(value).__name__} {text[:37]}..."
+    return shown(value)
 
 
 def _int(cfg: dict, key: str, default: Any = _REQUIRED, minimum: int = 1, maximum: int = MAX_SIZE):

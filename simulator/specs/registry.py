@@ -17,7 +17,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from simulator.errors import SpecError, UnknownNameError
-from simulator.specs.base import SPEC
+from simulator.specs.base import SPEC, shown
 from simulator.specs.hardware import HardwareSpec
 from simulator.specs.model import Architecture, ModelSpec, normalise, unknown_fields
 from simulator.specs.stack import StackSpec
@@ -54,21 +54,15 @@ def _first_error(path: Path | str, err: ValidationError, tagged: bool = False) -
         return SpecError(str(path), _field_path(loc), "required field is missing")
     msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "enum":
-        msg = f"expected one of {e['ctx']['expected']}, got {_shown(e['input'])}"
+        msg = f"expected one of {e['ctx']['expected']}, got {shown(e['input'])}"
     elif e["type"] == "union_tag_invalid":
         return SpecError(str(path), _field_path(loc + ("kind",)),
-                         f"expected one of {e['ctx']['expected_tags']}, got {_shown(e['ctx']['tag'])}")
+                         f"expected one of {e['ctx']['expected_tags']}, got {shown(e['ctx']['tag'])}")
     elif e["type"] == "union_tag_not_found":
         return SpecError(str(path), _field_path(loc + ("kind",)), "required field is missing")
     elif e["type"] != "value_error" and "input" in e:
-        msg = f"{msg[:1].lower()}{msg[1:]}, got {_shown(e['input'])}"
+        msg = f"{msg[:1].lower()}{msg[1:]}, got {shown(e['input'])}"
     return SpecError(str(path), _field_path(loc), msg)
-
-
-def _shown(value: Any) -> str:
-    """A value as an error message quotes it: its repr, cut to 40 characters."""
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 MAX_SPEC_BYTES = 4 * 2**20           # a spec, config or grid file is at most 4 MiB
@@ -109,12 +103,50 @@ def _parse(text: str, path: Path) -> Any:
         raise SpecError(str(path), "", f"malformed {kind} ({str(exc).split(':')[0]})") from None
 
 
+MAX_VALUES = 1_000_000                # values in a file once YAML aliases are expanded
+
+
+def _expanded_size(data: Any, path: Path | str) -> int:
+    """Values in ``data`` with every YAML alias expanded, counted once per node (memoised,
+    iterative): a "billion laughs" file is refused before anything walks or prints it, and a
+    node that contains itself is an error."""
+    sizes: dict[int, int | None] = {}          # id -> expanded size; None while its children count
+    stack = [(data, False)]
+    while stack:
+        node, finished = stack.pop()
+        children = list(node.values()) if isinstance(node, dict) else node
+        if finished:
+            total = 1
+            for child in children:
+                if isinstance(child, (dict, list)):
+                    size = sizes.get(id(child))
+                    if size is None:
+                        raise SpecError(str(path), "", "a YAML alias refers to a node that contains it")
+                    total += size
+                else:
+                    total += 1
+            if total > MAX_VALUES:
+                raise SpecError(str(path), "", f"more than {MAX_VALUES:,} values once YAML aliases are expanded")
+            sizes[id(node)] = total
+            continue
+        if id(node) in sizes:
+            continue
+        sizes[id(node)] = None
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, (dict, list)) and id(c) not in sizes)
+    return sizes.get(id(data), 1)
+
+
 def check_values(data: Any, path: Path | str) -> None:
     """Every integer within int64 and every mapping key a string or number, at most MAX_DEPTH
     levels deep (an iterative walk: no recursion on user-controlled depth)."""
-    stack = [(data, (), 0)]
+    stack, seen = [(data, (), 0)], set()
     while stack:
         value, loc, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if id(value) in seen:          # a YAML alias: the same node again (walk it once, or
+                continue                   # "billion laughs" aliases would take forever)
+            seen.add(id(value))
         if depth > MAX_DEPTH:
             raise SpecError(str(path), _field_path(loc[:3]) + "...", f"nested too deeply (at most {MAX_DEPTH} levels)")
         if isinstance(value, bool):
@@ -146,6 +178,7 @@ def read_yaml(path: Path) -> dict:
     data = _parse(_decode(raw, path), path)
     if not isinstance(data, dict):
         raise SpecError(str(path), "", "expected a mapping of fields at the top level")
+    _expanded_size(data, path)
     check_values(data, path)
     return data
 

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from simulator.errors import WorkloadError
-from simulator.specs.base import Dtype, Strict
+from simulator.specs.base import Dtype, Strict, shown
 from simulator.specs.quant import WeightFormat, parse_weight_format
 
 INT64_MAX = 2**63 - 1
@@ -26,7 +26,7 @@ def _integer(value: object) -> object:
     try:
         return operator.index(value)
     except TypeError:
-        raise ValueError(f"expected an integer, got {repr(value)[:40]}") from None
+        raise ValueError(f"expected an integer, got {shown(value)}") from None
 
 
 Positive = Annotated[int, BeforeValidator(_integer), Field(gt=0, le=INT64_MAX)]
@@ -101,10 +101,7 @@ def _describe(e: dict) -> str:
     message = e["msg"].removeprefix("Value error, ")
     if e["type"] == "value_error":
         return message
-    shown = repr(e["input"])
-    if len(shown) > 40:
-        shown = shown[:37] + "..."
-    return f"{message.lower()}, got {shown}"
+    return f"{message.lower()}, got {shown(e['input'])}"
 
 
 def workload(**fields) -> Workload:
