@@ -340,3 +340,12 @@ def test_aliases_that_expand_past_the_limit_are_refused(write_spec):
     with pytest.raises(SpecError) as info:
         registry.read_yaml(path)
     assert "once YAML aliases are expanded" in info.value.message
+
+
+def test_a_misspelt_operator_kind_in_a_stack_is_an_error(write_spec):
+    text = (registry.data_root() / "hardware_specs" / "stacks" / "pytorch-ref.yaml").read_text()
+    assert "    norm: " in text
+    path = write_spec(text.replace("    norm: ", "    nrom: ", 1))
+    with pytest.raises(SpecError) as info:
+        registry.stack(str(path))
+    assert info.value.field.endswith("_by_kind.nrom") and "'norm'" in info.value.message

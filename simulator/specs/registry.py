@@ -41,7 +41,7 @@ _DATA_ROOT = _find_data_root()
 
 
 def _field_path(loc: tuple) -> str:
-    return ".".join(str(part) for part in loc)
+    return ".".join(str(part) for part in loc if part != "[key]")   # pydantic marks a bad key so
 
 
 def _first_error(path: Path | str, err: ValidationError, tagged: bool = False) -> SpecError:

@@ -17,6 +17,11 @@ from simulator.specs.base import DeviceKind, Dtype, EnergyPerByte, EnergyPerOp, 
 Fraction = float  # dimensionless, in (0, 1]
 
 
+OpKindName = Literal["embedding", "norm", "matmul", "rotary", "kv_write", "attention",
+                     "residual_add", "activation", "lm_head", "sampling", "collective", "moe_route",
+                     "moe_combine"]  # operator kinds as stacks name them (graph/ops.py stack_name)
+
+
 class GemmEfficiency(Strict):
     """Achieved fraction of dense peak for a matmul of M rows (tokens) by N outputs.
 
@@ -52,11 +57,12 @@ class DeviceProfile(Strict):
     attention_half_length: float = Field(0.0, ge=0)               # tokens: prefill efficiency L/(L+L0)
     attention_block_overhead_s: SecondsOrZero = Field(0.0, alias="attention_block_overhead")  # per seq x KV head
     elementwise_memory_fraction: float = Field(1.0, gt=0, le=1.5)  # of bandwidth, norms/rotary/adds
-    memory_fraction_by_kind: dict[str, Annotated[float, Field(gt=0, le=1.5)]] = {}  # elementwise kinds that differ
+    memory_fraction_by_kind: dict[OpKindName, Annotated[float, Field(gt=0, le=1.5)]] = {}  # elementwise kinds that differ
     kernel_overhead_s: SecondsOrZero = Field(0.0, alias="kernel_overhead")
-    kernel_overhead_by_kind_s: dict[str, SecondsOrZero] = Field({}, alias="kernel_overhead_by_kind")
+    kernel_overhead_by_kind_s: dict[OpKindName, SecondsOrZero] = Field({}, alias="kernel_overhead_by_kind")
     prefill_launch_overhead_s: SecondsOrZero = Field(0.0, alias="prefill_launch_overhead")
-    prefill_launch_overhead_by_kind_s: dict[str, SecondsOrZero] = Field({}, alias="prefill_launch_overhead_by_kind")
+    prefill_launch_overhead_by_kind_s: dict[OpKindName, SecondsOrZero] = Field({},
+                                                                         alias="prefill_launch_overhead_by_kind")
     decode_step_overhead_s: SecondsOrZero = Field(0.0, alias="decode_step_overhead")
     prefill_step_overhead_s: SecondsOrZero = Field(0.0, alias="prefill_step_overhead")
     idle_power_w: PowerOrZero | None = Field(None, alias="idle_power")
@@ -93,10 +99,6 @@ class DeviceProfile(Strict):
         parsed = DeviceProfile.model_validate(override)
         return self.model_copy(update={name: getattr(parsed, name) for name in parsed.model_fields_set})
 
-
-OpKindName = Literal["embedding", "norm", "matmul", "rotary", "kv_write", "attention",
-                     "residual_add", "activation", "lm_head", "sampling", "collective", "moe_route",
-                     "moe_combine"]
 
 
 class StackSpec(Strict):
