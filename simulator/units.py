@@ -49,7 +49,9 @@ _BASES: dict[str, tuple[str, float]] = {
 # prefixes that make sense for each base (binary prefixes only for bytes)
 _NO_PREFIX = {"USD", "USD/h"}
 
-_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s\d].*?)?\s*$")
+# number, then the unit (matched on the stripped text: linear time, no backtracking over spaces)
+_QUANTITY = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s\d].*)?", re.DOTALL)
+MAX_QUANTITY_CHARS = 64
 
 # Common spellings mapped to canonical units.
 _ALIASES = {"TOPS": "TOP/s", "GOPS": "GOP/s", "TFLOPS": "TFLOP/s", "GFLOPS": "GFLOP/s",
@@ -87,7 +89,9 @@ def parse(text: object, dimension: str) -> float:
         raise UnitError(f"expected {expected}, got {type(text).__name__}")
     if isinstance(text, (int, float)):
         raise UnitError(f"expected {expected}, got the bare number {text!r} (units are required)")
-    match = _QUANTITY.match(text)
+    if len(text) > MAX_QUANTITY_CHARS:
+        raise UnitError(f"expected {expected}, got a {len(text):,}-character string")
+    match = _QUANTITY.fullmatch(text.strip())
     if not match:
         raise UnitError(f"expected {expected}, got '{text}'")
     number, unit = match.groups()

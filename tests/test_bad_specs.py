@@ -349,3 +349,14 @@ def test_a_misspelt_operator_kind_in_a_stack_is_an_error(write_spec):
     with pytest.raises(SpecError) as info:
         registry.stack(str(path))
     assert info.value.field.endswith("_by_kind.nrom") and "'norm'" in info.value.message
+
+
+def test_a_long_quantity_string_is_refused_at_once(write_spec):
+    """The quantity pattern runs in linear time and long strings stop before it (no regex hang)."""
+    import time
+    path = write_spec(H100.replace("bandwidth: 3.35 TB/s", "bandwidth: '1 T" + " " * 1_000_000 + "B/s'", 1))
+    start = time.monotonic()
+    with pytest.raises(SpecError) as info:
+        registry.load_hardware_file(path)
+    assert info.value.field == "memory.0.bandwidth" and "character string" in info.value.message
+    assert time.monotonic() - start < 5
