@@ -54,7 +54,7 @@ EDGE_INTS = ["0", "-1", "-8", str(2**31), str(2**63), str(2**70), str(2**40), st
              "1.5", "x", "", "1e3", " 8", "0x10", "٣", "--", "8 ", "+8", "1_000"]
 FLOATS = ["0", "0.5", "0.7", "1", "1.0", "-0.1", "1.5", "nan", "inf", "x", "1e-300", "", "2**70"]
 TIMES = ["500 ms", "50 ms", "2 s", "0.2", "0", "-1", "-5 ms", "nan", "inf", "1e-30", "abc", "5 kg", "1e308 s",
-         "", "10 us", "1 h"]
+         "", "10 us", "1 h", "1 m" + " " * 50_000 + "s", "9" * 5000]
 RATES = ["1", "100", "500", "0", "-5", "nan", "inf", "1e308", "x", "0.001"]
 FORMATS = ["table", "json", "xml", ""]
 
@@ -97,7 +97,8 @@ def _set(data, path, value, delete=False):
 def _bad_value(rng: random.Random):
     return rng.choice([-1, 0, -5, 2**70, 2**63, 2**31, 99999999999999999999, float("nan"), float("inf"), -1e308,
                        [], {}, {"a": 1}, [1, 2], "x", "", True, False, "false", "true", None, 1e308, 0.5, "-5 W",
-                       "12 W", "1 TB/s", "0 GB", "nan GB", "inf TFLOP/s", "1e400 GB", "1 GiB", "-0", 3, 1, 7])
+                       "12 W", "1 TB/s", "0 GB", "nan GB", "inf TFLOP/s", "1e400 GB", "1 GiB", "-0", 3, 1, 7,
+                       "1 T" + " " * 100_000 + "B/s", "x" * 100_000, "9" * 5000])
 
 
 def mutate_data(data: dict, rng: random.Random, prefer: tuple = ()) -> dict:
