@@ -138,7 +138,8 @@ def evaluate_many(packed: Packed, batch, prompt, output, parallel: bool = True,
 def evaluate_one(packed: Packed, batch: int, prompt: int, output: int, require_fit: bool = True):
     """One scenario: (result vector, target workspace) — the workspace holds the per-operator
     prefill times and summed decode times (scenario.W_PREFILL_T, W_DECODE_T)."""
-    ws_t, ws_d = sc.workspace(packed.n_ops), sc.workspace(packed.draft_ops)
+    ws_t = sc.workspace(packed.n_ops)
+    ws_d = sc.workspace(packed.draft_ops) if packed.draft is not packed.target else ws_t
     ws_t[sc.W_STATE][sc.S_KEEP_OPS] = 1.0
     out = np.empty((sc.N_OUTPUTS, 1))
     b, s, n = (np.array([x], dtype=np.int64) for x in (batch, prompt, output))

@@ -44,6 +44,7 @@ class Prepared:
     table: OpTable
     rates: Rates
     energy: EnergyModel | None
+    kinds: tuple[str, ...] = ()  # each operator's kind name (the breakdown's)
     packs: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def packed(self, layout: Layout, draft: Prepared | None = None) -> Packed:
@@ -62,7 +63,8 @@ def prepare(model_name: str, arch: Architecture, hardware, stack: StackSpec, wei
     rates = bind(table, hardware, stack, activation_dtype)
     em = energy_model(hardware, rates.profile, activation_dtype,
                       peak_for(hardware.peak_flops(), activation_dtype, hardware.name), rates)
-    return Prepared(model_name, hardware, stack, table, rates, em)
+    kinds = tuple(OpKind(int(code)).name.lower() for code in table.kind)
+    return Prepared(model_name, hardware, stack, table, rates, em, kinds)
 
 
 def layout_of(w: Workload) -> Layout:
@@ -123,12 +125,12 @@ def _breakdown(prep: Prepared, w: Workload, ws, res) -> list[OperatorShare]:
         _, dec_bound, dec_unit = roofline.evaluate_point(*prep.rates.pass_arrays("decode"), feats)
     e2e = float(res[sc.PLAIN_E2E_S])
     names = roofline.BOUND_NAMES
-    share = OperatorShare.model_construct        # valid by construction: pydantic's checks are skipped
-    return [share(name=name, kind=OpKind(int(table.kind[i])).name.lower(), prefill_time_s=stages * float(pre_t[i]),
-                  decode_step_time_s=stages * float(dec_t[i]) / steps if steps else 0.0,
-                  share=stages * float(pre_t[i] + dec_t[i]) / e2e if e2e > 0 else 0.0,
-                  prefill_bound=names[pre_bound[i]], decode_bound=names[dec_bound[i]],
-                  prefill_unit=_UNITS[pre_unit[i]], decode_unit=_UNITS[dec_unit[i]])
+    return [OperatorShare(name=name, kind=prep.kinds[i],
+                          prefill_time_s=stages * float(pre_t[i]),
+                          decode_step_time_s=stages * float(dec_t[i]) / steps if steps else 0.0,
+                          share=stages * float(pre_t[i] + dec_t[i]) / e2e if e2e > 0 else 0.0,
+                          prefill_bound=names[pre_bound[i]], decode_bound=names[dec_bound[i]],
+                          prefill_unit=_UNITS[pre_unit[i]], decode_unit=_UNITS[dec_unit[i]])
             for i, name in enumerate(table.names)]
 
 

@@ -263,13 +263,25 @@ _last_index: dict[str, dict[str, Path]] = {}     # what -> the index last listed
 
 
 def _named(name: str, what: str, listing) -> tuple[Path | None, dict[str, Path]]:
-    """(file of registry name ``name`` or None, the index): from the index last listed while
-    that file still exists, else from a fresh listing (a file added, removed or renamed)."""
+    """(file of registry name ``name`` or None, the index): from the index last listed, else
+    from a fresh listing (a name it lacks: a file added or renamed). A listed file that is
+    gone is caught by its stamp (_located)."""
     index = _last_index.get(what)
-    if index is not None and name in index and os.path.isfile(index[name]):
-        return index[name], index
-    index = _last_index[what] = listing()
+    if index is None or name not in index:
+        index = _last_index[what] = listing()
     return index.get(name), index
+
+
+def _located(name: str, listing, what: str) -> tuple:
+    """_file_key of the file ``name`` resolves to: one stat for a known name; listed again
+    when the file the last listing named is gone."""
+    path = _resolve(name, listing, what)
+    key = _file_key(path, str(path))
+    if key[2] is None and what in _last_index:
+        del _last_index[what]
+        path = _resolve(name, listing, what)
+        key = _file_key(path, str(path))
+    return key
 
 
 def _resolve(name: str, listing, what: str) -> Path:
@@ -293,7 +305,7 @@ def _resolve(name: str, listing, what: str) -> Path:
 
 
 def _file_key(path: Path, display: str) -> tuple:
-    return display, os.path.abspath(path), _stamp(path)
+    return display, display if os.path.isabs(display) else os.path.abspath(display), _stamp(path)
 
 
 def load_hardware_file(path: Path):
@@ -308,8 +320,7 @@ def _hardware_file(display: str, _absolute: str, _stamp) -> object:
 
 def hardware(name: str):
     """A hardware spec by registry name or path (cached until its file changes)."""
-    path = _resolve(name, hardware_index, "hardware")
-    return _hardware_file(*_file_key(path, str(path)))
+    return _hardware_file(*_located(name, hardware_index, "hardware"))
 
 
 @functools.lru_cache(maxsize=512)
@@ -320,8 +331,7 @@ def _stack_file(display: str, _absolute: str, _stamp) -> StackSpec:
 
 def stack(name: str) -> StackSpec:
     """A stack profile by registry name or path (cached until its file changes)."""
-    path = _resolve(name, stack_index, "stack")
-    return _stack_file(*_file_key(path, str(path)))
+    return _stack_file(*_located(name, stack_index, "stack"))
 
 
 hardware.cache_clear = _clear_all
@@ -349,8 +359,7 @@ def _model_file(display: str, _absolute: str, _stamp) -> tuple[str, Architecture
 def model(name: str) -> tuple[str, Architecture, ModelSpec | None]:
     """(display name, architecture, spec or None for a raw config.json) by name or path
     (cached until its file changes)."""
-    path = _resolve(name, model_index, "model")
-    return _model_file(*_file_key(path, str(path)))
+    return _model_file(*_located(name, model_index, "model"))
 
 
 model.cache_clear = _clear_all
