@@ -37,7 +37,7 @@ from simulator.cli.main import main
 from simulator.specs import registry
 
 CASES = int(os.environ.get("LLMSIM_FUZZ_CASES", "300"))
-SEED = int(os.environ.get("LLMSIM_FUZZ_SEED", "13"))
+SEED = int(os.environ.get("LLMSIM_FUZZ_SEED", "14"))
 CASE_TIMEOUT_S = int(os.environ.get("LLMSIM_FUZZ_TIMEOUT", "20"))
 ROOT = registry.data_root()
 
