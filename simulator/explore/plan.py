@@ -157,7 +157,8 @@ def _violations(values: np.ndarray, batches: np.ndarray, prompt: int, output: in
     ratios = [ttft / t.ttft_max_s, np.nan_to_num(tpot / t.tpot_max_s, nan=0.0),
               t.throughput_min_tokens_per_s / tps]
     if t.rate_requests_per_s:
-        ratios.append(t.rate_requests_per_s * e2e / batches)
+        with np.errstate(over="ignore"):          # a rate no batch serves: an infinite ratio, a miss
+            ratios.append(t.rate_requests_per_s * (e2e / batches))
     return np.array(ratios)
 
 
@@ -172,7 +173,7 @@ def _reasons(values, k, batch, t: Targets, ratios) -> list[str]:
              (format_si(values[_COL["tpot_s"], k], "s"), format_si(t.tpot_max_s, "s")),
              (f"{values[_COL['output_tokens_per_s'], k]:,.0f}", f"{t.throughput_min_tokens_per_s:,.0f}"),
              (f"{batch / values[_COL['e2e_s'], k]:.3g}", f"{t.rate_requests_per_s or 0:.3g}")]
-    return [f"{_TARGET_TEXT[i].format(value=v, limit=lim)} (x{ratios[i, k]:.2f})"
+    return [f"{_TARGET_TEXT[i].format(value=v, limit=lim)} (x{ratios[i, k]:.3g})"
             for i, (v, lim) in enumerate(shown[:len(ratios)]) if ratios[i, k] > 1.0]
 
 
