@@ -56,7 +56,8 @@ class UnknownNameError(SimulatorError):
         self.name = name
         self.suggestions = suggestions
         hint = f"; closest: {', '.join(suggestions)}" if suggestions else ""
-        super().__init__(f"unknown {what} '{name}'{hint}")
+        quoted = name if len(name) <= 80 else f"{name[:40]}...({len(name):,} characters)"
+        super().__init__(f"unknown {what} '{quoted}'{hint}")
 
 
 class WorkloadError(FieldError):

@@ -118,7 +118,7 @@ def test_in_context_gap_is_recovered_from_synthetic_passes():
     from simulator.engine.bind import phase_repeat
     from simulator.graph.ops import OpKind
     from simulator.specs.measurement import Synthetic, SyntheticPoint
-    from simulator.specs.model import normalise
+    from simulator.specs.hf_config import normalise
 
     hw = registry.hardware("h100-sxm")
     micro = load_micro(newest_micro(registry.data_root() / "validation" / "measurements" / "h100-sxm"))

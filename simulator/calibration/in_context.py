@@ -44,7 +44,7 @@ def in_context(fields: dict, micro: MicroFile, hardware, dtype=Dtype.bf16) -> tu
     more per kernel than the tiny one host_layer uses). Files without the section change
     nothing (scale 1)."""
     from simulator.engine.bind import phase_repeat
-    from simulator.specs.model import normalise
+    from simulator.specs.hf_config import normalise
 
     synthetic = micro.synthetic
     if not synthetic:

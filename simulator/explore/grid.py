@@ -45,6 +45,7 @@ from simulator.errors import SpecError, UnknownNameError
 from simulator.specs import registry
 from simulator.specs.base import Dtype, Strict
 from simulator.specs.quant import parse_weight_format
+from simulator.specs.workload import INT64_MAX
 from simulator.explore.whatif import FACTORS, Factors
 
 MAX_AXIS_VALUES = 1_000_000
@@ -97,7 +98,8 @@ def _weight_format(value: str) -> str:
 
 
 IntAxis = Annotated[list[Annotated[int, Field(gt=0)]], _axis(True), Field(min_length=1)]
-FactorAxis = Annotated[list[Annotated[float, Field(gt=0)]], _axis(False), Field(min_length=1)]
+MAX_FACTOR = 1e6     # a what-if factor scales a datasheet figure; a million-fold keeps every product finite
+FactorAxis = Annotated[list[Annotated[float, Field(gt=0, le=MAX_FACTOR)]], _axis(False), Field(min_length=1)]
 Names = Annotated[list[str], BeforeValidator(_listify), Field(min_length=1)]
 Drafts = Annotated[list[str | None], BeforeValidator(_listify), Field(min_length=1)]
 Acceptances = Annotated[list[Annotated[float, Field(ge=0, le=1)]], _axis(False), Field(min_length=1)]
@@ -188,7 +190,11 @@ def _resolve(path: Path, field: str, names: list[str], lookup) -> list[str]:
     resolved = []
     for i, name in enumerate(names):
         local = path.parent / name
-        if not Path(name).is_absolute() and local.is_file():
+        try:
+            is_local = not Path(name).is_absolute() and local.is_file()
+        except (OSError, ValueError):          # a name too long for the file system, or with a NUL
+            is_local = False
+        if is_local:
             name = str(local.resolve())
         try:
             lookup(name)
@@ -226,7 +232,12 @@ def parse_grid(data: dict, path: str | Path = "<grid>") -> Grid:
 
 
 def _check_batch_split(path: Path, spec: GridFile) -> None:
-    """Every batch value splits evenly over dp x ep replicas and each replica's microbatches."""
+    """Every batch value splits evenly over dp x ep replicas and each replica's microbatches,
+    and B x (S + N) tokens in flight stay within int64 (what the kernels count in)."""
+    most = max(spec.batch) * (max(spec.prompt) + max(spec.output))
+    if most > INT64_MAX:
+        raise SpecError(str(path), "batch", f"expected batch x (prompt + output) within int64, got "
+                                            f"{max(spec.batch)} x ({max(spec.prompt)} + {max(spec.output)})")
     for i, b in enumerate(spec.batch):
         for dp, ep, m in itertools.product(spec.dp, spec.ep, spec.microbatches):
             if b % (dp * ep * m):

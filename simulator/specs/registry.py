@@ -19,7 +19,8 @@ from pydantic import TypeAdapter, ValidationError
 from simulator.errors import SpecError, UnknownNameError
 from simulator.specs.base import SPEC, shown
 from simulator.specs.hardware import HardwareSpec
-from simulator.specs.model import Architecture, ModelSpec, normalise, unknown_fields
+from simulator.specs.hf_config import normalise, unknown_fields
+from simulator.specs.model import Architecture, ModelSpec
 from simulator.specs.stack import StackSpec
 
 _PACKAGE = Path(__file__).resolve().parent.parent

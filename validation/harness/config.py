@@ -1,5 +1,5 @@
 """The harness's view of a model: the simulator's ``Architecture`` (one Hugging Face config
-parser, simulator/specs/model.py), checked against what the reference stack builds, plus
+parser, simulator/specs/hf_config.py), checked against what the reference stack builds, plus
 the sizes the planner and the files need. Pure Python: imports without torch or a GPU.
 
 The reference stack builds Llama-style dense decoders only (see README.md, "The reference
@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import SimulatorError
-from simulator.specs.model import Architecture, normalise
+from simulator.specs.hf_config import normalise
+from simulator.specs.model import Architecture
 
 SUPPORTED_FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
 
@@ -170,7 +171,7 @@ def from_architecture(name: str, arch: Architecture, config: dict[str, Any], pub
 
 
 def config_from_dict(name: str, config: dict[str, Any], published_params=None, spec_path=None) -> ModelConfig:
-    """A Hugging Face config dict, parsed by the simulator (simulator.specs.model.normalise)."""
+    """A Hugging Face config dict, parsed by the simulator (simulator.specs.hf_config.normalise)."""
     try:
         arch = normalise(config)
     except (KeyError, ValueError, SimulatorError) as exc:

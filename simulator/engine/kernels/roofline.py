@@ -20,8 +20,6 @@ max(a0 + a1 c, b0 + b1 c) is split where the two lines cross.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -69,11 +67,11 @@ def gemm_efficiency(m: float, n: float, tile_m: float, tile_n: float, units: flo
         return 1.0
     if tile_m <= 1.0 and tile_n <= 1.0:
         return 1.0
-    tiles_m = math.ceil(m / tile_m)
-    tiles_n = math.ceil(n / tile_n)
+    tiles_m = np.ceil(m / tile_m)          # float64: a count of tiles past int64 must not wrap
+    tiles_n = np.ceil(n / tile_n)
     padding = (m * n) / (tiles_m * tile_m * tiles_n * tile_n)
     tiles = tiles_m * tiles_n * max(groups, 1.0)
-    waves = math.ceil(tiles / units)
+    waves = np.ceil(tiles / units)
     return padding * tiles / (waves * units)
 
 
@@ -192,7 +190,7 @@ def _max_linear_sum(a0, a1, b0, b1, lo, hi):
     if slope == 0.0:
         return _linear_sum(a0, a1, lo, hi) if a0 >= b0 else _linear_sum(b0, b1, lo, hi)
     cross = -(a0 - b0) / slope            # a >= b for c >= cross when slope > 0
-    split = math.floor(cross)
+    split = np.floor(cross)
     split = min(max(split, lo - 1.0), hi)
     if slope > 0.0:
         return _linear_sum(b0, b1, lo, split) + _linear_sum(a0, a1, split + 1.0, hi)
@@ -219,7 +217,7 @@ def _min_of_max_sum(lines, lo, hi):
         for q in range(p + 1, 4):
             slope = lines[p, 1] - lines[q, 1]
             if slope != 0.0:
-                x = math.floor(-(lines[p, 0] - lines[q, 0]) / slope)
+                x = np.floor(-(lines[p, 0] - lines[q, 0]) / slope)
                 if lo <= x < hi:
                     cuts[n] = x
                     n += 1
