@@ -3,6 +3,7 @@ import pytest
 
 import simulator
 from simulator.api import fewest_devices
+from simulator.specs.consistency import tp_problem
 from simulator.engine.kernels.phases import prefill_features
 from simulator.engine.predict import memory_report
 from simulator.graph.lower import lower
@@ -61,7 +62,7 @@ def test_groq_needs_many_chips_and_links_cost_latency(write_spec):
     hw = registry.hardware("groq-lpu")
     for tp in (1, 2, 4, 8, 16, 32):
         for pp in range(1, arch.num_layers + 1):
-            if tp * pp < multi.devices and arch.num_heads % tp == 0 and (arch.num_kv_heads % tp == 0 or tp % arch.num_kv_heads == 0):
+            if tp * pp < multi.devices and tp_problem(arch, tp) is None:
                 c = w.model_copy(update={"tp": tp, "pp": pp})
                 t = lower(arch, BF16, BF16, BF16, False, tp)
                 assert not memory_report(t, hw, c, prefill_features(1, 512, 0)).fits

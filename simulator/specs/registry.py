@@ -254,22 +254,24 @@ def stack_index() -> dict[str, Path]:
 def _clear_all() -> None:
     for cache in (_folder_index, _stack_index, _hardware_file, _stack_file, _model_file):
         cache.cache_clear()
+    _last_index.clear()
 
 
 for _public in (hardware_index, model_index, stack_index):
     _public.cache_clear = _clear_all       # kept for old callers: the caches invalidate themselves
 
 
-_last_index: dict[str, dict[str, Path]] = {}     # what -> the index last listed (a lookup's fast path)
+_last_index: dict[tuple, dict[str, Path]] = {}   # (what, data root) -> the index last listed (the fast path)
 
 
 def _named(name: str, what: str, listing) -> tuple[Path | None, dict[str, Path]]:
     """(file of registry name ``name`` or None, the index): from the index last listed, else
     from a fresh listing (a name it lacks: a file added or renamed). A listed file that is
     gone is caught by its stamp (_located)."""
-    index = _last_index.get(what)
+    key = (what, data_root())
+    index = _last_index.get(key)
     if index is None or name not in index:
-        index = _last_index[what] = listing()
+        index = _last_index[key] = listing()
     return index.get(name), index
 
 
@@ -278,8 +280,8 @@ def _located(name: str, listing, what: str) -> tuple:
     when the file the last listing named is gone."""
     path = _resolve(name, listing, what)
     key = _file_key(path, str(path))
-    if key[2] is None and what in _last_index:
-        del _last_index[what]
+    if key[2] is None and (what, data_root()) in _last_index:
+        del _last_index[what, data_root()]
         path = _resolve(name, listing, what)
         key = _file_key(path, str(path))
     return key
