@@ -48,3 +48,9 @@ def test_plan_rate_no_batch_serves_is_a_miss_without_overflow(capsys):
                            "epyc-9654,u280", "--rate", "1e308"], capsys)
     assert code == 0 and not err and "inf" not in out.lower()
     assert re.search(r"serves [0-9.]+ requests/s < 1e\+308 \(x[0-9.]+e\+30[0-9]\)", out)
+
+
+def test_validate_names_a_device_without_measurements(capsys):
+    """validate --hardware h100-sxm,nope dropped 'nope' silently."""
+    code, _, err = _run(["validate", "--hardware", "h100-sxm,nope"], capsys)
+    assert code == 2 and len(err) == 1 and "--hardware: no measured points for 'nope'" in err[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from simulator.cli.workload import name_list
 from simulator.errors import SimulatorError, SpecError
 from simulator.report.table import render
 from simulator.specs import registry
@@ -91,11 +92,18 @@ def cmd_validate(args) -> str:
         from simulator.cli.calibrate import progress
         from simulator.calibration.live import live_report
 
-        text, data = live_report(args.stack, args.hardware, log=progress)
+        if args.hardware and len(args.hardware) > 1:
+            raise SpecError("<arguments>", "--hardware", f"--live validates one device, got {len(args.hardware)}")
+        text, data = live_report(args.stack, args.hardware[0] if args.hardware else None, log=progress)
         return json.dumps(data, indent=2) if args.format == "json" else text
     points = load_points(Path(args.measurements) if args.measurements else measurement_root())
     if args.hardware:
-        points = [p for p in points if p.hardware in args.hardware.split(",")]
+        measured = sorted({p.hardware for p in points})
+        missing = [name for name in args.hardware if name not in measured]
+        if missing:
+            raise SpecError("<arguments>", "--hardware", f"no measured points for '{missing[0]}' "
+                                                         f"(measured: {', '.join(measured)})")
+        points = [p for p in points if p.hardware in args.hardware]
     if not points:
         raise SpecError(args.measurements or str(measurement_root()), "", "no measured points found")
     own, measured = measured_sections(points, args.stack, args.transfer)
@@ -121,7 +129,7 @@ def cmd_validate(args) -> str:
 def register(sub) -> None:
     p = sub.add_parser("validate", help="predict every measured point and report the errors")
     p.add_argument("--stack", default="pytorch-ref")
-    p.add_argument("--hardware", help="comma-separated devices (default: all measured)")
+    p.add_argument("--hardware", type=name_list, help="comma-separated devices (default: all measured)")
     p.add_argument("--measurements", help="folder of <hardware>/e2e-*.json (default: validation/measurements)")
     p.add_argument("--transfer", action="store_true", help="also predict each device with another's profile")
     p.add_argument("--live", action="store_true", help="this CPU, now: calibrate afresh (quick), measure a few small "
