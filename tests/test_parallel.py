@@ -96,3 +96,14 @@ def test_impossible_parallel_configurations(kwargs, field):
     with pytest.raises(WorkloadError) as info:
         simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", **{"batch": 8, **kwargs})
     assert info.value.field == field
+
+
+def test_pipeline_of_one_microbatch_is_no_faster_and_keeps_the_power_cap():
+    """pp = 2, m = 1: the stages run in turn, so each device is busy half the pass and the
+    pass's power budget does not double (issue 13: pp 2 predicted a faster TTFT than pp 1 and
+    lost the power note)."""
+    one = simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=8, prompt=1024, output=128)
+    two = simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=8, prompt=1024, output=128, pp=2)
+    assert "prefill is power-limited" in one.note and "prefill is power-limited" in two.note
+    assert two.ttft_s > one.ttft_s and two.tpot_s >= one.tpot_s
+    assert two.energy_j > one.energy_j                   # the second device idles while the first works

@@ -98,7 +98,8 @@ def _model(prep, layout: Layout) -> tuple:
              transfer_s=transfer0, transfer_s_per_token=stage_transfer_s(prep, layout, 1) - transfer0,
              devices=layout.devices, copies=layout.microbatches * layout.tp * layout.dp * layout.ep, ep=1.0,
              replicas=layout.dp * layout.ep, microbatches=layout.microbatches,
-             draft_tokens=layout.draft_tokens, acceptance=layout.acceptance)
+             draft_tokens=layout.draft_tokens, acceptance=layout.acceptance,
+             busy_fraction=layout.microbatches / (layout.microbatches + layout.pp - 1))
     if table.moe:
         p.update(experts=table.moe[0], experts_per_token=table.moe[1], ep=table.moe[2])
     joules = np.zeros((2, table.flops.shape[1]))

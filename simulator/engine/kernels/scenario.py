@@ -11,12 +11,16 @@ dp x ep replicas (rb = B / (dp ep) sequences each) and m pipeline microbatches
   memory    per device: weights + rb min(S + N, W) kv_bytes_per_token / pp + the largest
             prefill transient (at mb); fits when that is within capacity
   ttft      stages x max(prefill device time + prefill step overhead, host launch time)
-            + stage transfers of mb S tokens; stages = (m + pp - 1) / pp model-times
+            (then the power cap) + stage transfers of mb S tokens; stages = (m + pp - 1) / pp
+            model-times
   decode    stages x (sum of decode steps at positions S .. S + N - 2 + (N - 1) step
-            overhead) + (N - 1) stage transfers of mb tokens; tpot = decode / (N - 1)
-  power     a phase lasts at least its dynamic energy / (devices x (TDP - idle)); energy =
-            devices x idle x t + min(dynamic, devices x (TDP - idle) x t); the dynamic energy
-            is copies (m x tp x dp x ep table copies) x joules_per_feature @ features
+            overhead) (then the power cap) + (N - 1) stage transfers of mb tokens;
+            tpot = decode / (N - 1)
+  power     a phase's work lasts at least its dynamic energy / headroom, headroom = devices x
+            (TDP - idle) x m / (m + pp - 1) (a pipeline stage is busy m of the m + pp - 1 slots:
+            splitting a pass into stages that run in turn does not raise its power budget);
+            energy = devices x idle x t + min(dynamic, headroom x t); the dynamic energy is
+            copies (m x tp x dp x ep table copies) x joules_per_feature @ features
   e2e       ttft + (N - 1) tpot; output tokens/s = B N / e2e; tokens/J = B N / energy
   speculative (Leviathan et al., 2023) a draft proposes k tokens, the target verifies them
             in one pass over k + 1 tokens per sequence at the mean decode position; with
@@ -49,11 +53,11 @@ TIMES = (TTFT_S, TPOT_S, E2E_S, TOKENS_PER_S, PREFILL_ENERGY_J, DECODE_STEP_ENER
 PARAMS = ("prefill_step_overhead_s", "host_launch_s", "decode_step_overhead_s", "window", "weight_bytes",
           "kv_bytes_per_token", "pp", "capacity_bytes", "stages", "transfer_s", "transfer_s_per_token",
           "has_energy", "idle_w", "tdp_w", "devices", "copies", "experts", "experts_per_token", "ep",
-          "replicas", "microbatches", "draft_tokens", "acceptance")
+          "replicas", "microbatches", "draft_tokens", "acceptance", "busy_fraction")
 (P_PREFILL_STEP_S, P_HOST_LAUNCH_S, P_DECODE_STEP_S, P_WINDOW, P_WEIGHT_BYTES, P_KV_BYTES_PER_TOKEN, P_PP,
  P_CAPACITY_BYTES, P_STAGES, P_TRANSFER_S, P_TRANSFER_S_PER_TOKEN, P_HAS_ENERGY, P_IDLE_W, P_TDP_W, P_DEVICES,
  P_COPIES, P_EXPERTS, P_EXPERTS_PER_TOKEN, P_EP, P_REPLICAS, P_MICROBATCHES, P_DRAFT_TOKENS,
- P_ACCEPTANCE) = range(len(PARAMS))
+ P_ACCEPTANCE, P_BUSY_FRACTION) = range(len(PARAMS))
 
 # entries of a packed model tuple
 (M_FLOPS, M_MEM_S, M_ALT_MEM_S, M_OP_PREFILL, M_OP_DECODE, M_TRANSIENT, M_JOULES, M_PARAMS) = range(8)
@@ -81,17 +85,23 @@ def dynamic_j(params, joules_per_feature, feats):
 
 
 @njit(cache=True)
+def _headroom_w(params):
+    """Dynamic power the devices can draw on average over a pass: devices x (TDP - idle) x
+    the fraction of the pass each is busy (a pipeline stage works m of the m + pp - 1 slots)."""
+    return params[P_DEVICES] * (params[P_TDP_W] - params[P_IDLE_W]) * params[P_BUSY_FRACTION]
+
+
+@njit(cache=True)
 def power_limited_s(params, time_s, dyn_j):
-    """A phase lasts at least dynamic / (devices x (TDP - idle))."""
-    headroom_w = params[P_DEVICES] * (params[P_TDP_W] - params[P_IDLE_W])
+    """A phase lasts at least dynamic / headroom (_headroom_w)."""
+    headroom_w = _headroom_w(params)
     return max(time_s, dyn_j / headroom_w) if headroom_w > 0 else time_s
 
 
 @njit(cache=True)
 def energy_j(params, time_s, dyn_j):
-    """devices x idle x t + min(dynamic, devices x (TDP - idle) x t)."""
-    devices, idle = params[P_DEVICES], params[P_IDLE_W]
-    return devices * idle * time_s + min(dyn_j, devices * (params[P_TDP_W] - idle) * time_s)
+    """devices x idle x t + min(dynamic, headroom x t)."""
+    return params[P_DEVICES] * params[P_IDLE_W] * time_s + min(dyn_j, _headroom_w(params) * time_s)
 
 
 @njit(cache=True)
@@ -211,17 +221,19 @@ def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
             state[S_PRE_DYN_J] = dynamic_j(params, joules[0], feats) if energy else 0.0
             state[S_HAVE_PREFILL] = 1.0
         out[PREFILL_DEVICE_S, k] = state[S_PREFILL_DEVICE_S]
-        ttft = stages * max(state[S_PREFILL_DEVICE_S], params[P_HOST_LAUNCH_S]) + transfer_s(params, mb * s)
+        ttft = stages * max(state[S_PREFILL_DEVICE_S], params[P_HOST_LAUNCH_S])    # the stages' work
         steps = n - 1
-        dec = (stages * (_decode_sum_s(op_dec, params, f0, f1, case, lines, s, s + n - 2, dec_feats, scratch, dec_t,
-                                       keep) + params[P_DECODE_STEP_S] * steps)
-               + steps * transfer_s(params, mb))
-        if energy:
+        dec = stages * (_decode_sum_s(op_dec, params, f0, f1, case, lines, s, s + n - 2, dec_feats, scratch, dec_t,
+                                      keep) + params[P_DECODE_STEP_S] * steps)
+        if energy:                                   # the power cap slows the work, not the links
             pre_dyn, dec_dyn = state[S_PRE_DYN_J], dynamic_j(params, joules[1], dec_feats)
             limited_ttft, limited_dec = power_limited_s(params, ttft, pre_dyn), power_limited_s(params, dec, dec_dyn)
             out[PREFILL_POWER_SLOWDOWN, k] = limited_ttft / ttft
             out[DECODE_POWER_SLOWDOWN, k] = limited_dec / dec if steps else 1.0
             ttft, dec = limited_ttft, limited_dec
+        ttft += transfer_s(params, mb * s)          # then the stage-boundary transfers
+        dec += steps * transfer_s(params, mb)
+        if energy:
             out[PREFILL_ENERGY_J, k] = energy_j(params, ttft, pre_dyn)
             dec_e = energy_j(params, dec, dec_dyn)
             if steps:
@@ -244,11 +256,12 @@ def _verify_pass(model, feats, mb, s, n):
     fill_chunk_features(feats, mb, mean_decode_position(s, n), k + 1.0, params[P_WINDOW], params[P_EXPERTS],
                         params[P_EXPERTS_PER_TOKEN], params[P_EP])
     t = evaluate_point(flops, mem_s, alt_mem_s, op_dec, feats)[0].sum()
-    t = params[P_STAGES] * (t + params[P_DECODE_STEP_S]) + transfer_s(params, mb * (k + 1.0))
+    t = params[P_STAGES] * (t + params[P_DECODE_STEP_S])
+    link_s = transfer_s(params, mb * (k + 1.0))
     if params[P_HAS_ENERGY] <= 0.0:
-        return t, 0.0
+        return t + link_s, 0.0
     dyn = dynamic_j(params, joules[1], feats)
-    return power_limited_s(params, t, dyn), dyn
+    return power_limited_s(params, t, dyn) + link_s, dyn
 
 
 @njit(cache=True)
