@@ -54,3 +54,20 @@ def test_validate_names_a_device_without_measurements(capsys):
     """validate --hardware h100-sxm,nope dropped 'nope' silently."""
     code, _, err = _run(["validate", "--hardware", "h100-sxm,nope"], capsys)
     assert code == 2 and len(err) == 1 and "--hardware: no measured points for 'nope'" in err[0]
+
+
+def test_calibrate_leaves_an_unchanged_entry_alone(tmp_path):
+    """llmsim calibrate rewrote the tracked pytorch-ref.yaml (reordered) when nothing changed."""
+    from simulator.cli.calibrate import write_device_profile
+    from simulator.specs import registry
+
+    source = registry.stack_index()["pytorch-ref"]
+    copy = tmp_path / "pytorch-ref.yaml"
+    copy.write_text(source.read_text())
+    fields = dict(registry.read_yaml(copy)["devices"]["h100-sxm"])
+    before = copy.stat().st_mtime_ns, copy.read_text()
+    assert write_device_profile(copy, "h100-sxm", fields) is False
+    assert (copy.stat().st_mtime_ns, copy.read_text()) == before
+    fields["kernel_overhead"] = "2 us"
+    assert write_device_profile(copy, "h100-sxm", fields) is True
+    assert registry.read_yaml(copy)["devices"]["h100-sxm"]["kernel_overhead"] == "2 us"

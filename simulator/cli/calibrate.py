@@ -16,11 +16,14 @@ BEGIN = "# BEGIN devices fitted by `llmsim calibrate` from microbenchmarks (do n
 END = "# END devices"
 
 
-def write_device_profile(stack_path: Path, hardware: str, fields: dict) -> None:
+def write_device_profile(stack_path: Path, hardware: str, fields: dict) -> bool:
     """Replace ``hardware``'s entry in the stack file's generated devices block, keeping the
-    other devices and everything outside the block as it was."""
+    other devices and everything outside the block as it was. False, and the file untouched,
+    when the entry already holds these fields (a tracked file is not rewritten for nothing)."""
     text = stack_path.read_text()
     devices = dict(registry.read_yaml(stack_path).get("devices") or {})
+    if devices.get(hardware) == fields:
+        return False
     devices[hardware] = fields
     block = f"{BEGIN}\n" + yaml.safe_dump({"devices": dict(sorted(devices.items()))}, sort_keys=False,
                                           width=100) + f"{END}\n"
@@ -30,6 +33,7 @@ def write_device_profile(stack_path: Path, hardware: str, fields: dict) -> None:
     else:
         text = text.rstrip("\n") + "\n" + block
     stack_path.write_text(text)
+    return True
 
 
 def _fit_report(fits) -> str:
@@ -47,7 +51,8 @@ def _stack_path(stack: str) -> Path:
 
 def _write_entry(stack: str, name: str, fields: dict) -> str:
     stack_path = _stack_path(stack)
-    write_device_profile(stack_path, name, fields)       # the registry and the API edge see the new file
+    if not write_device_profile(stack_path, name, fields):    # the registry and the API edge see a new file
+        return f"the {name} entry of {stack_path} is unchanged (not rewritten)"
     return f"wrote the {name} entry of {stack_path}"
 
 
