@@ -9,6 +9,8 @@ prepared afresh: nothing here needs invalidating by hand.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from simulator.engine import predict as engine
@@ -17,9 +19,9 @@ from simulator.engine.kernels.scenario import OUTPUTS
 from simulator.engine.result import Prediction
 from simulator.specs import registry
 from simulator.specs.base import Dtype
-from simulator.specs.consistency import check_workload
 from simulator.errors import WorkloadError
-from simulator.specs.workload import Workload, workload
+from simulator.specs.consistency import check_workload
+from simulator.specs.workload import INT64_MAX, Workload, workload
 
 _MAX_KEPT = 1024
 _kept: dict[tuple, tuple] = {}      # key -> (the resolved objects, Prepared): identity-checked
@@ -74,8 +76,9 @@ def fewest_devices(model, hardware, stack, w: Workload, **limits):
                                  **limits)
 
 
-def predict_workload(model, hardware, stack, w: Workload) -> Prediction:
-    """One scenario (speculative when the workload names a draft model)."""
+def _prepared(model, hardware, stack, w: Workload):
+    """(Prepared, draft's Prepared or None, notes) of a workload, checked against the model,
+    the draft model and the device (specs.consistency.check_workload)."""
     name, arch = resolve_model(model)
     hw = resolve_hardware(hardware)
     notes = check_workload(w, arch, hw, name)
@@ -86,6 +89,12 @@ def predict_workload(model, hardware, stack, w: Workload) -> Prediction:
         plain = w.model_copy(update={"ep": 1, "draft_model": None})
         notes += [n for n in check_workload(plain, draft_arch, hw, draft_name) if n not in notes]
         draft = prepare((draft_name, draft_arch), hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
+    return prep, draft, notes
+
+
+def predict_workload(model, hardware, stack, w: Workload) -> Prediction:
+    """One scenario (speculative when the workload names a draft model)."""
+    prep, draft, notes = _prepared(model, hardware, stack, w)
     return engine.evaluate(prep, w, draft=draft, notes=tuple(notes))
 
 
@@ -93,23 +102,19 @@ def predict_many(model, hardware, stack, batch, prompt, output, **options) -> di
     """Scenarios (B, S, N) of one configuration in one kernel call: arrays (or scalars,
     broadcast) of positive integers in, one float64 array per quantity out (the names of
     engine.kernels.scenario.OUTPUTS; fits is 1.0 or 0.0). ``options`` are predict's (dtypes,
-    tp, pp, dp, ep, microbatches, draft model, tokens, acceptance). Each scenario equals
-    ``simulator.predict`` of it; one that does not fit, or whose batch the replicas and
-    microbatches do not split, has NaN times."""
-    b, s, n = (np.asarray(a) for a in np.broadcast_arrays(batch, prompt, output))
-    if b.ndim != 1 and b.size:
-        b, s, n = b.ravel(), s.ravel(), n.ravel()
+    tp, pp, dp, ep, microbatches, draft model, tokens, acceptance), checked as predict checks
+    them at the longest prompt and output. Each scenario equals ``simulator.predict`` of it;
+    one that does not fit, or whose batch the replicas and microbatches do not split, has
+    NaN times."""
+    b, s, n = (np.asarray(a).ravel() for a in np.broadcast_arrays(batch, prompt, output))
     for field, values in (("batch", b), ("prompt", s), ("output", n)):
         if values.size and (not np.issubdtype(values.dtype, np.integer) or values.min() < 1):
             raise WorkloadError(field, "expected positive integers")
-    first = {"batch": int(b[0]), "prompt": int(s.max()), "output": int(n.max())} if b.size else {}
-    w = workload(**{**options, **first})
-    name, arch = resolve_model(model)
-    hw = resolve_hardware(hardware)
-    check_workload(w, arch, hw, name)
-    prep = prepare((name, arch), hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp, ep=w.ep)
-    draft = None
-    if w.draft_model is not None:
-        draft = prepare(w.draft_model, hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
+    degrees = [options.get(key, 1) for key in ("dp", "ep", "microbatches")]
+    split = math.prod(degrees) if all(type(d) is int and d > 0 for d in degrees) else 1   # else workload says why
+    w = workload(**{**options, **({"batch": split, "prompt": int(s.max()), "output": int(n.max())} if b.size else {})})
+    if b.size and int(b.max()) * (int(s.max()) + int(n.max())) > INT64_MAX:
+        raise WorkloadError("batch", "expected batch x (prompt + output) within int64")
+    prep, draft, _ = _prepared(model, hardware, stack, w)
     out = evaluate_many(prep.packed(engine.layout_of(w), draft), b, s, n)
     return {key: out[i] for i, key in enumerate(OUTPUTS)}

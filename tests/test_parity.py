@@ -121,3 +121,10 @@ def test_predict_many_bad_input_names_the_field(kwargs, field):
 
     with pytest.raises(SimulatorError, match=field):
         simulator.predict_many("llama-3.1-8b", "h100-sxm", **kwargs)
+
+
+def test_predict_many_splits_each_batch_on_its_own():
+    """A batch the replicas do not split is NaN in its own row only; the others are predicted."""
+    got = simulator.predict_many("llama-3.1-8b", "h100-sxm", batch=[3, 4, 8], prompt=256, output=16, dp=2)
+    assert math.isnan(got["ttft_s"][0]) and got["fits"][0] == 0.0
+    assert all(got["ttft_s"][1:] > 0) and list(got["fits"][1:]) == [1.0, 1.0]
