@@ -50,9 +50,10 @@ class Prepared:
     def packed(self, layout: Layout, draft: Prepared | None = None) -> Packed:
         """batch.pack of this model on ``layout`` (and a draft), kept for the next call."""
         key = (layout, id(draft))
-        if key not in self.packs:
-            self.packs[key] = pack(self, layout, draft)
-        return self.packs[key]
+        kept = self.packs.get(key)
+        if kept is None or kept[0] is not draft:          # identity, not just an id that was reused
+            kept = self.packs[key] = (draft, pack(self, layout, draft))
+        return kept[1]
 
 
 def prepare(model_name: str, arch: Architecture, hardware, stack: StackSpec, weight_format, activation_dtype: Dtype,

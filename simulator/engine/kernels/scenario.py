@@ -2,7 +2,7 @@
 speculative decoding. ``predict`` runs it on one scenario, ``batch`` over arrays of them,
 ``plan`` and sweeps through batch; nothing else restates these formulas.
 
-A model on a configuration is a tuple (``Packed.arrays``, entries M_*): the prefill and
+A model on a configuration is a tuple (``batch.Packed.target``, entries M_*): the prefill and
 decode passes' roofline arrays, the prefill operators' transient bytes, the energy per
 feature, and the scalars named by PARAMS. Workload B, S, N; the batch is split over
 dp x ep replicas (rb = B / (dp ep) sequences each) and m pipeline microbatches
