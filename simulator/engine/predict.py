@@ -112,11 +112,10 @@ def _notes(prep: Prepared, res) -> list[str]:
     return notes
 
 
-def _breakdown(prep: Prepared, w: Workload, ws, res) -> list[OperatorShare]:
+def _breakdown(prep: Prepared, w: Workload, ws, res, stages: float) -> list[OperatorShare]:
     """Per operator: its prefill time, mean decode-step time, share of the (plain) request,
     and what bounds it at the prefill and at the middle decode step."""
     table, mb, steps = prep.table, w.microbatch, w.output - 1
-    stages = (w.microbatches + w.pp - 1) / w.pp
     pre_t, dec_t = ws[sc.W_PREFILL_T], ws[sc.W_DECODE_T]
     pre_feats = prefill_features(mb, w.prompt, table.window, table.moe)
     _, pre_bound, pre_unit = roofline.evaluate_point(*prep.rates.pass_arrays("prefill"), pre_feats)
@@ -141,7 +140,8 @@ def evaluate(prep: Prepared, w: Workload, require_fit: bool = True, draft: Prepa
     is given. ``require_fit=False`` predicts times even when the footprint exceeds capacity
     (re-predicting a run that did happen). ``notes`` (e.g. a dtype fallback) are prepended."""
     layout = layout_of(w) if draft is not None else dataclasses.replace(layout_of(w), draft_tokens=0)
-    res, ws = evaluate_one(prep.packed(layout, draft), w.batch, w.prompt, w.output, require_fit)
+    packed = prep.packed(layout, draft)
+    res, ws = evaluate_one(packed, w.batch, w.prompt, w.output, require_fit)
     capacity = prep.hardware.capacity_bytes
     memory = _memory(res, capacity)
     common = dict(model=prep.model_name, hardware=prep.hardware.name, stack=prep.stack.name, batch=w.batch,
@@ -164,5 +164,5 @@ def evaluate(prep: Prepared, w: Workload, require_fit: bool = True, draft: Prepa
                       e2e_s=_value(res, sc.E2E_S), output_tokens_per_s=_value(res, sc.TOKENS_PER_S),
                       prefill_energy_j=_value(res, sc.PREFILL_ENERGY_J),
                       decode_step_energy_j=_value(res, sc.DECODE_STEP_ENERGY_J), energy_j=_value(res, sc.ENERGY_J),
-                      tokens_per_j=_value(res, sc.TOKENS_PER_J), breakdown=_breakdown(prep, w, ws, res),
+                      tokens_per_j=_value(res, sc.TOKENS_PER_J), breakdown=_breakdown(prep, w, ws, res, packed.params[sc.P_STAGES]),
                       speculative=speculative, note="; ".join([*notes, *_notes(prep, res)]))
