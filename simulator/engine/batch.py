@@ -90,16 +90,17 @@ def _model(prep, layout: Layout) -> tuple:
     table, rates, em, hw = prep.table, prep.rates, prep.energy, prep.hardware
     p = dict.fromkeys(sc.PARAMS, 0.0)
     transfer0 = stage_transfer_s(prep, layout, 0)
+    slots = layout.microbatches + layout.pp - 1         # pipeline slots per pass; each stage works m of them
     p.update(prefill_step_overhead_s=rates.profile.prefill_step_overhead_s, host_launch_s=rates.host_launch_s,
              decode_step_overhead_s=rates.step_overhead_s, window=table.window, pp=layout.pp,
-             stages=(layout.microbatches + layout.pp - 1) / layout.pp,
+             stages=slots / layout.pp,
              weight_bytes=weights_per_device_bytes(table, layout.pp), kv_bytes_per_token=table.kv_bytes_per_token,
              capacity_bytes=hw.capacity_bytes,
              transfer_s=transfer0, transfer_s_per_token=stage_transfer_s(prep, layout, 1) - transfer0,
              devices=layout.devices, copies=layout.microbatches * layout.tp * layout.dp * layout.ep, ep=1.0,
              replicas=layout.dp * layout.ep, microbatches=layout.microbatches,
              draft_tokens=layout.draft_tokens, acceptance=layout.acceptance,
-             busy_fraction=layout.microbatches / (layout.microbatches + layout.pp - 1))
+             busy_fraction=layout.microbatches / slots)
     if table.moe:
         p.update(experts=table.moe[0], experts_per_token=table.moe[1], ep=table.moe[2])
     joules = np.zeros((2, table.flops.shape[1]))
