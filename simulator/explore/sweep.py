@@ -4,17 +4,17 @@
 A grid file (explore/grid.py) crosses models x hardware (x what-if factors, whatif.py)
 x stacks x weight/activation/KV precisions x tp x pp x dp x ep x microbatches x draft
 model (tokens, acceptance), the *configurations*, with batch x prompt x output, the
-*scenarios*. Each configuration is prepared once (lowered, bound,
-packed); all its scenarios then go through one numba kernel (engine/batch.py), with the
-semantics of simulator.predict. Rows go out in chunks, flushed as they come (Ctrl-C keeps
+*scenarios*. Each configuration is prepared once (lowered, bound, packed); all its
+scenarios then go through one numba kernel (engine/batch.py), with the semantics of
+simulator.predict. Rows go out in chunks, flushed as they come (Ctrl-C keeps
 what was written), in grid order: configurations in the order above, then batch, prompt,
 output (output fastest). Configurations that cannot run (a tp that does not divide the
 heads, parallelism on a device without a link) are skipped and listed in the summary.
 
 Each row (writers.COLUMNS): the inputs (model, hardware, stack, precisions, tp, pp, dp,
 ep, microbatches, the draft model, tokens and acceptance, devices = tp x pp x dp x ep, the
-what-if factors and the facts they produce: main-memory bandwidth, capacity, other on-chip SRAM, peak at the activation dtype, TDP), then ttft_s, tpot_s,
-e2e_s, output_tokens_per_s, energy_j, tokens_per_j, kv_cache_bytes, memory_total_bytes
+what-if factors and the facts they produce: main-memory bandwidth, capacity, other
+on-chip SRAM, peak at the activation dtype, TDP), then ttft_s, tpot_s, e2e_s, output_tokens_per_s, energy_j, tokens_per_j, kv_cache_bytes, memory_total_bytes
 (per device) against memory_capacity_bytes, fits, and the cost:
 
     usd_per_hour                  per device: the spec's hourly (cloud on-demand) price,
