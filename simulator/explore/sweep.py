@@ -14,7 +14,8 @@ heads, parallelism on a device without a link) are skipped and listed in the sum
 Each row (writers.COLUMNS): the inputs (model, hardware, stack, precisions, tp, pp, dp,
 ep, microbatches, the draft model, tokens and acceptance, devices = tp x pp x dp x ep, the
 what-if factors and the facts they produce: main-memory bandwidth, capacity, other
-on-chip SRAM, peak at the activation dtype, TDP), then ttft_s, tpot_s, e2e_s, output_tokens_per_s, energy_j, tokens_per_j, kv_cache_bytes, memory_total_bytes
+on-chip SRAM, peak at the activation dtype, TDP), then ttft_s, tpot_s, e2e_s,
+output_tokens_per_s, energy_j, tokens_per_j, kv_cache_bytes, memory_total_bytes
 (per device) against memory_capacity_bytes, fits, and the cost:
 
     usd_per_hour                  per device: the spec's hourly (cloud on-demand) price,
