@@ -60,8 +60,9 @@ def _attention_block(b: _Builder, a: Architecture, x: str, unfused: bool) -> str
     if a.is_mla:
         return _mla_block(b, a, x)
     qkv = b.matmul("qkv_proj", x, a.q_dim + 2 * a.kv_dim, a.hidden_size, a.qkv_bias)
-    if a.qk_norm:                # per-head RMSNorm of q and k, over q_dim + kv_dim values a token
-        qkv = b.add("qk_norm", OpKind.NORM, [qkv], params=2 * a.head_dim, width=a.q_dim + a.kv_dim)
+    if a.qk_norm:                # RMSNorm of q and k, over q_dim + kv_dim values a token: weights per head
+        weights = 2 * a.head_dim if a.qk_norm_per_head else a.q_dim + a.kv_dim      # (Qwen3) or whole (OLMo 2)
+        qkv = b.add("qk_norm", OpKind.NORM, [qkv], params=weights, width=a.q_dim + a.kv_dim)
     rope = qkv
     if a.positions == "rotary":
         rope = b.add("rotary", OpKind.ROTARY, [qkv], width=(a.num_heads + a.num_kv_heads) * a.rotary_dim,
@@ -72,8 +73,9 @@ def _attention_block(b: _Builder, a: Architecture, x: str, unfused: bool) -> str
         s = b.add("attn_score", OpKind.ATTN_SCORE, [rope, cache], **shape)
         p = b.add("attn_softmax", OpKind.ATTN_SOFTMAX, [s], **shape)
         ctx = b.add("attn_context", OpKind.ATTN_CONTEXT, [p, cache], **shape)
-    else:
-        ctx = b.add("attention", OpKind.ATTENTION, [rope, cache], **shape)
+    else:                        # gpt-oss's sinks: one learned logit per head joins each softmax
+        ctx = b.add("attention", OpKind.ATTENTION, [rope, cache], params=a.num_heads if a.attention_sinks else 0,
+                    **shape)
     out = b.matmul("o_proj", ctx, a.hidden_size, a.q_dim, a.out_bias)
     return _collective(b, "allreduce_attn", out, OpKind.ALL_REDUCE, a.hidden_size, b.tp)
 
@@ -125,15 +127,16 @@ def _moe_mlp(b: _Builder, a: Architecture, x: str, repeat: int) -> str:
     experts split over ep devices and tokens travel there and back by all-to-all."""
     h, k = a.hidden_size, a.experts_per_token
     experts_here = a.num_experts // b.ep
-    router = b.matmul("router", x, a.num_experts, h, False, repeat=repeat)
+    router = b.matmul("router", x, a.num_experts, h, a.router_bias, repeat=repeat)
     route = b.add("moe_route", OpKind.MOE_ROUTE, [router], repeat=repeat, width=a.num_experts, top_k=k, hidden=h)
     sent = _collective(b, "moe_dispatch", route, OpKind.ALL_TO_ALL, k * h, b.ep, repeat=repeat)
     f = a.expert_ffn_size
+    up_w, down_w = 2 * f * h + (2 * f if a.expert_bias else 0), h * f + (h if a.expert_bias else 0)  # + biases
     up = b.add("experts_gate_up", OpKind.EXPERT_MATMUL, [sent], repeat=repeat, n=2 * f, k=h, m="etok", bias=False,
-               weight_elements=2 * f * h, params=experts_here * 2 * f * h, top_k=k, ep=b.ep)
+               weight_elements=up_w, params=experts_here * up_w, top_k=k, ep=b.ep)
     act = b.add("experts_act_mul", OpKind.ACTIVATION, [up], repeat=repeat, width=f * k, gated=True)
     down = b.add("experts_down", OpKind.EXPERT_MATMUL, [act], repeat=repeat, n=h, k=f, m="etok", bias=False,
-                 weight_elements=h * f, params=experts_here * h * f, top_k=k, ep=b.ep)
+                 weight_elements=down_w, params=experts_here * down_w, top_k=k, ep=b.ep)
     back = _collective(b, "moe_gather", down, OpKind.ALL_TO_ALL, k * h, b.ep, repeat=repeat)
     out = b.add("moe_combine", OpKind.MOE_COMBINE, [back], repeat=repeat, width=h, top_k=k)
     if a.shared_ffn_size:
@@ -198,15 +201,19 @@ def build(arch: Architecture, unfused_attention: bool = False, tp: int = 1, ep: 
     b.g.add_edge(x, "layer_in")
     n1 = b.norm("input_norm", "layer_in", h, a.norm)
     attn = _attention_block(b, a, n1, unfused_attention)
-    if a.parallel_block:        # GPT-J: x + attn(ln(x)) + mlp(ln(x))
-        mlp = _mlp_block(b, a, n1)
+    if a.sandwich_norm:         # Gemma 2/3: the attention output is normed before the residual add
+        attn = b.norm("attn_out_norm", attn, h, a.norm)
+    if a.parallel_block:        # GPT-J: x + attn(ln(x)) + mlp(ln(x)); GPT-NeoX, Falcon 40B: mlp(ln2(x))
+        mlp_in = b.norm("mlp_norm", "layer_in", h, a.norm) if a.parallel_mlp_norm else n1
+        mlp = _mlp_block(b, a, mlp_in)
         r1 = b.add("residual_attn", OpKind.RESIDUAL_ADD, ["layer_in", attn], width=h)
-        out = b.add("residual_mlp", OpKind.RESIDUAL_ADD, [r1, mlp], width=h)
     else:
         r1 = b.add("residual_attn", OpKind.RESIDUAL_ADD, ["layer_in", attn], width=h)
         n2 = b.norm("post_attention_norm", r1, h, a.norm)
         mlp = _mlp_block(b, a, n2)
-        out = b.add("residual_mlp", OpKind.RESIDUAL_ADD, [r1, mlp], width=h)
+    if a.sandwich_norm:
+        mlp = b.norm("mlp_out_norm", mlp, h, a.norm)
+    out = b.add("residual_mlp", OpKind.RESIDUAL_ADD, [r1, mlp], width=h)
     fn = b.norm("final_norm", out, h, a.norm, layer=False)
     head = b.matmul("lm_head", fn, vocab_shard, h, a.lm_head_bias, layer=False, m="seq",
                     kind=OpKind.LM_HEAD, owns_weight=not a.tied_embeddings)
