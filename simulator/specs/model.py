@@ -53,12 +53,18 @@ class Architecture(Strict):
     sliding_window: Size | None = None    # attention span in tokens, None = full
     max_positions: Size | None = None     # max_position_embeddings: the longest sequence it was trained for
     qk_norm: bool = False                 # RMSNorm on q and k per head (Qwen3)
+    qk_norm_per_head: bool = True         # False: one norm over all of q and all of k (OLMo 2)
+    sandwich_norm: bool = False           # Gemma 2/3: a norm after attention and after the MLP too
+    parallel_mlp_norm: bool = False       # parallel block whose MLP has its own norm (GPT-NeoX, Falcon 40B)
+    attention_sinks: bool = False         # gpt-oss: one learned sink logit per head
     # mixture of experts (num_experts = 0: dense)
     num_experts: Count = 0
     experts_per_token: Count = 0
     expert_ffn_size: Count = 0
     shared_ffn_size: Count = 0              # intermediate size of the always-on shared expert(s)
     shared_expert_gate: bool = False      # Qwen-MoE: a sigmoid gate on the shared expert
+    router_bias: bool = False             # gpt-oss: the router has a bias
+    expert_bias: bool = False             # gpt-oss: each expert's projections have biases
     dense_layers: Count = 0                 # leading layers with a dense MLP of ffn_size
     moe_every: Size = 1                    # a MoE MLP every n layers (Qwen-MoE decoder_sparse_step)
     # multi-head latent attention (kv_lora_rank = 0: ordinary attention)
@@ -67,6 +73,8 @@ class Architecture(Strict):
     qk_rope_head_dim: Count = 0
     qk_nope_head_dim: Count = 0
     v_head_dim: Count = 0
+    # the checkpoint's weight format from its quantization_config (specs/quant.py names), None: unquantized
+    quantized_weights: str | None = None
 
     @property
     def q_dim(self) -> int:
