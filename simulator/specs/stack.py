@@ -114,6 +114,9 @@ class StackSpec(Strict):
     classes: dict[DeviceKind, DeviceProfile] = {}
     devices: dict[str, DeviceProfile] = {}
     provenance: Provenance
+    # a stack fitted by `llmsim calibrate --from-runs`: its parameters, fitted ranges and
+    # cross-validated error (calibration/from_runs.py writes it; nothing reads it for physics)
+    calibration: dict[str, Any] = {}
 
     def profile_for(self, hardware_name: str, hardware_kind: str) -> DeviceProfile:
         if hardware_name in self.devices:
