@@ -51,6 +51,39 @@ class SpeculativeReport(_Frozen):
     speedup: float                # plain_tpot_s / speculative tpot_s
 
 
+class Band(_Frozen):
+    """Where the measured value is likely to lie, as fractions of the prediction: measured in
+    [predicted x (1 + low), predicted x (1 + high)] (low <= 0 <= high unless the residuals lean)."""
+
+    low: float
+    high: float
+
+    @property
+    def half_width(self) -> float:
+        """The "+-x" a table prints: max(|low|, |high|)."""
+        return max(abs(self.low), abs(self.high))
+
+
+class ErrorBand(_Frozen):
+    """TTFT and TPOT bands from validation residuals (simulator/accuracy/confidence.py has the rule)."""
+
+    ttft: Band | None
+    tpot: Band | None
+    coverage: float                  # fraction of the source's residuals inside the band
+    source: str                      # the residuals it comes from (device, phase, region, n points)
+    assumption: str = ""             # non-empty: the band is an assumption, and why
+
+
+class Confidence(_Frozen):
+    """How far to trust a prediction: the stack profile used, whether it was fitted on this
+    device, where the scenario leaves what was measured, and the error band."""
+
+    profile: str                     # the stack entry used and why it was chosen
+    calibrated: bool                 # that entry was fitted from microbenchmarks of this very spec
+    extrapolated: list[str]          # plain reasons the scenario lies outside the measured ranges
+    error_band: ErrorBand | None     # None: no band applies (the ideal stack is a bound)
+
+
 class Prediction(_Frozen):
     model: str
     hardware: str
@@ -79,3 +112,4 @@ class Prediction(_Frozen):
     breakdown: list[OperatorShare]
     speculative: SpeculativeReport | None = None
     note: str = ""
+    confidence: Confidence | None = None
