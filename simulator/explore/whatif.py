@@ -11,8 +11,9 @@ devices that do not exist. Factors (dimensionless, > 0; 1 leaves the fact alone)
               spec (a stack profile's measured power figures for the device still apply:
               on a calibrated device this mostly moves the TDP cap)
 
-The copy keeps the base device's name (so the stack's device profile still applies) and
-price. ``facts`` gives the values a sweep row records next to the factors.
+The copy keeps the base device's name and price, and is marked as a what-if of it
+(HardwareSpec.whatif_factors), so the stack's profile fitted for that device still applies
+and predictions name it so. ``facts`` gives the values a sweep row records next to the factors.
 """
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def scale(spec, factors: Factors):
     update = {"memory": _scaled_levels(spec.memory, factors), "power": _scaled_power(spec.power, factors.power)}
     if factors.peak != 1.0:
         update["peak"] = {d: v * factors.peak for d, v in spec.peak_flops().items()}
-    return spec.model_copy(update=update)
+    return spec.whatif_copy(update, {f: getattr(factors, f) for f in FACTORS if getattr(factors, f) != 1.0})
 
 
 def facts(spec, compute_dtype) -> dict[str, float]:

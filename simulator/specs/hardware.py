@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from simulator.specs.base import (Bandwidth, Bytes, Dtype, EnergyPerByte, EnergyPerOp, Flops,
                                   Frequency, Power, PowerOrZero, Provenance, Seconds, Strict,
@@ -149,6 +149,20 @@ class _Device(Strict):
     clock_hz: Frequency | None = Field(None, alias="clock")
     price: Price | None = None
     provenance: Provenance
+    # what-if factors this spec's facts were scaled by from the device of its name (set by
+    # whatif_copy, never read from a file): that device's fitted stack profile still applies
+    _whatif: dict[str, float] = PrivateAttr(default_factory=dict)
+
+    @property
+    def whatif_factors(self) -> dict[str, float]:
+        return self._whatif
+
+    def whatif_copy(self, update: dict, factors: dict[str, float]):
+        """A copy with ``update`` applied, marked as this device scaled by ``factors`` (the
+        factors of a copy of a copy multiply)."""
+        copy = self.model_copy(update=update)
+        copy._whatif = {f: self._whatif.get(f, 1.0) * factors.get(f, 1.0) for f in {*self._whatif, *factors}}
+        return copy
 
     def derived_peak(self) -> dict[Dtype, float]:
         return {}
