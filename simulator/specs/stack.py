@@ -3,16 +3,18 @@
 Hardware specs hold datasheet facts; everything empirical lives here: achieved
 fractions of peak (by operator shape), per-kernel launch overhead, how many kernels
 unfused work costs, and measured power. ``ideal`` is the stack with no losses (the
-speed-of-light answer). Profiles are chosen per device name, else per device class,
-else the stack's ``default``.
+speed-of-light answer). A device gets the entry of its name when its spec is the device
+that entry was fitted on (StackSpec.choose), else its class's entry, else ``default``.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
 from simulator.specs.base import DeviceKind, Dtype, EnergyPerByte, EnergyPerOp, PowerOrZero, Provenance, SecondsOrZero, Strict
+from simulator.specs.fit_facts import differences
 
 Fraction = float  # dimensionless, in (0, 1]
 
@@ -101,6 +103,17 @@ class DeviceProfile(Strict):
 
 
 
+@dataclasses.dataclass(frozen=True)
+class ProfileChoice:
+    """The stack entry a device is predicted with, and why (StackSpec.choose)."""
+
+    profile: DeviceProfile
+    entry: str          # "devices.h100-sxm", "classes.cpu" or "default"
+    fitted_on: str      # the device whose microbenchmarks fitted the entry ("": an assumption)
+    calibrated: bool    # fitted on this very spec
+    why: str            # the entry and the reason it was chosen, in plain words
+
+
 class StackSpec(Strict):
     name: str
     description: str
@@ -119,9 +132,48 @@ class StackSpec(Strict):
     calibration: dict[str, Any] = {}
 
     def profile_for(self, hardware_name: str, hardware_kind: str) -> DeviceProfile:
+        """The entry of that name, else of that class, else the default (no checks: choose)."""
         if hardware_name in self.devices:
             return self.devices[hardware_name]
         return self.classes.get(hardware_kind, self.default)
+
+    def choose(self, hardware, reference=None, borrow: str | None = None) -> ProfileChoice:
+        """The entry ``hardware`` is predicted with (``reference``: the registry's spec of its
+        name, None when there is none):
+        1. ``borrow`` (another device's name, --profile-from): that device's entry;
+        2. devices[hardware.name] when the spec is that device: its fit facts
+           (specs/fit_facts.py) equal the reference's, or it is a what-if copy of it
+           (whatif_factors), or there is no reference to compare with;
+        3. else its class's entry, else the default, saying which device entry was passed over."""
+        if borrow is not None and borrow != hardware.name:
+            if borrow in self.devices:
+                return self._device_choice(borrow, False, f"borrowed from {borrow} (--profile-from)")
+            return self._class_choice(hardware.kind, f"no entry for {borrow} to borrow")
+        name = hardware.name
+        if name not in self.devices:
+            return self._class_choice(hardware.kind, f"no entry for {name}")
+        if hardware.whatif_factors:
+            factors = ", ".join(f"{f} x{v:g}" for f, v in hardware.whatif_factors.items())
+            return self._device_choice(name, False, f"applied to a what-if copy of {name} ({factors})")
+        if reference is None:
+            return self._device_choice(name, True, f"no registry spec named {name} to compare with")
+        diffs = differences(hardware, reference)
+        if not diffs:
+            return self._device_choice(name, True, f"this spec is the registry's {name}")
+        return self._class_choice(hardware.kind, f"this spec is not the registry's {name} "
+                                                 f"({'; '.join(diffs[:3])}), so {name}'s entry does not apply")
+
+    def _device_choice(self, name: str, own: bool, why: str) -> ProfileChoice:
+        profile = self.devices[name]
+        fitted = bool(profile.fitted_from)
+        what = f"fitted on {name}" if fitted else "an assumption"
+        return ProfileChoice(profile, f"devices.{name}", name if fitted else "", own and fitted,
+                             f"{self.name} {name} entry ({what}): {why}")
+
+    def _class_choice(self, kind: str, why: str) -> ProfileChoice:
+        entry = f"classes.{kind}" if kind in self.classes else "default"
+        return ProfileChoice(self.classes.get(kind, self.default), entry, "", False,
+                             f"{self.name} {entry} profile (an assumption, not fitted on this device): {why}")
 
     def kernels(self, kind: str) -> int:
         return self.kernels_per_op.get(kind, 1)
