@@ -163,11 +163,12 @@ def _bind_collectives(table: OpTable, hardware, stack: StackSpec, moved, mem_s, 
         overhead[i] += hops * link.latency_s
 
 
-def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype) -> Rates:
+def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profile: DeviceProfile | None = None) -> Rates:
     """Per-operator rates for this device and stack (independent of batch and lengths).
     Matmuls and attention run at ``compute_dtype``'s peak: the activation dtype (weight-only
-    quantization dequantizes to it; W8A8 and FP8 run on the low-precision peak)."""
-    profile = stack.profile_for(hardware.name, hardware.kind).for_dtype(compute_dtype)
+    quantization dequantizes to it; W8A8 and FP8 run on the low-precision peak). ``profile``:
+    the stack's entry chosen for the device (StackSpec.choose), else the entry of its name."""
+    profile = (profile or stack.profile_for(hardware.name, hardware.kind)).for_dtype(compute_dtype)
     peaks = unit_peaks(table, hardware, compute_dtype)
     placement = place(hardware.memory, table.weight_bytes)
     column_s_per_byte = placement.seconds_per_byte()
