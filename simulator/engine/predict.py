@@ -27,7 +27,7 @@ from simulator.graph.ops import OpKind
 from simulator.specs.base import Dtype
 from simulator.specs.hardware import HardwareSpec
 from simulator.specs.model import Architecture
-from simulator.specs.stack import StackSpec
+from simulator.specs.stack import ProfileChoice, StackSpec
 from simulator.specs.workload import Workload
 
 _UNITS = ("host", "memory")      # where an operator ran: the processor, or inside memory (PIM)
@@ -46,6 +46,8 @@ class Prepared:
     energy: EnergyModel | None
     kinds: tuple[str, ...] = ()  # each operator's kind name (the breakdown's)
     packs: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    choice: ProfileChoice | None = None   # the stack entry used and why (StackSpec.choose)
+    scope: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)  # accuracy/confidence.py's
 
     def packed(self, layout: Layout, draft: Prepared | None = None) -> Packed:
         """batch.pack of this model on ``layout`` (and a draft), kept for the next call."""
@@ -57,15 +59,17 @@ class Prepared:
 
 
 def prepare(model_name: str, arch: Architecture, hardware, stack: StackSpec, weight_format, activation_dtype: Dtype,
-            kv_dtype: Dtype, tp: int = 1, ep: int = 1) -> Prepared:
+            kv_dtype: Dtype, tp: int = 1, ep: int = 1, choice: ProfileChoice | None = None) -> Prepared:
     """Lower ``arch`` at these precisions on tp x ep devices and bind it to ``hardware`` and
-    ``stack`` (``weight_format`` a Dtype or a WeightFormat: group-scaled storage)."""
+    ``stack`` (``weight_format`` a Dtype or a WeightFormat: group-scaled storage) with the
+    stack entry ``choice`` (default: StackSpec.choose without a registry spec to compare)."""
     table = lower(arch, weight_format, activation_dtype, kv_dtype, stack.attention == "unfused", tp, ep)
-    rates = bind(table, hardware, stack, activation_dtype)
+    choice = choice or stack.choose(hardware)
+    rates = bind(table, hardware, stack, activation_dtype, choice.profile)
     em = energy_model(hardware, rates.profile, activation_dtype,
                       peak_for(hardware.peak_flops(), activation_dtype, hardware.name), rates)
     kinds = tuple(OpKind(int(code)).name.lower() for code in table.kind)
-    return Prepared(model_name, hardware, stack, table, rates, em, kinds)
+    return Prepared(model_name, hardware, stack, table, rates, em, kinds, choice=choice)
 
 
 def layout_of(w: Workload) -> Layout:
