@@ -1,0 +1,137 @@
+"""The cost of one serving iteration: a mixed batch of decode tokens and prefill chunks.
+
+An iteration is a list of entries (count, start, length): ``count`` sequences each adding
+``length`` new tokens at positions start..start+length-1 over ``start`` cached ones (a
+decode token is an entry of length 1 at its position c; a prefill chunk one of its chunk
+length). Its feature vector is the sum of each entry's chunk features (phases.
+fill_chunk_features: T = count x length, P = count x (pairs(start + length) - pairs(start)),
+K = count x min(start + length, W), SEQ = count), with ONE = 1 (the weights are read once
+for the whole batch) and the experts' EXP, ETOK from the total tokens (touched_experts): one
+forward pass over the flattened tokens, as vLLM runs it.
+
+  device_s   an iteration with a prefill chunk: the prefill pass's operators
+             (roofline.evaluate_point at those features, the attention ramp at L = P / T);
+             a decode-only one: the decode step's operator lines (roofline.range_lines at
+             batch B = sum of counts, the same lines predict sums for its TPOT) at the mean
+             position c = sum(count x start) / B, whose features B (c + 1) pairs and cached
+             positions are the batch's exactly; with a sliding window that some sequence has
+             outgrown, evaluate_point at the summed features instead
+  time_s     eager (a chunk, or a stack without decode graphs): max(device_s + prefill step
+             overhead, host launch time of one pass); a graphed decode step: device_s +
+             decode step overhead (scenario.plain's TTFT and TPOT terms); then the power cap
+             (scenario.power_limited_s)
+  energy_j   scenario.energy_j of that time and the pass's dynamic joules (the prefill or
+             decode energy per feature)
+Only pp = 1 configurations (one stage; the serving loop checks it).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from simulator.engine.kernels.phases import GROWING, fill_chunk_features, fill_decode_lines, touched_experts
+from simulator.engine.kernels.roofline import (CONSTANT, MIN_OF_MAX, OP_OVERHEAD, OP_REPEAT, _min_of_max,
+                                               evaluate_point, range_lines)
+from simulator.engine.kernels.scenario import (M_ALT_MEM_S, M_FLOPS, M_JOULES, M_MEM_S, M_OP_DECODE, M_OP_PREFILL,
+                                               M_PARAMS, P_DECODE_STEP_S, P_EP, P_EXPERTS, P_EXPERTS_PER_TOKEN,
+                                               P_HAS_ENERGY, P_HOST_LAUNCH_S, P_PREFILL_STEP_S, P_WINDOW, dynamic_j,
+                                               energy_j, power_limited_s)
+from simulator.graph.ops import EXP, ETOK, N_FEATURES, ONE, TOK
+
+# entries of a decode-line cache (decode_cache): per batch size B, its lines and features
+D_READY, D_CASE, D_LINES, D_F0, D_F1 = range(5)
+
+
+@njit(cache=True)
+def decode_cache(n_ops, max_batch):
+    """Empty per-batch-size caches of the decode step's operator lines, for B = 0..max_batch."""
+    return (np.zeros(max_batch + 1, dtype=np.int64), np.zeros((max_batch + 1, n_ops), dtype=np.int64),
+            np.zeros((max_batch + 1, n_ops, 4, 2)), np.zeros((max_batch + 1, N_FEATURES)),
+            np.zeros((max_batch + 1, N_FEATURES)))
+
+
+@njit(cache=True)
+def _decode_lines_at(model, cache, batch):
+    """Fill the cache's lines of a decode step at batch ``batch`` (the growing segment) once."""
+    if cache[D_READY][batch] == 1:
+        return
+    params = model[M_PARAMS]
+    f0 = np.zeros((2, N_FEATURES))
+    f1 = np.zeros((2, N_FEATURES))
+    fill_decode_lines(float(batch), params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN], params[P_EP], 0.0, f0, f1)
+    range_lines(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], model[M_OP_DECODE], f0[GROWING], f1[GROWING],
+                cache[D_CASE][batch], cache[D_LINES][batch])
+    cache[D_F0][batch, :] = f0[GROWING]
+    cache[D_F1][batch, :] = f1[GROWING]
+    cache[D_READY][batch] = 1
+
+
+@njit(cache=True)
+def decode_step_device_s(model, cache, batch, position):
+    """Device seconds of a decode step of ``batch`` sequences at mean position ``position``
+    (a float): the sum over operators of their range_lines line values at c, x repeat."""
+    _decode_lines_at(model, cache, batch)
+    op = model[M_OP_DECODE]
+    case, lines = cache[D_CASE][batch], cache[D_LINES][batch]
+    total = 0.0
+    for i in range(op.shape[0]):
+        L = lines[i]
+        if case[i] == CONSTANT:
+            t = L[0, 0]
+        elif case[i] == MIN_OF_MAX:
+            t = _min_of_max(L, position)
+        else:
+            t = max(L[0, 0] + L[0, 1] * position, L[1, 0] + L[1, 1] * position) + op[i, OP_OVERHEAD]
+        total += t * op[i, OP_REPEAT]
+    return total
+
+
+@njit(cache=True)
+def mixed_features(params, counts, starts, lengths, n_entries, feats, scratch):
+    """The summed feature vector of an iteration's entries into ``feats`` (module docstring)."""
+    window = params[P_WINDOW]
+    feats[:] = 0.0
+    for e in range(n_entries):
+        fill_chunk_features(scratch, float(counts[e]), float(starts[e]), float(lengths[e]), window, 0.0, 0.0, 1.0)
+        for j in range(N_FEATURES):
+            feats[j] += scratch[j]
+    feats[ONE] = 1.0
+    feats[EXP], feats[ETOK] = touched_experts(feats[TOK], params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN],
+                                              params[P_EP])
+
+
+@njit(cache=True)
+def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decode, feats, scratch):
+    """(seconds, joules) of one iteration over its entries (module docstring).
+    ``eager_decode``: decode-only iterations run eagerly too (no CUDA graph)."""
+    params = model[M_PARAMS]
+    window = params[P_WINDOW]
+    batch = 0
+    position_sum = 0.0
+    prefill = False
+    outgrown = False
+    for e in range(n_entries):
+        batch += counts[e]
+        position_sum += counts[e] * float(starts[e])
+        if lengths[e] > 1:
+            prefill = True
+        if window > 0 and starts[e] + 1 > window:
+            outgrown = True
+    if not prefill and not outgrown and batch < cache[D_READY].shape[0]:
+        position = position_sum / batch
+        device_s = decode_step_device_s(model, cache, batch, position)
+        for j in range(N_FEATURES):
+            feats[j] = cache[D_F0][batch, j] + cache[D_F1][batch, j] * position
+    else:
+        mixed_features(params, counts, starts, lengths, n_entries, feats, scratch)
+        op = model[M_OP_PREFILL] if prefill else model[M_OP_DECODE]
+        device_s = evaluate_point(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], op, feats)[0].sum()
+    if prefill or eager_decode:
+        time_s = max(device_s + params[P_PREFILL_STEP_S], params[P_HOST_LAUNCH_S])
+    else:
+        time_s = device_s + params[P_DECODE_STEP_S]
+    if params[P_HAS_ENERGY] <= 0.0:
+        return time_s, 0.0
+    dyn = dynamic_j(params, model[M_JOULES][0 if prefill else 1], feats)
+    time_s = power_limited_s(params, time_s, dyn)
+    return time_s, energy_j(params, time_s, dyn)
