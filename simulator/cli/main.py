@@ -9,14 +9,10 @@ still sees that the output was cut short.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
-from simulator.cli import calibrate as commands_calibrate
-from simulator.cli import compare as commands_compare
-from simulator.cli import roofline as commands_roofline
-from simulator.cli import specs as commands_specs
-from simulator.cli import validate as commands_validate
 from simulator.cli.workload import add_workload_options, workload_kwargs
 from simulator.errors import SimulatorError
 
@@ -30,12 +26,28 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
+# command -> the module whose register(sub) adds it. A process imports only the module of the
+# command it runs (all of them for --help or a mistyped command): `llmsim predict` never
+# imports scipy, Dask or the calibration code.
+COMMANDS = {
+    "specs": "simulator.cli.specs",
+    "compare": "simulator.cli.compare",
+    "roofline": "simulator.cli.roofline",
+    "sweep": "simulator.cli.sweep",
+    "plan": "simulator.cli.plan",
+    "calibrate": "simulator.cli.calibrate",
+    "validate": "simulator.cli.validate",
+}
+
+
 def cmd_predict(args) -> str:
     import simulator
-    from simulator.report.plots import plot_path
     from simulator.report.table import prediction_table
 
-    plot = plot_path(args.plot)
+    plot = None
+    if args.plot:
+        from simulator.report.plots import plot_path
+        plot = plot_path(args.plot)
     p = simulator.predict(model=args.model, hardware=args.hardware, stack=args.stack, **workload_kwargs(args))
     if plot:
         from simulator.report.plots import breakdown
@@ -45,7 +57,8 @@ def cmd_predict(args) -> str:
     return prediction_table(p) + (f"\n\nwrote {plot}" if plot else "")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``command`` (with predict's), or of every command when None or unknown."""
     parser = _Parser(prog="llmsim", description="Analytical performance simulator for LLM inference.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     p = sub.add_parser("predict", help="predict TTFT, TPOT, throughput, energy and memory of one scenario")
@@ -55,16 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", help="also draw the time by operator kind and the memory "
                                                   "footprint to FILE.png or FILE.svg (matplotlib)")
     p.set_defaults(func=cmd_predict)
-    commands_specs.register(sub)
-    commands_compare.register(sub)
-    commands_roofline.register(sub)
-    from simulator.cli import plan as commands_plan
-    from simulator.cli import sweep as commands_sweep
-    commands_sweep.register(sub)
-    commands_plan.register(sub)
-    commands_calibrate.register(sub)
-    commands_validate.register(sub)
+    wanted = [command] if command in COMMANDS else [] if command == "predict" else list(COMMANDS)
+    for name in wanted:
+        importlib.import_module(COMMANDS[name]).register(sub)
     return parser
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command word of a command line (its first argument, when not an option)."""
+    return argv[0] if argv and not argv[0].startswith("-") else None
 
 
 def _quiet_stdout() -> None:
@@ -78,9 +90,10 @@ def _quiet_stdout() -> None:
 
 
 def _run(args) -> int:
+    failed = getattr(sys.modules.get(COMMANDS["validate"]), "ValidationFailed", ())   # when validate is loaded
     try:
         text = args.func(args)
-    except commands_validate.ValidationFailed as err:
+    except failed as err:                       # the report, then one line, exit 1
         print(err.output)
         print(f"llmsim: {err}", file=sys.stderr)
         return 1
@@ -96,7 +109,8 @@ def _run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
