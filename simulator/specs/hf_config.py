@@ -8,12 +8,18 @@ problem is a SpecError naming the config field.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from pydantic import ValidationError
 
 from simulator.errors import SpecError
 from simulator.specs.base import shown
+import difflib
+
+from simulator.specs.hf_families import NEW_FAMILIES, NEW_FIELD_NAMES, TEXT_WRAPPERS
+from simulator.specs.hf_fields import (ACTIVATIONS, LLAMA_FIELDS, Missing, bad, boolean, choice, integer,
+                                       llama_like, max_positions, required)
+from simulator.specs.hf_quant import weight_format
 from simulator.specs.model import MAX_SIZE, MODEL, Architecture
 
 # Hugging Face fields that exist in real configs but do not change the cost of inference.
@@ -32,228 +38,171 @@ IGNORED_HF_FIELDS = frozenset({
 
 
 
-_REQUIRED = object()
-
-
-class _Missing(KeyError):
-    """A required config field is absent (or null)."""
-
-
-def _bad(key: str, message: str):
-    return SpecError(MODEL, key, message)
-
-
-def _show(value: Any) -> str:
-    return shown(value)
-
-
-def _int(cfg: dict, key: str, default: Any = _REQUIRED, minimum: int = 1, maximum: int = MAX_SIZE):
-    """A config integer in [minimum, maximum]; an absent or null field is ``default``
-    (KeyError when required). Booleans, floats, strings, lists are rejected."""
-    value = cfg.get(key)
-    if value is None:
-        if default is _REQUIRED:
-            raise _Missing(key)
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        what = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f"at least {minimum}"
-        raise _bad(key, f"expected a {what} integer, got {_show(value)}")
-    if value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
-        raise _bad(key, f"expected {kind}, got {value}")
-    if value > maximum:
-        raise _bad(key, f"expected at most {maximum} (2^31-1), got {value}")
-    return value
-
-
-def _bool(cfg: dict, key: str, default: bool) -> bool:
-    """A config boolean: JSON true/false only (the string "false" is not false)."""
-    value = cfg.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise _bad(key, f"expected true or false (a JSON boolean), got {_show(value)}")
-    return value
-
-
-def _choice(cfg: dict, key: str, default: str, choices: dict[str, str]) -> str:
-    """A config string among ``choices`` (a mapping of accepted spellings to canonical names)."""
-    value = cfg.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, str) or value not in choices:
-        raise _bad(key, f"expected one of {', '.join(sorted(choices))}, got {_show(value)}")
-    return choices[value]
-
-
-_ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "relu": "relu"}
-
-
-def _head_dim(cfg: dict, hidden: int, heads: int, heads_key: str, hidden_key: str) -> int:
-    """``head_dim`` when the config gives it, else hidden / heads (which must divide)."""
-    explicit = _int(cfg, "head_dim", None)
-    if explicit is not None:
-        return explicit
-    if hidden % heads:
-        raise _bad(heads_key, f"the {heads} heads must divide {hidden_key} ({hidden}) when head_dim is not given")
-    return hidden // heads
-
-
-def _get(cfg: dict, key: str) -> int:
-    """A required positive integer field."""
-    return _int(cfg, key)
-
-
-def _max_positions(cfg: dict, *keys: str) -> int | None:
-    for key in keys:
-        value = _int(cfg, key, None)
-        if value is not None:
-            return value
-    return None
-
-
-def _llama_like(cfg: dict, family: str, qkv_bias_default: bool) -> dict:
-    hidden = _get(cfg, "hidden_size")
-    heads = _get(cfg, "num_attention_heads")
-    head_dim = _head_dim(cfg, hidden, heads, "num_attention_heads", "hidden_size")
-    window = _int(cfg, "sliding_window", None) if _bool(cfg, "use_sliding_window", True) else None
-    bias = _bool(cfg, "attention_bias", qkv_bias_default)
-    return dict(
-        family=family, hidden_size=hidden, num_layers=_get(cfg, "num_hidden_layers"), num_heads=heads,
-        num_kv_heads=_int(cfg, "num_key_value_heads", heads), head_dim=head_dim,
-        ffn_size=_get(cfg, "intermediate_size"), vocab_size=_get(cfg, "vocab_size"),
-        tied_embeddings=_bool(cfg, "tie_word_embeddings", False), gated_mlp=True,
-        activation=_choice(cfg, "hidden_act", "silu", _ACTIVATIONS),
-        norm="rmsnorm", qkv_bias=bias, out_bias=_bool(cfg, "attention_bias", False),
-        mlp_bias=_bool(cfg, "mlp_bias", False), rotary_dim=head_dim, sliding_window=window,
-        max_positions=_max_positions(cfg, "max_position_embeddings"),
-    )
-
-
 def _gptj(cfg: dict) -> dict:
-    hidden = _get(cfg, "n_embd")
-    heads = _get(cfg, "n_head")
+    hidden = required(cfg, "n_embd")
+    heads = required(cfg, "n_head")
     if hidden % heads:
-        raise _bad("n_head", f"the {heads} heads must divide n_embd ({hidden})")
+        raise bad("n_head", f"the {heads} heads must divide n_embd ({hidden})")
     return dict(
-        family="gptj", hidden_size=hidden, num_layers=_get(cfg, "n_layer"), num_heads=heads,
-        num_kv_heads=heads, head_dim=hidden // heads, ffn_size=_int(cfg, "n_inner", None) or 4 * hidden,
-        vocab_size=_get(cfg, "vocab_size"), tied_embeddings=_bool(cfg, "tie_word_embeddings", False),
+        family="gptj", hidden_size=hidden, num_layers=required(cfg, "n_layer"), num_heads=heads,
+        num_kv_heads=heads, head_dim=hidden // heads, ffn_size=integer(cfg, "n_inner", None) or 4 * hidden,
+        vocab_size=required(cfg, "vocab_size"), tied_embeddings=boolean(cfg, "tie_word_embeddings", False),
         gated_mlp=False, activation="gelu", norm="layernorm", mlp_bias=True, lm_head_bias=True,
-        rotary_dim=_int(cfg, "rotary_dim", None) or hidden // heads, parallel_block=True,
-        max_positions=_max_positions(cfg, "n_positions", "n_ctx", "max_position_embeddings"),
+        rotary_dim=integer(cfg, "rotary_dim", None) or hidden // heads, parallel_block=True,
+        max_positions=max_positions(cfg, "n_positions", "n_ctx", "max_position_embeddings"),
     )
 
 
 def _opt(cfg: dict) -> dict:
-    hidden = _get(cfg, "hidden_size")
-    heads = _get(cfg, "num_attention_heads")
-    if _int(cfg, "word_embed_proj_dim", hidden) != hidden:
-        raise _bad("word_embed_proj_dim", "only OPT models with word_embed_proj_dim == hidden_size are supported")
+    hidden = required(cfg, "hidden_size")
+    heads = required(cfg, "num_attention_heads")
+    if integer(cfg, "word_embed_proj_dim", hidden) != hidden:
+        raise bad("word_embed_proj_dim", "only OPT models with word_embed_proj_dim == hidden_size are supported")
     if hidden % heads:
-        raise _bad("num_attention_heads", f"the {heads} heads must divide hidden_size ({hidden})")
-    bias = _bool(cfg, "enable_bias", True)
-    positions = _get(cfg, "max_position_embeddings")
+        raise bad("num_attention_heads", f"the {heads} heads must divide hidden_size ({hidden})")
+    bias = boolean(cfg, "enable_bias", True)
+    positions = required(cfg, "max_position_embeddings")
     return dict(
-        family="opt", hidden_size=hidden, num_layers=_get(cfg, "num_hidden_layers"), num_heads=heads,
-        num_kv_heads=heads, head_dim=hidden // heads, ffn_size=_get(cfg, "ffn_dim"),
-        vocab_size=_get(cfg, "vocab_size"), tied_embeddings=_bool(cfg, "tie_word_embeddings", True),
-        gated_mlp=False, activation=_choice(cfg, "activation_function", "relu", _ACTIVATIONS), norm="layernorm",
+        family="opt", hidden_size=hidden, num_layers=required(cfg, "num_hidden_layers"), num_heads=heads,
+        num_kv_heads=heads, head_dim=hidden // heads, ffn_size=required(cfg, "ffn_dim"),
+        vocab_size=required(cfg, "vocab_size"), tied_embeddings=boolean(cfg, "tie_word_embeddings", True),
+        gated_mlp=False, activation=choice(cfg, "activation_function", "relu", ACTIVATIONS), norm="layernorm",
         qkv_bias=bias, out_bias=bias, mlp_bias=bias, positions="learned", rotary_dim=0,
         learned_positions=positions + 2, max_positions=positions,  # OPT offsets positions by 2
     )
 
 
 def _mixtral(cfg: dict) -> dict:
-    base = _llama_like(cfg, "mixtral", False)
-    return {**base, "num_experts": _get(cfg, "num_local_experts"), "experts_per_token": _get(cfg, "num_experts_per_tok"),
+    base = llama_like(cfg, "mixtral", False)
+    return {**base, "num_experts": required(cfg, "num_local_experts"), "experts_per_token": required(cfg, "num_experts_per_tok"),
             "expert_ffn_size": base["ffn_size"]}
 
 
 def _qwen_moe(cfg: dict, family: str) -> dict:
     cfg = {**cfg, "intermediate_size": cfg.get("intermediate_size") or cfg.get("moe_intermediate_size")}
-    base = _llama_like(cfg, family, family == "qwen2_moe")
-    shared = _int(cfg, "shared_expert_intermediate_size", 0, minimum=0)
+    base = llama_like(cfg, family, family == "qwen2_moe")
+    shared = integer(cfg, "shared_expert_intermediate_size", 0, minimum=0)
     only = cfg.get("mlp_only_layers")
     if only is not None and not isinstance(only, list):
-        raise _bad("mlp_only_layers", f"expected a list of layer indices, got {_show(only)}")
+        raise bad("mlp_only_layers", f"expected a list of layer indices, got {shown(only)}")
     if only:
-        raise _bad("mlp_only_layers", "only models whose every layer is MoE are supported (an empty list)")
-    return {**base, "num_experts": _get(cfg, "num_experts"), "experts_per_token": _get(cfg, "num_experts_per_tok"),
-            "expert_ffn_size": _get(cfg, "moe_intermediate_size"), "shared_ffn_size": shared,
-            "shared_expert_gate": bool(shared), "moe_every": _int(cfg, "decoder_sparse_step", 1),
+        raise bad("mlp_only_layers", "only models whose every layer is MoE are supported (an empty list)")
+    return {**base, "num_experts": required(cfg, "num_experts"), "experts_per_token": required(cfg, "num_experts_per_tok"),
+            "expert_ffn_size": required(cfg, "moe_intermediate_size"), "shared_ffn_size": shared,
+            "shared_expert_gate": bool(shared), "moe_every": integer(cfg, "decoder_sparse_step", 1),
             "qk_norm": family == "qwen3_moe"}
 
 
 def _qwen3(cfg: dict) -> dict:
-    return {**_llama_like(cfg, "qwen3", False), "qk_norm": True}
+    return {**llama_like(cfg, "qwen3", False), "qk_norm": True}
 
 
-def _deepseek_v3(cfg: dict) -> dict:
-    hidden = _get(cfg, "hidden_size")
-    heads = _get(cfg, "num_attention_heads")
-    rope, nope, v = _get(cfg, "qk_rope_head_dim"), _get(cfg, "qk_nope_head_dim"), _get(cfg, "v_head_dim")
-    expert_ffn = _get(cfg, "moe_intermediate_size")
-    shared = _int(cfg, "n_shared_experts", 0, minimum=0)
+def _deepseek(cfg: dict, family: str) -> dict:
+    """DeepSeek-V2 and V3: multi-head latent attention, routed and shared experts, dense first layers."""
+    hidden = required(cfg, "hidden_size")
+    heads = required(cfg, "num_attention_heads")
+    rope, nope, v = required(cfg, "qk_rope_head_dim"), required(cfg, "qk_nope_head_dim"), required(cfg, "v_head_dim")
+    expert_ffn = required(cfg, "moe_intermediate_size")
+    shared = integer(cfg, "n_shared_experts", 0, minimum=0)
     if shared * expert_ffn > MAX_SIZE:
-        raise _bad("n_shared_experts", "n_shared_experts x moe_intermediate_size must be at most 2^31-1")
+        raise bad("n_shared_experts", "n_shared_experts x moe_intermediate_size must be at most 2^31-1")
     return dict(
-        family="deepseek_v3", hidden_size=hidden, num_layers=_get(cfg, "num_hidden_layers"), num_heads=heads,
-        num_kv_heads=heads, head_dim=nope + rope, ffn_size=_get(cfg, "intermediate_size"),
-        vocab_size=_get(cfg, "vocab_size"), tied_embeddings=_bool(cfg, "tie_word_embeddings", False),
-        gated_mlp=True, activation=_choice(cfg, "hidden_act", "silu", {"silu": "silu", "swish": "silu"}),
+        family=family, hidden_size=hidden, num_layers=required(cfg, "num_hidden_layers"), num_heads=heads,
+        num_kv_heads=heads, head_dim=nope + rope, ffn_size=required(cfg, "intermediate_size"),
+        vocab_size=required(cfg, "vocab_size"), tied_embeddings=boolean(cfg, "tie_word_embeddings", False),
+        gated_mlp=True, activation=choice(cfg, "hidden_act", "silu", {"silu": "silu", "swish": "silu"}),
         norm="rmsnorm", rotary_dim=rope,
-        num_experts=_get(cfg, "n_routed_experts"), experts_per_token=_get(cfg, "num_experts_per_tok"),
+        num_experts=required(cfg, "n_routed_experts"), experts_per_token=required(cfg, "num_experts_per_tok"),
         expert_ffn_size=expert_ffn, shared_ffn_size=shared * expert_ffn,
-        dense_layers=_int(cfg, "first_k_dense_replace", 0, minimum=0), moe_every=_int(cfg, "moe_layer_freq", 1),
-        q_lora_rank=_int(cfg, "q_lora_rank", 0, minimum=0), kv_lora_rank=_get(cfg, "kv_lora_rank"),
+        dense_layers=integer(cfg, "first_k_dense_replace", 0, minimum=0), moe_every=integer(cfg, "moe_layer_freq", 1),
+        q_lora_rank=integer(cfg, "q_lora_rank", 0, minimum=0), kv_lora_rank=required(cfg, "kv_lora_rank"),
         qk_rope_head_dim=rope, qk_nope_head_dim=nope, v_head_dim=v,
-        max_positions=_max_positions(cfg, "max_position_embeddings"),
+        max_positions=max_positions(cfg, "max_position_embeddings"),
     )
 
 
 # model_type -> (normaliser, config fields it reads)
-_LLAMA_FIELDS = {"hidden_size", "num_attention_heads", "num_hidden_layers", "num_key_value_heads",
-                 "head_dim", "intermediate_size", "vocab_size", "tie_word_embeddings", "hidden_act",
-                 "attention_bias", "mlp_bias", "sliding_window"}
 _QWEN_MOE_FIELDS = {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size",
                     "decoder_sparse_step", "mlp_only_layers", "norm_topk_prob", "router_aux_loss_coef",
                     "output_router_logits"}
+_DEEPSEEK_FIELDS = frozenset({
+    "hidden_size", "num_attention_heads", "num_hidden_layers", "num_key_value_heads", "intermediate_size",
+    "vocab_size", "tie_word_embeddings", "hidden_act", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim",
+    "q_lora_rank", "kv_lora_rank", "n_routed_experts", "n_shared_experts", "num_experts_per_tok",
+    "moe_intermediate_size", "first_k_dense_replace", "moe_layer_freq", "n_group", "topk_group",
+    "topk_method", "scoring_func", "norm_topk_prob", "routed_scaling_factor", "num_nextn_predict_layers",
+    "ep_size", "aux_loss_alpha", "seq_aux", "attention_bias", "quantization_config"})
 FAMILIES: dict[str, tuple[Callable[[dict], dict], frozenset]] = {
-    "llama": (lambda c: _llama_like(c, "llama", False), frozenset(_LLAMA_FIELDS)),
-    "mistral": (lambda c: _llama_like(c, "mistral", False), frozenset(_LLAMA_FIELDS)),
-    "qwen2": (lambda c: _llama_like(c, "qwen2", True), frozenset(_LLAMA_FIELDS)),
+    "llama": (lambda c: llama_like(c, "llama", False), LLAMA_FIELDS),
+    "mistral": (lambda c: llama_like(c, "mistral", False), LLAMA_FIELDS),
+    "qwen2": (lambda c: llama_like(c, "qwen2", True), LLAMA_FIELDS),
     "gptj": (_gptj, frozenset({"n_embd", "n_head", "n_layer", "n_inner", "rotary_dim", "vocab_size",
                                "tie_word_embeddings", "activation_function", "rotary"})),
-    "mixtral": (_mixtral, frozenset(_LLAMA_FIELDS | {"num_local_experts", "num_experts_per_tok",
+    "mixtral": (_mixtral, frozenset(LLAMA_FIELDS | {"num_local_experts", "num_experts_per_tok",
                                                      "router_aux_loss_coef", "output_router_logits"})),
-    "qwen3": (_qwen3, frozenset(_LLAMA_FIELDS)),
-    "qwen2_moe": (lambda c: _qwen_moe(c, "qwen2_moe"), frozenset(_LLAMA_FIELDS | _QWEN_MOE_FIELDS)),
-    "qwen3_moe": (lambda c: _qwen_moe(c, "qwen3_moe"), frozenset(_LLAMA_FIELDS | _QWEN_MOE_FIELDS)),
-    "deepseek_v3": (_deepseek_v3, frozenset({
-        "hidden_size", "num_attention_heads", "num_hidden_layers", "num_key_value_heads", "intermediate_size",
-        "vocab_size", "tie_word_embeddings", "hidden_act", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim",
-        "q_lora_rank", "kv_lora_rank", "n_routed_experts", "n_shared_experts", "num_experts_per_tok",
-        "moe_intermediate_size", "first_k_dense_replace", "moe_layer_freq", "n_group", "topk_group",
-        "topk_method", "scoring_func", "norm_topk_prob", "routed_scaling_factor", "num_nextn_predict_layers",
-        "ep_size", "aux_loss_alpha", "seq_aux", "attention_bias", "quantization_config"})),
+    "qwen3": (_qwen3, LLAMA_FIELDS),
+    "qwen2_moe": (lambda c: _qwen_moe(c, "qwen2_moe"), frozenset(LLAMA_FIELDS | _QWEN_MOE_FIELDS)),
+    "qwen3_moe": (lambda c: _qwen_moe(c, "qwen3_moe"), frozenset(LLAMA_FIELDS | _QWEN_MOE_FIELDS)),
+    "deepseek_v3": (lambda c: _deepseek(c, "deepseek_v3"), _DEEPSEEK_FIELDS),
+    "deepseek_v2": (lambda c: _deepseek(c, "deepseek_v2"), _DEEPSEEK_FIELDS),
     "opt": (_opt, frozenset({"hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
                              "vocab_size", "tie_word_embeddings", "activation_function",
                              "word_embed_proj_dim", "do_layer_norm_before", "enable_bias",
                              "layer_norm_elementwise_affine"})),
+    **NEW_FAMILIES,
 }
+# model types of other architectures -> the supported family closest to them (for the error message)
+NEAREST = {"phi": "phi3", "phimoe": "mixtral", "gemma": "gemma2", "olmo": "olmo2", "olmoe": "qwen3_moe",
+           "mllama": "llama", "qwen2_vl": "qwen2", "qwen2_5_vl": "qwen2", "qwen3_next": "qwen3_moe",
+           "starcoder2": "gpt_neox", "gpt_bigcode": "gpt2", "bloom": "falcon", "mpt": "gpt_neox",
+           "stablelm": "gpt_neox", "cohere": "llama", "granite": "llama", "deepseek": "llama"}
+
+
+def nearest_family(model_type: str) -> str:
+    """The supported family closest to an unknown model_type: a known kinship, a shared prefix, else spelling."""
+    if model_type in NEAREST:
+        return NEAREST[model_type]
+    prefixed = [f for f in FAMILIES if model_type.startswith(f) or f.startswith(model_type)]
+    if prefixed:
+        return max(prefixed, key=len)
+    return (difflib.get_close_matches(model_type, list(FAMILIES), n=1, cutoff=0.0) or ["llama"])[0]
 
 
 def _model_type(config: dict) -> str:
     model_type = config.get("model_type")
-    if not isinstance(model_type, str) or model_type not in FAMILIES:
-        raise _bad("model_type", f"expected one of {', '.join(sorted(FAMILIES))}, got {_show(model_type)}")
+    if isinstance(model_type, str) and model_type not in FAMILIES:
+        raise bad("model_type", f"{shown(model_type)} is not a supported family; the nearest is "
+                                f"{nearest_family(model_type)} (supported: {', '.join(sorted({*FAMILIES, *TEXT_WRAPPERS}))})")
+    if not isinstance(model_type, str):
+        raise bad("model_type", f"expected one of {', '.join(sorted(FAMILIES))}, got {shown(model_type)}")
     return model_type
+
+
+def text_model(config: dict) -> tuple[dict, str]:
+    """(the config of the text decoder, the field prefix it sits under): a multimodal wrapper
+    (Gemma 3, Llama 4) holds it in text_config (its vision tower is not costed) and its
+    quantization_config at the top level."""
+    model_type = config.get("model_type")
+    wrapper = TEXT_WRAPPERS.get(model_type) if isinstance(model_type, str) else None
+    if wrapper is None:
+        return config, ""
+    key, text_type = wrapper
+    text = config.get(key)
+    if not isinstance(text, dict):
+        raise bad(key, f"expected the text model's config (a mapping), got {shown(text)}")
+    merged = {"model_type": text_type, **text}
+    if "quantization_config" in config:
+        merged.setdefault("quantization_config", config["quantization_config"])
+    return merged, f"{key}."
 
 
 def unknown_fields(config: dict) -> list[str]:
     """Config fields that neither the model's family reads nor are known to be irrelevant."""
     model_type = config.get("model_type")
+    wrapper = TEXT_WRAPPERS.get(model_type) if isinstance(model_type, str) else None
+    if wrapper and isinstance(config.get(wrapper[0]), dict):
+        text, prefix = text_model(config)
+        return [prefix + k for k in unknown_fields(text)]
     family = FAMILIES.get(model_type) if isinstance(model_type, str) else None
     used = family[1] if family else frozenset()
     return sorted(str(k) for k in config if k not in used and k not in IGNORED_HF_FIELDS)
@@ -274,6 +223,7 @@ _FAMILY_NAMES = {
     "deepseek_v3": {"num_experts": "n_routed_experts", "moe_every": "moe_layer_freq",
                     "shared_ffn_size": "n_shared_experts", "num_kv_heads": "num_attention_heads",
                     "head_dim": "qk_nope_head_dim"},
+    **NEW_FIELD_NAMES,
 }
 
 
@@ -291,10 +241,14 @@ def normalise(config: dict, path: str = MODEL, prefix: str = "") -> Architecture
     if not isinstance(config, dict):
         raise error("", "expected a mapping of Hugging Face config fields")
     try:
+        config, inner = text_model(config)
+        prefix += inner
         model_type = _model_type(config)
         fields = FAMILIES[model_type][0](config)
+        if config.get("quantization_config") is not None:
+            fields["quantized_weights"] = weight_format(config["quantization_config"])
         return Architecture(**fields)
-    except _Missing as exc:
+    except Missing as exc:
         raise error(exc.args[0], "required field is missing") from None
     except SpecError as exc:
         family = config.get("model_type")
