@@ -12,13 +12,14 @@ DEFAULT_STACK = "pytorch-ref"
 
 
 def predict(model: str, hardware: str, stack: str = DEFAULT_STACK, batch: int = 8, prompt: int = 1024,
-            output: int = 128, weight_dtype: str = "bf16", activation_dtype: str = "bf16",
+            output: int = 128, weight_dtype: str | None = None, activation_dtype: str = "bf16",
             kv_dtype: str = "bf16", tp: int = 1, pp: int = 1, dp: int = 1, ep: int = 1, microbatches: int = 1,
             draft_model: str | None = None, draft_tokens: int = 4, acceptance: float = 0.7):
     """Predict one scenario; returns a ``Prediction`` (seconds, joules, bytes).
 
     ``model``/``hardware``/``stack`` are registry names or paths to spec files (a model may
-    also be a raw Hugging Face config.json). ``tp``/``pp``/``dp`` spread it over
+    also be a raw Hugging Face config.json). ``weight_dtype`` None takes the checkpoint's
+    quantization_config (an AWQ model: int4-g128), else bf16. ``tp``/``pp``/``dp`` spread it over
     tp x pp x dp x ep devices (the batch split over dp replicas; ep splits a mixture of
     experts' experts, attention running data parallel). ``draft_model`` turns on speculative
     decoding with ``draft_tokens`` drafted per iteration, each accepted with probability
@@ -28,8 +29,8 @@ def predict(model: str, hardware: str, stack: str = DEFAULT_STACK, batch: int = 
     from simulator.api import predict_workload
     from simulator.specs.workload import workload
 
-    return predict_workload(model, hardware, stack, workload(batch=batch, prompt=prompt, output=output,
-                                                            weight_dtype=weight_dtype,
+    weights = {} if weight_dtype is None else {"weight_dtype": weight_dtype}
+    return predict_workload(model, hardware, stack, workload(batch=batch, prompt=prompt, output=output, **weights,
                                                             activation_dtype=activation_dtype,
                                                             kv_dtype=kv_dtype, tp=tp, pp=pp, dp=dp, ep=ep,
                                                             draft_model=draft_model, draft_tokens=draft_tokens,

@@ -92,8 +92,18 @@ def _prepared(model, hardware, stack, w: Workload):
     return prep, draft, notes
 
 
+def checkpoint_weights(model, w: Workload) -> Workload:
+    """The workload with the model checkpoint's weight format (its quantization_config: an AWQ
+    model's int4-g128) when the caller gave no weight dtype; the workload itself otherwise."""
+    quantized = resolve_model(model)[1].quantized_weights
+    if quantized and "weight_dtype" not in w.model_fields_set:
+        return w.model_copy(update={"weight_dtype": quantized})
+    return w
+
+
 def predict_workload(model, hardware, stack, w: Workload) -> Prediction:
     """One scenario (speculative when the workload names a draft model)."""
+    w = checkpoint_weights(model, w)
     prep, draft, notes = _prepared(model, hardware, stack, w)
     return engine.evaluate(prep, w, draft=draft, notes=tuple(notes))
 
@@ -115,6 +125,7 @@ def predict_many(model, hardware, stack, batch, prompt, output, **options) -> di
     w = workload(**{**options, **({"batch": split, "prompt": int(s.max()), "output": int(n.max())} if b.size else {})})
     if b.size and int(b.max()) * (int(s.max()) + int(n.max())) > INT64_MAX:
         raise WorkloadError("batch", "expected batch x (prompt + output) within int64")
+    w = checkpoint_weights(model, w)
     prep, draft, _ = _prepared(model, hardware, stack, w)
     out = evaluate_many(prep.packed(engine.layout_of(w), draft), b, s, n)
     return {key: out[i] for i, key in enumerate(OUTPUTS)}

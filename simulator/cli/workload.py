@@ -109,7 +109,8 @@ def add_workload_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=positive_int, default=8, help="sequences per batch (default: 8)")
     p.add_argument("--prompt", type=positive_int, default=1024, help="prompt tokens per sequence (default: 1024)")
     p.add_argument("--output", type=positive_int, default=128, help="generated tokens per sequence (default: 128)")
-    p.add_argument("--weight-dtype", default="bf16", help="weights: fp32 bf16 fp16 fp8 int8 int4")
+    p.add_argument("--weight-dtype", help="weights: fp32 bf16 fp16 fp8 int8 int4, int4-g128, mxfp4 ... (default: the "
+                                          "checkpoint's quantization_config, else bf16)")
     p.add_argument("--activation-dtype", default="bf16", help="activations / compute dtype")
     p.add_argument("--kv-dtype", default="bf16", help="KV cache dtype")
     p.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel devices (default: 1)")
@@ -125,7 +126,8 @@ def add_workload_options(p: argparse.ArgumentParser) -> None:
 
 def workload_kwargs(args) -> dict:
     """The Workload fields (specs.workload) the options give; the stack is ``args.stack``."""
-    return dict(batch=args.batch, prompt=args.prompt, output=args.output,
-                weight_dtype=args.weight_dtype, activation_dtype=args.activation_dtype, kv_dtype=args.kv_dtype,
+    weights = {} if args.weight_dtype is None else {"weight_dtype": args.weight_dtype}   # None: the checkpoint's
+    return dict(batch=args.batch, prompt=args.prompt, output=args.output, **weights,
+                activation_dtype=args.activation_dtype, kv_dtype=args.kv_dtype,
                 tp=args.tp, pp=args.pp, dp=args.dp, ep=args.ep, microbatches=args.microbatches,
                 draft_model=args.draft_model, draft_tokens=args.draft_tokens, acceptance=args.acceptance)
