@@ -28,6 +28,7 @@ from simulator.calibration.launch import host_floors, launch_fields
 from simulator.calibration.profile import merge_dtype_fields, profile_from_fields, quantity, ratio
 from simulator.engine.bind import peak_for
 from simulator.specs.base import Dtype
+from simulator.specs.fit_facts import digest
 from simulator.specs.measurement import MicroFile, load_micro
 
 # profile kind -> the harness's elementwise ops whose (DRAM-resident) timings fit it
@@ -76,7 +77,8 @@ def calibrate(micro: MicroFile, hardware, source: str, host_micros: dict[str, Mi
     over the sessions that measured them, so no one machine's host decides them."""
     dtype = Dtype(micro.dtype)
     fields, fits = _isolated_fields(micro, hardware, dtype)
-    fields, context_fits, host_scale = in_context({**fields, "fitted_from": source}, micro, hardware, dtype)
+    fields, context_fits, host_scale = in_context({**fields, "fitted_from": source, "fitted_for": digest(hardware)},
+                                                  micro, hardware, dtype)
     return host_floors(fields, host_micros, host_scale), fits + context_fits
 
 

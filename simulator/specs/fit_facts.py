@@ -8,6 +8,7 @@ but not these facts is not that device, so the fitted profile does not silently 
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 from simulator.units import format_si
@@ -24,6 +25,13 @@ def fit_facts(hardware) -> dict[str, tuple[float, str]]:
         facts[f"{level.name} capacity"] = (level.capacity_bytes, "B")
     facts["compute units"] = (float(hardware.compute_units or 0), "")
     return facts
+
+
+def digest(hardware) -> str:
+    """16 hex digits of the SHA-256 of the kind and the fit facts (9 significant digits each):
+    what a calibrated entry records as ``fitted_for``, so it applies to that spec only."""
+    text = ";".join([hardware.kind, *(f"{k}={v:.9g}" for k, (v, _) in sorted(fit_facts(hardware).items()))])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _shown(fact: tuple[float, str] | None) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from simulator.specs.base import DeviceKind, Dtype, EnergyPerByte, EnergyPerOp, PowerOrZero, Provenance, SecondsOrZero, Strict
-from simulator.specs.fit_facts import differences
+from simulator.specs.fit_facts import differences, digest
 
 Fraction = float  # dimensionless, in (0, 1]
 
@@ -74,6 +74,7 @@ class DeviceProfile(Strict):
     attention_energy_per_flop_j: EnergyPerOp | None = Field(None, alias="attention_energy_per_flop")
     attention_energy_per_byte_j: EnergyPerByte | None = Field(None, alias="attention_energy_per_byte")
     fitted_from: str = ""                                          # files/fit the numbers come from
+    fitted_for: str = ""     # fit_facts.digest of the spec it was fitted on ("": compare with the registry's)
     host_fitted_from: list[str] = []                               # sessions the host launch costs are the median of
     # fields that differ when the stack computes in another dtype (a CPU's fp32 GEMMs run on
     # AVX-512, its bf16 ones on AMX): {dtype: {field: value}}, applied by for_dtype
@@ -141,9 +142,10 @@ class StackSpec(Strict):
         """The entry ``hardware`` is predicted with (``reference``: the registry's spec of its
         name, None when there is none):
         1. ``borrow`` (another device's name, --profile-from): that device's entry;
-        2. devices[hardware.name] when the spec is that device: its fit facts
-           (specs/fit_facts.py) equal the reference's, or it is a what-if copy of it
-           (whatif_factors), or there is no reference to compare with;
+        2. devices[hardware.name] when the spec is the device it was fitted on: its fit facts
+           (specs/fit_facts.py) match the entry's ``fitted_for`` digest, or, for an entry
+           without one, the reference's facts (or there is no reference); or the spec is a
+           what-if copy of that device (whatif_factors);
         3. else its class's entry, else the default, saying which device entry was passed over."""
         if borrow is not None and borrow != hardware.name:
             if borrow in self.devices:
@@ -155,13 +157,23 @@ class StackSpec(Strict):
         if hardware.whatif_factors:
             factors = ", ".join(f"{f} x{v:g}" for f, v in hardware.whatif_factors.items())
             return self._device_choice(name, False, f"applied to a what-if copy of {name} ({factors})")
-        if reference is None:
-            return self._device_choice(name, True, f"no registry spec named {name} to compare with")
-        diffs = differences(hardware, reference)
-        if not diffs:
-            return self._device_choice(name, True, f"this spec is the registry's {name}")
-        return self._class_choice(hardware.kind, f"this spec is not the registry's {name} "
-                                                 f"({'; '.join(diffs[:3])}), so {name}'s entry does not apply")
+        same, why = self._same_device(name, hardware, reference)
+        if same:
+            return self._device_choice(name, True, why)
+        return self._class_choice(hardware.kind, why)
+
+    def _same_device(self, name: str, hardware, reference) -> tuple[bool, str]:
+        """Whether ``hardware`` is the spec devices[name] was fitted on, and why."""
+        recorded = self.devices[name].fitted_for
+        if recorded and digest(hardware) == recorded:
+            return True, "this spec is the one it was fitted on"
+        if not recorded and reference is None:
+            return True, f"no registry spec named {name} to compare with"
+        diffs = differences(hardware, reference) if reference is not None else []
+        if not recorded and not diffs:
+            return True, f"this spec is the registry's {name}"
+        shown = f" ({'; '.join(diffs[:3])})" if diffs else ""
+        return False, f"this spec's datasheet facts are not those {name}'s entry was fitted on{shown}, so it does not apply"
 
     def _device_choice(self, name: str, own: bool, why: str) -> ProfileChoice:
         profile = self.devices[name]
