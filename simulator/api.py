@@ -42,19 +42,17 @@ def resolve_stack(stack):
 
 def prepare(model, hardware, stack, weight_dtype, activation_dtype: Dtype, kv_dtype: Dtype, tp: int = 1,
             profile_from: str | None = None, ep: int = 1) -> engine.Prepared:
-    """engine.prepare after resolving names. ``profile_from`` names another device whose
-    stack profile to use (estimating a device from one you measured)."""
+    """engine.prepare after resolving names, with the stack entry StackSpec.choose picks
+    against the registry's spec of the device's name. ``profile_from`` names another device
+    whose stack profile to use (estimating a device from one you measured)."""
     name, arch = resolve_model(model)
     hw, st = resolve_hardware(hardware), resolve_stack(stack)
     key = (id(arch), id(hw), id(st), weight_dtype, activation_dtype, kv_dtype, tp, profile_from, ep)
     kept = _kept.get(key)
     if kept is not None and kept[0][0] is arch and kept[0][1] is hw and kept[0][2] is st and kept[1].model_name == name:
         return kept[1]
-    if profile_from is not None:
-        st_used = st.model_copy(update={"devices": {**st.devices, hw.name: st.profile_for(profile_from, hw.kind)}})
-    else:
-        st_used = st
-    prep = engine.prepare(name, arch, hw, st_used, weight_dtype, activation_dtype, kv_dtype, tp, ep)
+    choice = st.choose(hw, registry.hardware(hw.name) if hw.name in registry.hardware_index() else None, profile_from)
+    prep = engine.prepare(name, arch, hw, st, weight_dtype, activation_dtype, kv_dtype, tp, ep, choice)
     if len(_kept) >= _MAX_KEPT:
         _kept.clear()
     _kept[key] = ((arch, hw, st), prep)
