@@ -1,0 +1,85 @@
+"""What the report shows, gathered from the library's own API and nothing else: per device
+``simulator.predict``'s Prediction (its ``confidence`` band when the engine gives one), the
+fewest devices that hold the workload when one does not (``api.fewest_devices``, as
+``llmsim compare`` does), the cost per million output tokens (explore.cost), the roofline
+points (``api.roofline_data``), the time shares by operator kind (the ``predict --plot``
+picture's ``phase_shares``) and the validation evidence (evidence.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from simulator.api import fewest_devices, predict_workload, roofline_data, resolve_hardware, resolve_model
+from simulator.engine.result import Prediction
+from simulator.engine.roofline_points import RooflineData
+from simulator.explore.cost import usd_per_million_tokens
+from simulator.report.html.evidence import Evidence, evidence_for
+from simulator.report.plots.breakdown import phase_shares
+from simulator.specs.workload import Workload
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceView:
+    """One device of the report: the scenario as asked, or on the fewest devices that hold it."""
+
+    hardware: str                    # the name (or path) asked for
+    label: str                       # "tpu-v5e", or "tpu-v5e x2 (tp 2, pp 1)"
+    prediction: Prediction
+    usd_per_million_output_tokens: float | None
+    roofline: RooflineData | None    # None with a draft model (the roofline is one model's)
+    phases: list                     # breakdown.phase_shares: [(phase, time s, {kind: fraction})]
+    fits_as_asked: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportData:
+    model: str
+    stack: str
+    workload: Workload
+    devices: list[DeviceView]
+    evidence: Evidence
+    notes: list[str]
+
+
+def _shown_workload(model, hardware, stack, w: Workload, p: Prediction) -> Workload | None:
+    """``w`` when it fits; else the fewest devices (tp x pp) that hold it, or None."""
+    if p.memory.fits:
+        return w
+    return fewest_devices(model, hardware, stack, w)
+
+
+def device_view(model, name: str, stack: str, w: Workload) -> tuple[DeviceView, str | None]:
+    """The device's view and, when nothing holds the workload, a note saying so."""
+    hw = resolve_hardware(name)
+    asked = predict_workload(model, hw, stack, w)
+    shown = _shown_workload(model, hw, stack, w, asked)
+    note = None
+    p = asked
+    if shown is None:
+        note = f"{hw.name}: the workload does not fit, and no tensor x pipeline split of this device holds it"
+    elif shown is not w:
+        p = predict_workload(model, hw, stack, shown)
+    label = hw.name if p is asked else f"{hw.name} x{p.devices} (tp {p.tp}, pp {p.pp})"
+    fitted = p.memory.fits
+    cost = usd_per_million_tokens(hw, p.devices, p.e2e_s, p.batch * p.output) if fitted else None
+    roof_w = (shown or w)
+    roof = None if w.draft_model is not None else roofline_data(model, hw, stack, roof_w)
+    return DeviceView(name, label, p, cost, roof, phase_shares(p) if fitted else [], asked.memory.fits), note
+
+
+def report_data(model, hardware: list[str], stack: str, w: Workload) -> ReportData:
+    """Everything one report (or one update of the web app) shows, for ``hardware`` (names or
+    spec paths) under workload ``w``."""
+    name = resolve_model(model)[0]
+    views, notes = [], []
+    for device in hardware:
+        view, note = device_view(model, device, stack, w)
+        views.append(view)
+        notes += [note] if note else []
+        if not view.fits_as_asked and note is None:
+            notes.append(f"{view.prediction.hardware}: does not fit on one device; shown as {view.label}, the "
+                         "fewest devices that hold it")
+    if w.draft_model is not None:
+        notes.append("the roofline shows one model's operators: it is left out with a draft model")
+    evidence = evidence_for([v.prediction.hardware for v in views], stack)
+    return ReportData(name, stack, w, views, evidence, notes)
