@@ -37,6 +37,8 @@ COMMANDS = {
     "plan": "simulator.cli.plan",
     "calibrate": "simulator.cli.calibrate",
     "validate": "simulator.cli.validate",
+    "report": "simulator.cli.report",
+    "ui": "simulator.cli.ui",
 }
 
 
