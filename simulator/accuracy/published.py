@@ -94,3 +94,25 @@ def compare(root: Path | None = None) -> list[Comparison]:
                                   kv_dtype=point.kv_dtype or spec.kv_dtype)
             out.append(Comparison(path.stem, point, model, _metric(p, point.metric)))
     return out
+
+
+def as_runs(spec: PublishedFile, path: Path) -> list:
+    """The file's points as end-to-end runs (calibration.importers.runs.Run), each metric in
+    the simulator's terms: decode_tokens_per_s -> tpot_s = B / value; prefill_tokens_per_s ->
+    ttft_s = B S / value; output_tokens_per_s_per_device -> output_tokens_per_s = value x
+    devices (tp); ttft_s as it is."""
+    from simulator.calibration.importers.runs import run_from
+
+    runs = []
+    for i, point in enumerate(spec.points):
+        metric = {"decode_tokens_per_s": ("tpot_s", point.batch / point.value),
+                  "prefill_tokens_per_s": ("ttft_s", point.batch * point.prompt / point.value),
+                  "output_tokens_per_s_per_device": ("output_tokens_per_s", point.value * point.tp),
+                  "ttft_s": ("ttft_s", point.value)}[point.metric]
+        runs.append(run_from({"model": point.model or spec.model, "hardware": point.hardware, "batch": point.batch,
+                              "prompt": point.prompt, "output": point.output, "tp": point.tp,
+                              "weight_dtype": point.weight_dtype or spec.weight_dtype,
+                              "activation_dtype": point.activation_dtype or spec.activation_dtype,
+                              "kv_dtype": point.kv_dtype or spec.kv_dtype, metric[0]: metric[1]},
+                             path, f"points.{i}"))
+    return runs

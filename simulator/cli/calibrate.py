@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from simulator.cli.workload import name_list, positive_int
 from simulator.errors import SimulatorError, SpecError
 from simulator.report.table import render
 from simulator.specs import registry
@@ -56,11 +57,86 @@ def _write_entry(stack: str, name: str, fields: dict) -> str:
     return f"wrote the {name} entry of {stack_path}"
 
 
+DEFAULT_PARAMS = {"ttft_s": ("gemm_compute_scale", "prefill_step_overhead_s"),
+                  "tpot_s": ("memory_scale", "decode_step_overhead_s"),
+                  "e2e_s": ("gemm_compute_scale", "memory_scale", "decode_step_overhead_s"),
+                  "output_tokens_per_s": ("gemm_compute_scale", "memory_scale", "decode_step_overhead_s")}
+
+
+def _run_defaults(args) -> dict:
+    """Fields the command line gives runs whose files do not carry them."""
+    return {k: v for k, v in (("model", args.model), ("hardware", args.hardware), ("tp", args.tp),
+                              ("weight_dtype", args.weight_dtype), ("activation_dtype", args.activation_dtype),
+                              ("kv_dtype", args.kv_dtype)) if v is not None}
+
+
+def _knobs(args, runs):
+    """--params, else the knobs the measured metrics can tell apart (DEFAULT_PARAMS)."""
+    from simulator.calibration.knobs import knob
+
+    if args.params:
+        return [knob(name) for name in args.params]
+    metrics = {m for r in runs for m in r.measured()}
+    return [knob(name) for name in dict.fromkeys(n for m in sorted(metrics) for n in DEFAULT_PARAMS[m])]
+
+
+def _errors_table(rows) -> str:
+    return render(["metric", "n", "median |err|", "p90 |err|", "max |err|", "mean bias"],
+                  [[r["metric"], str(r["n"]), f"{100 * r['median_abs_error']:.1f}%", f"{100 * r['p90_abs_error']:.1f}%",
+                    f"{100 * r['max_abs_error']:.1f}%", f"{100 * r['mean_bias']:+.1f}%"] for r in rows])
+
+
+def _parameters_table(rows) -> str:
+    def value(x, unit):
+        return "n/a" if x is None else f"{x:.4g}{' ' + unit if unit else ''}"
+    return render(["parameter", "value", "1-sigma", "bounds", "meaning"],
+                  [[r["name"] + (" (at bound)" if r["at_bound"] else ""), value(r["value"], r["unit"]),
+                    "not identified" if r["sigma"] is None else value(r["sigma"], r["unit"]),
+                    f"[{value(r['bounds'][0], r['unit'])}, {value(r['bounds'][1], r['unit'])}]", r["meaning"]]
+                   for r in rows])
+
+
+def cmd_from_runs(args) -> str:
+    """Fit a stack from end-to-end run files; write it to --out."""
+    from simulator.calibration.from_runs import calibrate_from_runs
+    from simulator.calibration.importers import load_runs
+    from simulator.calibration.stack_file import base_path, stack_document, stack_text
+    from simulator.report.jsontext import json_text
+    from simulator.report.output import writable_file, written_whole
+
+    if not args.name or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", args.name):
+        raise SpecError("<arguments>", "--name", f"expected lower-case letters, digits, '.', '_' and '-', got {args.name!r}")
+    if not args.out:
+        raise SpecError("<arguments>", "--out", "name the stack file to write (STACK.yaml)")
+    out = writable_file(args.out, "--out", (".yaml", ".yml"))
+    defaults = _run_defaults(args)
+    runs = [run for path in args.from_runs for run in load_runs(Path(path), defaults)]
+    base = registry.stack(args.base)
+    cal = calibrate_from_runs(runs, base, _knobs(args, runs), args.cv, args.per_profile)
+    document = stack_document(cal, args.name, args.base, [str(p) for p in args.from_runs])
+    with written_whole(out) as partial:
+        partial.write_text(stack_text(document))
+    registry.stack(str(out))                    # what was written reads back as a stack
+    record = document["calibration"]
+    if args.format == "json":
+        return json_text({"stack": str(out), **record})
+    scheme = {"model": "leave one model out", "hardware": "leave one device out",
+              "run": "leave one run out"}.get(cal.scheme, cal.scheme.replace("kfold:", "k-fold, k = "))
+    return "\n".join([f"{args.name}: {len(runs)} runs fitted on top of {base_path(args.base).stem}", "",
+                      _parameters_table(record["parameters"]), "",
+                      f"cross-validated error ({scheme}; each fold refitted without its runs):",
+                      _errors_table(record["cross_validation"]["errors"]), "",
+                      "in-sample error (the runs the final fit saw; not an accuracy estimate):",
+                      _errors_table(record["in_sample"]), "", f"wrote {out}  (use it with --stack {out})"])
+
+
 def cmd_calibrate(args) -> str:
     from simulator.calibration.calibrate import fit_device
     from simulator.calibration.files import newest_micros, relative_source
     from simulator.specs.measurement import measurement_root
 
+    if args.from_runs:
+        return cmd_from_runs(args)
     if args.this_machine:
         return cmd_this_machine(args)
     if not args.hardware:
@@ -116,7 +192,8 @@ def cmd_this_machine(args) -> str:
 def register(sub) -> None:
     p = sub.add_parser("calibrate", help="fit a stack's profile for a device from its microbenchmarks, "
                                          "or measure this machine's CPU")
-    p.add_argument("--hardware", help="the device whose micro files to fit")
+    p.add_argument("--hardware", help="the device whose micro files to fit (with --from-runs: the device of runs "
+                                      "whose files do not name one)")
     p.add_argument("--stack", default="pytorch-ref")
     p.add_argument("--micro", action="append", help="microbenchmark JSON, repeatable, one per dtype "
                                                     "(default: the newest of each dtype under validation/measurements/HW)")
@@ -125,4 +202,21 @@ def register(sub) -> None:
     p.add_argument("--name", help="with --this-machine: the spec's name (default: from the CPU model, e.g. intel-xeon-2c-vm)")
     p.add_argument("--quick", action="store_true", help="with --this-machine: fewer microbenchmark shapes (~1 min)")
     p.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
+    runs = p.add_argument_group("from end-to-end runs (--from-runs)")
+    runs.add_argument("--from-runs", nargs="+", metavar="RUNS", help="fit a stack from run files: llmsim rows "
+                      "(.jsonl/.csv), vllm bench serve, llama-bench, genai-perf/aiperf or llmsim-hf-generate JSON")
+    runs.add_argument("--base", default="pytorch-ref", help="the stack the fitted parameters adjust (name or path)")
+    runs.add_argument("--out", help="the stack YAML to write")
+    runs.add_argument("--params", type=name_list, help="comma-separated parameters to fit (default: by the measured "
+                                                       "metrics); see README")
+    runs.add_argument("--cv", help="cross-validation: model, hardware, run or kfold:K (default: model with 3+ models, "
+                                   "else hardware with 3+ devices, else run)")
+    runs.add_argument("--per-profile", action="store_true", help="one parameter set per distinct base profile the "
+                                                                 "runs use (e.g. CUDA GPUs and Apple GPUs apart)")
+    runs.add_argument("--model", help="the model of runs whose files do not name one")
+    runs.add_argument("--tp", type=positive_int, help="tensor parallelism of runs whose files do not give it")
+    runs.add_argument("--weight-dtype", help="weight format of runs whose files do not give it")
+    runs.add_argument("--activation-dtype", help="compute dtype of runs whose files do not give it")
+    runs.add_argument("--kv-dtype", help="KV-cache dtype of runs whose files do not give it")
+    runs.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_calibrate)

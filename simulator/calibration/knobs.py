@@ -1,0 +1,155 @@
+"""The few interpretable parameters `calibrate --from-runs` fits on top of a base stack, and
+how each changes a DeviceProfile (the engine then runs the changed profile unchanged).
+
+Scales multiply efficiencies, a fraction capped at 1 (of the dense peak, of the bandwidth;
+a base value already above 1 keeps its own cap): f' = min(max(1, f), f x scale).
+Shifts add a host or launch cost in seconds, floored at 0: t' = max(0, t + shift).
+
+  gemm_compute_scale          x gemm.peak_fraction: GEMM efficiency (tensor-core use)
+  attention_compute_scale     x attention_compute_fraction: attention kernels' efficiency
+  memory_scale                x every bandwidth fraction (weights, GEMV, KV reads, elementwise)
+  kernel_overhead_s           + each kernel's fixed cost (launch gap, every kind)
+  prefill_launch_overhead_s   + the host's eager launch cost per prefill kernel
+  decode_step_overhead_s      + host cost per decode step (scheduler, sampling, graph replay)
+  prefill_step_overhead_s     + host cost per prefill pass
+
+A per-layer host cost is not a separate parameter: a layer is a fixed number of kernels, so
+it is kernel_overhead_s times that number (the two cannot be told apart from runs).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from simulator.calibration.profile import quantity, ratio
+from simulator.errors import SpecError
+from simulator.specs.base import Dtype
+from simulator.specs.stack import DeviceProfile
+
+MAX_SCALE = 20.0             # an efficiency at most 20x the base's (the cap at 1 binds first)
+MIN_SCALE = 0.02
+MAX_KERNEL_S = 1e-3          # a kernel's fixed cost: microseconds on a GPU, ~0.1 ms eager on a CPU
+MAX_STEP_S = 1.0             # host cost of one pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    """One fitted parameter: ``fields`` of the DeviceProfile it scales or shifts."""
+
+    name: str
+    kind: str                # "scale" (dimensionless) or "shift" (seconds)
+    fields: tuple[str, ...]  # "gemm.x" nested, "x" top level (a dict field: each entry)
+    meaning: str
+    upper: float = MAX_SCALE
+
+    @property
+    def unit(self) -> str:
+        return "" if self.kind == "scale" else "s"
+
+    @property
+    def start(self) -> float:
+        return 1.0 if self.kind == "scale" else 0.0
+
+    def change(self, value: float, x: float) -> float:
+        if self.kind == "scale":
+            return min(max(1.0, value), value * x)
+        return max(0.0, value + x)
+
+
+KNOBS = {k.name: k for k in (
+    Knob("gemm_compute_scale", "scale", ("gemm.peak_fraction",), "GEMM efficiency relative to the base stack"),
+    Knob("attention_compute_scale", "scale", ("attention_compute_fraction",),
+         "attention kernels' compute efficiency relative to the base"),
+    Knob("memory_scale", "scale", ("gemm.memory_fraction", "gemm.gemv_memory_fraction", "attention_memory_fraction",
+                                   "elementwise_memory_fraction", "memory_fraction_by_kind"),
+         "achieved fraction of memory bandwidth relative to the base"),
+    Knob("kernel_overhead_s", "shift", ("kernel_overhead_s", "kernel_overhead_by_kind_s"),
+         "added fixed cost per kernel (launch gap)", MAX_KERNEL_S),
+    Knob("prefill_launch_overhead_s", "shift", ("prefill_launch_overhead_s", "prefill_launch_overhead_by_kind_s"),
+         "added host launch cost per eager prefill kernel", MAX_KERNEL_S),
+    Knob("decode_step_overhead_s", "shift", ("decode_step_overhead_s",), "added host cost per decode step",
+         MAX_STEP_S),
+    Knob("prefill_step_overhead_s", "shift", ("prefill_step_overhead_s",), "added host cost per prefill pass",
+         MAX_STEP_S),
+)}
+
+
+def knob(name: str) -> Knob:
+    if name not in KNOBS:
+        raise SpecError("<arguments>", "--params", f"unknown parameter {name!r} (expected some of {', '.join(KNOBS)})")
+    return KNOBS[name]
+
+
+def _values(profile: DeviceProfile, field: str) -> list[float]:
+    """The current values a knob field holds (a dict field: every entry)."""
+    if field.startswith("gemm."):
+        return [getattr(profile.gemm, field[5:])]
+    value = getattr(profile, field)
+    return list(value.values()) if isinstance(value, dict) else [value]
+
+
+def lower_bound(k: Knob, profiles: list[DeviceProfile]) -> float:
+    """A scale's floor; a shift's: minus the smallest cost it shifts, so none goes below 0."""
+    if k.kind == "scale":
+        return MIN_SCALE
+    return -min([v for p in profiles for f in k.fields for v in _values(p, f)], default=0.0)
+
+
+def updates(profile: DeviceProfile, values: dict[Knob, float]) -> dict:
+    """{DeviceProfile field name: new value} (SI; gemm a GemmEfficiency) of ``values`` applied."""
+    out, gemm = {}, {}
+    for k, x in values.items():
+        for field in k.fields:
+            if field.startswith("gemm."):
+                gemm[field[5:]] = k.change(getattr(profile.gemm, field[5:]), x)
+                continue
+            value = getattr(profile, field)
+            out[field] = ({kind: k.change(v, x) for kind, v in value.items()} if isinstance(value, dict)
+                          else k.change(value, x))
+    if gemm:
+        out["gemm"] = profile.gemm.model_copy(update=gemm)
+    return out
+
+
+def raw_fields(changed: dict) -> dict:
+    """updates() as the profile's YAML fields: aliases, times as unit strings, 4 digits."""
+    raw = {}
+    for name, value in changed.items():
+        alias = DeviceProfile.model_fields[name].alias or name
+        if name == "gemm":
+            raw[alias] = {k: (ratio(v) if isinstance(v, float) else v) for k, v in value.model_dump().items()}
+        elif isinstance(value, dict):
+            raw[alias] = {k: quantity(v, "s") if name.endswith("_s") else ratio(v) for k, v in value.items()}
+        else:
+            raw[alias] = quantity(value, "s") if name.endswith("_s") else ratio(value)
+    return raw
+
+
+def _dtype_overrides(profile: DeviceProfile, values: dict[Knob, float]) -> dict:
+    """Each per-dtype override with the knobs applied to the fields it replaces."""
+    out = {}
+    for dtype, override in profile.dtypes.items():
+        own = DeviceProfile.model_validate(override).model_fields_set
+        changed = {k: v for k, v in updates(profile.for_dtype(Dtype(dtype)), values).items() if k in own}
+        out[dtype] = {**{k: v for k, v in override.items() if _name_of(k) not in changed}, **raw_fields(changed)}
+    return out
+
+
+def _name_of(alias: str) -> str:
+    return next((n for n, f in DeviceProfile.model_fields.items() if f.alias == alias), alias)
+
+
+def adjusted(profile: DeviceProfile, values: dict[Knob, float]) -> DeviceProfile:
+    """The profile with ``values`` applied (its dtype overrides too)."""
+    change = updates(profile, values)
+    if profile.dtypes:
+        change["dtypes"] = _dtype_overrides(profile, values)
+    return profile.model_copy(update=change)
+
+
+def adjusted_raw(raw: dict, profile: DeviceProfile, values: dict[Knob, float]) -> dict:
+    """A profile's YAML mapping with ``values`` applied (other fields as written)."""
+    out = {k: v for k, v in raw.items() if _name_of(k) not in updates(profile, values) and k != "dtypes"}
+    out.update(raw_fields(updates(profile, values)))
+    if profile.dtypes:
+        out["dtypes"] = {getattr(d, "value", d): o for d, o in _dtype_overrides(profile, values).items()}
+    return out
