@@ -40,6 +40,7 @@ COMMANDS = {
     "report": "simulator.cli.report",
     "ui": "simulator.cli.ui",
 }
+FEW_POINTS = ("predict", "compare", "roofline")     # run their kernels as plain Python (no numba start-up)
 
 
 def cmd_predict(args) -> str:
@@ -111,6 +112,11 @@ def _run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line ``argv`` (None: this process's own, which may then run its kernels as
+    plain Python: engine/kernels/interpreted.py)."""
+    if argv is None and _command(sys.argv[1:]) in FEW_POINTS:
+        from simulator.engine.kernels import interpreted
+        interpreted.use()
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
