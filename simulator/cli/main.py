@@ -39,6 +39,7 @@ COMMANDS = {
     "validate": "simulator.cli.validate",
     "report": "simulator.cli.report",
     "ui": "simulator.cli.ui",
+    "serving": "simulator.cli.serving",
 }
 FEW_POINTS = ("predict", "compare", "roofline")     # run their kernels as plain Python (no numba start-up)
 
