@@ -1,0 +1,331 @@
+"""Continuous-batching mode of the reference stack: a scheduler loop serving requests on a
+real GPU with the reference decoder (model.RefDecoder's weights and kernels).
+
+    python -m validation.harness.serving --out DIR --model llama-3.2-1b --rates 4,16,40,80 \\
+        --requests 60,200,300,300 --prompt uniform:256:768 --output uniform:64:192
+
+The scheduler is the simulator's own (simulator/serving/policy.py: Scheduler), so the two
+share one definition of the policy (token budget, block size, admission, preemption). Each
+iteration runs the scheduled chunks as one forward pass over the flattened tokens (the
+mixed batch; ``mixed_forward``):
+  per layer: rms_norm, one QKV matmul over every token, rotary at each token's own position,
+  K and V scattered into a slot cache [layers, slots, kv_heads, max_len, head_dim] (a
+  request holds one slot while it runs: a paged cache whose pages are whole sequences);
+  attention: the decode tokens together, each slot's query grouped under its KV heads
+  over the first max-position + 1 cache positions with a mask of its own positions
+  (SDPA with a boolean mask: the memory-efficient kernel); a chunk starting at 0 as the
+  reference prefill (flash SDPA, causal, over its own fresh K and V); a later chunk over
+  its slot's cache with a lower-right causal mask; then the output matmul, residual, MLP
+  as model.RefDecoder; final rms_norm over every token, the LM head on each entry's last
+  token, argmax.
+Everything is eager (no CUDA graph), so each iteration pays the host's kernel launches; the
+simulator is run with ``decode_graphs`` off to match. The wall clock runs in real time:
+requests arrive at their times (Poisson at each rate, from --seed), an idle engine sleeps
+until the next arrival, and each iteration ends with a device synchronize (the sampled
+tokens are ready). Recorded per request: arrival, first-token and last-token times and every
+token's time; per iteration: its start and end, decode tokens, prefill tokens, entries,
+running and waiting counts (times in s from the run's start).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+from simulator.serving.policy import Policy, Request, Scheduler, blocks_for
+from simulator.serving.requests import generate, parse_lengths
+from validation.harness.config import config_from_dict, load_spec
+
+SPEC_DIR = Path(__file__).resolve().parents[2] / "model_specs"
+
+
+class MixedBatch:
+    """The mixed forward pass over a RefDecoder's weights with a slot KV cache."""
+
+    def __init__(self, model, slots: int, max_len: int):
+        import torch
+
+        c = model.cfg
+        self.m, self.c = model, c
+        shape = (c.layers, slots, c.kv_heads, max_len, c.head_dim)
+        self.k = torch.zeros(shape, device=model.device, dtype=model.dtype)
+        self.v = torch.zeros(shape, device=model.device, dtype=model.dtype)
+        self.last_token = torch.zeros(slots, device=model.device, dtype=torch.long)
+        self.free = list(range(slots))
+        self.slot_of: dict[int, int] = {}
+
+    # ---------------------------------------------------------------- slots
+    def assign(self, running: list[int], chunks) -> None:
+        """Free the slots of requests no longer running; give new ones the lowest free slot."""
+        alive = set(running)
+        for r in [r for r in self.slot_of if r not in alive]:
+            self.free.append(self.slot_of.pop(r))
+        self.free.sort()
+        for ch in chunks:
+            r = ch.ids[0]
+            if r not in self.slot_of:
+                self.slot_of[r] = self.free.pop(0)
+
+    # ---------------------------------------------------------------- the pass
+    def forward(self, chunks, prompt_ids=None):
+        """One iteration over ``chunks`` (policy.Chunk, one request each); returns the logits
+        of each entry's last token (decode entries first). A chunk's tokens are random, or
+        ``prompt_ids[request][start:start + length]`` when given (the self-check)."""
+        import torch
+        import torch.nn.functional as F
+
+        from validation.harness.model import _mm, _rope, _sdpa_ctx
+
+        m, c = self.m, self.c
+        dev = m.device
+        H, KV, hd = c.heads, c.kv_heads, c.head_dim
+        G = H // KV
+        dec = [ch for ch in chunks if ch.length == 1]
+        pre = [ch for ch in chunks if ch.length > 1]
+        order = dec + pre
+        slots = [self.slot_of[ch.ids[0]] for ch in order]
+        positions, token_slots = [], []
+        for ch, s in zip(order, slots):
+            positions.extend(range(ch.start, ch.start + ch.length))
+            token_slots.extend([s] * ch.length)
+        T, D = len(positions), len(dec)
+        pos = torch.tensor(positions, device=dev)
+        tok_slot = torch.tensor(token_slots, device=dev)
+        ids = []
+        if D:
+            ids.append(self.last_token[tok_slot[:D]])
+        if T > D and prompt_ids is not None:
+            ids.extend(prompt_ids[ch.ids[0]][ch.start:ch.start + ch.length] for ch in pre)
+        elif T > D:
+            ids.append(torch.randint(0, c.vocab, (T - D,), device=dev))
+        x = F.embedding(torch.cat(ids) if len(ids) > 1 else ids[0], m.embed)
+        cos, sin = m.cos[pos].view(T, 1, hd), m.sin[pos].view(T, 1, hd)
+        if D:
+            hi = max(slots[:D]) + 1
+            dec_slots = tok_slot[:D]
+            span = max(ch.start for ch in dec) + 1
+            slot_pos = torch.zeros(hi, device=dev, dtype=torch.long)
+            slot_pos[dec_slots] = pos[:D]
+            mask = (torch.arange(span, device=dev).view(1, span) <= slot_pos.view(hi, 1)).view(hi, 1, 1, span)
+        chunk_masks = {}
+        for ch in pre:
+            if ch.start > 0:
+                kpos = torch.arange(ch.start + ch.length, device=dev).view(1, 1, -1)
+                qpos = torch.arange(ch.start, ch.start + ch.length, device=dev).view(1, -1, 1)
+                chunk_masks[ch] = (kpos <= qpos).expand(G, -1, -1).reshape(G * ch.length, -1)
+        for l in range(c.layers):
+            h = F.rms_norm(x, (c.hidden,), m.ln1[l], c.rms_norm_eps)
+            qkv = _mm(h, m.wqkv[l])
+            if c.qkv_bias:
+                qkv = qkv + m.bqkv[l]
+            qkv = qkv.view(T, H + 2 * KV, hd)
+            q, k, v = qkv[:, :H], qkv[:, H:H + KV], qkv[:, H + KV:]
+            if c.qk_norm:
+                q = F.rms_norm(q, (hd,), m.qn[l], c.rms_norm_eps)
+                k = F.rms_norm(k, (hd,), m.kn[l], c.rms_norm_eps)
+            q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+            kc, vc = self.k[l], self.v[l]
+            kc[tok_slot, :, pos] = k
+            vc[tok_slot, :, pos] = v
+            outs = []
+            if D:
+                qg = torch.zeros(hi, KV, G, hd, device=dev, dtype=q.dtype)
+                qg[dec_slots] = q[:D].reshape(D, KV, G, hd)
+                o = F.scaled_dot_product_attention(qg, kc[:hi, :, :span], vc[:hi, :, :span], attn_mask=mask)
+                outs.append(o[dec_slots].reshape(D, H * hd))
+            offset = D
+            for ch, s in zip(pre, slots[D:]):
+                L = ch.length
+                qc = q[offset:offset + L].transpose(0, 1)                     # [H, L, hd]
+                if ch.start == 0:
+                    with _sdpa_ctx(dev.type):
+                        o = F.scaled_dot_product_attention(qc[None], k[offset:offset + L].transpose(0, 1)[None],
+                                                           v[offset:offset + L].transpose(0, 1)[None],
+                                                           is_causal=True, enable_gqa=KV < H)[0]
+                else:
+                    end = ch.start + L
+                    o = F.scaled_dot_product_attention(qc.reshape(1, KV, G * L, hd), kc[s:s + 1, :, :end],
+                                                       vc[s:s + 1, :, :end], attn_mask=chunk_masks[ch])
+                    o = o.view(H, L, hd)
+                outs.append(o.transpose(0, 1).reshape(L, H * hd))
+                offset += L
+            o = torch.cat(outs) if len(outs) > 1 else outs[0]
+            x = x + _mm(o, m.wo[l])
+            x = m._mlp_and_residual(l, x)
+        x = F.rms_norm(x, (c.hidden,), m.final_norm, c.rms_norm_eps)
+        ends, total = [], 0
+        for ch in order:
+            total += ch.length
+            ends.append(total - 1)
+        logits = x[torch.tensor(ends, device=dev)] @ m.lm_head.t()
+        self.last_token[torch.tensor(slots, device=dev)] = logits.argmax(dim=-1)
+        return logits
+
+
+def self_check(cfg, device="cuda") -> dict:
+    """The mixed pass against the reference decoder's prefill: two requests (prompts 40 and
+    23) prefilled in chunks (0-24 and 24-40 beside 0-23), then one decode iteration of both
+    at their own positions; each entry's logits against RefDecoder.prefill of the same
+    tokens. Returns the largest relative error (bf16: about 1e-2) and whether argmax agrees."""
+
+    from simulator.serving.policy import Chunk
+    from validation.harness.model import RefDecoder
+
+    m = RefDecoder(cfg, device=device, max_positions=128, seed=3)
+    batch = MixedBatch(m, 4, 64)
+    toks = {0: m.random_tokens(41), 1: m.random_tokens(24)}
+    steps = [[Chunk((0,), 0, 24), Chunk((1,), 0, 23)], [Chunk((0,), 24, 16)], [Chunk((0,), 40, 1), Chunk((1,), 23, 1)]]
+    checks = [(0, 24), (1, 23), (0, 40), (0, 41), (1, 24)]          # (request, tokens) whose last logits to compare
+    got = []
+    for i, chunks in enumerate(steps):
+        batch.assign([0, 1], chunks)
+        if i == 2:
+            batch.last_token[batch.slot_of[0]] = toks[0][40]
+            batch.last_token[batch.slot_of[1]] = toks[1][23]
+        logits = batch.forward(chunks, toks)
+        dec = [ch for ch in chunks if ch.length == 1]
+        got.extend(logits[j] for j in range(len(dec)))
+        got.extend(logits[len(dec) + j] for j in range(len(chunks) - len(dec)))
+    worst, same = 0.0, True
+    for (r, n), g in zip(checks, got):
+        k, v = m.new_cache(1, 64)
+        _, ref = m.prefill(toks[r][:n].view(1, n), k, v, return_logits=True)
+        ref, g = ref[0].double(), g.double()
+        worst = max(worst, ((g - ref).norm() / ref.norm()).item())
+        same = same and bool(g.argmax() == ref.argmax())
+    return {"logits_rel_err": worst, "argmax_equal": same}
+
+
+def serve(batch: MixedBatch, policy: Policy, reqs: list[Request], pool_blocks: int, cap_s: float) -> dict:
+    """Serve ``reqs`` in real time; returns the per-request and per-iteration records."""
+    import torch
+
+    sched = Scheduler(policy, reqs, pool_blocks)
+    tokens: list[list[float]] = [[] for _ in reqs]
+    it = {k: [] for k in ("start_s", "end_s", "decode", "prefill_tokens", "entries", "running", "waiting")}
+    arrived, done = 0, 0
+    t0 = time.perf_counter()
+    status = "complete"
+    while done < len(reqs):
+        now = time.perf_counter() - t0
+        if now > cap_s:
+            status = "stopped at the time cap"
+            break
+        while arrived < len(reqs) and reqs[arrived].arrival_s <= now:
+            sched.arrive(arrived)
+            arrived += 1
+        start = time.perf_counter() - t0
+        chunks = sched.step()
+        if not chunks:
+            if arrived < len(reqs):
+                gap = reqs[arrived].arrival_s - (time.perf_counter() - t0)
+                if gap > 0.002:
+                    time.sleep(gap - 0.001)
+            continue
+        batch.assign(sched.running, chunks)
+        batch.forward(chunks)
+        if batch.m.device.type == "cuda":
+            torch.cuda.synchronize()
+        end = time.perf_counter() - t0
+        for ch in chunks:
+            r = reqs[ch.ids[0]]
+            if r.computed + ch.length == r.num_tokens:
+                tokens[ch.ids[0]].append(round(end, 6))
+        done += len(sched.finish(chunks, end))
+        it["start_s"].append(round(start, 6))
+        it["end_s"].append(round(end, 6))
+        it["decode"].append(sum(1 for ch in chunks if ch.length == 1))
+        it["prefill_tokens"].append(sum(ch.length for ch in chunks if ch.length > 1))
+        it["entries"].append(len(chunks))
+        it["running"].append(len(sched.running))
+        it["waiting"].append(len(sched.waiting))
+    return dict(status=status, preemptions=sched.preemptions, peak_blocks=sched.peak_blocks,
+                requests=dict(arrival_s=[round(r.arrival_s, 6) for r in reqs], prompt=[r.prompt for r in reqs],
+                              output=[r.output for r in reqs], first_s=[None if math.isnan(r.first_s) else
+                                                                       round(r.first_s, 6) for r in reqs],
+                              last_s=[None if math.isnan(r.last_s) else round(r.last_s, 6) for r in reqs],
+                              preemptions=[r.preemptions for r in reqs], token_s=tokens),
+                iterations=it)
+
+
+def warm_up(batch: MixedBatch, policy: Policy, prompt: int, pool_blocks: int) -> None:
+    """A few mixed iterations (and every decode batch size up to 8) before the timed runs."""
+    reqs = [Request(0.0, prompt, 8) for _ in range(8)]
+    sched = Scheduler(policy, reqs, pool_blocks)
+    for i in range(len(reqs)):
+        sched.arrive(i)
+    while not sched.idle:
+        chunks = sched.step()
+        batch.assign(sched.running, chunks)
+        batch.forward(chunks)
+        sched.finish(chunks, 0.0)
+    batch.assign([], [])
+
+
+def environment() -> dict:
+    import platform
+
+    import torch
+
+    p = torch.cuda.get_device_properties(0)
+    return dict(date_utc=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+                gpu_name=torch.cuda.get_device_name(0), sm_count=p.multi_processor_count,
+                total_memory_bytes=p.total_memory, torch_version=torch.__version__, cuda_version=torch.version.cuda,
+                python_version=platform.python_version(), host_cpus=os.cpu_count())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--rates", required=True, help="requests/s, comma-separated")
+    ap.add_argument("--requests", required=True, help="requests per rate, comma-separated")
+    ap.add_argument("--prompt", default="uniform:256:768")
+    ap.add_argument("--output", default="uniform:64:192")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-batched-tokens", type=int, default=2048)
+    ap.add_argument("--max-seqs", type=int, default=64)
+    ap.add_argument("--block-size", type=int, default=16)
+    ap.add_argument("--cap-s", type=float, default=40.0, help="wall-clock cap of one rate's run (s)")
+    args = ap.parse_args(argv)
+    from validation.harness.model import RefDecoder
+
+    rates = [float(x) for x in args.rates.split(",")]
+    counts = [int(x) for x in args.requests.split(",")]
+    policy = Policy(max_batched_tokens=args.max_batched_tokens, max_seqs=args.max_seqs, block_size=args.block_size,
+                    decode_graphs=False)
+    prompt, output = parse_lengths(args.prompt, "--prompt"), parse_lengths(args.output, "--output")
+    check = self_check(config_from_dict("selfcheck-tiny", dict(
+        model_type="qwen2", hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
+        num_key_value_heads=2, head_dim=64, vocab_size=1000, rms_norm_eps=1e-6, rope_theta=10000.0)))
+    print(f"self-check (mixed pass against the reference prefill): {check}", flush=True)
+    cfg = load_spec(SPEC_DIR / f"{args.model}.yaml")
+    drawn = [generate(n, rate, prompt, output, args.seed + i) for i, (rate, n) in enumerate(zip(rates, counts))]
+    max_len = max(int((d.prompt + d.output).max()) for d in drawn) + 1
+    model = RefDecoder(cfg, device="cuda", max_positions=max_len + 64)
+    batch = MixedBatch(model, args.max_seqs, max_len)
+    pool_blocks = args.max_seqs * blocks_for(max_len, args.block_size)     # what the slot cache holds
+    warm_up(batch, policy, int(drawn[0].prompt.max()), pool_blocks)
+    doc = dict(harness="serving", environment=environment(), model=cfg.name, policy=policy.__dict__,
+               pool_blocks=pool_blocks, self_check=check, prompt=args.prompt, output=args.output, slot_max_len=max_len, points=[])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"serving-{cfg.name}.json"
+    for i, (rate, d) in enumerate(zip(rates, drawn)):
+        reqs = [Request(float(a), int(p), int(n)) for a, p, n in zip(d.arrival_s, d.prompt, d.output)]
+        t = time.perf_counter()
+        point = serve(batch, policy, reqs, pool_blocks, args.cap_s)
+        point |= dict(rate=rate, seed=args.seed + i, wall_s=round(time.perf_counter() - t, 3))
+        doc["points"].append(point)
+        path.write_text(json.dumps(doc))
+        its = point["iterations"]
+        print(f"{cfg.name} rate {rate}: {len(reqs)} requests, {len(its['end_s'])} iterations, {point['status']}, "
+              f"{point['wall_s']} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
