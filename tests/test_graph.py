@@ -92,6 +92,21 @@ def test_unfused_attention_materialises_scores():
 
 def test_weight_dtype_scales_weight_bytes():
     _, arch, _ = registry.model("llama-3.1-8b")
-    assert lower(arch, Dtype.fp8, BF16, BF16, False).weight_bytes == pytest.approx(
-        lower(arch, BF16, BF16, BF16, False).weight_bytes / 2)
+    fp8, bf16 = lower(arch, Dtype.fp8, BF16, BF16, False), lower(arch, BF16, BF16, BF16, False)
+    assert fp8.layer_weight_bytes == pytest.approx(bf16.layer_weight_bytes / 2)
+    outer = bf16.weight_bytes - bf16.layer_weight_bytes           # embedding, final norm, LM head: 16-bit
+    assert fp8.weight_bytes == pytest.approx(fp8.layer_weight_bytes + outer)
+    assert lower(arch, Dtype.fp8, BF16, BF16, False, outer_16bit=False).weight_bytes == pytest.approx(
+        bf16.weight_bytes / 2)
+
+
+def test_w8a8_quantizes_each_weight_gemm_input():
+    """FP8 activations add one dynamic quantization per weight-owning GEMM of a layer (qkv, o,
+    gate_up, down): k stream values read and k bytes written per token; bf16 adds none."""
+    _, arch, _ = registry.model("llama-3.1-8b")
+    t = lower(arch, Dtype.fp8, Dtype.fp8, BF16, False)
+    quant = [i for i, k in enumerate(t.kind) if OpKind(int(k)) == OpKind.QUANTIZE]
+    assert [t.names[i] for i in quant] == ["qkv_proj_quant", "o_proj_quant", "gate_up_proj_quant", "down_proj_quant"]
+    assert t.bytes[quant[3], TOK] == pytest.approx(arch.ffn_size * 3.0)
+    assert not any(OpKind(int(k)) == OpKind.QUANTIZE for k in lower(arch, Dtype.fp8, BF16, BF16, False).kind)
     assert np.all(lower(arch, Dtype.int4, BF16, BF16, False).bytes[:, ONE] <= lower(arch, BF16, BF16, BF16, False).bytes[:, ONE])

@@ -59,6 +59,8 @@ class Rates:
     half_length: np.ndarray      # tokens: prefill attention efficiency L / (L + L0) (0: off)
     gemv_max_m: np.ndarray       # GEMMs of at most this many rows run as a GEMV (0: never)
     gemv_scale: np.ndarray       # their memory time x this (memory_fraction / gemv_memory_fraction)
+    occupancy: np.ndarray        # [ops, 4]: decode attention's blocks per sequence, split below, split and
+                                 # oversubscribed memory-time scales (roofline.occupancy_scale; 0, 0, 1, 1 elsewhere)
     profile: DeviceProfile
     placement: Placement
     _op: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)   # phase -> op_params
@@ -87,6 +89,9 @@ class Rates:
         op[:, roofline.OP_HALF_LENGTH] = self.half_length if phase == "prefill" else 0.0
         op[:, roofline.OP_GEMV_MAX_M] = self.gemv_max_m
         op[:, roofline.OP_GEMV_SCALE] = self.gemv_scale
+        if phase == "decode":
+            op[:, [roofline.OP_BLOCKS_PER_SEQ, roofline.OP_SPLIT_BLOCKS, roofline.OP_SPLIT_SCALE,
+                   roofline.OP_OVER_SCALE]] = self.occupancy
         return op
 
     def pass_arrays(self, phase: str = "decode") -> tuple:
@@ -137,10 +142,28 @@ def unit_peaks(table: OpTable, hardware, compute_dtype: Dtype) -> np.ndarray:
     return np.array([tensor if (k.is_gemm or k.is_attention) else vector for k in kinds], dtype=np.float64)
 
 
+def gemm_profile(kind: OpKind, profile: DeviceProfile):
+    """The GemmEfficiency of a GEMM kind: grouped expert GEMMs have their own where fitted."""
+    return profile.expert_gemm if kind == OpKind.EXPERT_MATMUL and profile.expert_gemm is not None else profile.gemm
+
+
+def occupancy_row(kind: OpKind, kv_heads: float, profile: DeviceProfile, units: float) -> tuple:
+    """(blocks per sequence, split below, split scale, oversubscribed scale) of an operator: a
+    fused decode attention launches one thread block per (sequence, KV head); its memory time
+    scales by resident / split (or oversubscribed) memory fraction in those regimes."""
+    if kind != OpKind.ATTENTION:
+        return 0.0, 0.0, 1.0, 1.0
+    base = profile.attention_memory_fraction
+    split = profile.attention_split_memory_fraction or base
+    over = profile.attention_oversubscribed_memory_fraction or base
+    return float(kv_heads), profile.attention_split_below * units, base / split, base / over
+
+
 def _op_fractions(kind: OpKind, profile: DeviceProfile) -> tuple[float, float]:
     """(fraction of peak compute, fraction of bandwidth) the stack reaches on this operator."""
     if kind.is_gemm:
-        return profile.gemm.peak_fraction, profile.gemm.memory_fraction
+        g = gemm_profile(kind, profile)
+        return g.peak_fraction, g.memory_fraction
     if kind.is_attention:
         return profile.attention_compute_fraction, profile.attention_memory_fraction
     return 1.0, profile.memory_fraction_by_kind.get(kind.stack_name, profile.elementwise_memory_fraction)
@@ -185,17 +208,20 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profi
     tile_n = np.ones(n)
     gemv_max_m = np.zeros(n)
     gemv_scale = np.ones(n)
+    occupancy = np.zeros((n, 4))
     for i, code in enumerate(table.kind):
         kind = OpKind(int(code))
         compute_fraction, memory_fraction = _op_fractions(kind, profile)
         compute_peak[i] = peaks[i] * compute_fraction
         moved[i] = table.bytes[i] * stack.traffic(kind.stack_name)
         mem_s[i] = moved[i] * column_s_per_byte / memory_fraction
+        occupancy[i] = occupancy_row(kind, table.kv_heads[i], profile, units)
         if kind.is_gemm:
-            tile_m[i], tile_n[i] = profile.gemm.tile_m, profile.gemm.tile_n
-            overlap[i] = profile.gemm.overlap_exponent
-            gemv_max_m[i] = profile.gemm.gemv_max_m
-            gemv_scale[i] = profile.gemm.memory_fraction / profile.gemm.gemv_memory_fraction
+            g = gemm_profile(kind, profile)
+            tile_m[i], tile_n[i] = g.tile_m, g.tile_n
+            overlap[i] = g.overlap_exponent
+            gemv_max_m[i] = g.gemv_max_m
+            gemv_scale[i] = g.memory_fraction / g.gemv_memory_fraction
         if kind.is_attention:
             half_length[i] = profile.attention_half_length
             mem_s[i, SEQ] += attention_block_s(table.kv_heads[i], profile.attention_block_overhead_s, units)
@@ -207,7 +233,7 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profi
     alt_peak, alt_mem_s = _bind_pim(table, hardware, profile, compute_dtype, moved, column_s_per_byte)
     return Rates(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
                  alt_peak, alt_mem_s, overhead.copy(), overlap, host_launch_s, half_length, gemv_max_m, gemv_scale,
-                 profile, placement)
+                 occupancy, profile, placement)
 
 
 def _bind_pim(table: OpTable, hardware, profile: DeviceProfile, compute_dtype: Dtype, moved, column_s_per_byte):

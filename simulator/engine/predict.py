@@ -12,16 +12,17 @@ e2e = ttft + (N - 1) tpot.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
-from simulator.engine.batch import Layout, Packed, evaluate_one, pack, transient_bytes, weights_per_device_bytes
+from simulator.engine.batch import Layout, Packed, pack, transient_bytes, weights_per_device_bytes
 from simulator.engine.bind import Rates, bind, peak_for
 from simulator.engine.energy import EnergyModel, energy_model
 from simulator.engine.kernels import roofline
 from simulator.engine.kernels import scenario as sc
 from simulator.engine.kernels.phases import decode_step_features, mean_decode_position, prefill_features
-from simulator.engine.result import MemoryReport, OperatorShare, Prediction, SpeculativeReport
+from simulator.engine.result import MemoryReport, OperatorShare, Prediction, SpeculativeReport, trusted
 from simulator.graph.lower import OpTable, lower
 from simulator.graph.ops import OpKind
 from simulator.specs.base import Dtype
@@ -46,6 +47,7 @@ class Prepared:
     energy: EnergyModel | None
     kinds: tuple[str, ...] = ()  # each operator's kind name (the breakdown's)
     packs: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    evaluators: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)   # evaluator()
     choice: ProfileChoice | None = None   # the stack entry used and why (StackSpec.choose)
     scope: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)  # accuracy/confidence.py's
 
@@ -63,7 +65,8 @@ def prepare(model_name: str, arch: Architecture, hardware, stack: StackSpec, wei
     """Lower ``arch`` at these precisions on tp x ep devices and bind it to ``hardware`` and
     ``stack`` (``weight_format`` a Dtype or a WeightFormat: group-scaled storage) with the
     stack entry ``choice`` (default: StackSpec.choose without a registry spec to compare)."""
-    table = lower(arch, weight_format, activation_dtype, kv_dtype, stack.attention == "unfused", tp, ep)
+    table = lower(arch, weight_format, activation_dtype, kv_dtype, stack.attention == "unfused", tp, ep,
+                  stack.outer_weights_16bit)
     choice = choice or stack.choose(hardware)
     rates = bind(table, hardware, stack, activation_dtype, choice.profile)
     em = energy_model(hardware, rates.profile, activation_dtype,
@@ -91,51 +94,116 @@ def memory_report(table: OpTable, hw, w: Workload, pre_feats: np.ndarray) -> Mem
 
 
 def _memory(res, capacity: float) -> MemoryReport:
-    return MemoryReport(weights_bytes=res[sc.WEIGHTS_BYTES], kv_cache_bytes=res[sc.KV_CACHE_BYTES],
-                        activation_bytes=res[sc.ACTIVATION_BYTES], total_bytes=res[sc.TOTAL_BYTES],
-                        capacity_bytes=capacity, fits=bool(res[sc.FITS]))
-
-
-def _value(res, row) -> float | None:
-    x = float(res[row])
-    return None if np.isnan(x) else x
+    return trusted(MemoryReport, dict(weights_bytes=float(res[sc.WEIGHTS_BYTES]),
+                                      kv_cache_bytes=float(res[sc.KV_CACHE_BYTES]),
+                                      activation_bytes=float(res[sc.ACTIVATION_BYTES]),
+                                      total_bytes=float(res[sc.TOTAL_BYTES]), capacity_bytes=capacity,
+                                      fits=bool(res[sc.FITS])))
 
 
 def _notes(prep: Prepared, res) -> list[str]:
     notes = []
-    device_s = float(res[sc.PREFILL_DEVICE_S])
+    device_s = res[sc.PREFILL_DEVICE_S]
     if prep.rates.host_launch_s > device_s:
         notes.append(f"prefill is host-bound: launching its kernels takes {prep.rates.host_launch_s * 1e3:.2f} ms, "
                      f"the device work {device_s * 1e3:.2f} ms")
     if prep.energy is not None:
         for phase, row in (("prefill", sc.PREFILL_POWER_SLOWDOWN), ("decode", sc.DECODE_POWER_SLOWDOWN)):
-            slowdown = float(res[row])
+            slowdown = res[row]
             if slowdown > 1.001:
                 notes.append(f"{phase} is power-limited: {100 * (slowdown - 1):.0f}% slower than its "
                              f"roofline at {prep.energy.tdp_w:.0f} W")
     return notes
 
 
-def _breakdown(prep: Prepared, w: Workload, ws, res, stages: float) -> list[OperatorShare]:
-    """Per operator: its prefill time, mean decode-step time, share of the (plain) request,
-    and what bounds it at the prefill and at the middle decode step."""
-    table, mb, steps = prep.table, w.microbatch, w.output - 1
-    pre_t, dec_t = ws[sc.W_PREFILL_T], ws[sc.W_DECODE_T]
-    pre_feats = prefill_features(mb, w.prompt, table.window, table.moe)
-    _, pre_bound, pre_unit = roofline.evaluate_point(*prep.rates.pass_arrays("prefill"), pre_feats)
-    dec_bound, dec_unit = pre_bound, pre_unit
-    if steps:
-        feats = decode_step_features(mb, mean_decode_position(w.prompt, w.output), table.window, table.moe)
-        _, dec_bound, dec_unit = roofline.evaluate_point(*prep.rates.pass_arrays("decode"), feats)
-    e2e = float(res[sc.PLAIN_E2E_S])
-    names = roofline.BOUND_NAMES
-    return [OperatorShare(name=name, kind=prep.kinds[i],
-                          prefill_time_s=stages * float(pre_t[i]),
-                          decode_step_time_s=stages * float(dec_t[i]) / steps if steps else 0.0,
-                          share=stages * float(pre_t[i] + dec_t[i]) / e2e if e2e > 0 else 0.0,
-                          prefill_bound=names[pre_bound[i]], decode_bound=names[dec_bound[i]],
-                          prefill_unit=_UNITS[pre_unit[i]], decode_unit=_UNITS[dec_unit[i]])
-            for i, name in enumerate(table.names)]
+# rows of the result vector that become a Prediction's optional times (None when NaN)
+_TIMED = (("ttft_s", sc.TTFT_S), ("tpot_s", sc.TPOT_S), ("e2e_s", sc.E2E_S), ("output_tokens_per_s", sc.TOKENS_PER_S),
+          ("prefill_energy_j", sc.PREFILL_ENERGY_J), ("decode_step_energy_j", sc.DECODE_STEP_ENERGY_J),
+          ("energy_j", sc.ENERGY_J), ("tokens_per_j", sc.TOKENS_PER_J))
+
+
+class Evaluator:
+    """A prepared model (and draft) on one layout, with the Prediction fields its workload
+    fixes (names, precisions, parallelism): one kernel call per scenario (B, S, N) after that.
+    The per-operator breakdown is computed when first read (the same kernel, keeping each
+    operator's times)."""
+
+    def __init__(self, prep: Prepared, w: Workload, draft: Prepared | None = None, require_fit: bool = True):
+        layout = layout_of(w) if draft is not None else dataclasses.replace(layout_of(w), draft_tokens=0)
+        self.prep, self.draft, self.require_fit = prep, draft, require_fit
+        self.packed = prep.packed(layout, draft)
+        self.split = w.dp * w.ep * w.microbatches        # B / split = one microbatch's sequences
+        self.fixed = dict(model=prep.model_name, hardware=prep.hardware.name, stack=prep.stack.name,
+                          weight_dtype=w.weight_dtype, activation_dtype=w.activation_dtype.value,
+                          kv_dtype=w.kv_dtype.value, tp=w.tp, pp=w.pp, dp=w.dp, ep=w.ep,
+                          microbatches=w.microbatches, devices=w.devices)
+        self.speculation = (w.draft_tokens, w.acceptance)
+
+    def results(self, batch: int, prompt: int, output: int, keep: bool = False):
+        """(result vector as a list, per-operator prefill times, summed decode times) of one
+        scenario (scenario.point; the per-operator times are filled when ``keep``)."""
+        p = self.packed
+        out = np.empty((sc.N_OUTPUTS, 1))
+        pre_t, dec_t = sc.point(p.target, p.draft, p.n_ops, p.draft_ops, batch, prompt, output, self.require_fit,
+                                keep, out)
+        return out[:, 0].tolist(), pre_t, dec_t
+
+    def __call__(self, batch: int, prompt: int, output: int, notes=()) -> Prediction:
+        """The Prediction of one scenario; ``notes`` (e.g. a dtype fallback) come first."""
+        res = self.results(batch, prompt, output)[0]
+        memory = _memory(res, self.prep.hardware.capacity_bytes)
+        values = dict(self.fixed, batch=batch, prompt=prompt, output=output, memory=memory, speculative=None)
+        if res[sc.TTFT_S] != res[sc.TTFT_S]:                  # NaN: it does not fit
+            values.update(dict.fromkeys(name for name, _ in _TIMED), note="; ".join([
+                *notes, f"does not fit: needs {memory.total_bytes / 1e9:.1f} GB per device of "
+                        f"{memory.capacity_bytes / 1e9:.1f} GB"]), confidence=None)
+            return trusted(Prediction, values, {"_breakdown_of": list})
+        for name, row in _TIMED:
+            x = res[row]
+            values[name] = None if x != x else x
+        if res[sc.TOKENS_PER_ITERATION] == res[sc.TOKENS_PER_ITERATION]:
+            values["speculative"] = self._speculative(res)
+        values.update(note="; ".join([*notes, *_notes(self.prep, res)]), confidence=None)
+        return trusted(Prediction, values, {"_breakdown_of": functools.partial(self.breakdown, batch, prompt, output)})
+
+    def _speculative(self, res) -> SpeculativeReport:
+        k, a = self.speculation
+        return trusted(SpeculativeReport, dict(
+            draft_model=self.draft.model_name, draft_tokens=k, acceptance=a,
+            tokens_per_iteration=res[sc.TOKENS_PER_ITERATION], draft_step_s=res[sc.DRAFT_STEP_S],
+            verify_pass_s=res[sc.VERIFY_PASS_S], plain_tpot_s=res[sc.PLAIN_TPOT_S],
+            speedup=res[sc.PLAIN_TPOT_S] / res[sc.TPOT_S]))
+
+    def breakdown(self, batch: int, prompt: int, output: int) -> list[OperatorShare]:
+        """Per operator: its prefill time, mean decode-step time, share of the (plain) request,
+        and what bounds it at the prefill and at the middle decode step."""
+        prep, table = self.prep, self.prep.table
+        res, pre_t, dec_t = self.results(batch, prompt, output, keep=True)
+        mb, steps, stages = batch // self.split, output - 1, float(self.packed.params[sc.P_STAGES])
+        pre_feats = prefill_features(mb, prompt, table.window, table.moe)
+        _, pre_bound, pre_unit = roofline.evaluate_point(*prep.rates.pass_arrays("prefill"), pre_feats)
+        dec_bound, dec_unit = pre_bound, pre_unit
+        if steps:
+            feats = decode_step_features(mb, mean_decode_position(prompt, output), table.window, table.moe)
+            _, dec_bound, dec_unit = roofline.evaluate_point(*prep.rates.pass_arrays("decode"), feats)
+        e2e = res[sc.PLAIN_E2E_S]
+        names = roofline.BOUND_NAMES
+        return [trusted(OperatorShare, dict(
+                    name=name, kind=prep.kinds[i], prefill_time_s=stages * float(pre_t[i]),
+                    decode_step_time_s=stages * float(dec_t[i]) / steps if steps else 0.0,
+                    share=stages * float(pre_t[i] + dec_t[i]) / e2e if e2e > 0 else 0.0,
+                    prefill_bound=names[pre_bound[i]], decode_bound=names[dec_bound[i]],
+                    prefill_unit=_UNITS[pre_unit[i]], decode_unit=_UNITS[dec_unit[i]]))
+                for i, name in enumerate(table.names)]
+
+
+def evaluator(prep: Prepared, w: Workload, draft: Prepared | None = None, require_fit: bool = True) -> Evaluator:
+    """The Evaluator of a prepared model on w's layout and precisions, kept on ``prep``."""
+    key = (layout_of(w), id(draft), require_fit, w.weight_dtype, w.activation_dtype, w.kv_dtype)
+    kept = prep.evaluators.get(key)
+    if kept is None or kept.draft is not draft:
+        kept = prep.evaluators[key] = Evaluator(prep, w, draft, require_fit)
+    return kept
 
 
 def evaluate(prep: Prepared, w: Workload, require_fit: bool = True, draft: Prepared | None = None,
@@ -143,30 +211,4 @@ def evaluate(prep: Prepared, w: Workload, require_fit: bool = True, draft: Prepa
     """One scenario of a prepared (model, device, stack, tp, ep), speculative when ``draft``
     is given. ``require_fit=False`` predicts times even when the footprint exceeds capacity
     (re-predicting a run that did happen). ``notes`` (e.g. a dtype fallback) are prepended."""
-    layout = layout_of(w) if draft is not None else dataclasses.replace(layout_of(w), draft_tokens=0)
-    packed = prep.packed(layout, draft)
-    res, ws = evaluate_one(packed, w.batch, w.prompt, w.output, require_fit)
-    capacity = prep.hardware.capacity_bytes
-    memory = _memory(res, capacity)
-    common = dict(model=prep.model_name, hardware=prep.hardware.name, stack=prep.stack.name, batch=w.batch,
-                  prompt=w.prompt, output=w.output, weight_dtype=w.weight_dtype,
-                  activation_dtype=w.activation_dtype.value, kv_dtype=w.kv_dtype.value, tp=w.tp, pp=w.pp, dp=w.dp,
-                  ep=w.ep, microbatches=w.microbatches, devices=w.devices, memory=memory)
-    if np.isnan(res[sc.TTFT_S]):
-        return Prediction(**common, ttft_s=None, tpot_s=None, e2e_s=None, output_tokens_per_s=None,
-                          prefill_energy_j=None, decode_step_energy_j=None, energy_j=None, tokens_per_j=None,
-                          breakdown=[], note="; ".join([*notes, f"does not fit: needs {memory.total_bytes / 1e9:.1f} "
-                                                       f"GB per device of {capacity / 1e9:.1f} GB"]))
-    speculative = None
-    if not np.isnan(res[sc.TOKENS_PER_ITERATION]):
-        speculative = SpeculativeReport(draft_model=draft.model_name, draft_tokens=w.draft_tokens,
-                                        acceptance=w.acceptance, tokens_per_iteration=res[sc.TOKENS_PER_ITERATION],
-                                        draft_step_s=res[sc.DRAFT_STEP_S], verify_pass_s=res[sc.VERIFY_PASS_S],
-                                        plain_tpot_s=res[sc.PLAIN_TPOT_S],
-                                        speedup=res[sc.PLAIN_TPOT_S] / res[sc.TPOT_S])
-    return Prediction(**common, ttft_s=_value(res, sc.TTFT_S), tpot_s=_value(res, sc.TPOT_S),
-                      e2e_s=_value(res, sc.E2E_S), output_tokens_per_s=_value(res, sc.TOKENS_PER_S),
-                      prefill_energy_j=_value(res, sc.PREFILL_ENERGY_J),
-                      decode_step_energy_j=_value(res, sc.DECODE_STEP_ENERGY_J), energy_j=_value(res, sc.ENERGY_J),
-                      tokens_per_j=_value(res, sc.TOKENS_PER_J), breakdown=_breakdown(prep, w, ws, res, packed.params[sc.P_STAGES]),
-                      speculative=speculative, note="; ".join([*notes, *_notes(prep, res)]))
+    return evaluator(prep, w, draft, require_fit)(w.batch, w.prompt, w.output, notes)

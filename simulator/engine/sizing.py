@@ -57,7 +57,8 @@ def fewest_devices(arch, hw, stack, w: Workload, max_devices: int | None = MAX_D
     unfused = stack.attention == "unfused"
     best = None
     for tp in _tp_degrees(arch) if hw.interconnect else [1]:
-        table = lower(arch, w.weight_format, w.activation_dtype, w.kv_dtype, unfused, tp)
+        table = lower(arch, w.weight_format, w.activation_dtype, w.kv_dtype, unfused, tp,
+                      outer_16bit=stack.outer_weights_16bit)
         features = prefill_features(w.batch, w.prompt, table.window, table.moe)
 
         def fits(pp: int, tp=tp, table=table, features=features) -> bool:

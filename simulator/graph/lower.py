@@ -123,11 +123,26 @@ def _params(graph: nx.DiGraph, keep) -> int:
     return sum(d["params"] * d["repeat"] for n, d in graph.nodes(data=True) if keep(n, d))
 
 
-def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype) -> OpTable:
+def _quantize_row(name: str, kind: OpKind, d: dict, a_in: float, a: float) -> tuple | None:
+    """The dynamic quantization of a weight-owning GEMM's input when activations are narrower
+    than the stream (W8A8): per token, read k stream values, write k narrow ones (x top_k copies
+    for an expert GEMM's dispatched tokens); None otherwise."""
+    if a_in >= a or not d["in_layer"] or d.get("params", 0) <= 0 or kind not in (OpKind.MATMUL, OpKind.EXPERT_MATMUL):
+        return None
+    k = d["k"] * d.get("top_k", 1) if kind == OpKind.EXPERT_MATMUL else d["k"]
+    return (f"{name}_quant", OpKind.QUANTIZE, d["repeat"], _row(tok=3.0 * k), _row(tok=k * (a + a_in)), 0, 0, TOK, 1,
+            0, PHASES[d.get("phase", "both")])
+
+
+def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype, outer_16bit: bool = True) -> OpTable:
     """Operator table of a graph; sizes are per device when the graph is a tensor-parallel shard.
-    ``weight`` is a Dtype or a quant.WeightFormat (anything with ``bytes`` per element)."""
+    ``weight`` is a Dtype or a quant.WeightFormat (anything with ``bytes`` per element).
+    ``outer_16bit``: a weight format narrower than 16 bits applies to the decoder layers only;
+    the embedding, final norm and LM head stay 16-bit (FP8 W8A8 recipes, AWQ and GPTQ
+    checkpoints keep them so; GGUF quantizes them too: False)."""
     arch: Architecture = graph.graph["model"]
     w, a_in, kvb = weight.bytes, activation.bytes, kv.bytes
+    w_outer = max(w, STREAM_MIN_BYTES) if outer_16bit else w
     a = max(a_in, STREAM_MIN_BYTES)
     rows = []
     for name in nx.topological_sort(graph):
@@ -135,11 +150,15 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype) -> OpTa
         if d["kind"] is None:
             continue
         kind = OpKind(d["kind"])
-        f, b = _costs(kind, d, w, a_in, a, kvb)
+        f, b = _costs(kind, d, w if d["in_layer"] else w_outer, a_in, a, kvb)
         m_feature = {"tok": TOK, "seq": SEQ, "etok": ETOK}[d["m"]] if kind.is_gemm else TOK
+        quantize = _quantize_row(name, kind, d, a_in, a)
+        if quantize is not None:
+            rows.append(quantize)
         rows.append((name, kind, d["repeat"], f, b, d.get("n", 0), d.get("k", 0), m_feature, d.get("group", 1),
                      d.get("kv_heads", 0) if kind.is_attention else 0, PHASES[d.get("phase", "both")]))
     params = parameter_count(graph)
+    layer_params = _params(graph, lambda n, d: d["in_layer"])
     return OpTable(
         names=tuple(r[0] for r in rows),
         kind=np.array([int(r[1]) for r in rows], dtype=np.int64),
@@ -154,12 +173,12 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype) -> OpTa
         phase=np.array([r[10] for r in rows], dtype=np.int64),
         moe=(arch.num_experts, arch.experts_per_token, graph.graph.get("ep", 1)) if arch.is_moe else None,
         parameters=params,
-        weight_bytes=params * w,
-        layer_weight_bytes=_params(graph, lambda n, d: d["in_layer"]) * w,
-        first_stage_weight_bytes=_params(graph, lambda n, d: d["kind"] == OpKind.EMBEDDING) * w,
+        weight_bytes=layer_params * w + (params - layer_params) * w_outer,
+        layer_weight_bytes=layer_params * w,
+        first_stage_weight_bytes=_params(graph, lambda n, d: d["kind"] == OpKind.EMBEDDING) * w_outer,
         last_stage_weight_bytes=(_params(graph, lambda n, d: not d["in_layer"] and d["kind"] != OpKind.EMBEDDING)
                                  + (_params(graph, lambda n, d: n == "embed_tokens") if arch.tied_embeddings
-                                    else 0)) * w,
+                                    else 0)) * w_outer,
         kv_bytes_per_token=arch.num_layers * arch.kv_cache_width * kvb,
         stream_bytes_per_token=arch.hidden_size * a,
         window=arch.sliding_window or 0,
@@ -168,9 +187,9 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype) -> OpTa
 
 @functools.lru_cache(maxsize=256)
 def lower(arch: Architecture, weight, activation: Dtype, kv: Dtype, unfused_attention: bool,
-          tp: int = 1, ep: int = 1) -> OpTable:
+          tp: int = 1, ep: int = 1, outer_16bit: bool = True) -> OpTable:
     """Operator table of one device (of tp tensor-parallel x ep expert-parallel ones) at given
     precisions (cached: lowering happens once per combination)."""
     graph = build(arch, unfused_attention, tp, ep)
     graph.graph["ep"] = ep
-    return lower_graph(graph, weight, activation, kv)
+    return lower_graph(graph, weight, activation, kv, outer_16bit)

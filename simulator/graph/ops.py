@@ -41,6 +41,7 @@ class OpKind(enum.IntEnum):
     EXPERT_MATMUL = 17     # grouped GEMM over the experts a batch touches
     MOE_ROUTE = 18         # top-k, softmax over the chosen logits, sort tokens by expert
     MOE_COMBINE = 19       # weight the expert outputs and scatter them back to tokens
+    QUANTIZE = 20          # dynamic per-token quantization of a GEMM's input (W8A8: 16-bit stream -> 8-bit)
     @property
     def stack_name(self) -> str:
         """Name used by stack profiles (kernels_per_op, traffic_per_op)."""
@@ -66,5 +67,5 @@ _STACK_NAMES = {
     OpKind.ACTIVATION: "activation", OpKind.LM_HEAD: "lm_head", OpKind.SAMPLING: "sampling",
     OpKind.ALL_REDUCE: "collective", OpKind.ALL_GATHER: "collective", OpKind.SEND_RECV: "collective",
     OpKind.ALL_TO_ALL: "collective", OpKind.EXPERT_MATMUL: "matmul", OpKind.MOE_ROUTE: "moe_route",
-    OpKind.MOE_COMBINE: "moe_combine",
+    OpKind.MOE_COMBINE: "moe_combine", OpKind.QUANTIZE: "quantize",
 }

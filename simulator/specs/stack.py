@@ -21,7 +21,7 @@ Fraction = float  # dimensionless, in (0, 1]
 
 OpKindName = Literal["embedding", "norm", "matmul", "rotary", "kv_write", "attention",
                      "residual_add", "activation", "lm_head", "sampling", "collective", "moe_route",
-                     "moe_combine"]  # operator kinds as stacks name them (graph/ops.py stack_name)
+                     "moe_combine", "quantize"]  # operator kinds as stacks name them (graph/ops.py stack_name)
 
 
 class GemmEfficiency(Strict):
@@ -54,10 +54,17 @@ class DeviceProfile(Strict):
     decode_step_overhead; a prefill pass adds prefill_step_overhead."""
 
     gemm: GemmEfficiency = GemmEfficiency()
+    expert_gemm: GemmEfficiency | None = None    # grouped GEMMs over experts (None: as gemm)
     attention_compute_fraction: float = Field(1.0, gt=0, le=1)   # of the dense peak, attention FLOPs
     attention_memory_fraction: float = Field(1.0, gt=0, le=1.5)  # of bandwidth, KV-cache reads
     attention_half_length: float = Field(0.0, ge=0)               # tokens: prefill efficiency L/(L+L0)
     attention_block_overhead_s: SecondsOrZero = Field(0.0, alias="attention_block_overhead")  # per seq x KV head
+    # decode attention's occupancy regimes (engine/kernels/roofline.occupancy_scale): B x KV heads thread
+    # blocks; fewer than attention_split_below x units and the kernel splits the sequence (flash
+    # attention's split-KV heuristic: 0.8 of the SMs), more than the units and blocks share them
+    attention_split_below: float = Field(0.8, ge=0)
+    attention_split_memory_fraction: float | None = Field(None, gt=0, le=1.5)          # None: attention_memory_fraction
+    attention_oversubscribed_memory_fraction: float | None = Field(None, gt=0, le=1.5)  # None: likewise
     elementwise_memory_fraction: float = Field(1.0, gt=0, le=1.5)  # of bandwidth, norms/rotary/adds
     memory_fraction_by_kind: dict[OpKindName, Annotated[float, Field(gt=0, le=1.5)]] = {}  # elementwise kinds that differ
     kernel_overhead_s: SecondsOrZero = Field(0.0, alias="kernel_overhead")
@@ -122,6 +129,9 @@ class StackSpec(Strict):
     # "auto": ring over a switch or a ring of links; recursive doubling (tree-like, log2 N
     # hops) where chips link directly to many others (point-to-point, mesh, torus)
     collective_algorithm: Literal["auto", "ring", "tree"] = "auto"
+    # a weight format under 16 bits quantizes the decoder layers only; the embedding and LM head
+    # stay 16-bit (FP8 recipes, AWQ/GPTQ checkpoints). GGUF (llama.cpp) quantizes them too: false
+    outer_weights_16bit: bool = True
     kernels_per_op: dict[OpKindName, Annotated[int, Field(ge=0, le=2**31 - 1)]] = {}  # launches per operator instance (default 1)
     traffic_per_op: dict[OpKindName, Annotated[float, Field(gt=0)]] = {}    # bytes moved / fewest bytes (default 1)
     default: DeviceProfile = DeviceProfile()

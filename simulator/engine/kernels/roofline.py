@@ -3,7 +3,8 @@
 Time of one operator instance (seconds):
     t = combine(flops / (peak x eff), memory seconds) + overhead
 where eff is 1 except for GEMMs, whose efficiency falls with tile and wave quantization
-(see specs.stack.GemmEfficiency), and memory seconds = sum_j mem_s[i, j] x feature j:
+(see specs.stack.GemmEfficiency), and memory seconds (x a decode attention's occupancy
+regime: occupancy_scale) = sum_j mem_s[i, j] x feature j:
 bind.py turns each feature column's bytes into seconds at the bandwidth of the memory
 level that serves it (weights may sit on chip, the KV cache off chip). Peaks and
 bandwidths already carry the stack's achieved fractions. Times returned include the
@@ -23,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.graph.ops import ETOK, EXP, PAIR, TOK
+from simulator.graph.ops import ETOK, EXP, PAIR, SEQ, TOK
 
 BOUND_COMPUTE, BOUND_MEMORY, BOUND_OVERHEAD = 0, 1, 2
 BOUND_NAMES = ("compute", "memory", "overhead")      # indexed by the BOUND_* codes
@@ -44,16 +45,21 @@ OP_FIELDS = (
     "half_length",    # tokens: attention reaches L / (L + L0) of its rate (0: off; decode passes 0)
     "gemv_max_m",     # GEMMs of at most this many rows run as a GEMV (0: never)
     "gemv_scale",     # a GEMV's memory time x this
+    "blocks_per_seq",  # decode attention: thread blocks per sequence (its KV heads); 0: no occupancy regimes
+    "split_blocks",   # fewer blocks than this: the kernel splits the sequence to fill the units
+    "split_scale",    # memory time x this when it splits
+    "over_scale",     # memory time x this when blocks outnumber the units (several resident per unit)
 )
 (OP_REPEAT, OP_GEMM_N, OP_M_FEATURE, OP_PEAK, OP_OVERHEAD, OP_TILE_M, OP_TILE_N, OP_UNITS, OP_ALT_PEAK,
- OP_ALT_OVERHEAD, OP_OVERLAP, OP_HALF_LENGTH, OP_GEMV_MAX_M, OP_GEMV_SCALE) = range(len(OP_FIELDS))
+ OP_ALT_OVERHEAD, OP_OVERLAP, OP_HALF_LENGTH, OP_GEMV_MAX_M, OP_GEMV_SCALE, OP_BLOCKS_PER_SEQ, OP_SPLIT_BLOCKS,
+ OP_SPLIT_SCALE, OP_OVER_SCALE) = range(len(OP_FIELDS))
 
 
 def op_params(n_ops: int) -> np.ndarray:
     """A neutral parameter matrix [n_ops, len(OP_FIELDS)]: one instance, no GEMM tiles, one
     unit, no overhead, no alternative unit, GEMV scale 1 (callers set peak and the rest)."""
     op = np.zeros((n_ops, len(OP_FIELDS)))
-    op[:, [OP_REPEAT, OP_TILE_M, OP_TILE_N, OP_UNITS, OP_GEMV_SCALE]] = 1.0
+    op[:, [OP_REPEAT, OP_TILE_M, OP_TILE_N, OP_UNITS, OP_GEMV_SCALE, OP_SPLIT_SCALE, OP_OVER_SCALE]] = 1.0
     op[:, OP_M_FEATURE] = TOK
     return op
 
@@ -79,6 +85,29 @@ def gemm_efficiency(m: float, n: float, tile_m: float, tile_n: float, units: flo
 def attention_efficiency(length: float, half_length: float) -> float:
     """L / (L + L0): the fraction of its rate attention reaches at an attended length L."""
     return length / (length + half_length) if half_length > 0.0 else 1.0
+
+
+@njit(cache=True)
+def occupancy_scale(blocks: float, split_blocks: float, units: float, split_scale: float, over_scale: float) -> float:
+    """Memory-time multiplier of a kernel launching ``blocks`` thread blocks on ``units``
+    compute units: below split_blocks it splits each block's sequence to fill the units
+    (split_scale: the partial results' extra traffic and combine), above ``units`` blocks
+    share units (over_scale); in between one block per unit streams at the base rate (1)."""
+    if blocks < split_blocks:
+        return split_scale
+    if blocks > units:
+        return over_scale
+    return 1.0
+
+
+@njit(cache=True)
+def _memory_scale(p, feats) -> float:
+    """Decode attention's occupancy regime at B = feats[SEQ] sequences (occupancy_scale of
+    B x blocks_per_seq blocks); 1 for every other operator."""
+    if p[OP_BLOCKS_PER_SEQ] <= 0.0:
+        return 1.0
+    return occupancy_scale(feats[SEQ] * p[OP_BLOCKS_PER_SEQ], p[OP_SPLIT_BLOCKS], p[OP_UNITS], p[OP_SPLIT_SCALE],
+                           p[OP_OVER_SCALE])
 
 
 @njit(cache=True)
@@ -110,8 +139,8 @@ def _terms(flops_row, mem_row, p, peak, feats, host):
     for j in range(feats.shape[0]):
         f += flops_row[j] * feats[j]
         tm += mem_row[j] * feats[j]
-    if host and _is_gemv(p, feats):
-        tm *= p[OP_GEMV_SCALE]
+    if host:
+        tm *= _memory_scale(p, feats) * (p[OP_GEMV_SCALE] if _is_gemv(p, feats) else 1.0)
     return f / _rate(p, peak, feats, host), tm
 
 
@@ -249,7 +278,7 @@ def _lines(flops_row, mem_row, p, peak, feats0, feats1, host):
         m0 += mem_row[j] * feats0[j]
         m1 += mem_row[j] * feats1[j]
     rate = _rate(p, peak, feats0, host)
-    scale = p[OP_GEMV_SCALE] if host and _is_gemv(p, feats0) else 1.0
+    scale = _memory_scale(p, feats0) * (p[OP_GEMV_SCALE] if _is_gemv(p, feats0) else 1.0) if host else 1.0
     return f0 / rate, f1 / rate, m0 * scale, m1 * scale
 
 
@@ -266,8 +295,8 @@ def range_lines(flops, mem_s, alt_mem_s, op, feats0, feats1, case, lines):
                   overheads folded into the lines
       MAX         max(compute line l0, memory line l1) + overhead (a hard max: its overlap
                   exponent is ignored)
-    Compute rates are taken at feats0, so they must not depend on c (a GEMM's M is fixed;
-    decode passes have half_length 0). Lines depend on the batch only, so a sweep computes
+    Compute rates and memory scales are taken at feats0, so they must not depend on c (a
+    GEMM's M and the batch are fixed; decode passes have half_length 0). Lines depend on the batch only, so a sweep computes
     them once per batch size."""
     for i in range(flops.shape[0]):
         p = op[i]
