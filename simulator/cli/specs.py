@@ -17,7 +17,26 @@ def _peak_summary(spec) -> str:
     return f"{format_si(peaks[dtype], 'OP/s' if dtype.startswith('int') else 'FLOP/s')} {dtype}"
 
 
+def models_list() -> str:
+    """The built-in models: family, parameters (total and active per token, counted from the
+    graph), layers, the checkpoint's weight format and the context it was trained for."""
+    from simulator.graph.transformer import active_parameter_count, build, parameter_count
+
+    rows = []
+    for name in sorted(registry.model_index()):
+        _, arch, _ = registry.model(name)
+        graph = build(arch)
+        total, active = parameter_count(graph), active_parameter_count(graph)
+        rows.append([name, arch.family, f"{total / 1e9:.3g}", f"{active / 1e9:.3g}" if arch.is_moe else "",
+                     str(arch.num_layers), arch.quantized_weights or "", f"{arch.max_positions:,}" if arch.max_positions
+                     else ""])
+    return render(["name", "family", "params (1e9)", "active (1e9)", "layers", "weights", "context"], rows,
+                  align_right={2, 3, 4, 6})
+
+
 def specs_list(args) -> str:
+    if args.models:
+        return models_list()
     rows = []
     for name in sorted(registry.hardware_index()):
         spec = registry.hardware(name)
@@ -85,8 +104,10 @@ def specs_check(args) -> str:
 def register(sub) -> None:
     specs = sub.add_parser("specs", help="list, show or check hardware and model spec files")
     ssub = specs.add_subparsers(dest="specs_command", required=True)
-    p = ssub.add_parser("list", help="list the hardware specs")
-    p.add_argument("--kind", choices=DEVICE_KINDS)
+    p = ssub.add_parser("list", help="list the hardware specs (--models: the built-in models)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--kind", choices=DEVICE_KINDS)
+    what.add_argument("--models", action="store_true", help="list the built-in models instead")
     p.set_defaults(func=specs_list)
     p = ssub.add_parser("show", help="one hardware spec as a readable table with units")
     p.add_argument("name")

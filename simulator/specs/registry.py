@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from simulator.errors import SpecError, UnknownNameError
 from simulator.specs.base import SPEC, shown
+from simulator.specs import hf_hub
 from simulator.specs.hardware import HardwareSpec
 from simulator.specs.hf_config import normalise, unknown_fields
 from simulator.specs.model import Architecture, ModelSpec
@@ -354,14 +355,17 @@ def _model_file(display: str, _absolute: str, _stamp) -> tuple[str, Architecture
     path = Path(display)
     data = read_yaml(path)
     if path.suffix == ".json" and "config" not in data:   # a raw Hugging Face config.json
-        return path.stem if path.name != "config.json" else path.parent.name, _architecture(data, path, "", False), None
+        name = path.stem if path.name != "config.json" else hf_hub.repo_of(path) or path.parent.name
+        return name, _architecture(data, path, "", False), None
     spec = validate(ModelSpec, data, path)
     return spec.name, _architecture(spec.config, path, "config.", True), spec
 
 
 def model(name: str) -> tuple[str, Architecture, ModelSpec | None]:
-    """(display name, architecture, spec or None for a raw config.json) by name or path
-    (cached until its file changes)."""
+    """(display name, architecture, spec or None for a raw config.json) by name, path, model
+    folder or Hugging Face ``org/name`` (specs/hf_hub.py), cached until its file changes."""
+    if isinstance(name, str) and name not in _last_index.get(("model", data_root()), ()):
+        name = hf_hub.config_path(name)
     return _model_file(*_located(name, model_index, "model"))
 
 
