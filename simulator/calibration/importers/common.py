@@ -9,6 +9,7 @@ from simulator.errors import SpecError
 from simulator.specs import registry
 
 MAX_BYTES = 64 * 2**20            # a benchmark export of at most 64 MiB (vLLM's detailed results are large)
+TUNED = ("-instruct", "-chat", "-it")   # fine-tuned variants share the base model's architecture
 SECONDS_PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
                "ns": 1e-9}
 
@@ -45,8 +46,16 @@ def required(data: dict, key: str, path, where: str = ""):
 
 def model_for_hf_id(hf_id: str) -> str | None:
     """The registry model whose spec's source is the Hugging Face repository ``hf_id``
-    (``org/name``, or a local path ending in it), or None."""
+    (``org/name``, or a local path ending in it; an -Instruct/-chat/-it variant falls back to
+    its base), or None."""
     tail = "/".join(str(hf_id).rstrip("/").split("/")[-2:]).lower()
+    found = _model_with_source(tail)
+    if found is None and tail.endswith(TUNED):     # a tuned variant has its base model's config
+        found = _model_with_source(next(tail[: -len(t)] for t in TUNED if tail.endswith(t)))
+    return found
+
+
+def _model_with_source(tail: str) -> str | None:
     for name in registry.model_index():
         try:
             _, _, spec = registry.model(name)

@@ -1,0 +1,153 @@
+"""calibrate --from-runs: the fit recovers known parameters through the predict path, its
+cross-validation holds each fold out, the written stack reads back everywhere, and bad run
+files are one line and exit 2."""
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+import simulator
+from simulator.calibration.from_runs import calibrate_from_runs, folds, summary
+from simulator.calibration.importers import load_runs
+from simulator.calibration.knobs import KNOBS, adjusted, knob
+from simulator.cli.main import main
+from simulator.errors import SpecError
+from simulator.specs import registry
+
+DATA = pathlib.Path(__file__).parent / "data" / "runs"
+RUNS = DATA / "h100-truth-vllm.jsonl"          # predicted by the hand-written truth-vllm.yaml
+TRUTH = {"gemm_compute_scale": 0.9, "memory_scale": 0.8, "decode_step_overhead_s": 200e-6}
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    runs = load_runs(RUNS)
+    return calibrate_from_runs(runs, registry.stack("vllm"), [knob(k) for k in TRUTH], "model")
+
+
+def test_fit_recovers_the_hand_written_stack(calibration):
+    """Runs predicted by a stack written by hand (vllm with GEMMs at 0.9x, bandwidth at 0.8x,
+    +200 us per decode step) give back those numbers from the vllm base."""
+    fitted = dict(zip([s.knob.name for s in calibration.problem.slots], calibration.fit.x))
+    assert fitted == pytest.approx(TRUTH, rel=1e-3)
+    assert np.nanmax(np.abs(calibration.cv)) < 1e-3      # the truth is in the model: held-out runs too
+
+
+def test_noisy_runs_give_uncertainties_that_cover_the_truth():
+    """3% multiplicative noise: each parameter within 4 sigma of the truth (the Jacobian's linear
+    estimate, 3 parameters), sigma > 0."""
+    rng = np.random.default_rng(7)
+    runs = [r.model_copy(update={m: v * float(np.exp(rng.normal(0, 0.03))) for m, v in r.measured().items()})
+            for r in load_runs(RUNS)]
+    cal = calibrate_from_runs(runs, registry.stack("vllm"), [knob(k) for k in TRUTH], "run")
+    for slot, x, sigma in zip(cal.problem.slots, cal.fit.x, cal.fit.sigma):
+        assert sigma > 0 and abs(x - TRUTH[slot.knob.name]) < 4 * sigma, slot.label
+    cv = {r["metric"]: r["median_abs_error"] for r in summary(cal.problem, cal.cv)}
+    ins = {r["metric"]: r["median_abs_error"] for r in summary(cal.problem, cal.in_sample)}
+    assert all(0 < cv[m] < 0.1 for m in cv) and all(cv[m] >= 0.8 * ins[m] for m in cv)
+
+
+def test_each_fold_is_fitted_without_its_runs(monkeypatch, calibration):
+    """Cross-validation never lets a fold's own runs into its fit."""
+    import simulator.calibration.from_runs as fr
+
+    seen = []
+    real = fr.fit
+
+    def spy(problem, mask=None):
+        seen.append(None if mask is None else set(problem.obs.run_of[mask]))
+        return real(problem, mask)
+
+    monkeypatch.setattr(fr, "fit", spy)
+    runs = calibration.problem.obs.runs
+    fr.cross_validated(calibration.problem, "model")
+    held = folds(runs, "model")
+    assert len(seen) == len(held) == 4
+    for train, fold in zip(seen, held):
+        assert train.isdisjoint(fold) and train | set(fold) == set(range(len(runs)))
+
+
+def test_folds():
+    runs = load_runs(RUNS)
+    assert [len(f) for f in folds(runs, "model")] == [4, 4, 4, 4]
+    assert len(folds(runs, "run")) == 16 and sorted(np.concatenate(folds(runs, "kfold:3"))) == list(range(16))
+    for bad in ("hardware", "kfold:1", "kfold:x", "sideways"):
+        with pytest.raises(SpecError, match="--cv"):
+            folds(runs, bad)
+
+
+def test_knobs_cap_fractions_and_floor_costs():
+    """A scale never lifts a fraction past 1 (nor past a base already above 1); a shift never
+    takes a cost below 0; dtype overrides are adjusted as well."""
+    xeon = registry.stack("pytorch-ref").devices["intel-xeon-2c-vm"]
+    out = adjusted(xeon, {KNOBS["memory_scale"]: 5.0, KNOBS["kernel_overhead_s"]: -1.0})
+    assert out.gemm.memory_fraction == 1.0 and out.kernel_overhead_s == 0.0
+    assert all(v == 0.0 for v in out.kernel_overhead_by_kind_s.values())
+    from simulator.specs.base import Dtype
+    fp32 = out.for_dtype(Dtype.fp32)
+    assert fp32.gemm.memory_fraction == 1.0 and fp32.kernel_overhead_s == 0.0
+    assert xeon.for_dtype(Dtype.fp32).gemm.peak_fraction == fp32.gemm.peak_fraction   # untouched knob
+
+
+def _calibrate(tmp_path, *extra, runs=RUNS, capsys=None):
+    out = tmp_path / "fitted.yaml"
+    code = main(["calibrate", "--from-runs", str(runs), "--name", "fitted-vllm", "--base", "vllm", "--out", str(out),
+                 "--params", ",".join(TRUTH), *extra])
+    return code, out
+
+
+def test_written_stack_works_everywhere(tmp_path, capsys):
+    """The file reads back as a stack, reproduces the in-sample fit, and predict, compare,
+    sweep and plan take it as --stack PATH."""
+    code, out = _calibrate(tmp_path, "--format", "json")
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cross_validation"]["scheme"] == "model" and report["fitted_on"]["runs"] == 16
+    stack = registry.stack(str(out))
+    assert stack.name == "fitted-vllm" and stack.calibration["base"] == "vllm"
+    run = load_runs(RUNS)[5]
+    p = simulator.predict(model=run.model, hardware=run.hardware, stack=str(out), batch=run.batch,
+                          prompt=run.prompt, output=run.output)
+    assert p.tpot_s == pytest.approx(run.tpot_s, rel=1e-3) and p.ttft_s == pytest.approx(run.ttft_s, rel=1e-3)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("model: llama-3.1-8b\nhardware: h100-sxm\nbatch: [1, 8]\nprompt: 512\noutput: 64\n")
+    for argv in (["predict", "--stack", str(out)], ["compare", "--hardware", "h100-sxm,h200-sxm", "--stack", str(out)],
+                 ["plan", "--model", "llama-3.1-8b", "--prompt", "512", "--output", "64", "--tpot-max", "0.05",
+                  "--hardware", "h100-sxm", "--stack", str(out)]):
+        assert main(argv) == 0, argv
+    capsys.readouterr()
+
+
+def test_calibrate_table_says_cross_validated(tmp_path, capsys):
+    code, out = _calibrate(tmp_path)
+    text = capsys.readouterr().out
+    assert code == 0 and "cross-validated error (leave one model out" in text and "in-sample" in text
+
+
+@pytest.mark.parametrize("row, field, expected", [
+    ({"hardware": "h100-sxm", "batch": 1, "prompt": 8, "output": 4, "tpot_s": 0.01}, "model", "required"),
+    ({"model": "llama-3.1-8b", "hardware": "h100-sxm", "batch": 1, "prompt": 8, "output": 4, "tpot_s": -0.01},
+     "tpot_s", "greater than 0"),
+    ({"model": "llama-9b", "hardware": "h100-sxm", "batch": 1, "prompt": 8, "output": 4, "tpot_s": 0.01},
+     "model", "unknown model"),
+    ({"model": "llama-3.1-8b", "hardware": "h100-sxm", "batch": 1, "prompt": 8, "output": 4}, "", "at least one"),
+])
+def test_bad_run_rows_are_one_line_and_exit_2(tmp_path, capsys, row, field, expected):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"model": "llama-3.1-8b", "hardware": "h100-sxm", "batch": 2, "prompt": 8,
+                               "output": 4, "tpot_s": 0.01}) + "\n" + json.dumps(row) + "\n")
+    code, _ = _calibrate(tmp_path, runs=bad)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"bad.jsonl: line 2: {field}" in err and expected in err
+
+
+def test_bad_csv_and_missing_file(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("model,hardware,batch,prompt,output,ttft_s\nllama-3.1-8b,h100-sxm,two,8,4,0.1\n")
+    code, _ = _calibrate(tmp_path, runs=bad)
+    err = capsys.readouterr().err
+    assert code == 2 and "bad.csv: line 2: batch" in err
+    code, _ = _calibrate(tmp_path, runs=tmp_path / "none.jsonl")
+    assert code == 2 and "no such run file" in capsys.readouterr().err
