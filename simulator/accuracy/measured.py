@@ -3,7 +3,8 @@
 Measured runs live in ``validation/measurements/<hardware>/[<session>/]e2e-*.json``
 (written by validation/harness; the top folder's name is the hardware spec's name). Each prefill point
 (B, S) is predicted as the TTFT of B x S; each decode point (B, C) as the decode step at
-position C (prompt C, output 2). Energy points compare joules per call.
+position C (prompt C, output 2), each at the precisions it ran in (weights, activations, KV
+cache: an FP8 W8A8 point as fp8, fp8, bf16). Energy points compare joules per call.
 Error = (predicted - measured) / measured.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from simulator.api import prepare
 from simulator.engine.predict import evaluate
 from simulator.specs import registry
 from simulator.specs.base import Dtype
-from simulator.specs.measurement import PassPoint, load_e2e, measurement_root
+from simulator.specs.measurement import ModelPoint, load_e2e, measurement_root
 from simulator.specs.workload import workload
 
 
@@ -31,12 +32,24 @@ class Point:
     metric: str              # latency | energy
     measured: float          # seconds or joules per call
     source: str
-    dtype: str = "bf16"      # weights, activations and KV cache (the GPU runs are all bf16)
+    dtype: str = "bf16"      # the run's dtype: weights, activations and KV cache unless named below
+    weight_dtype: str | None = None        # FP8 W8A8 runs: fp8 weights and matmul inputs, bf16 KV
+    activation_dtype: str | None = None
+    kv_dtype: str | None = None
+    suite: str | None = None               # the harness suite (dense, fp8, long, moe); None before suites
 
     @classmethod
-    def of(cls, hardware: str, row: PassPoint, metric: str, value: float, source: str) -> Point:
+    def of(cls, hardware: str, row: ModelPoint, metric: str, value: float, source: str) -> Point:
         """A point from a harness record (an e2e file's point or energy row)."""
-        return cls(hardware, row.model, row.phase, row.batch, row.length, metric, value, source, row.dtype)
+        w, a, kv = row.precisions
+        return cls(hardware, row.model, row.phase, row.batch, row.length, metric, value, source, row.dtype,
+                   w, a, kv, row.suite)
+
+    @property
+    def precisions(self) -> tuple[Dtype, Dtype, Dtype]:
+        """(weights, activations, KV cache) to predict the point with."""
+        return (Dtype(self.weight_dtype or self.dtype), Dtype(self.activation_dtype or self.dtype),
+                Dtype(self.kv_dtype or self.dtype))
 
     @property
     def label(self) -> str:
@@ -70,8 +83,7 @@ def predict_point(point: Point, stack, profile_from: str | None = None, hardware
     StackSpec ``stack`` predict with ones not (yet) in the registry."""
     hw = hardware or registry.hardware(point.hardware)
     name, arch = _measured_architecture(point.model)
-    dtype = Dtype(point.dtype)
-    prep = prepare((name, arch), hw, stack, dtype, dtype, dtype, profile_from=profile_from)
+    prep = prepare((name, arch), hw, stack, *point.precisions, profile_from=profile_from)
     if point.phase == "prefill":
         p = evaluate(prep, workload(batch=point.batch, prompt=point.length, output=1), require_fit=False)
         return p.ttft_s if point.metric == "latency" else p.prefill_energy_j

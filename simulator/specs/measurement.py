@@ -211,15 +211,29 @@ class MicroFile(Record):
         return isinstance(self.launch, CpuLaunch)
 
 
-class E2EPoint(PassPoint):
+class ModelPoint(PassPoint):
+    """A pass of a named model at its precisions. ``dtype`` is the run's one dtype (files
+    before the per-part fields: weights, activations and KV cache all in it); where the parts
+    differ (FP8 W8A8: fp8 weights and matmul inputs, bf16 KV cache) they are named apart."""
+
     model: str
-    dtype: str = "bf16"                        # weights, activations and KV (GPU files predate the field)
+    dtype: str = "bf16"                        # GPU files predate the field
+    weight_dtype: str | None = None            # None: dtype
+    activation_dtype: str | None = None        # None: dtype
+    kv_dtype: str | None = None                # None: dtype
+    suite: str | None = None                   # the harness suite that measured it (dense, fp8, long, moe)
+
+    @property
+    def precisions(self) -> tuple[str, str, str]:
+        """(weights, activations, KV cache)."""
+        return (self.weight_dtype or self.dtype, self.activation_dtype or self.dtype, self.kv_dtype or self.dtype)
+
+
+class E2EPoint(ModelPoint):
     latency_median_s: float = Field(gt=0)
 
 
-class EnergyPoint(PassPoint):
-    model: str
-    dtype: str = "bf16"
+class EnergyPoint(ModelPoint):
     energy_per_call_j: float | None = None     # None where the counter failed
 
 

@@ -1,6 +1,8 @@
-"""End-to-end points of one GPU run: model by model, each point timed (prefill: eager calls
-under CUDA events; decode: CUDA-graph replays), energy loops for the chosen points, the
-e2e file rewritten after every point (see README.md)."""
+"""End-to-end points of one GPU run: suite by suite, model by model, each point timed (prefill:
+eager calls under CUDA events; decode: CUDA-graph replays), energy loops for the chosen
+points, the e2e file rewritten after every point (see README.md). Every point and energy
+record carries what the simulator needs to predict it: suite, model, the dtypes of weights,
+activations and KV cache, phase, batch and length."""
 
 from __future__ import annotations
 
@@ -14,6 +16,13 @@ from validation.harness import HARNESS_VERSION
 from validation.harness import points as P
 from validation.harness.jsonfile import write_json
 from validation.harness.runlog import T0, log
+
+
+def point_precision(suite, cfg) -> dict:
+    """The fields each record of a point carries besides its key: suite and dtypes. FP8 W8A8:
+    fp8 weights and matmul inputs, bf16 KV cache (and bf16 embedding, norms, attention)."""
+    lin = cfg.linear_dtype
+    return dict(suite=suite.name, dtype=lin, weight_dtype=lin, activation_dtype=lin, kv_dtype="bf16")
 
 
 class E2E:
@@ -84,14 +93,14 @@ class E2E:
         return res, en
 
     # ---------------------------------------------------------------- per model
-    def est_model_cost(self, cfg, free_bytes, n_energy):
+    def est_model_cost(self, suite, cfg, free_bytes, n_energy):
         free = free_bytes - cfg.weight_bytes()
         if free - P.MEM_MARGIN < 1 * P.GiB:
             return 0.0
-        pts, _ = P.plan_model(cfg, self.gp, free, self.args.quick)
+        pts, _ = P.plan_model(cfg, self.gp, free, self.args.quick, suite)
         return P.cost_model_load(cfg, self.gp) + sum(p.est_cost_s for p in pts) + n_energy * P.cost_energy_point()
 
-    def run_model(self, cfg, allocation_s, n_energy):
+    def run_model(self, suite, cfg, allocation_s, n_energy):
         import torch
 
         from validation.harness.model import RefDecoder
@@ -102,18 +111,23 @@ class E2E:
         torch.cuda.empty_cache()
         free0, total = torch.cuda.mem_get_info()
         need = cfg.weight_bytes() + P.MEM_MARGIN + 1 * P.GiB
-        minfo = cfg.to_json()
+        minfo = dict(suite=suite.name, **cfg.to_json())
         minfo.update(allocation_s=allocation_s, free_bytes_before_load=free0)
         if need > free0:
             minfo.update(status="skipped", reason=f"does not fit: weights {cfg.weight_bytes() / P.GiB:.1f} GiB + margin > free {free0 / P.GiB:.1f} GiB")
             self.doc["models"].append(minfo)
-            self.doc["skipped"].append(dict(model=name, phase=None, reason=minfo["reason"]))
-            log(f"model {name}: SKIPPED ({minfo['reason']})")
+            self.doc["skipped"].append(dict(suite=suite.name, model=name, phase=None, reason=minfo["reason"]))
+            log(f"model {suite.name}/{name}: SKIPPED ({minfo['reason']})")
             return
-        log(f"model {name}: {cfg.param_count() / 1e9:.2f} B params, {cfg.weight_bytes() / P.GiB:.1f} GiB, allocation {allocation_s:.0f} s")
+        # rotary tables for the longest position of the suite's grid (8192 + 128 for the dense grid)
+        max_positions = P.round_up(suite.max_length(cfg, self.args.quick), 64) + 64
+        minfo["max_positions"] = max_positions
+        log(f"model {suite.name}/{name}: {cfg.param_count() / 1e9:.2f} B params, linear layers {cfg.linear_dtype}, "
+            f"{cfg.weight_bytes() / P.GiB:.1f} GiB, allocation {allocation_s:.0f} s")
         try:
-            model = RefDecoder(cfg, device="cuda", max_positions=8192 + 128)
+            model = RefDecoder(cfg, device="cuda", max_positions=max_positions)
             torch.cuda.synchronize()
+            torch.cuda.empty_cache()  # the FP8 variant's quantization temporaries, so free memory is what it is
         except torch.cuda.OutOfMemoryError as e:
             minfo.update(status="skipped", reason=f"out of memory while loading: {e}"[:300])
             self.doc["models"].append(minfo)
@@ -144,9 +158,10 @@ class E2E:
             minfo["kernels_error"] = f"{type(e).__name__}: {e}"[:300]
             log(f"  kernel count failed: {minfo['kernels_error']}")
         t_model += time.perf_counter() - t_prof
-        pts, mem_skipped = P.plan_model(cfg, self.gp, free1, self.args.quick)
+        pts, mem_skipped = P.plan_model(cfg, self.gp, free1, self.args.quick, suite)
+        precision = point_precision(suite, cfg)
         for s in mem_skipped:
-            self.doc["skipped"].append(dict(model=name, **s))
+            self.doc["skipped"].append(dict(precision, model=name, **s))
         pdicts = [dict(phase=p.phase, batch=p.batch, prompt_len=p.length if p.phase == "prefill" else None,
                        context_len=p.length if p.phase == "decode" else None, _p=p) for p in pts]
         chosen = P.pick_energy_points(pdicts, n_energy)
@@ -157,7 +172,7 @@ class E2E:
         for p in order:
             want_energy = id(p) in chosen_ids
             est = (p.est_cost_s + (P.cost_energy_point() if want_energy else 0.0)) * self.calib
-            key = dict(model=name, phase=p.phase, batch=p.batch)
+            key = dict(precision, model=name, phase=p.phase, batch=p.batch)
             key["prompt_len" if p.phase == "prefill" else "context_len"] = p.length
             if est > self.left():
                 self.doc["skipped"].append(dict(key, reason=f"time budget: run deadline (est {est:.1f} s, {self.left():.1f} s left)"))
@@ -211,4 +226,4 @@ class E2E:
         gc.collect()
         torch.cuda.empty_cache()
         self.flush()
-        log(f"model {name}: {n_done} points in {minfo['time_s']:.1f} s (calibration actual/est {self.calib:.2f})")
+        log(f"model {suite.name}/{name}: {n_done} points in {minfo['time_s']:.1f} s (calibration actual/est {self.calib:.2f})")

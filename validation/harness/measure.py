@@ -1,6 +1,6 @@
 """Real-GPU measurement harness of the `pytorch-ref` stack.
 
-    python -m validation.harness.measure --out DIR [--quick] [--budget-s N]
+    python -m validation.harness.measure --out DIR [--quick] [--budget-s N] [--suite dense,fp8,long,moe]
 
 Writes DIR/e2e-<gpu-slug>.json, DIR/micro-<gpu-slug>.json and
 DIR/measure-<gpu-slug>.log (3 files). Order of work: environment block
@@ -58,6 +58,32 @@ def resolve_models(names, spec_dir: Path):
     return out
 
 
+def resolve_items(args):
+    """-> ([(suite, ModelConfig)], [(name, problem)]): every chosen suite's models (``--models``
+    replaces each suite's list; ``--quick`` takes the dense suite's smallest model and every
+    model of the other suites), in the suite's linear dtype."""
+    spec_dir = Path(args.spec_dir)
+    items, problems = [], []
+    for suite in P.parse_suites(args.suite):
+        if args.models:
+            names = args.models.split(",")
+        elif args.quick and suite.name == "dense":
+            names = quick_models(spec_dir)
+        else:
+            names = list(suite.models)
+        for n, c, e in resolve_models(names, spec_dir):
+            if c is not None:
+                try:
+                    c = c.variant(suite.linear_dtype)
+                except UnsupportedModelError as exc:
+                    c, e = None, f"unsupported: {exc}"
+            if c is None:
+                problems.append((suite.name, n, e))
+            else:
+                items.append((suite, c))
+    return items, problems
+
+
 def quick_models(spec_dir: Path):
     if (spec_dir / "llama-3.2-1b.yaml").exists():
         return ["llama-3.2-1b"]
@@ -71,23 +97,26 @@ def quick_models(spec_dir: Path):
 
 
 # =========================================================================== main
+def energy_per_item(quick: bool, n_items: int) -> int:
+    return 2 if quick else max(3, math.ceil(ENERGY_TARGET_POINTS / max(1, n_items)))
+
+
 def dry_run(args):
-    names = args.models.split(",") if args.models else (quick_models(Path(args.spec_dir)) if args.quick else P.DEFAULT_MODELS)
-    res = resolve_models(names, Path(args.spec_dir))
-    cfgs = [c for _, c, e in res if c is not None]
-    for n, c, e in res:
-        if e:
-            print(f"{n}: {e}")
+    items, problems = resolve_items(args)
+    for suite, n, e in problems:
+        print(f"{suite}/{n}: {e}")
+    micro = not args.skip_micro
     for gp in (P.H100, P.H200):
-        rows, total = P.estimate_run(cfgs, gp, args.quick)
-        print(f"\n{gp.name}: estimated total {total:.0f} s (fixed {P.FIXED_EST_S:.0f} + micro {P.MICRO_EST_S:.0f})")
+        rows, total = P.estimate_run(items, gp, args.quick, energy_per_item(args.quick, len(items)), micro)
+        print(f"\n{gp.name}: estimated total {total:.0f} s (fixed {P.FIXED_EST_S:.0f} + micro {P.MICRO_EST_S if micro else 0:.0f})")
         npts = 0
         for r in rows:
+            label = f"{r['suite']}/{r['model']}"
             if not r["fits"]:
-                print(f"  {r['model']:16s} does not fit")
+                print(f"  {label:22s} does not fit")
                 continue
             npts += r["prefill"] + r["decode"]
-            print(f"  {r['model']:16s} prefill {r['prefill']:3d} decode {r['decode']:3d} mem-skipped {r['skipped']:3d}  est {r['cost_s']:6.1f} s "
+            print(f"  {label:22s} prefill {r['prefill']:3d} decode {r['decode']:3d} mem-skipped {r['skipped']:3d}  est {r['cost_s']:6.1f} s "
                   f"(prefill {r['prefill_cost_s']:.1f}, decode {r['decode_cost_s']:.1f})")
         print(f"  points: {npts}")
     return 0
@@ -121,18 +150,19 @@ def summary(e2e_doc, micro_res, env):
             if k in pw:
                 print(f"power loop {k}: {pw[k].get('power_mean_w')} W over {pw[k].get('duration_s', 0):.1f} s")
     pts = e2e_doc["points"]
-    print(f"{'model':16s} {'prefill':>7s} {'decode':>6s} {'energy':>6s}  examples (median latency)")
+    print(f"{'suite/model':22s} {'prefill':>7s} {'decode':>6s} {'energy':>6s}  examples (median latency)")
     for m in e2e_doc["models"]:
-        mp = [p for p in pts if p["model"] == m["name"]]
+        same = lambda r: r["model"] == m["name"] and r.get("suite") == m.get("suite")  # noqa: E731
+        mp = [p for p in pts if same(p)]
         pre = [p for p in mp if p["phase"] == "prefill"]
         dec = [p for p in mp if p["phase"] == "decode"]
-        ne = sum(1 for e in e2e_doc["energy"] if e["model"] == m["name"])
+        ne = sum(1 for e in e2e_doc["energy"] if same(e))
         ex = []
         for p in (pre[:1] + pre[-1:] + dec[:1] + dec[-1:]):
             L = p["prompt_len"] if p["phase"] == "prefill" else p["context_len"]
             ex.append(f"{p['phase'][0]}{p['batch']}x{L}={p['latency_median_s'] * 1e3:.2f}ms")
         status = m.get("status")
-        print(f"{m['name']:16s} {len(pre):7d} {len(dec):6d} {ne:6d}  {status}: {' '.join(ex)}")
+        print(f"{m.get('suite', '-') + '/' + m['name']:22s} {len(pre):7d} {len(dec):6d} {ne:6d}  {status}: {' '.join(ex)}")
     nsk = len(e2e_doc["skipped"])
     print(f"total points {len(pts)} over {len({p['model'] for p in pts})} models; energy points {len(e2e_doc['energy'])}; "
           f"skipped {nsk}; errors {len(e2e_doc['errors'])}")
@@ -150,12 +180,19 @@ def main(argv=None):
     ap.add_argument("--out", help="output directory (created)")
     ap.add_argument("--quick", action="store_true", help="small grid for smoke tests (~1 min)")
     ap.add_argument("--budget-s", type=float, default=None, help="wall-clock budget from start (default 540; 80 with --quick)")
-    ap.add_argument("--models", default=None, help="comma list of model names (model_specs/NAME.yaml) or spec paths")
+    ap.add_argument("--suite", default="dense", help=f"comma list of suites: {', '.join(P.SUITES)} (default dense)")
+    ap.add_argument("--models", default=None, help="comma list of model names (model_specs/NAME.yaml) or spec paths; "
+                                                    "replaces each suite's models")
     ap.add_argument("--spec-dir", default=str(DEFAULT_SPEC_DIR))
     ap.add_argument("--skip-micro", action="store_true", help="no microbenchmarks (e2e only)")
     ap.add_argument("--skip-e2e", action="store_true", help="no end-to-end points (micro only)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and estimates for an H100 and an H200; no GPU")
     args = ap.parse_args(argv)
+    try:
+        P.parse_suites(args.suite)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.budget_s is None:
         args.budget_s = 80.0 if args.quick else 540.0
     if args.dry_run:
@@ -167,7 +204,7 @@ def main(argv=None):
 
     from validation.harness import gpu as G
     from validation.harness.micro import Micro
-    from validation.harness.model import self_check
+    from validation.harness.model import self_check, tiny_config
 
     if not torch.cuda.is_available():
         print("error: no CUDA device visible to torch", file=sys.stderr)
@@ -195,20 +232,20 @@ def main(argv=None):
     free, total = torch.cuda.mem_get_info()
     gp = P.GpuProfile(env["gpu_name"], total, free, mm["flop_per_s"], cp["bytes_per_s"], env.get("l2_cache_bytes") or 50 * P.MiB)
 
-    # ---- models
-    names = args.models.split(",") if args.models else (quick_models(Path(args.spec_dir)) if args.quick else P.DEFAULT_MODELS)
-    resolved = resolve_models(names, Path(args.spec_dir))
-    cfgs = []
-    pre_skipped = []
-    for n, c, e in resolved:
-        if c is None:
-            pre_skipped.append(dict(model=n, phase=None, reason=e))
-            log(f"model {n}: skipped ({e})")
-        elif c.weight_bytes() + P.MEM_MARGIN + 1 * P.GiB > free:
-            pre_skipped.append(dict(model=c.name, phase=None, reason=f"does not fit: weights {c.weight_bytes() / P.GiB:.1f} GiB, free {free / P.GiB:.1f} GiB"))
-            log(f"model {c.name}: skipped (weights {c.weight_bytes() / P.GiB:.1f} GiB do not fit)")
+    # ---- models, suite by suite
+    resolved, problems = resolve_items(args)
+    items = []
+    pre_skipped = [dict(suite=sname, model=n, phase=None, reason=e) for sname, n, e in problems]
+    for sname, n, e in problems:
+        log(f"model {sname}/{n}: skipped ({e})")
+    for suite, c in resolved:
+        if c.weight_bytes() + P.MEM_MARGIN + 1 * P.GiB > free:
+            pre_skipped.append(dict(suite=suite.name, model=c.name, phase=None,
+                                    reason=f"does not fit: weights {c.weight_bytes() / P.GiB:.1f} GiB, free {free / P.GiB:.1f} GiB"))
+            log(f"model {suite.name}/{c.name}: skipped (weights {c.weight_bytes() / P.GiB:.1f} GiB do not fit)")
         else:
-            cfgs.append(c)
+            items.append((suite, c))
+    cfgs = list({(c.name, c.linear_dtype): c for _, c in items}.values())
 
     # ---- microbenchmarks
     micro_path = out / f"micro-{slug}.json"
@@ -246,32 +283,40 @@ def main(argv=None):
     # ---- end to end
     e2e = E2E(args, env, nvml, gp, out / f"e2e-{slug}.json", deadline)
     e2e.doc["skipped"].extend(pre_skipped)
-    try:
-        e2e.doc["self_check"] = self_check(device="cuda")
-        log(f"self-check (decode after prefill vs prefill of S+1, bf16): {e2e.doc['self_check']}")
-    except Exception as e:
-        e2e.doc["self_check"] = dict(error=f"{type(e).__name__}: {e}"[:500])
-        log(f"self-check ERROR {type(e).__name__}: {e}")
+    variants = ["bf16"] + [v for v, wanted in (("fp8", any(c.fp8 for _, c in items)), ("moe", any(c.is_moe for _, c in items)))
+                           if wanted]
+    for variant in variants:  # bf16 into self_check as before; the variants' checks beside it
+        try:
+            check = self_check(tiny_config(variant), device="cuda")
+        except Exception as e:
+            check = dict(error=f"{type(e).__name__}: {e}"[:500])
+        if variant == "bf16":
+            e2e.doc["self_check"] = check
+        else:
+            e2e.doc.setdefault("variant_self_checks", {})[variant] = check
+        log(f"self-check {variant} (decode after prefill vs prefill of S+1): {check}")
     e2e.flush()
     if not args.skip_e2e:
-        n_energy = 2 if args.quick else max(3, math.ceil(ENERGY_TARGET_POINTS / max(1, len(cfgs))))
+        n_energy = energy_per_item(args.quick, len(items))
         free_now = torch.cuda.mem_get_info()[0]
-        ests = [e2e.est_model_cost(c, free_now, n_energy) for c in cfgs]
-        log(f"e2e plan: {len(cfgs)} models, estimated {sum(ests):.0f} s, {e2e.left():.0f} s left, {n_energy} energy points per model")
-        for i, c in enumerate(cfgs):
+        ests = [e2e.est_model_cost(suite, c, free_now, n_energy) for suite, c in items]
+        log(f"e2e plan: {len(items)} models over suites {','.join(dict.fromkeys(s.name for s, _ in items))}, "
+            f"estimated {sum(ests):.0f} s, {e2e.left():.0f} s left, {n_energy} energy points per model")
+        for i, (suite, c) in enumerate(items):
             rest = sum(ests[i:]) * e2e.calib
             left = e2e.left()
             if left < 5:
-                e2e.doc["skipped"].append(dict(model=c.name, phase=None, reason="time budget: run deadline before this model"))
-                log(f"model {c.name}: skipped (time budget)")
+                e2e.doc["skipped"].append(dict(suite=suite.name, model=c.name, phase=None, reason="time budget: run deadline before this model"))
+                log(f"model {suite.name}/{c.name}: skipped (time budget)")
                 continue
             share = ests[i] * e2e.calib
             alloc = share * 1.25 if rest <= left else left * share / max(rest, 1e-9)
             try:
-                e2e.run_model(c, alloc, n_energy)
+                e2e.run_model(suite, c, alloc, n_energy)
             except Exception as e:
-                e2e.doc["errors"].append(dict(model=c.name, reason=f"{type(e).__name__}: {e}"[:500], traceback=traceback.format_exc()[-2000:]))
-                log(f"model {c.name}: ERROR {type(e).__name__}: {e}")
+                e2e.doc["errors"].append(dict(suite=suite.name, model=c.name, reason=f"{type(e).__name__}: {e}"[:500],
+                                              traceback=traceback.format_exc()[-2000:]))
+                log(f"model {suite.name}/{c.name}: ERROR {type(e).__name__}: {e}")
                 gc.collect()
                 torch.cuda.empty_cache()
             e2e.flush()

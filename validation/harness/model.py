@@ -1,6 +1,6 @@
 """The reference decoder of the `pytorch-ref` stack (README.md, "The reference stack").
 
-A lean Llama-style dense decoder written directly in PyTorch with random bf16
+A lean Llama-style decoder written directly in PyTorch with random bf16
 weights drawn on the GPU. Everything the stack describes is here, and nothing
 more is fused than what the named torch calls do:
 
@@ -13,6 +13,13 @@ per layer (prefill and decode alike)
     -> down matmul -> residual add
 then the final rms_norm (over every position), the LM head on the last
 position of each sequence only, and a greedy argmax.
+
+Variants (config.ModelConfig): a mixture-of-experts model runs moe.moe_mlp in place of the
+gate_up / silu * up / down block; the FP8 W8A8 variant (linear_dtype "fp8") runs every
+layer's qkv, o, gate_up and down through fp8.fp8_linear (e4m3 weights with per-row scales,
+per-token activation quantization, torch._scaled_mm), while embedding, LM head, norms,
+rotary, attention and the KV cache stay bf16. The rotary tables hold ``max_positions``
+rows: the harness sizes them for the longest point of the run.
 
 Attention
     prefill: SDPA(q, k, v, is_causal=True, enable_gqa=kv_heads < heads) on the
@@ -30,6 +37,8 @@ from __future__ import annotations
 import contextlib
 
 from validation.harness.config import ModelConfig, config_from_dict
+from validation.harness.fp8 import fp8_linear, quantize_weight
+from validation.harness.moe import moe_mlp
 
 
 # --------------------------------------------------------------------------- torch part
@@ -55,6 +64,11 @@ def _rope(x, cos, sin):
     return x * cos + rot * sin
 
 
+def _mm(x, w):
+    """x @ W.t() for a bf16 weight W [out, in], or the FP8 linear for (Wq, sw)."""
+    return fp8_linear(x, *w) if isinstance(w, tuple) else x @ w.t()
+
+
 class RefDecoder:
     """Random-weight reference decoder. Weights are [out, in], used as x @ W.t()."""
 
@@ -64,6 +78,8 @@ class RefDecoder:
         self.cfg = cfg
         self.device = torch.device(device)
         self.dtype = dtype or torch.bfloat16
+        if (cfg.fp8 or cfg.is_moe) and self.dtype != torch.bfloat16:
+            raise ValueError(f"{cfg.name}: the FP8 and MoE layers of the reference stack run in bf16, not {self.dtype}")
         g = torch.Generator(device=self.device)
         g.manual_seed(seed)
         self._gen = g
@@ -71,6 +87,18 @@ class RefDecoder:
 
         def w(out_f, in_f):
             t = torch.empty(out_f, in_f, device=self.device, dtype=self.dtype)
+            return t.normal_(0.0, in_f ** -0.5, generator=g)
+
+        def linear(out_f, in_f):  # a layer's linear weight: bf16, or (e4m3, row scales) in the FP8 variant
+            if not c.fp8:
+                return w(out_f, in_f)
+            full = w(out_f, in_f)
+            quantized = quantize_weight(full)
+            del full
+            return quantized
+
+        def experts(out_f, in_f):
+            t = torch.empty(c.experts, out_f, in_f, device=self.device, dtype=self.dtype)
             return t.normal_(0.0, in_f ** -0.5, generator=g)
 
         def vec(n, mean=0.0, std=0.02):
@@ -81,18 +109,23 @@ class RefDecoder:
         self.lm_head = self.embed if c.tied_embeddings else w(c.vocab, c.hidden)
         self.final_norm = vec(c.hidden, 1.0)
         self.ln1, self.ln2, self.wqkv, self.bqkv, self.wo, self.wgu, self.wd = [], [], [], [], [], [], []
-        self.qn, self.kn = [], []
+        self.qn, self.kn, self.wr = [], [], []
         for _ in range(c.layers):
             self.ln1.append(vec(c.hidden, 1.0))
-            self.wqkv.append(w(c.qkv_out, c.hidden))
+            self.wqkv.append(linear(c.qkv_out, c.hidden))
             self.bqkv.append(vec(c.qkv_out) if c.qkv_bias else None)
             if c.qk_norm:
                 self.qn.append(vec(c.head_dim, 1.0))
                 self.kn.append(vec(c.head_dim, 1.0))
-            self.wo.append(w(c.hidden, c.q_dim))
+            self.wo.append(linear(c.hidden, c.q_dim))
             self.ln2.append(vec(c.hidden, 1.0))
-            self.wgu.append(w(2 * c.ffn, c.hidden))
-            self.wd.append(w(c.hidden, c.ffn))
+            if c.is_moe:  # router [E, hidden]; experts' fused gate+up [E, 2f, hidden], down [E, hidden, f]
+                self.wr.append(w(c.experts, c.hidden))
+                self.wgu.append(experts(2 * c.expert_ffn, c.hidden))
+                self.wd.append(experts(c.hidden, c.expert_ffn))
+            else:
+                self.wgu.append(linear(2 * c.ffn, c.hidden))
+                self.wd.append(linear(c.hidden, c.ffn))
         self.max_positions = max_positions
         self._make_rope(max_positions)
 
@@ -133,10 +166,12 @@ class RefDecoder:
 
         c = self.cfg
         h = F.rms_norm(x, (c.hidden,), self.ln2[l], c.rms_norm_eps)
-        gu = h @ self.wgu[l].t()
+        if c.is_moe:
+            return x + moe_mlp(h, self.wr[l], self.wgu[l], self.wd[l], c.top_k)
+        gu = _mm(h, self.wgu[l])
         gate, up = gu.split(c.ffn, dim=-1)
         a = F.silu(gate) * up
-        return x + a @ self.wd[l].t()
+        return x + _mm(a, self.wd[l])
 
     def _head(self, x, B, S, return_logits):
         import torch.nn.functional as F
@@ -163,7 +198,7 @@ class RefDecoder:
             x = F.embedding(tokens.reshape(T), self.embed)
             for l in range(c.layers):
                 h = F.rms_norm(x, (c.hidden,), self.ln1[l], c.rms_norm_eps)
-                qkv = h @ self.wqkv[l].t()
+                qkv = _mm(h, self.wqkv[l])
                 if c.qkv_bias:
                     qkv = qkv + self.bqkv[l]
                 qkv = qkv.view(B, S, H + 2 * KV, hd)
@@ -180,7 +215,7 @@ class RefDecoder:
                 vcache[l, :B, :, :S].copy_(vt)
                 o = F.scaled_dot_product_attention(q.transpose(1, 2), kt, vt, is_causal=True, enable_gqa=gqa)
                 o = o.transpose(1, 2).reshape(T, H * hd)
-                x = x + o @ self.wo[l].t()
+                x = x + _mm(o, self.wo[l])
                 x = self._mlp_and_residual(l, x)
             return self._head(x, B, S, return_logits)
 
@@ -198,7 +233,7 @@ class RefDecoder:
             x = F.embedding(tokens, self.embed)  # [B, hidden]
             for l in range(c.layers):
                 h = F.rms_norm(x, (c.hidden,), self.ln1[l], c.rms_norm_eps)
-                qkv = h @ self.wqkv[l].t()
+                qkv = _mm(h, self.wqkv[l])
                 if c.qkv_bias:
                     qkv = qkv + self.bqkv[l]
                 qkv = qkv.view(B, H + 2 * KV, hd)
@@ -217,24 +252,36 @@ class RefDecoder:
                 qg = q.view(B, KV, G, hd)
                 o = F.scaled_dot_product_attention(qg, kc[:, :, : pos + 1], vc[:, :, : pos + 1])
                 o = o.reshape(B, H * hd)
-                x = x + o @ self.wo[l].t()
+                x = x + _mm(o, self.wo[l])
                 x = self._mlp_and_residual(l, x)
             return self._head(x, B, 1, return_logits)
+
+
+_TINY = dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
+             num_key_value_heads=2, vocab_size=1000, rms_norm_eps=1e-6, rope_theta=10000.0)
+SELF_CHECK_VARIANTS = ("bf16", "fp8", "moe")
+
+
+def tiny_config(variant: str = "bf16") -> ModelConfig:
+    """The self-check's tiny models: a Qwen2-style dense decoder (q/k/v biases) in bf16, the
+    same in the FP8 variant, and a Qwen3-MoE-style one (8 experts, top-2, q/k norms)."""
+    if variant not in SELF_CHECK_VARIANTS:
+        raise ValueError(f"self-check variant {variant!r}, expected one of {SELF_CHECK_VARIANTS}")
+    if variant == "moe":
+        return config_from_dict("selfcheck-tiny-moe", dict(_TINY, model_type="qwen3_moe", head_dim=32, num_experts=8,
+                                                           num_experts_per_tok=2, moe_intermediate_size=128))
+    cfg = config_from_dict("selfcheck-tiny", dict(_TINY, model_type="qwen2", head_dim=64))
+    return cfg.variant("fp8") if variant == "fp8" else cfg
 
 
 def self_check(cfg: ModelConfig | None = None, device="cuda", dtype=None, S: int = 37, B: int = 2) -> dict:
     """Consistency of the two paths: logits of decode at position S after a
     prefill of S tokens vs. the prefill of the same S+1 tokens. Returns the
-    relative error (bf16 on the GPU lands near 1e-2; fp32 on the CPU near 1e-6)."""
+    relative error (bf16 on the GPU lands near 1e-2; fp32 on the CPU near 1e-6).
+    ``cfg`` defaults to tiny_config("bf16")."""
     import torch
 
-    if cfg is None:
-        cfg = config_from_dict(
-            "selfcheck-tiny",
-            dict(model_type="qwen2", hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                 num_attention_heads=8, num_key_value_heads=2, head_dim=64, vocab_size=1000,
-                 rms_norm_eps=1e-6, rope_theta=10000.0),
-        )
+    cfg = cfg or tiny_config("bf16")
     m = RefDecoder(cfg, device=device, dtype=dtype, max_positions=S + 8, seed=1)
     toks = m.random_tokens(B, S + 1)
     k1, v1 = m.new_cache(B, S + 8)
@@ -245,5 +292,5 @@ def self_check(cfg: ModelConfig | None = None, device="cuda", dtype=None, S: int
     ref, dec = ref.double(), dec.double()
     rel = ((dec - ref).norm() / ref.norm()).item()
     kv_rel = ((k2[:, :, :, : S + 1].double() - k1[:, :, :, : S + 1].double()).norm() / k1[:, :, :, : S + 1].double().norm()).item()
-    return {"model": cfg.name, "logits_rel_err": rel, "kv_rel_err": kv_rel,
+    return {"model": cfg.name, "linear_dtype": cfg.linear_dtype, "moe": cfg.is_moe, "logits_rel_err": rel, "kv_rel_err": kv_rel,
             "argmax_equal": bool((dec.argmax(-1) == ref.argmax(-1)).all().item()), "finite": bool(torch.isfinite(dec).all().item())}
