@@ -40,6 +40,7 @@ COMMANDS = {
     "report": "simulator.cli.report",
     "ui": "simulator.cli.ui",
     "serving": "simulator.cli.serving",
+    "idealized": "simulator.cli.idealized",
 }
 FEW_POINTS = ("predict", "compare", "roofline")     # run their kernels as plain Python (no numba start-up)
 
