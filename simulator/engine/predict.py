@@ -16,6 +16,7 @@ import functools
 
 import numpy as np
 
+from simulator.accuracy.confidence import scope_of
 from simulator.engine.batch import Layout, Packed, pack, transient_bytes, weights_per_device_bytes
 from simulator.engine.bind import Rates, bind, peak_for
 from simulator.engine.energy import EnergyModel, energy_model
@@ -138,6 +139,7 @@ class Evaluator:
                           kv_dtype=w.kv_dtype.value, tp=w.tp, pp=w.pp, dp=w.dp, ep=w.ep,
                           microbatches=w.microbatches, devices=w.devices)
         self.speculation = (w.draft_tokens, w.acceptance)
+        self.confidence = scope_of(prep, w)                 # accuracy/confidence.py: per scenario, cheap
 
     def results(self, batch: int, prompt: int, output: int, keep: bool = False):
         """(result vector as a list, per-operator prefill times, summed decode times) of one
@@ -156,14 +158,14 @@ class Evaluator:
         if res[sc.TTFT_S] != res[sc.TTFT_S]:                  # NaN: it does not fit
             values.update(dict.fromkeys(name for name, _ in _TIMED), note="; ".join([
                 *notes, f"does not fit: needs {memory.total_bytes / 1e9:.1f} GB per device of "
-                        f"{memory.capacity_bytes / 1e9:.1f} GB"]), confidence=None)
+                        f"{memory.capacity_bytes / 1e9:.1f} GB"]), confidence=self.confidence(batch, prompt, output))
             return trusted(Prediction, values, {"_breakdown_of": list})
         for name, row in _TIMED:
             x = res[row]
             values[name] = None if x != x else x
         if res[sc.TOKENS_PER_ITERATION] == res[sc.TOKENS_PER_ITERATION]:
             values["speculative"] = self._speculative(res)
-        values.update(note="; ".join([*notes, *_notes(self.prep, res)]), confidence=None)
+        values.update(note="; ".join([*notes, *_notes(self.prep, res)]), confidence=self.confidence(batch, prompt, output))
         return trusted(Prediction, values, {"_breakdown_of": functools.partial(self.breakdown, batch, prompt, output)})
 
     def _speculative(self, res) -> SpeculativeReport:
