@@ -261,7 +261,9 @@ def build_scope(prep, w) -> Scope:
               _limit(fit.decode_context_max, validated, "decode", "length_max"),
               _limit(fit.decode_batch_max, validated, "decode", "batch_max"))
     lossless = profile == DeviceProfile() and not prep.stack.kernels_per_op
-    return Scope(choice.why if choice is not None else f"{stack} entry for {prep.hardware.name}", calibrated,
+    named = (f"{stack}: no losses (a speed-of-light bound, not an estimate)" if lossless else
+             choice.why if choice is not None else f"{stack} entry for {prep.hardware.name}")
+    return Scope(named, calibrated,
                  _config_reasons(prep, w, basis, validated, fit), fit, validated, limits, regions, phases,
                  {ph: r and r.symmetric() for ph, r in wide.items()}, lossless, w.dp * w.ep * w.microbatches)
 

@@ -63,6 +63,8 @@ def prediction_table(p, top: int = 8) -> str:
                                                      f"{s.acceptance:.2f}: {s.tokens_per_iteration:.2f} tokens an "
                                                      f"iteration, {s.speedup:.2f}x the plain {quantity(s.plain_tpot_s, 's')}"])
     out = [head, "", render(["metric", "value"], metrics)]
+    if p.confidence is not None:
+        out += ["", *confidence_lines(p.confidence)]
     if p.note:
         out += ["", p.note]
     if p.breakdown:
@@ -72,3 +74,24 @@ def prediction_table(p, top: int = 8) -> str:
         out += ["", render(["operator", "share", "prefill", "bound", "decode step", "bound"], rows,
                            align_right={1, 2, 4})]
     return "\n".join(out)
+
+
+def _band(name: str, band) -> str:
+    return f"{name} ±{100 * band.half_width:.0f}% ({100 * band.low:+.0f}% to {100 * band.high:+.0f}%)"
+
+
+def confidence_lines(c) -> list[str]:
+    """A Confidence as lines: the bands (measured relative to predicted), the profile, where the
+    band comes from, why the scenario is extrapolated, and any assumption."""
+    b = c.error_band
+    bands = [_band(n, x) for n, x in (("TTFT", b.ttft), ("TPOT", b.tpot)) if x is not None] if b else []
+    head = (f"confidence: {', '.join(bands)} (measured vs predicted, {100 * b.coverage:.0f}% of validated points)"
+            if bands else "confidence: no error band (a speed-of-light bound)" if b is None else "confidence: n/a")
+    out = [f"{head}; {'calibrated' if c.calibrated else 'NOT calibrated on this device'}",
+           f"  profile: {c.profile}"]
+    if b is not None:
+        out.append(f"  band from {b.source}")
+        if b.assumption:
+            out.append(f"  assumption: {b.assumption}")
+    out += [f"  extrapolated: {reason}" for reason in c.extrapolated]
+    return out
