@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py
 
 readme: $(STAMP)
+	$(BIN)/python -m tools.bands
 	$(BIN)/python -m tools.readme_tables
 	$(BIN)/python -m tools.readme_pictures
 
