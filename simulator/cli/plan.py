@@ -6,9 +6,40 @@ power figures; a miss's ``score`` when the configuration never fits). Handlers r
 text cli/main.py prints."""
 from __future__ import annotations
 
+import argparse
 import math
 
 from simulator.cli.workload import duration, hardware_names, int64, name_list, positive_float, positive_int
+
+
+def assumed_price(text: str) -> tuple[str, float]:
+    """One --assume-price value as (device name or "*", USD/h): ``NAME=2.5/h`` (an hourly
+    price), ``NAME=30000`` (a purchase price in USD, amortised as explore.cost does), or a
+    price alone for every device without one."""
+    from simulator.explore.cost import AMORTISATION_HOURS
+
+    name, _, price = text.rpartition("=")
+    name = name.strip() or "*"
+    price = price.strip().removeprefix("$")
+    hourly = price.endswith("/h")
+    try:
+        value = float(price.removesuffix("/h").strip())
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected NAME=USD/h (e.g. h20=1.8/h), NAME=purchase USD (e.g. h20=12000) "
+                                         f"or a price alone for every device without one, got {text!r}")
+    return name, value if hourly else value / AMORTISATION_HOURS
+
+
+def _assumed_prices(args) -> dict[str, float] | None:
+    """{device name or "*": USD/h} from the --assume-price options; each name resolved up front."""
+    if not args.assume_price:
+        return None
+    prices = dict(args.assume_price)
+    hardware_names([name for name in prices if name != "*"])
+    from simulator.specs import registry
+    return {(registry.hardware(n).name if n != "*" else n): v for n, v in prices.items()}
 
 
 def _targets(args):
@@ -47,7 +78,7 @@ def cmd_plan(args) -> str:
     front = FrontSample()
     result = plan(args.model, args.prompt, args.output, targets, hardware=hardware, batch=args.batch,
                   stack=args.stack, kv_dtype=Dtype(kv), max_batch=args.max_batch, max_devices=args.max_devices,
-                  observe=front.add if plot else None)
+                  observe=front.add if plot else None, assumed_prices=_assumed_prices(args))
     if plot:
         _draw_plan(result, front, plot)
     if args.format == "json":
@@ -69,6 +100,10 @@ def register(sub) -> None:
     p.add_argument("--throughput-min", type=positive_float, help="smallest output tokens/s per configuration")
     p.add_argument("--hardware", type=name_list,
                    help="comma-separated devices (default: every GPU, TPU and ASIC with a price)")
+    p.add_argument("--assume-price", type=assumed_price, action="append", metavar="[NAME=]PRICE",
+                   help="price a device the default search skips (or replace its spec's): NAME=2.5/h (USD per "
+                        "hour) or NAME=30000 (purchase USD, over 3 years); a PRICE alone prices every device "
+                        "without one; repeatable")
     p.add_argument("--stack", default="pytorch-ref", help="software stack profile (default: pytorch-ref)")
     p.add_argument("--kv-dtype", default="bf16", help="KV cache dtype (default: bf16)")
     p.add_argument("--max-batch", type=int64, default=1024,

@@ -2,7 +2,8 @@
 --ttft-max X --tpot-max Y --throughput-min Z``.
 
 Candidates are configurations (device, count, precision) over the chosen devices (default:
-every GPU, TPU and ASIC spec with a price):
+every GPU, TPU and ASIC spec with a price, or with a price the caller assumes; the result names
+the ones skipped for want of one):
   count       tp = 1, 2, 4, 8 tensor-parallel devices (up to --max-devices; more than one
               needs a link, and tp must divide the model's heads)
   precision   bf16 (W16A16); fp8 and int8 (W8A8: only on devices whose datasheet lists a
@@ -111,6 +112,7 @@ class PlanResult:
     targets: Targets
     options: list[Option]
     misses: list[Miss]
+    unpriced: list[str] = dataclasses.field(default_factory=list)   # left out of the default search: no price
 
 
 def check_search(prompt: int, output: int, batch: int | None, max_batch: int, max_devices: int) -> None:
@@ -128,10 +130,34 @@ def check_search(prompt: int, output: int, batch: int | None, max_batch: int, ma
     workload(batch=batch or max_batch, prompt=prompt, output=output)      # the workload's own bounds
 
 
-def default_hardware() -> list[str]:
-    """Every GPU, TPU and ASIC in the registry whose spec has a price."""
+def _accelerators() -> list:
+    """Every GPU, TPU and ASIC spec in the registry."""
     specs = (registry.hardware(name) for name in registry.hardware_index())
-    return [hw.name for hw in specs if hw.kind in DEFAULT_KINDS and hw.price is not None]
+    return [hw for hw in specs if hw.kind in DEFAULT_KINDS]
+
+
+def default_hardware(assumed_prices: dict[str, float] | None = None) -> list[str]:
+    """Every GPU, TPU and ASIC in the registry with a price: its spec's, or one in
+    ``assumed_prices`` (device name -> USD/h; the key "*" prices every device)."""
+    assumed = assumed_prices or {}
+    return [hw.name for hw in _accelerators() if hw.price is not None or hw.name in assumed or "*" in assumed]
+
+
+def unpriced_hardware(assumed_prices: dict[str, float] | None = None) -> list[str]:
+    """The GPUs, TPUs and ASICs the default search leaves out for want of a price."""
+    chosen = set(default_hardware(assumed_prices))
+    return [hw.name for hw in _accelerators() if hw.name not in chosen]
+
+
+def hourly_price(assumed_prices: dict[str, float] | None, name: str, spec_usd_per_hour: float) -> float:
+    """USD/h of a device: an assumed price for it by name, else its spec's (NaN without one),
+    else an assumed price for every device ("*")."""
+    assumed = assumed_prices or {}
+    if name in assumed:
+        return assumed[name]
+    if math.isnan(spec_usd_per_hour) and "*" in assumed:
+        return assumed["*"]
+    return spec_usd_per_hour
 
 
 def precisions_for(hw) -> list[str]:
@@ -178,10 +204,14 @@ def _reasons(values, k, batch, t: Targets, ratios) -> list[str]:
 
 
 def _evaluate(precision: str, group: Group, batches: np.ndarray, prompt: int, output: int, t: Targets,
-              observe=None):
+              observe=None, assumed_prices: dict[str, float] | None = None):
     """(Option or None, Miss or None) of one configuration; ``observe(values, label, meets)``
-    sees every batch evaluated (values [SCENARIO_COLUMNS, batches])."""
+    sees every batch evaluated (values [SCENARIO_COLUMNS, batches]); an assumed price
+    replaces the spec's (hourly_price)."""
     packed, constants = configured(group)
+    hourly = hourly_price(assumed_prices, constants["hardware"], constants["usd_per_hour"])
+    if hourly != constants["usd_per_hour"]:
+        constants = {**constants, "usd_per_hour": hourly}
     n = len(batches)
     values = rows_of(packed, constants, batches, np.full(n, prompt), np.full(n, output), parallel=False).values
     head = dict(hardware=constants["hardware"], devices=constants["devices"], precision=precision)
@@ -232,20 +262,24 @@ def _mark(options: list[Option]) -> None:
 
 def plan(model: str, prompt: int, output: int, targets: Targets = Targets(), hardware: list[str] | None = None,
          batch: int | None = None, stack: str = "pytorch-ref", kv_dtype: Dtype = Dtype.bf16,
-         max_batch: int = 1024, max_devices: int = 8, observe=None) -> PlanResult:
+         max_batch: int = 1024, max_devices: int = 8, observe=None,
+         assumed_prices: dict[str, float] | None = None) -> PlanResult:
     """Configurations meeting ``targets``, ranked by cost (see the module docstring).
-    ``observe(values, label, meets)`` sees each configuration's batches (_evaluate)."""
+    ``observe(values, label, meets)`` sees each configuration's batches (_evaluate);
+    ``assumed_prices`` (device name, or "*" for every device without one -> USD/h) price
+    devices the search would otherwise skip, or replace a spec's price."""
     check_search(prompt, output, batch, max_batch, max_devices)
     model_name = registry.model(model)[0]
-    hardware = hardware or default_hardware()
+    unpriced = [] if hardware else unpriced_hardware(assumed_prices)
+    hardware = hardware or default_hardware(assumed_prices)
     batches = np.array([batch] if batch else range(1, max_batch + 1), dtype=np.int64)
     options, misses = [], []
     for precision, group in _configurations(model, hardware, stack, kv_dtype, max_devices):
-        option, miss = _evaluate(precision, group, batches, prompt, output, targets, observe)
+        option, miss = _evaluate(precision, group, batches, prompt, output, targets, observe, assumed_prices)
         (options if option else misses).append(option or miss)
     _mark(options)
     misses.sort(key=lambda m: m.score)
-    return PlanResult(model_name, prompt, output, targets, options, misses)
+    return PlanResult(model_name, prompt, output, targets, options, misses, unpriced)
 
 
 def targets_text(r: PlanResult) -> str:
@@ -259,11 +293,19 @@ def targets_text(r: PlanResult) -> str:
     return ", ".join(p for p in parts if p) or "none"
 
 
+def unpriced_text(r: PlanResult) -> str:
+    """The line naming the devices skipped for want of a price ("" when none were)."""
+    if not r.unpriced:
+        return ""
+    return (f"\nskipped {len(r.unpriced)} device(s) without a price: {', '.join(r.unpriced)} "
+            f"(--assume-price NAME=2.5/h prices one; --assume-price 2.5/h prices every one)")
+
+
 def plan_table(r: PlanResult, top: int = 20) -> str:
     """The options (cheapest first) or, when none meets the targets, the closest misses."""
     from simulator.report.table import number, quantity, render
 
-    head = (f"{r.model}: prompt {r.prompt}, output {r.output}; targets: {targets_text(r)}")
+    head = (f"{r.model}: prompt {r.prompt}, output {r.output}; targets: {targets_text(r)}") + unpriced_text(r)
     if not r.options:
         rows = [[m.hardware, str(m.devices), m.precision, "-" if m.batch is None else str(m.batch), "; ".join(m.reasons)]
                 for m in r.misses[:top]]
