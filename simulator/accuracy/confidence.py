@@ -32,6 +32,7 @@ import dataclasses
 
 from simulator.accuracy import bands as B
 from simulator.accuracy.coverage import FitRange, fit_range
+from simulator.engine.kernels.phases import mean_decode_position
 from simulator.engine.result import Band, Confidence, ErrorBand
 from simulator.specs.stack import DeviceProfile
 
@@ -156,13 +157,14 @@ class Scope:
         """The Confidence of one scenario: its numbers against the limits, and the Confidence
         of an equal key reused."""
         mb = batch // self.split
-        rows, ctx = mb * prompt, prompt + output - 1
+        rows, ctx = mb * prompt, prompt + output - 2          # the last step's cached positions
         rows_max, prompt_max, ctx_max, batch_max = self.limits
         decode = output > 1
         key = (rows if rows_max and rows > rows_max else 0, prompt if prompt_max and prompt > prompt_max else 0,
                ctx if decode and ctx_max and ctx > ctx_max else 0, mb if decode and batch_max and mb > batch_max else 0,
                B.bin_index(rows, B.PREFILL_TOKENS_EDGES),
-               (B.bin_index(mb, B.DECODE_BATCH_EDGES), B.bin_index(prompt + output // 2, B.DECODE_CONTEXT_EDGES))
+               (B.bin_index(mb, B.DECODE_BATCH_EDGES), B.bin_index(mean_decode_position(prompt, output),
+                                                                    B.DECODE_CONTEXT_EDGES))
                if decode else None)
         out = self.kept.get(key)
         if out is None:
@@ -290,7 +292,7 @@ def _call_reasons(scope: Scope, mb: int, s: int, n: int) -> list[tuple[str, str]
               ("prefill", s, fit.prefill_length_max, "prefill attention over {:,} tokens",
                "attention microbenchmarks reach {:,}", "length_max")]
     if n > 1:
-        checks += [("decode", s + n - 1, fit.decode_context_max, "decode attention at {:,} cached positions",
+        checks += [("decode", s + n - 2, fit.decode_context_max, "decode attention at {:,} cached positions",
                     "microbenchmarks reach {:,}", "length_max"),
                    ("decode", mb, fit.decode_batch_max, "decode at batch {:,}",
                     "attention microbenchmarks reach batch {:,}", "batch_max")]
@@ -312,7 +314,8 @@ def _assemble(scope: Scope, mb: int, s: int, n: int) -> Confidence:
         return Confidence(profile=scope.profile, calibrated=False, extrapolated=texts, error_band=None)
     widen = {ph: any(p in (ph, "both") for p, _ in reasons) for ph in PHASES}
     ttft = _pick(scope, "prefill", B.region("prefill", mb, s), widen["prefill"])
-    tpot = _pick(scope, "decode", B.region("decode", mb, s + n // 2), widen["decode"]) if n > 1 else None
+    tpot = None if n == 1 else _pick(scope, "decode", B.region("decode", mb, mean_decode_position(s, n)),
+                                     widen["decode"])
     if ttft is None and tpot is None:
         return Confidence(profile=scope.profile, calibrated=scope.calibrated, extrapolated=texts, error_band=None)
     source = "; ".join(f"{name}: {r.source}" for name, r in (("TTFT", ttft), ("TPOT", tpot)) if r is not None)
