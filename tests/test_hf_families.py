@@ -131,10 +131,12 @@ def test_bad_quantization_config_names_its_field(config, field):
 
 
 def test_awq_8b_is_sized_as_4_bit_unless_the_weight_dtype_overrides():
-    """8.03e9 weights x 4.125 bits (4-bit, one fp16 scale per 128) = 4.14 GB, not bf16's 16.1 GB."""
+    """The layers' 6.98e9 weights x 4.125 bits (4-bit, one fp16 scale per 128) + the 16-bit embedding
+    and LM head (2 x 128,256 x 4,096) = 5.70 GB (the checkpoint's files: 5.7 GB), not bf16's 16.1 GB."""
     awq = simulator.predict("llama-3.1-8b-awq", "h100-sxm", batch=1, prompt=128, output=2)
     assert awq.weight_dtype == "int4-g128"
-    assert awq.memory.weights_bytes == pytest.approx(8.0303e9 * 4.125 / 8, rel=1e-3)
+    outer = 2 * 128256 * 4096
+    assert awq.memory.weights_bytes == pytest.approx((8.0303e9 - outer) * 4.125 / 8 + outer * 2, rel=1e-3)
     full = simulator.predict("llama-3.1-8b-awq", "h100-sxm", batch=1, prompt=128, output=2, weight_dtype="bf16")
     assert full.memory.weights_bytes == pytest.approx(8.0303e9 * 2, rel=1e-3)
     assert simulator.predict("gpt-oss-20b", "h100-sxm", batch=1, prompt=128, output=2).weight_dtype == "mxfp4"

@@ -4,9 +4,11 @@ otherwise. Sources: transformers' utils/quantization_config.py (AwqConfig, GPTQC
 FineGrainedFP8Config, Mxfp4Config, BitsAndBytesConfig) and compressed-tensors'
 QuantizationArgs (num_bits, type, strategy, group_size).
 
-Every layer's weights are taken at that format (embeddings and the LM head too, which AWQ and
-GPTQ checkpoints keep at 16 bits: for an 8B Llama this undercounts ~0.8 GB of 5.7 GB).
-FP8's block scales (one fp32 per 128 x 128 weights, 0.002 bits a weight) are not counted.
+The decoder layers' weights take that format; the embedding and LM head stay 16-bit, as AWQ
+and GPTQ checkpoints keep them (graph/lower.py: an AWQ 8B Llama weighs 5.7 GB). gpt-oss also
+keeps attention and the router at bf16 (modules_to_not_convert), which is not modelled (they
+are 1% of its weights). FP8's block scales (one fp32 per 128 x 128 weights, 0.002 bits a
+weight) are not counted.
 """
 from __future__ import annotations
 
