@@ -13,7 +13,7 @@ mixed batch; ``mixed_forward``):
   request holds one slot while it runs: a paged cache whose pages are whole sequences);
   attention: the decode tokens together, each slot's query grouped under its KV heads
   over the first max-position + 1 cache positions with a mask of its own positions
-  (SDPA with a boolean mask: the memory-efficient kernel); a chunk starting at 0 as the
+  (SDPA with a boolean mask on the memory-efficient kernel: _masked_sdpa); a chunk starting at 0 as the
   reference prefill (flash SDPA, causal, over its own fresh K and V); a later chunk over
   its slot's cache with a lower-right causal mask; then the output matmul, residual, MLP
   as model.RefDecoder; final rms_norm over every token, the LM head on each entry's last
@@ -40,6 +40,41 @@ from simulator.serving.requests import generate, parse_lengths
 from validation.harness.config import config_from_dict, load_spec
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "model_specs"
+
+
+def _masked_sdpa(q, k, v, mask):
+    """SDPA with a boolean mask on the memory-efficient kernel (math if it cannot run), never
+    cuDNN's, which builds a plan for every new shape (a decode batch's span grows by one
+    position an iteration: ~40 ms each, seen in this harness's first run)."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def probe_masked_attention(device="cuda") -> dict:
+    """Milliseconds of one masked decode attention ([2 slots, 8 KV heads, 4 queries each,
+    head dim 64]) at three new spans (700, 701, 702 positions) through SDPA's default choice
+    of kernel and through _masked_sdpa: a kernel that plans per shape shows in every call."""
+    import torch
+    import torch.nn.functional as F
+
+    out = {}
+    for label, attend in (("default", lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m)),
+                          ("efficient", _masked_sdpa)):
+        times = []
+        for span in (700, 701, 702):
+            q = torch.randn(2, 8, 4, 64, device=device, dtype=torch.bfloat16)
+            k, v = (torch.randn(2, 8, span, 64, device=device, dtype=torch.bfloat16) for _ in range(2))
+            mask = torch.ones(2, 1, 1, span, device=device, dtype=torch.bool)
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            attend(q, k, v, mask)
+            torch.cuda.synchronize()
+            times.append(round((time.perf_counter() - t) * 1e3, 3))
+        out[label] = times
+    return out
 
 
 class MixedBatch:
@@ -134,7 +169,7 @@ class MixedBatch:
             if D:
                 qg = torch.zeros(hi, KV, G, hd, device=dev, dtype=q.dtype)
                 qg[dec_slots] = q[:D].reshape(D, KV, G, hd)
-                o = F.scaled_dot_product_attention(qg, kc[:hi, :, :span], vc[:hi, :, :span], attn_mask=mask)
+                o = _masked_sdpa(qg, kc[:hi, :, :span], vc[:hi, :, :span], mask)
                 outs.append(o[dec_slots].reshape(D, H * hd))
             offset = D
             for ch, s in zip(pre, slots[D:]):
@@ -147,8 +182,8 @@ class MixedBatch:
                                                            is_causal=True, enable_gqa=KV < H)[0]
                 else:
                     end = ch.start + L
-                    o = F.scaled_dot_product_attention(qc.reshape(1, KV, G * L, hd), kc[s:s + 1, :, :end],
-                                                       vc[s:s + 1, :, :end], attn_mask=chunk_masks[ch])
+                    o = _masked_sdpa(qc.reshape(1, KV, G * L, hd), kc[s:s + 1, :, :end], vc[s:s + 1, :, :end],
+                                     chunk_masks[ch])
                     o = o.view(H, L, hd)
                 outs.append(o.transpose(0, 1).reshape(L, H * hd))
                 offset += L
@@ -302,6 +337,8 @@ def main(argv=None) -> int:
         model_type="qwen2", hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
         num_key_value_heads=2, head_dim=64, vocab_size=1000, rms_norm_eps=1e-6, rope_theta=10000.0)))
     print(f"self-check (mixed pass against the reference prefill): {check}", flush=True)
+    probe = probe_masked_attention()
+    print(f"masked attention, ms at spans 700/701/702: {probe}", flush=True)
     cfg = load_spec(SPEC_DIR / f"{args.model}.yaml")
     drawn = [generate(n, rate, prompt, output, args.seed + i) for i, (rate, n) in enumerate(zip(rates, counts))]
     max_len = max(int((d.prompt + d.output).max()) for d in drawn) + 1
@@ -310,7 +347,7 @@ def main(argv=None) -> int:
     pool_blocks = args.max_seqs * blocks_for(max_len, args.block_size)     # what the slot cache holds
     warm_up(batch, policy, int(drawn[0].prompt.max()), pool_blocks)
     doc = dict(harness="serving", environment=environment(), model=cfg.name, policy=policy.__dict__,
-               pool_blocks=pool_blocks, self_check=check, prompt=args.prompt, output=args.output, slot_max_len=max_len, points=[])
+               pool_blocks=pool_blocks, self_check=check, masked_attention_ms=probe, prompt=args.prompt, output=args.output, slot_max_len=max_len, points=[])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"serving-{cfg.name}.json"

@@ -1,0 +1,188 @@
+"""Serving simulation (simulator/serving/): the numba loop against the plain-Python
+scheduler (serving/reference.py driving policy.Scheduler, bit for bit), near-zero load
+against predict --batch 1, a two-request schedule computed by hand from the roofline
+kernel, growth with rate, saturation, the KV pool, and rejection."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+import simulator
+from simulator.engine.kernels import scenario as sc
+from simulator.engine.kernels.roofline import evaluate_point
+from simulator.graph.ops import KV, ONE, PAIR, SEQ, TOK
+from simulator.serving import reference
+from simulator.serving.policy import Policy
+from simulator.serving.requests import Lengths, Requests, generate
+from simulator.serving.simulate import engine, max_rate, meets, serve
+
+MODEL, DEVICE = "llama-3.2-1b", "h200-sxm"
+UNIFORM_PROMPT, UNIFORM_OUTPUT = Lengths("uniform", 64, 700), Lengths("uniform", 1, 160)
+
+
+def _eng(policy=Policy(), model=MODEL, device=DEVICE, **kw):
+    return engine(model, device, "pytorch-ref", policy, **kw)
+
+
+@pytest.mark.parametrize("model, device", [(MODEL, DEVICE), ("llama-3.1-8b", "h100-sxm"), ("qwen2.5-14b", "mi300x")])
+def test_near_zero_load_equals_predict_batch_1(model, device):
+    """At 0.01 requests/s no two requests overlap: TTFT is the prefill pass and TPOT the
+    mean decode step of predict --batch 1 (the issue asks within 5%; they are the same
+    kernels, so within 1e-9)."""
+    eng = _eng(model=model, device=device)
+    run = serve(eng, generate(40, 0.01, Lengths("fixed", 512), Lengths("fixed", 64), seed=2), 0.01)
+    p = simulator.predict(model=model, hardware=device, batch=1, prompt=512, output=64)
+    assert run.metrics["ttft_s"]["p50"] == pytest.approx(p.ttft_s, rel=1e-9)
+    assert run.metrics["tpot_s"]["p50"] == pytest.approx(p.tpot_s, rel=1e-9)
+    assert run.metrics["e2e_s"]["p50"] == pytest.approx(p.e2e_s, rel=1e-9)
+    assert not run.metrics["saturated"] and run.metrics["preemptions"] == 0
+
+
+def test_two_request_schedule_by_hand():
+    """Budget 10: requests of prompt 8 / output 3 and prompt 6 / output 2 both at 0 s.
+    Iteration 1: A's whole prompt (8) and B's first 2 prompt tokens; A samples token 1.
+    Iteration 2: A's decode at position 8, B's chunk 2..5; B samples token 1, A token 2.
+    Iteration 3: both decode (positions 9 and 6); A's token 3 and B's token 2 end them.
+    Each iteration's time: the roofline's operators at the summed features, eager
+    (max(device + prefill step overhead, host launch)) for the two with a chunk, the decode
+    step's + its overhead for the third (pytorch-ref decodes in a CUDA graph)."""
+    eng = _eng(Policy(max_batched_tokens=10, max_seqs=4))
+    model = eng.model
+    params = model[sc.M_PARAMS]
+    flops, mem_s, alt = model[sc.M_FLOPS], model[sc.M_MEM_S], model[sc.M_ALT_MEM_S]
+
+    def pass_s(op, seq, tok, pair, kv):
+        f = np.zeros(flops.shape[1])
+        f[ONE], f[SEQ], f[TOK], f[PAIR], f[KV] = 1.0, seq, tok, pair, kv
+        return evaluate_point(flops, mem_s, alt, op, f)[0].sum()
+
+    def eager(device_s):
+        return max(device_s + params[sc.P_PREFILL_STEP_S], params[sc.P_HOST_LAUNCH_S])
+
+    # iteration 1: chunks (0, 8) and (0, 2): T 10, pairs 36 + 3, cached positions 8 + 2
+    t1 = eager(pass_s(model[sc.M_OP_PREFILL], 2, 10, 36 + 3, 10))
+    # iteration 2: A decodes at 8 (9 pairs, 9 positions), B's chunk (2, 4): pairs 21 - 3, 6 positions
+    t2 = t1 + eager(pass_s(model[sc.M_OP_PREFILL], 2, 5, 9 + 18, 9 + 6))
+    # iteration 3: A at 9, B at 6: a decode step of 2 at mean position 7.5 (10 + 7 pairs)
+    t3 = t2 + pass_s(model[sc.M_OP_DECODE], 2, 2, 17, 17) + params[sc.P_DECODE_STEP_S]
+    reqs = Requests(np.zeros(2), np.array([8, 6]), np.array([3, 2]), np.ones(2, dtype=np.int64))
+    run = serve(eng, reqs, None)
+    np.testing.assert_allclose(run.first_s, [t1, t2], rtol=1e-12)
+    np.testing.assert_allclose(run.last_s, [t3, t3], rtol=1e-12)
+    assert run.metrics["iterations"] == 3
+    assert run.metrics["tpot_s"]["mean"] == pytest.approx(((t3 - t1) / 2 + (t3 - t2)) / 2, rel=1e-12)
+
+
+POLICIES = [Policy(max_batched_tokens=512, max_seqs=32), Policy(max_batched_tokens=300, max_seqs=16, prefix_hit=0.5),
+            Policy(max_batched_tokens=2048, max_seqs=64, decode_graphs=False), Policy(max_seqs=8, batching="static")]
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=["chunked", "prefix", "eager", "static"])
+@pytest.mark.parametrize("concurrency", [0, 5])
+def test_loop_equals_plain_python_scheduler(policy, concurrency):
+    """The numba loop and policy.Scheduler in serving/reference.py give the same schedule:
+    every request's first and last token times bit for bit, the same preemptions (a pool of
+    300 blocks forces them), iterations, peak blocks and energy; ITL percentiles within the
+    histogram's bin (0.6%), its mean exactly."""
+    eng = dataclasses.replace(_eng(policy), pool_blocks=300)
+    reqs = generate(250, 60.0, UNIFORM_PROMPT, UNIFORM_OUTPUT, seed=5)
+    run = serve(eng, reqs, 60.0, concurrency=concurrency)
+    ref = reference.run(eng.model, policy, reqs.arrival_s, reqs.prompt, reqs.output, reqs.prefix, 300, concurrency)
+    assert np.array_equal(run.requests.arrival_s, ref["arrival_s"])
+    assert np.array_equal(run.first_s, ref["first_s"]) and np.array_equal(run.last_s, ref["last_s"])
+    assert np.array_equal(run.preemptions, ref["preemptions"])
+    m = run.metrics
+    assert (m["iterations"], m["preemptions"]) == (ref["iterations"], ref["preemption_count"])
+    assert m["kv_peak_fraction"] * 300 == ref["peak_blocks"]
+    assert m["energy_j_per_request"] * 250 == pytest.approx(ref["energy_j"], rel=1e-12)
+    assert m["itl_s"]["mean"] == pytest.approx(ref["itl_s"].mean(), rel=1e-12)
+    for q in (50, 90, 99):
+        assert m["itl_s"][f"p{q}"] == pytest.approx(np.percentile(ref["itl_s"], q), rel=0.006)
+    if policy.batching == "continuous" and concurrency == 0 and policy.prefix_hit == 0:
+        assert m["preemptions"] > 0
+
+
+def test_prefix_hits_make_first_tokens_sooner():
+    """With 3/4 of a 4096-token prompt cached, a prefill computes 1024 tokens (attending over
+    4096): under 40% of the cold first token of a compute-bound 8B prefill."""
+    reqs = generate(100, 2.0, Lengths("fixed", 4096), Lengths("fixed", 16), seed=1)
+    cold = serve(_eng(model="llama-3.1-8b"), reqs, 2.0).metrics
+    warm = serve(_eng(Policy(prefix_hit=0.75), model="llama-3.1-8b"), reqs, 2.0).metrics
+    assert warm["ttft_s"]["p50"] < 0.4 * cold["ttft_s"]["p50"]
+
+
+def test_percentiles_grow_with_rate_and_overload_is_saturated():
+    eng = _eng(Policy(max_batched_tokens=2048, max_seqs=64))
+    runs = [serve(eng, generate(600, r, UNIFORM_PROMPT, UNIFORM_OUTPUT, seed=3), r).metrics
+            for r in (2.0, 20.0, 60.0, 120.0, 2000.0)]
+    for key, stat in (("ttft_s", "p90"), ("ttft_s", "p99"), ("tpot_s", "p50"), ("tpot_s", "p90"), ("e2e_s", "p50")):
+        values = [m[key][stat] for m in runs]
+        assert values == sorted(values), (key, stat, values)
+    assert [m["saturated"] for m in runs] == [False, False, False, False, True]
+    assert runs[-1]["requests_per_s"] < 0.2 * 2000.0
+    assert runs[0]["requests_per_s"] == pytest.approx(2.0, rel=0.15)
+
+
+def test_static_batching_is_slower_to_first_token_than_continuous():
+    reqs = generate(400, 30.0, UNIFORM_PROMPT, UNIFORM_OUTPUT, seed=4)
+    continuous = serve(_eng(Policy(max_seqs=32)), reqs, 30.0).metrics
+    static = serve(_eng(Policy(max_seqs=32, batching="static")), reqs, 30.0).metrics
+    assert static["ttft_s"]["p50"] > 2 * continuous["ttft_s"]["p50"]
+
+
+def test_kv_pool_is_the_memory_left_after_weights_and_activations():
+    p = simulator.predict(model=MODEL, hardware=DEVICE, batch=1, prompt=8192, output=1)
+    eng = _eng(Policy(max_batched_tokens=8192, kv_memory_fraction=0.5))
+    per_block = 16 * p.memory.kv_cache_bytes / 8193
+    expected = 0.5 * (p.memory.capacity_bytes - p.memory.weights_bytes - p.memory.activation_bytes) / per_block
+    assert eng.pool_blocks == int(expected)
+
+
+def test_requests_beyond_the_model_or_the_pool_are_rejected_and_counted():
+    eng = dataclasses.replace(_eng(), pool_blocks=100)         # 1,600 tokens
+    reqs = Requests(np.array([0.0, 0.1, 0.2]), np.array([100, 1500, 200_000]), np.array([10, 200, 10]),
+                    np.ones(3, dtype=np.int64))
+    m = serve(eng, reqs, None).metrics
+    assert (m["completed"], m["rejected"]) == (1, 2)
+
+
+def test_same_seed_same_bits_and_another_seed_differs():
+    a = generate(1000, 5.0, UNIFORM_PROMPT, Lengths("lognormal", 100, 50), seed=9)
+    b = generate(1000, 5.0, UNIFORM_PROMPT, Lengths("lognormal", 100, 50), seed=9)
+    c = generate(1000, 5.0, UNIFORM_PROMPT, Lengths("lognormal", 100, 50), seed=10)
+    for field in ("arrival_s", "prompt", "output"):
+        assert getattr(a, field).tobytes() == getattr(b, field).tobytes()
+        assert getattr(a, field).tobytes() != getattr(c, field).tobytes()
+    eng = _eng()
+    assert serve(eng, a, 5.0).first_s.tobytes() == serve(eng, b, 5.0).first_s.tobytes()
+
+
+def test_arrival_distributions_have_their_mean_and_spread():
+    poisson = np.diff(generate(20000, 4.0, Lengths("fixed", 1), Lengths("fixed", 1), seed=1).arrival_s)
+    bursty = np.diff(generate(20000, 4.0, Lengths("fixed", 1), Lengths("fixed", 1), seed=1, cv=3.0).arrival_s)
+    assert poisson.mean() == pytest.approx(0.25, rel=0.03) and poisson.std() / poisson.mean() == pytest.approx(1, rel=0.05)
+    assert bursty.mean() == pytest.approx(0.25, rel=0.08) and bursty.std() / bursty.mean() == pytest.approx(3, rel=0.1)
+    lengths = Lengths("lognormal", 300, 120).draw(np.random.Generator(np.random.PCG64(0)), 50000)
+    assert lengths.mean() == pytest.approx(300, rel=0.02) and lengths.std() == pytest.approx(120, rel=0.05)
+
+
+def test_closed_loop_keeps_n_requests_in_flight():
+    run = serve(_eng(), generate(300, None, Lengths("fixed", 256), Lengths("fixed", 64), seed=1), None, concurrency=8)
+    arrivals = run.requests.arrival_s
+    assert (arrivals[:8] == 0).all() and np.all(np.diff(arrivals) >= 0)
+    finished = np.sort(run.last_s)
+    assert np.array_equal(np.sort(arrivals[8:]), finished[:300 - 8])     # each start is a finish
+    assert not run.metrics["saturated"]
+
+
+def test_max_rate_meets_the_slos_and_a_higher_rate_does_not():
+    eng = _eng(Policy(max_batched_tokens=2048, max_seqs=64))
+
+    def make(rate):
+        return generate(400, rate, UNIFORM_PROMPT, UNIFORM_OUTPUT, seed=6)
+
+    best, run = max_rate(eng, make, 0.1, 0.012, 90)
+    assert meets(run.metrics, 0.1, 0.012, 90)
+    above = serve(eng, make(best * 1.05), best * 1.05, ttft_slo_s=0.1, tpot_slo_s=0.012)
+    assert not meets(above.metrics, 0.1, 0.012, 90)
+    assert max_rate(eng, make, 1e-6, None)[0] is None
