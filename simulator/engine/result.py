@@ -52,16 +52,16 @@ class SpeculativeReport(_Frozen):
 
 
 class Band(_Frozen):
-    """Where the measured value is likely to lie, as fractions of the prediction: measured in
-    [predicted x (1 + low), predicted x (1 + high)] (low <= 0 <= high unless the residuals lean)."""
+    """Where the measured value is likely to lie, as ratios to the prediction: measured in
+    [predicted x low, predicted x high] (low <= 1 <= high unless the residuals lean)."""
 
     low: float
     high: float
 
     @property
     def half_width(self) -> float:
-        """The "+-x" a table prints: max(|low|, |high|)."""
-        return max(abs(self.low), abs(self.high))
+        """The "±x" a table prints: max(high - 1, 1 - low)."""
+        return max(self.high - 1.0, 1.0 - self.low)
 
 
 class ErrorBand(_Frozen):
