@@ -35,7 +35,7 @@ def test_predict_json_carries_confidence(capsys):
     assert c["calibrated"] is True and c["extrapolated"] == []
     assert "h100-sxm" in c["profile"] and "fitted on h100-sxm" in c["profile"]
     band = c["error_band"]
-    assert band["ttft"]["low"] <= band["ttft"]["high"] and band["tpot"]["low"] <= band["tpot"]["high"]
+    assert 0 < band["ttft"]["low"] <= band["ttft"]["high"] and 0 < band["tpot"]["low"] <= band["tpot"]["high"]
     assert band["coverage"] == pytest.approx(0.9) and "n=" in band["source"]
 
 
@@ -53,7 +53,7 @@ def test_a_scenario_beyond_the_measured_range_says_why_and_widens():
     assert "prefill attention over 65,536 tokens; attention microbenchmarks reach 8,192" in reasons
     assert "65,536 tokens (batch x prompt); GEMM microbenchmarks reach 16,384 rows" in reasons
     assert all(w > v for w, v in zip(_half_widths(beyond), _half_widths(inside)))
-    assert beyond.error_band.ttft.low < 0 < beyond.error_band.ttft.high      # either way
+    assert beyond.error_band.ttft.low < 1 < beyond.error_band.ttft.high      # either way
 
 
 def test_configuration_reasons_dtype_parallelism_and_moe():
@@ -128,12 +128,12 @@ def test_fit_facts_name_what_differs_and_the_digest_follows_them():
 
 
 def test_a_band_is_stated_on_the_measured_value():
-    """A prediction 25% high (r = +0.25) means measured = predicted / 1.25, 20% below it."""
+    """A prediction 25% high (r = +0.25) means measured = predicted / 1.25 = 0.8 of it."""
     band = Residuals(-0.2, 0.25, 10, "x").band()
-    assert band.low == pytest.approx(-0.2) and band.high == pytest.approx(0.25)
-    one_sided = Residuals(0.0, 0.25, 10, "x")               # measured 0-20% below: half-width 0.2
+    assert band.low == pytest.approx(0.8) and band.high == pytest.approx(1.25) and band.half_width == pytest.approx(0.25)
+    one_sided = Residuals(0.0, 0.25, 10, "x")               # measured 0.8-1.0 of it: half-width 0.2
     sym = one_sided.symmetric().band()                       # either way: measured in [p / 1.2, 1.2 p]
-    assert sym.high == pytest.approx(0.2) and sym.low == pytest.approx(1 / 1.2 - 1)
+    assert sym.high == pytest.approx(1.2) and sym.low == pytest.approx(1 / 1.2)
 
 
 @pytest.mark.parametrize("hardware", ["h100-sxm", "intel-xeon-2c-vm"])
@@ -150,7 +150,7 @@ def test_the_bands_cover_the_validated_points(hardware):
         band = c.error_band.ttft if p.phase == "prefill" else c.error_band.tpot
         assert not [r for r in c.extrapolated if r.startswith(p.phase)], (p.label, c.extrapolated)
         predicted = predict_point(p, "pytorch-ref")
-        inside.append(predicted * (1 + band.low) <= p.measured <= predicted * (1 + band.high))
+        inside.append(predicted * band.low <= p.measured <= predicted * band.high)
     assert np.mean(inside) >= 0.85
 
 

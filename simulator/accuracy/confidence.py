@@ -3,8 +3,8 @@ this very spec, why the scenario leaves the measured ranges, and the TTFT/TPOT e
 
 Bands come from validation residuals r = (predicted - measured) / measured, kept as the 5th
 and 95th percentiles of each group (accuracy/bands.py, validation/measurements/bands.json).
-A band is stated on the measured value: measured in [p (1 + low), p (1 + high)] for a
-prediction p, low = 1 / (1 + r95) - 1, high = 1 / (1 + r5) - 1. Which residuals:
+A band is stated on the measured value as ratios to a prediction p: measured in
+[p x low, p x high], low = 1 / (1 + r95), high = 1 / (1 + r5). Which residuals:
   1. the ideal stack (no losses): none; it is a speed-of-light bound, not an estimate;
   2. an entry fitted on this spec: its device's residuals in the scenario's phase, dtype and
      region (bands.region); the phase's when the region has fewer than MIN_POINTS; bf16's
@@ -70,7 +70,8 @@ class Residuals:
         return dataclasses.replace(self, low=1.0 / (1.0 + h) - 1.0, high=h, source=f"{self.source} either way")
 
     def band(self) -> Band:
-        return Band(low=1.0 / (1.0 + self.high) - 1.0, high=1.0 / (1.0 + self.low) - 1.0)
+        """measured / predicted = 1 / (1 + r): the high residual gives the low ratio."""
+        return Band(low=1.0 / (1.0 + self.high), high=1.0 / (1.0 + self.low))
 
 
 def _envelope_all(rs: list[Residuals], source: str) -> Residuals | None:

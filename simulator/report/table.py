@@ -77,7 +77,7 @@ def prediction_table(p, top: int = 8) -> str:
 
 
 def _band(name: str, band) -> str:
-    return f"{name} ±{100 * band.half_width:.0f}% ({100 * band.low:+.0f}% to {100 * band.high:+.0f}%)"
+    return f"{name} ±{100 * band.half_width:.0f}% ({band.low:.2f}-{band.high:.2f}x)"
 
 
 def confidence_lines(c) -> list[str]:
@@ -85,7 +85,7 @@ def confidence_lines(c) -> list[str]:
     band comes from, why the scenario is extrapolated, and any assumption."""
     b = c.error_band
     bands = [_band(n, x) for n, x in (("TTFT", b.ttft), ("TPOT", b.tpot)) if x is not None] if b else []
-    head = (f"confidence: {', '.join(bands)} (measured vs predicted, {100 * b.coverage:.0f}% of validated points)"
+    head = (f"confidence: {', '.join(bands)} (measured / predicted, {100 * b.coverage:.0f}% of validated points)"
             if bands else "confidence: no error band (a speed-of-light bound)" if b is None else "confidence: n/a")
     out = [f"{head}; {'calibrated' if c.calibrated else 'NOT calibrated on this device'}",
            f"  profile: {c.profile}"]
