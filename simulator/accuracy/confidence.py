@@ -29,6 +29,7 @@ limits and the Confidence of an equal key is reused.
 from __future__ import annotations
 
 import dataclasses
+from bisect import bisect_left
 
 from simulator.accuracy import bands as B
 from simulator.accuracy.coverage import FitRange, fit_range
@@ -163,10 +164,9 @@ class Scope:
         decode = output > 1
         key = (rows if rows_max and rows > rows_max else 0, prompt if prompt_max and prompt > prompt_max else 0,
                ctx if decode and ctx_max and ctx > ctx_max else 0, mb if decode and batch_max and mb > batch_max else 0,
-               B.bin_index(rows, B.PREFILL_TOKENS_EDGES),
-               (B.bin_index(mb, B.DECODE_BATCH_EDGES), B.bin_index(mean_decode_position(prompt, output),
-                                                                    B.DECODE_CONTEXT_EDGES))
-               if decode else None)
+               bisect_left(B.PREFILL_TOKENS_EDGES, rows),                       # bands.bin_index, inlined
+               (bisect_left(B.DECODE_BATCH_EDGES, mb),
+                bisect_left(B.DECODE_CONTEXT_EDGES, mean_decode_position(prompt, output))) if decode else None)
         out = self.kept.get(key)
         if out is None:
             if len(self.kept) >= _MAX_KEPT:
