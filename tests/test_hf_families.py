@@ -157,3 +157,9 @@ def test_unknown_family_is_one_line_naming_the_nearest(tmp_path, capsys, model_t
     assert main(["predict", "--model", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "model_type" in err and f"the nearest is {nearest} " in err
+
+
+@pytest.mark.parametrize("command", ["compare", "roofline"])
+def test_compare_and_roofline_use_the_checkpoint_format(capsys, command):
+    assert main([command, "--model", "llama-3.1-8b-awq", "--hardware", "h100-sxm"]) == 0
+    assert "weights int4-g128" in capsys.readouterr().out.splitlines()[0]

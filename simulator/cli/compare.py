@@ -5,7 +5,7 @@ gets a second row: the fewest devices (tensor x pipeline parallel, engine/sizing
 would, or a note saying why none would. Handlers return text; cli/main.py prints."""
 from __future__ import annotations
 
-from simulator.cli.workload import add_workload_options, hardware_names, name_list, workload_kwargs
+from simulator.cli.workload import add_workload_options, hardware_names, model_workload, name_list
 from simulator.explore.cost import usd_per_million_tokens
 from simulator.report.jsontext import json_text
 from simulator.report.table import number, quantity, render
@@ -80,10 +80,8 @@ def _device_entries(args, name: str, w) -> tuple[list[dict], str | None]:
 
 
 def compare(args) -> str:
-    from simulator.specs.workload import workload
-
     names = hardware_names(args.hardware)
-    w = workload(**workload_kwargs(args))
+    w = model_workload(args)
     entries, notes = [], []
     for name in names:
         rows, note = _device_entries(args, name, w)

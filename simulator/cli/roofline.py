@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from simulator.cli.workload import add_workload_options, workload_kwargs
+from simulator.cli.workload import add_workload_options, model_workload
 from simulator.errors import WorkloadError
 from simulator.report.jsontext import json_text
 from simulator.report.table import present, quantity, render
@@ -51,12 +51,10 @@ def roofline_json(d) -> str:
 def cmd_roofline(args) -> str:
     from simulator.api import roofline_data
     from simulator.report.plots import plot_path
-    from simulator.specs.workload import workload
-
     plot = plot_path(args.plot)
     if args.draft_model:
         raise WorkloadError("draft-model", "the roofline shows one model's operators; leave out --draft-model")
-    data = roofline_data(args.model, args.hardware, args.stack, workload(**workload_kwargs(args)))
+    data = roofline_data(args.model, args.hardware, args.stack, model_workload(args))
     if plot:
         from simulator.report.plots import roofline
         roofline.draw(data, plot)

@@ -131,3 +131,12 @@ def workload_kwargs(args) -> dict:
                 activation_dtype=args.activation_dtype, kv_dtype=args.kv_dtype,
                 tp=args.tp, pp=args.pp, dp=args.dp, ep=args.ep, microbatches=args.microbatches,
                 draft_model=args.draft_model, draft_tokens=args.draft_tokens, acceptance=args.acceptance)
+
+
+def model_workload(args):
+    """The Workload the options give for ``args.model``: the checkpoint's weight format (its
+    quantization_config) unless --weight-dtype is given (simulator.api.checkpoint_weights)."""
+    from simulator.api import checkpoint_weights
+    from simulator.specs.workload import workload
+
+    return checkpoint_weights(args.model, workload(**workload_kwargs(args)))
