@@ -112,7 +112,7 @@ def _device_regions(dev: dict, device: str, dtype: str, phase: str) -> tuple[dic
     return regions, Residuals.of(phase_q, f"{device} {phase} ({dtype}), {own}")
 
 
-def _own_bands(data: dict, data_stack: str, prep, dtype: str, fitted_on: str, calibrated: bool, kind: str,
+def _own_bands(data: dict, data_stack: str, dtype: str, fitted_on: str, calibrated: bool, kind: str,
                wide: dict) -> tuple[dict, dict]:
     """Rules 2 and 3: (regions, phases) of the device the entry was fitted on."""
     dev = data["devices"][fitted_on]
@@ -241,7 +241,7 @@ def build_scope(prep, w) -> Scope:
     if dev.get("stack") == stack:                                               # rules 2-3
         seen = dev["validated"]["dtypes"]
         dtype = w.activation_dtype.value if w.activation_dtype.value in seen else ("bf16" if "bf16" in seen else seen[0])
-        regions, phases = _own_bands(data, stack, prep, dtype, fitted_on, calibrated, kind, wide)
+        regions, phases = _own_bands(data, stack, dtype, fitted_on, calibrated, kind, wide)
         basis, validated = fitted_on, dev["validated"]
     elif calibrated:                                                            # rule 6
         for ph in PHASES:
