@@ -4,18 +4,18 @@ one config parser (model specs, raw configs, the harness's models).
 Every field the normaliser reads has a strict type and a range: integers are JSON integers in
 [1, 2^31 - 1] (counts that may be absent, such as n_shared_experts, in [0, 2^31 - 1]), booleans
 are JSON true/false (the string "false" is an error, not true), strings come from a list. Every
-problem is a SpecError naming the config field.
+problem is a SpecError naming the config field. The typed readers live in hf_fields.py, the
+families beyond this core in hf_families.py, quantization_config in hf_quant.py.
 """
 from __future__ import annotations
 
+import difflib
 from typing import Callable
 
 from pydantic import ValidationError
 
 from simulator.errors import SpecError
 from simulator.specs.base import shown
-import difflib
-
 from simulator.specs.hf_families import NEW_FAMILIES, NEW_FIELD_NAMES, TEXT_WRAPPERS
 from simulator.specs.hf_fields import (ACTIVATIONS, LLAMA_FIELDS, Missing, bad, boolean, choice, integer,
                                        llama_like, max_positions, required)
@@ -35,7 +35,6 @@ IGNORED_HF_FIELDS = frozenset({
     "n_positions", "n_ctx", "keys_to_ignore_at_inference", "gradient_checkpointing",
     "qkv_bias", "use_return_dict", "use_mrope", "output_attentions", "output_hidden_states",
 })
-
 
 
 def _gptj(cfg: dict) -> dict:
