@@ -2,9 +2,10 @@
 
 A residual is (predicted - measured) / measured of one latency point (prefill: TTFT; decode:
 TPOT). Each group of residuals is kept as its 5th and 95th percentiles and its size n:
-  devices      each measured device with its own fitted profile, by phase, dtype and region
-               (REGIONS: prefill by B x S tokens, decode by batch and context), and the ranges
-               its validated runs cover (batch, lengths, dtypes, whether any model is a MoE)
+  devices      each measured device with its own fitted profile, by phase, variant (the dtype,
+               "-moe" appended for a mixture of experts) and region (prefill by B x S tokens,
+               decode by batch and context), and the ranges its validated runs cover (batch,
+               lengths, dtypes, whether any model is a MoE)
   uncalibrated each measured device class, its devices predicted with the stack's class (or
                default) profile: what a device of that class without a fitted entry gets
   borrowed     each measured class, each device predicted with another measured device's
@@ -25,9 +26,9 @@ import numpy as np
 
 QUANTILES = (5.0, 95.0)          # percent: the band holds the middle 90% of a group's residuals
 MIN_POINTS = 10                  # a region with fewer points falls back to its phase's band
-PREFILL_TOKENS_EDGES = (1024, 8192)      # B x S: host-launch-bound, middle, compute-bound
+PREFILL_TOKENS_EDGES = (1024, 8192, 32768)     # B x S: host-launch-bound, middle, compute-bound, long
 DECODE_BATCH_EDGES = (4, 32)
-DECODE_CONTEXT_EDGES = (1024,)
+DECODE_CONTEXT_EDGES = (1024, 16384)
 MEASURED_STACK = "pytorch-ref"   # the stack validation/harness measures
 GENERATED_BY = ("python -m tools.bands (simulator/accuracy/bands.py) from validation/measurements/*/**/e2e-*.json "
                 "and validation/published/*.yaml; do not edit by hand")
@@ -90,15 +91,21 @@ def _validated_ranges(points, is_moe) -> dict:
     return out
 
 
+def variant(dtype: str, moe: bool) -> str:
+    """A group's model variant: the dtype, "-moe" appended for a mixture of experts."""
+    return f"{dtype}-moe" if moe else dtype
+
+
 def _device_bands(points, errs, is_moe) -> dict:
-    """Per device: its validated ranges, its (phase, dtype) bands and (phase, dtype, region) bands."""
+    """Per device: its validated ranges, its (phase, variant) bands and (phase, variant, region) bands."""
     out = {}
     for hw in sorted({p.hardware for p in points}):
         idx = [i for i, p in enumerate(points) if p.hardware == hw]
         pts, e = [points[i] for i in idx], errs[idx]
+        kinds = [variant(p.dtype, is_moe(p.model)) for p in pts]
         out[hw] = {"stack": MEASURED_STACK, "validated": _validated_ranges(pts, is_moe),
-                   "phases": _grouped([f"{p.phase}/{p.dtype}" for p in pts], e),
-                   "regions": _grouped([f"{region(p.phase, p.batch, p.length)}/{p.dtype}" for p in pts], e)}
+                   "phases": _grouped([f"{p.phase}/{k}" for p, k in zip(pts, kinds)], e),
+                   "regions": _grouped([f"{region(p.phase, p.batch, p.length)}/{k}" for p, k in zip(pts, kinds)], e)}
     return out
 
 

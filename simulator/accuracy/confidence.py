@@ -6,9 +6,10 @@ and 95th percentiles of each group (accuracy/bands.py, validation/measurements/b
 A band is stated on the measured value as ratios to a prediction p: measured in
 [p x low, p x high], low = 1 / (1 + r95), high = 1 / (1 + r5). Which residuals:
   1. the ideal stack (no losses): none; it is a speed-of-light bound, not an estimate;
-  2. an entry fitted on this spec: its device's residuals in the scenario's phase, dtype and
-     region (bands.region); the phase's when the region has fewer than MIN_POINTS; bf16's
-     (else the first validated dtype's) when the dtype was never validated;
+  2. an entry fitted on this spec: its device's residuals in the scenario's phase, variant
+     (dtype, and MoE where MoE runs were validated) and region (bands.region); the phase's
+     when the region has fewer than MIN_POINTS; bf16's (else the first validated dtype's)
+     when the dtype was never validated;
   3. an entry used on another spec (--profile-from, a what-if copy): the envelope of 2 for
      the device it was fitted on and the class's transfer residuals (each measured device
      predicted with another's profile);
@@ -100,26 +101,26 @@ def _class_band(data: dict, stack: str, kind: str, phase: str) -> Residuals | No
                                                f"profiles showed on the measured classes ({', '.join(measured)})")
 
 
-def _device_regions(dev: dict, device: str, dtype: str, phase: str) -> tuple[dict[str, Residuals], Residuals | None]:
-    """Rule 2: {region: residuals} of one device, dtype and phase, and the phase's residuals."""
-    phase_q = dev["phases"].get(f"{phase}/{dtype}")
+def _device_regions(dev: dict, device: str, group: str, phase: str) -> tuple[dict[str, Residuals], Residuals | None]:
+    """Rule 2: {region: residuals} of one device, variant and phase, and the phase's residuals."""
+    phase_q = dev["phases"].get(f"{phase}/{group}")
     if phase_q is None:
         return {}, None
     own = "its own fitted profile"
-    regions = {key.split("/")[0]: Residuals.of(q, f"{device} {B.region_text(key.split('/')[0])} ({dtype}), {own}")
+    regions = {key.split("/")[0]: Residuals.of(q, f"{device} {B.region_text(key.split('/')[0])} ({group}), {own}")
                for key, q in dev["regions"].items()
-               if key.endswith(f"/{dtype}") and key.startswith(phase) and q["n"] >= B.MIN_POINTS}
-    return regions, Residuals.of(phase_q, f"{device} {phase} ({dtype}), {own}")
+               if key.endswith(f"/{group}") and key.startswith(phase) and q["n"] >= B.MIN_POINTS}
+    return regions, Residuals.of(phase_q, f"{device} {phase} ({group}), {own}")
 
 
-def _own_bands(data: dict, data_stack: str, dtype: str, fitted_on: str, calibrated: bool, kind: str,
+def _own_bands(data: dict, data_stack: str, group: str, fitted_on: str, calibrated: bool, kind: str,
                wide: dict) -> tuple[dict, dict]:
     """Rules 2 and 3: (regions, phases) of the device the entry was fitted on."""
     dev = data["devices"][fitted_on]
     borrowed = data["borrowed"].get(data_stack, {}).get(kind, {})
     regions, phases = {}, {}
     for ph in PHASES:
-        r, whole = _device_regions(dev, fitted_on, dtype, ph)
+        r, whole = _device_regions(dev, fitted_on, group, ph)
         if not calibrated:
             q = borrowed.get(ph)
             extra = Residuals.of(q, f"{kind} devices predicted with another's profile") if q else wide[ph]
@@ -241,7 +242,9 @@ def build_scope(prep, w) -> Scope:
     if dev.get("stack") == stack:                                               # rules 2-3
         seen = dev["validated"]["dtypes"]
         dtype = w.activation_dtype.value if w.activation_dtype.value in seen else ("bf16" if "bf16" in seen else seen[0])
-        regions, phases = _own_bands(data, stack, dtype, fitted_on, calibrated, kind, wide)
+        moe = B.variant(dtype, True)
+        group = moe if prep.table.moe is not None and any(k.endswith(f"/{moe}") for k in dev["phases"]) else dtype
+        regions, phases = _own_bands(data, stack, group, fitted_on, calibrated, kind, wide)
         basis, validated = fitted_on, dev["validated"]
     elif calibrated:                                                            # rule 6
         for ph in PHASES:
