@@ -1,13 +1,24 @@
 """``llmsim report``: one self-contained HTML file (simulator/report/html) of a model on
 several devices under one workload: the prediction per device, the comparison, the time
-by operator kind, the roofline, memory against capacity and the validation evidence.
+by operator kind, the roofline, memory against capacity, the validation evidence and,
+with --serving RATES, the serving curves.
 The file and plotly are checked before any work; the handler returns the text
 cli/main.py prints (the table of predictions, or the page's data with --format json)."""
 from __future__ import annotations
 
-from simulator.cli.workload import add_workload_options, hardware_names, name_list, workload_kwargs
+import argparse
+
+from simulator.cli.workload import add_workload_options, hardware_names, name_list, positive_float, workload_kwargs
 
 HTML_SUFFIXES = (".html", ".htm")
+
+
+def rates(text: str) -> list[float]:
+    """Comma-separated arrival rates > 0 (requests/s)."""
+    try:
+        return [positive_float(part.strip()) for part in text.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"expected rates > 0 (requests/s), comma-separated: {exc}") from None
 
 
 def cmd_report(args) -> str:
@@ -22,7 +33,8 @@ def cmd_report(args) -> str:
 
     path = writable_file(args.html, "--html", HTML_SUFFIXES)
     plotlyjs.require()
-    data = report_data(args.model, hardware_names(args.hardware), args.stack, workload(**workload_kwargs(args)))
+    data = report_data(args.model, hardware_names(args.hardware), args.stack, workload(**workload_kwargs(args)),
+                       args.serving)
     view = build(data)
     size = write_report(view, path)
     if args.format == "json":
@@ -37,5 +49,7 @@ def register(sub) -> None:
     p.add_argument("--model", default="llama-3.1-8b", help="model name or spec/config.json path")
     p.add_argument("--hardware", type=name_list, required=True, help="comma-separated hardware names or paths")
     add_workload_options(p)
+    p.add_argument("--serving", metavar="RATES", type=rates, help="also serving curves at these arrival rates "
+                                                                  "(requests/s, comma-separated: llmsim serving)")
     p.add_argument("--html", metavar="FILE", required=True, help="the report to write (FILE.html)")
     p.set_defaults(func=cmd_report)

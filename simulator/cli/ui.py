@@ -1,16 +1,22 @@
 """``llmsim ui``: serve the local web app (simulator/web) until Ctrl-C. It binds to
 127.0.0.1 by default; another --host says, on stderr, that anyone who can reach it may use
-it. One request at a time (a single-user tool on Werkzeug's server)."""
+it. One request at a time: a single-user tool on the standard library's WSGI server
+(wsgiref), which answers a taken port with an error instead of exiting."""
 from __future__ import annotations
 
 import ipaddress
-import logging
 import sys
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from simulator.cli.workload import at_most
 from simulator.errors import SpecError
 
 DEFAULT_PORT = 8765
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):     # no line per request (errors still reach stderr)
+        pass
 
 
 def _loopback(host: str) -> bool:
@@ -20,19 +26,22 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def listening(app, host: str, port: int):
+    """A WSGI server of ``app`` bound to ``host``:``port`` (0: any free port); a one-line
+    SpecError when it cannot bind."""
+    try:
+        return make_server(host, port, app, handler_class=_QuietHandler)
+    except (OSError, OverflowError) as exc:
+        raise SpecError("<arguments>", "--port", f"cannot listen on {host}:{port} "
+                                                 f"({getattr(exc, 'strerror', None) or exc})") from None
+
+
 def cmd_ui(args) -> str:
     from simulator.web.app import create_app, require
 
     require()
-    from werkzeug.serving import make_server
-
     app = create_app()
-    try:
-        server = make_server(args.host, args.port, app, threaded=False)
-    except (OSError, OverflowError) as exc:
-        raise SpecError("<arguments>", "--port", f"cannot listen on {args.host}:{args.port} "
-                                                 f"({getattr(exc, 'strerror', None) or exc})") from None
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = listening(app, args.host, args.port)
     if not _loopback(args.host):
         print(f"llmsim ui: listening on {args.host}: anyone who can reach this machine can use it", file=sys.stderr)
     print(f"llmsim ui: http://{args.host}:{server.server_port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)

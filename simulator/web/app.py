@@ -4,6 +4,7 @@
   GET  /api/predict       exactly what ``llmsim predict --format json`` prints
   GET  /api/compare       exactly ``llmsim compare --format json`` (hardware=a,b,...)
   GET  /api/roofline      exactly ``llmsim roofline --format json``
+  GET  /api/serving       exactly ``llmsim serving --format json`` (rate=1,4,16; no trace file)
   GET  /api/report        the report's view (what the page draws)
   POST /api/sweep         a grid file as the body (or GET with grid=TEXT): the CSV rows
                           ``llmsim sweep GRID`` prints, up to MAX_SWEEP_SCENARIOS
@@ -60,7 +61,8 @@ def report_view(query, uploads: Uploads) -> dict:
     from simulator.specs.workload import workload
 
     args = arguments.parse("report", query, uploads)
-    return build(report_data(args.model, hardware_names(args.hardware), args.stack, workload(**workload_kwargs(args))))
+    return build(report_data(args.model, hardware_names(args.hardware), args.stack, workload(**workload_kwargs(args)),
+                             args.serving))
 
 
 def sweep_csv(grid_text: str, uploads: Uploads) -> tuple[bytes, int]:
@@ -130,7 +132,7 @@ def create_app(uploads: Uploads | None = None):
     app.add_url_rule("/", "page", lambda: Response(app_html(), mimetype="text/html"))
     app.add_url_rule("/static/<name>", "static", _static)
     app.add_url_rule("/api/names", "names", lambda: _json(json.dumps(_names())))
-    for command in ("predict", "compare", "roofline"):
+    for command in ("predict", "compare", "roofline", "serving"):
         app.add_url_rule(f"/api/{command}", command, lambda command=command: _json(run(command, request.args, store)))
     app.add_url_rule("/api/report", "report", lambda: _json(json.dumps(plain(report_view(request.args, store)),
                                                                        allow_nan=False)))

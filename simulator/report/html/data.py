@@ -3,7 +3,8 @@
 fewest devices that hold the workload when one does not (``api.fewest_devices``, as
 ``llmsim compare`` does), the cost per million output tokens (explore.cost), the roofline
 points (``api.roofline_data``), the time shares by operator kind (the ``predict --plot``
-picture's ``phase_shares``) and the validation evidence (evidence.py).
+picture's ``phase_shares``), the validation evidence (evidence.py) and, when asked, the serving
+curves (serving.py, what ``llmsim serving`` runs).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from simulator.engine.result import Prediction
 from simulator.engine.roofline_points import RooflineData
 from simulator.explore.cost import usd_per_million_tokens
 from simulator.report.html.evidence import Evidence, evidence_for
+from simulator.report.html.serving import serving_runs
 from simulator.report.plots.breakdown import phase_shares
 from simulator.specs.workload import Workload
 
@@ -29,6 +31,8 @@ class DeviceView:
     roofline: RooflineData | None    # None with a draft model (the roofline is one model's)
     phases: list                     # breakdown.phase_shares: [(phase, time s, {kind: fraction})]
     fits_as_asked: bool
+    shown: Workload | None = None    # the workload predicted (None: nothing holds it)
+    serving: list = dataclasses.field(default_factory=list)   # serving.serving_runs metrics, one per rate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +43,7 @@ class ReportData:
     devices: list[DeviceView]
     evidence: Evidence
     notes: list[str]
+    rates: list[float] = dataclasses.field(default_factory=list)   # the serving curves' rates (requests/s)
 
 
 def _shown_workload(model, hardware, stack, w: Workload, p: Prediction) -> Workload | None:
@@ -64,16 +69,21 @@ def device_view(model, name: str, stack: str, w: Workload) -> tuple[DeviceView, 
     cost = usd_per_million_tokens(hw, p.devices, p.e2e_s, p.batch * p.output) if fitted else None
     roof_w = (shown or w)
     roof = None if w.draft_model is not None else roofline_data(model, hw, stack, roof_w)
-    return DeviceView(name, label, p, cost, roof, phase_shares(p) if fitted else [], asked.memory.fits), note
+    return DeviceView(name, label, p, cost, roof, phase_shares(p) if fitted else [], asked.memory.fits,
+                      shown), note
 
 
-def report_data(model, hardware: list[str], stack: str, w: Workload) -> ReportData:
+def report_data(model, hardware: list[str], stack: str, w: Workload, rates: list[float] | None = None) -> ReportData:
     """Everything one report (or one update of the web app) shows, for ``hardware`` (names or
-    spec paths) under workload ``w``."""
+    spec paths) under workload ``w``; with ``rates`` (requests/s) the serving curves too."""
     name = resolve_model(model)[0]
     views, notes = [], []
     for device in hardware:
         view, note = device_view(model, device, stack, w)
+        if rates and view.shown is not None:
+            runs, why = serving_runs(model, resolve_hardware(device), stack, view.shown, rates)
+            view = dataclasses.replace(view, serving=runs)
+            notes += [f"{view.label}: not served ({why})"] if why else []
         views.append(view)
         notes += [note] if note else []
         if not view.fits_as_asked and note is None:
@@ -82,4 +92,4 @@ def report_data(model, hardware: list[str], stack: str, w: Workload) -> ReportDa
     if w.draft_model is not None:
         notes.append("the roofline shows one model's operators: it is left out with a draft model")
     evidence = evidence_for([v.prediction.hardware for v in views], stack)
-    return ReportData(name, stack, w, views, evidence, notes)
+    return ReportData(name, stack, w, views, evidence, notes, list(rates or []))

@@ -16,6 +16,7 @@ DEVICE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E0
 TAB20 = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd",
          "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d",
          "#17becf", "#9edae5")
+BANDED = ("ttft_s", "tpot_s")        # the quantities Prediction.confidence bands
 PHASE_SYMBOLS = {"prefill": "circle", "decode": "triangle-up"}
 BASE_LAYOUT = {"margin": {"l": 70, "r": 20, "t": 10, "b": 50}, "height": 320, "hovermode": "closest",
                "legend": {"orientation": "h", "y": -0.25}, "font": {"size": 11}}
@@ -49,19 +50,26 @@ def _shown(value, unit: str | None, fmt: str | None) -> str:
 
 
 def band(view: DeviceView, key: str) -> tuple[float, float] | None:
-    """(low, high) of ``key`` (ttft_s, tpot_s) from the prediction's confidence band, when the
-    engine gives one (``Prediction.confidence.error_band``), else None."""
-    confidence = getattr(view.prediction, "confidence", None)
-    error_band = getattr(confidence, "error_band", None) if confidence is not None else None
-    if error_band is None:
+    """(low, high) in the quantity's unit where the measured ``key`` (ttft_s, tpot_s) likely
+    lies, from the prediction's confidence band (``Prediction.confidence.error_band``:
+    ratios to the prediction), or None where there is none."""
+    p = view.prediction
+    error_band = p.confidence.error_band if p.confidence is not None else None
+    ratios = getattr(error_band, key.removesuffix("_s"), None) if error_band is not None else None
+    value = getattr(p, key)
+    if ratios is None or not present(value):
         return None
-    stem = key.removesuffix("_s")
-    low, high = getattr(error_band, f"{stem}_low_s", None), getattr(error_band, f"{stem}_high_s", None)
-    return (low, high) if present(low) and present(high) else None
+    return value * ratios.low, value * ratios.high
+
+
+def coverage(view: DeviceView) -> str:
+    """'a 90% band': the share of the validation residuals its band holds."""
+    return f"a {view.prediction.confidence.error_band.coverage:.0%} band"
 
 
 def comparison(data: ReportData, key: str) -> dict:
-    """One bar per device of one quantity; the confidence band as error bars where given."""
+    """One bar per device of one quantity; over TTFT and TPOT, where the measured value likely
+    lies (the confidence band) as a vertical range."""
     _, title, value_of, unit, fmt = next(c for c in COMPARISONS if c[0] == key)
     traces = []
     for i, v in enumerate(data.devices):
@@ -69,17 +77,18 @@ def comparison(data: ReportData, key: str) -> dict:
         trace = {"type": "bar", "name": v.label, "meta": v.label, "x": [v.label], "y": [value],
                  "marker": {"color": colour(i)}, "showlegend": False,
                  "hovertemplate": f"{v.label}<br>{title}: {_shown(value, unit, fmt)}<extra></extra>"}
+        traces.append(trace)
         if not present(value):
             why = "n/a (no price)" if key.startswith("usd") else "n/a (no power)" if "per_j" in key else "n/a"
             traces.append({"type": "scatter", "mode": "text", "x": [v.label], "y": [0], "text": [why],
                            "textposition": "top center", "meta": v.label, "showlegend": False, "hoverinfo": "skip"})
-        limits = band(v, key) if present(value) else None
+        limits = band(v, key) if key in BANDED else None
         if limits:
-            trace["error_y"] = {"type": "data", "symmetric": False, "array": [limits[1] - value],
-                                "arrayminus": [value - limits[0]], "color": "#333"}
-            trace["hovertemplate"] = (f"{v.label}<br>{title}: {_shown(value, unit, fmt)} "
-                                      f"({quantity(limits[0], unit)} to {quantity(limits[1], unit)})<extra></extra>")
-        traces.append(trace)
+            traces.append({"type": "scatter", "mode": "lines+markers", "x": [v.label, v.label], "y": list(limits),
+                           "meta": v.label, "showlegend": False, "line": {"color": "#333", "width": 2},
+                           "marker": {"symbol": "line-ew-open", "size": 14, "color": "#333"},
+                           "hovertemplate": f"{v.label}: measured likely {quantity(limits[0], unit)} to "
+                                            f"{quantity(limits[1], unit)} ({coverage(v)})<extra></extra>"})
     axis = {"title": {"text": title}, "rangemode": "tozero"}
     if unit:
         axis.update(tickformat="~s", ticksuffix=unit)
@@ -154,8 +163,8 @@ def roofline(data: ReportData) -> dict:
                                     f", attainable {quantity(p.attainable_flops_per_s, 'FLOP/s')}<br>{p.bound}-bound"
                                     for p in pts],
                            "hovertemplate": "%{text}<extra></extra>"})
-    return {"data": traces, "layout": _layout(height=460, xaxis={"type": "log", "title": {
-        "text": "arithmetic intensity (FLOP per byte moved)"}}, yaxis={"type": "log", "tickformat": "~s",
+    return {"data": traces, "layout": _layout(height=460, xaxis={"type": "log", "dtick": 1, "title": {
+        "text": "arithmetic intensity (FLOP per byte moved)"}}, yaxis={"type": "log", "dtick": 1, "tickformat": "~s",
                                                                         "ticksuffix": "FLOP/s", "automargin": True,
                                                                         "title": {"text": "achieved FLOP/s"}})}
 
@@ -220,5 +229,35 @@ def validation(data: ReportData) -> dict | None:
     traces.insert(0, {"type": "scatter", "mode": "lines", "name": "predicted = measured", "meta": None,
                       "x": [lo, hi], "y": [lo, hi], "line": {"color": "#888", "dash": "dash", "width": 1},
                       "hoverinfo": "skip"})
-    return {"data": traces, "layout": _layout(height=420, xaxis={"type": "log", "title": {
-        "text": "measured (s, J, or the published figure)"}}, yaxis={"type": "log", "title": {"text": "predicted"}})}
+    return {"data": traces, "layout": _layout(height=420, xaxis={"type": "log", "dtick": 1, "title": {
+        "text": "measured (s, J, or the published figure)"}}, yaxis={"type": "log", "dtick": 1,
+                                                                     "title": {"text": "predicted"}})}
+
+
+# (key in a run's metrics, its percentile or None, axis title, unit or None)
+SERVING = {"serving-ttft": ("ttft_s", "p90", "p90 time to first token", "s"),
+           "serving-tpot": ("tpot_s", "p90", "p90 time per output token", "s"),
+           "serving-throughput": ("output_tokens_per_s", None, "output tokens/s", None)}
+
+
+def serving(data: ReportData, figure_id: str) -> dict:
+    """One quantity of each device's serving runs (llmsim serving's metrics) against the
+    arrival rate; a saturated run (its queue grows over the run) is an open marker."""
+    key, stat, title, unit = SERVING[figure_id]
+    traces = []
+    for i, v in enumerate(data.devices):
+        if not v.serving:
+            continue
+        ys = [m[key][stat] if stat else m[key] for m in v.serving]
+        traces.append({"type": "scatter", "mode": "lines+markers", "name": v.label, "meta": v.label,
+                       "x": [m["rate"] for m in v.serving], "y": ys, "line": {"color": colour(i)},
+                       "marker": {"color": colour(i), "size": 8,
+                                  "symbol": ["circle-open" if m["saturated"] else "circle" for m in v.serving]},
+                       "text": [f"{v.label} at {m['rate']:.4g} requests/s: {title} "
+                                f"{quantity(y, unit) if unit else number(y, ',.1f')}"
+                                + (" (saturated)" if m["saturated"] else "") for m, y in zip(v.serving, ys)],
+                       "hovertemplate": "%{text}<extra></extra>"})
+    axis = {"title": {"text": title}, "rangemode": "tozero"}
+    if unit:                         # latencies: a saturated run's are orders of magnitude longer
+        axis = {"title": {"text": title}, "type": "log", "tickformat": "~s", "ticksuffix": unit}
+    return {"data": traces, "layout": _layout(xaxis={"title": {"text": "arrival rate (requests/s)"}}, yaxis=axis)}

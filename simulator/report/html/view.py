@@ -19,32 +19,45 @@ FIGURES = (
     ("breakdown", "Time by operator kind", "each phase as 100%; 'other' is the phase's time outside its operators"),
     ("roofline", "Roofline", "each operator (all layers, one device): o prefill, ^ decode step at the mean "
                              "position; lines: the datasheet roofs"),
+    ("serving-ttft", "Serving: time to first token", "Poisson arrivals at each rate (llmsim serving: continuous "
+                                                     "batching, 1,000 requests); open markers: saturated"),
+    ("serving-tpot", "Serving: time per output token", "the same runs"),
+    ("serving-throughput", "Serving: output tokens/s", "the same runs"),
     ("validation", "Validation evidence", "measured runs of the devices shown, predicted with this stack's "
                                           "profile, and published runs of others on them"),
 )
 
 
 PREDICTION_HEADERS = ["device", "TTFT", "TPOT", "e2e", "tokens/s", "energy", "tokens/J", "USD per 1M tokens",
-                      "memory / capacity", "fits", "confidence"]
+                      "memory / capacity", "fits"]
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def confidence_text(v: DeviceView) -> str:
-    """The prediction's confidence (profile, calibrated, band, what is extrapolated), or n/a
-    where the engine gives none."""
-    c = getattr(v.prediction, "confidence", None)
-    if c is None:
+def _band_text(v: DeviceView, key: str) -> str:
+    limits = figures.band(v, key)
+    if limits is None:
         return "n/a"
-    parts = [str(getattr(c, "profile", "")), "calibrated" if getattr(c, "calibrated", False) else "not calibrated"]
-    for key, label in (("ttft_s", "TTFT"), ("tpot_s", "TPOT")):
-        limits = figures.band(v, key)
-        if limits:
-            parts.append(f"{label} {quantity(limits[0], 's')} to {quantity(limits[1], 's')}")
-    reasons = list(getattr(c, "extrapolated", []) or [])
-    return "; ".join(p for p in parts if p) + (f"; extrapolated: {'; '.join(reasons)}" if reasons else "")
+    b = getattr(v.prediction.confidence.error_band, key.removesuffix("_s"))
+    return f"{quantity(limits[0], 's')} to {quantity(limits[1], 's')} ({100 * (b.low - 1):+.0f}% to {100 * (b.high - 1):+.0f}%)"
+
+
+def confidence_rows(data: ReportData) -> list[list[str]]:
+    """Per device: the profile used, calibrated or not, where the measured TTFT and TPOT
+    likely lie, what the band rests on, and what the scenario extrapolates."""
+    rows = []
+    for v in data.devices:
+        c = v.prediction.confidence
+        if c is None:
+            rows.append([v.label, "n/a", "", "", "", "", ""])
+            continue
+        eb = c.error_band
+        basis = "no band (a bound)" if eb is None else (eb.assumption or eb.source) + f" ({figures.coverage(v)})"
+        rows.append([v.label, c.profile, "yes" if c.calibrated else "no", _band_text(v, "ttft_s"),
+                     _band_text(v, "tpot_s"), basis, "; ".join(c.extrapolated) or "none"])
+    return rows
 
 
 def prediction_rows(data: ReportData) -> list[list[str]]:
@@ -56,7 +69,7 @@ def prediction_rows(data: ReportData) -> list[list[str]]:
                      number(p.tokens_per_j, ".3g", "n/a (no power)"),
                      number(v.usd_per_million_output_tokens, ".3g", "n/a (no price)"),
                      f"{quantity(m.total_bytes, 'B')} / {quantity(m.capacity_bytes, 'B')}",
-                     "fits" if m.fits else "does not fit", confidence_text(v)])
+                     "fits" if m.fits else "does not fit"])
     return rows
 
 
@@ -82,6 +95,10 @@ def _tables(data: ReportData) -> list[dict]:
     return [
         {"id": "predictions", "title": "Prediction per device", "headers": PREDICTION_HEADERS,
          "rows": prediction_rows(data), "caption": "tokens/J and cost count every device of the configuration"},
+        {"id": "confidence", "title": "Confidence per device",
+         "headers": ["device", "stack profile", "calibrated", "TTFT likely", "TPOT likely", "band from", "extrapolated"],
+         "rows": confidence_rows(data), "caption": "where the measured value likely lies, from the validation "
+                                                    "residuals of the nearest measured region"},
         {"id": "evidence", "title": "How well this stack was measured on these devices",
          "headers": ["device", "phase", "metric", "n", "median |err|", "p90 |err|", "max |err|", "mean bias"],
          "rows": evidence_rows(data), "caption": "; ".join(t for t in (missing, measured_of) if t)},
@@ -97,6 +114,8 @@ def _figure_specs(data: ReportData) -> dict:
     specs.update(breakdown=figures.breakdown(data), memory=figures.memory(data))
     if any(v.roofline is not None for v in data.devices):
         specs["roofline"] = figures.roofline(data)
+    if any(v.serving for v in data.devices):
+        specs.update({key: figures.serving(data, key) for key in figures.SERVING})
     shown = figures.validation(data)
     if shown is not None:
         specs["validation"] = shown
@@ -107,8 +126,9 @@ def subtitle(data: ReportData) -> str:
     w = data.workload
     draft = f", draft {w.draft_model} x{w.draft_tokens} at {w.acceptance:g}" if w.draft_model else ""
     parallel = f", tp {w.tp}, pp {w.pp}, dp {w.dp}, ep {w.ep}" if w.tp * w.pp * w.dp * w.ep > 1 else ""
+    rates = f"; serving at {', '.join(f'{r:g}' for r in data.rates)} requests/s" if data.rates else ""
     return (f"stack {data.stack}: batch {w.batch}, prompt {w.prompt}, output {w.output}, weights {w.weight_dtype}, "
-            f"compute {w.activation_dtype.value}, KV {w.kv_dtype.value}{parallel}{draft}")
+            f"compute {w.activation_dtype.value}, KV {w.kv_dtype.value}{parallel}{draft}{rates}")
 
 
 def build(data: ReportData) -> dict:

@@ -4,6 +4,7 @@
 "use strict";
 const LlmsimViews = (() => {
   const hidden = new Set();          // device labels switched off (kept across updates)
+  const NUMBER = /^([-+]?[\d.,]+(e[-+]?\d+)?%?( [a-zA-Z]+)?|n\/a.*|[\d.]+ \S+ \/ .*)$/;  // "208 ms", "1.81", "18 GB / 86 GB"
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -16,7 +17,8 @@ const LlmsimViews = (() => {
 
   function table(t) {
     const head = el("tr", {}, ...t.headers.map((h) => el("th", {}, h)));
-    const rows = t.rows.map((r) => el("tr", {"data-device": r[0]}, ...r.map((c) => el("td", {}, c))));
+    const cell = (c) => el("td", NUMBER.test(c) ? {"class": "num"} : {}, c);
+    const rows = t.rows.map((r) => el("tr", {"data-device": r[0]}, ...r.map(cell)));
     return el("section", {"class": "table", id: "table-" + t.id}, el("h2", {}, t.title),
               el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)),
               t.caption ? el("p", {"class": "caption"}, t.caption) : "");
