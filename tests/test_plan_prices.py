@@ -14,12 +14,12 @@ from simulator.specs import registry
 
 def test_unpriced_accelerators_are_named_and_assumed_prices_bring_them_in():
     unpriced = unpriced_hardware()
-    assert "h20" in unpriced and "h100-sxm" not in unpriced
+    assert "mi355x" in unpriced and "h100-sxm" not in unpriced
     for name in unpriced:
         hw = registry.hardware(name)
         assert hw.price is None and hw.kind in ("gpu", "tpu", "asic")
     assert set(unpriced).isdisjoint(default_hardware())
-    assert "h20" in default_hardware({"h20": 1.5}) and "h20" not in unpriced_hardware({"h20": 1.5})
+    assert "mi355x" in default_hardware({"mi355x": 1.5}) and "mi355x" not in unpriced_hardware({"mi355x": 1.5})
     assert unpriced_hardware({"*": 1.0}) == []
 
 
@@ -32,11 +32,11 @@ def test_the_table_says_which_devices_it_skipped():
 
 def test_an_assumed_price_costs_like_a_spec_price():
     """usd per million = devices x USD/h / 3600 / tokens/s x 1e6, at the assumed 1.5 USD/h."""
-    r = plan("llama-3.2-1b", 256, 32, Targets(), hardware=["h20"], batch=8, assumed_prices={"h20": 1.5})
+    r = plan("llama-3.2-1b", 256, 32, Targets(), hardware=["mi355x"], batch=8, assumed_prices={"mi355x": 1.5})
     assert r.unpriced == [] and r.options
     for o in r.options:
         assert o.usd_per_million_tokens == pytest.approx(o.devices * 1.5 / 3600 / o.output_tokens_per_s * 1e6)
-    bare = plan("llama-3.2-1b", 256, 32, Targets(), hardware=["h20"], batch=8)
+    bare = plan("llama-3.2-1b", 256, 32, Targets(), hardware=["mi355x"], batch=8)
     assert all(o.usd_per_million_tokens is None for o in bare.options)
 
 
