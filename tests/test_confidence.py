@@ -22,7 +22,8 @@ BF16 = Dtype.bf16
 
 
 def _predict(hardware="h100-sxm", **w):
-    return simulator.predict(model="llama-3.1-8b", hardware=hardware, **{"batch": 8, "prompt": 1024, "output": 128, **w})
+    scenario = {"batch": 8, "prompt": 1024, "output": 128, **w}
+    return simulator.predict(model="llama-3.1-8b", hardware=hardware, **scenario)
 
 
 def _half_widths(c):
@@ -97,7 +98,8 @@ def test_a_whatif_copy_keeps_the_fitted_profile_and_is_named():
     h100 = registry.hardware("h100-sxm")
     copy = scale(h100, Factors(bandwidth=2))
     prep = prepare("llama-3.1-8b", copy, "pytorch-ref", BF16, BF16, BF16)
-    assert prep.choice.entry == "devices.h100-sxm" and prep.rates.profile == registry.stack("pytorch-ref").devices["h100-sxm"]
+    assert prep.choice.entry == "devices.h100-sxm"
+    assert prep.rates.profile == registry.stack("pytorch-ref").devices["h100-sxm"]
     c = _predict(copy).confidence
     assert c.calibrated is False and "what-if copy of h100-sxm (bandwidth x2)" in c.profile
     assert all(w >= v for w, v in zip(_half_widths(c), _half_widths(_predict().confidence)))
@@ -130,7 +132,8 @@ def test_fit_facts_name_what_differs_and_the_digest_follows_them():
 def test_a_band_is_stated_on_the_measured_value():
     """A prediction 25% high (r = +0.25) means measured = predicted / 1.25 = 0.8 of it."""
     band = Residuals(-0.2, 0.25, 10, "x").band()
-    assert band.low == pytest.approx(0.8) and band.high == pytest.approx(1.25) and band.half_width == pytest.approx(0.25)
+    assert band.low == pytest.approx(0.8) and band.high == pytest.approx(1.25)
+    assert band.half_width == pytest.approx(0.25)
     one_sided = Residuals(0.0, 0.25, 10, "x")               # measured 0.8-1.0 of it: half-width 0.2
     sym = one_sided.symmetric().band()                       # either way: measured in [p / 1.2, 1.2 p]
     assert sym.high == pytest.approx(1.2) and sym.low == pytest.approx(1 / 1.2)

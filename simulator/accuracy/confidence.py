@@ -62,7 +62,8 @@ class Residuals:
         if other is None:
             return self
         if source is None:     # widening a group by its own symmetric form names it once
-            source = other.source if other.source.startswith(self.source) else f"{self.source}, widened to {other.source}"
+            same = other.source.startswith(self.source)
+            source = other.source if same else f"{self.source}, widened to {other.source}"
         return Residuals(min(self.low, other.low), max(self.high, other.high), self.n + other.n,
                          source, self.assumption or other.assumption)
 
@@ -195,9 +196,9 @@ def _config_reasons(prep, w, basis: str, validated: dict, fit: FitRange) -> tupl
         return ()
     out = _dtype_reasons(w, basis, validated, fit)
     if prep.table.moe is not None:
-        missing = [what for what, ok in (("no expert GEMMs among the profile's microbenchmarks", fit.moe or not fit.dtypes),
-                                         (f"no MoE model among the validated runs of {basis}", validated.get("moe", True)))
-                   if not ok]
+        checks = (("no expert GEMMs among the profile's microbenchmarks", fit.moe or not fit.dtypes),
+                  (f"no MoE model among the validated runs of {basis}", validated.get("moe", True)))
+        missing = [what for what, ok in checks if not ok]
         if missing:
             out.append("mixture of experts: " + "; ".join(missing))
     for name, degree in (("tensor", w.tp), ("expert", w.ep), ("pipeline", w.pp)):
@@ -241,7 +242,8 @@ def build_scope(prep, w) -> Scope:
     regions, phases, basis, validated = {}, {}, "", {}
     if dev.get("stack") == stack:                                               # rules 2-3
         seen = dev["validated"]["dtypes"]
-        dtype = w.activation_dtype.value if w.activation_dtype.value in seen else ("bf16" if "bf16" in seen else seen[0])
+        compute = w.activation_dtype.value
+        dtype = compute if compute in seen else ("bf16" if "bf16" in seen else seen[0])
         moe = B.variant(dtype, True)
         group = moe if prep.table.moe is not None and any(k.endswith(f"/{moe}") for k in dev["phases"]) else dtype
         regions, phases = _own_bands(data, stack, group, fitted_on, calibrated, kind, wide)

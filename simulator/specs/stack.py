@@ -183,7 +183,8 @@ class StackSpec(Strict):
         if not recorded and not diffs:
             return True, f"this spec is the registry's {name}"
         shown = f" ({'; '.join(diffs[:3])})" if diffs else ""
-        return False, f"this spec's datasheet facts are not those {name}'s entry was fitted on{shown}, so it does not apply"
+        return False, (f"this spec's datasheet facts are not those {name}'s entry was fitted on{shown}, "
+                       f"so it does not apply")
 
     def _device_choice(self, name: str, own: bool, why: str) -> ProfileChoice:
         profile = self.devices[name]
