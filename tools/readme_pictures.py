@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shlex
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,12 @@ PICTURES = (
 )
 
 
+# The README's screenshot of the HTML report: the file this command writes (to a temporary
+# folder), as headless Chromium shows its first screen (tools/browser.py).
+REPORT_COMMAND = "llmsim report --model llama-3.1-8b --hardware h100-sxm,mi300x,tpu-v5e --html r.html"
+REPORT_SCREENSHOT = "docs/img/report.png"
+
+
 def picture_path(command: str) -> str:
     args = shlex.split(command)
     return args[args.index("--plot") + 1]
@@ -53,6 +60,34 @@ def draw() -> None:
             if code:
                 raise SystemExit(f"`{command}` exited {code}")
             print(f"drew {picture_path(command)}")
+    screenshot_report()
+
+
+def screenshot_report(width: int = 1280, height: int = 1500) -> None:
+    """Write REPORT_COMMAND's report to a temporary folder and take REPORT_SCREENSHOT of it
+    in headless Chromium (skipped, saying why, where there is none)."""
+    from simulator.cli.main import main
+    from tools import browser
+
+    why = browser.missing()
+    if why:
+        print(f"skipped {REPORT_SCREENSHOT}: {why}")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        html = Path(folder) / "r.html"
+        argv = shlex.split(REPORT_COMMAND)[1:]
+        argv[argv.index("--html") + 1] = str(html)
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = main(argv)
+        if code:
+            raise SystemExit(f"`{REPORT_COMMAND}` exited {code}")
+        with browser.chromium(width, height) as context:
+            page = context.new_page()
+            page.goto(html.as_uri())
+            page.wait_for_selector(".chart .main-svg")
+            page.wait_for_timeout(500)                      # plotly's last layout pass
+            page.screenshot(path=str(ROOT / REPORT_SCREENSHOT))
+    print(f"drew {REPORT_SCREENSHOT}")
 
 
 if __name__ == "__main__":

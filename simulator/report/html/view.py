@@ -10,8 +10,9 @@ from simulator.report.table import number, quantity
 
 # (id, title, caption); the validation figure only where there is evidence
 FIGURES = (
-    ("ttft", "Time to first token", "the prefill pass; error bars: the prediction's confidence band, where given"),
-    ("tpot", "Time per output token", "the mean decode step; error bars: the confidence band, where given"),
+    ("ttft", "Time to first token", "the prefill pass; the range: where the measured value likely lies "
+                                    "(the prediction's confidence band)"),
+    ("tpot", "Time per output token", "the mean decode step; the range: the confidence band"),
     ("tokens-per-s", "Output tokens/s", "batch x output tokens over the end-to-end latency"),
     ("tokens-per-j", "Tokens per joule", "energy of every device of the configuration"),
     ("usd", "USD per million output tokens", "the device's hourly price, else its purchase price over 3 years"),
