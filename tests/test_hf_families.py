@@ -91,12 +91,19 @@ def test_llama4_interleaves_dense_and_moe_layers():
 
 def test_wrapper_errors_name_the_text_config_field(tmp_path, capsys):
     config = dict(registry.model("gemma-3-4b")[2].config)
-    config["text_config"] = {k: v for k, v in config["text_config"].items() if k != "hidden_size"}
+    config["text_config"] = {**config["text_config"], "num_hidden_layers": "34"}
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     assert main(["predict", "--model", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "text_config.hidden_size" in err and "missing" in err
+    assert err.count("\n") == 0 and "text_config.num_hidden_layers" in err and "integer" in err
+
+
+def test_a_wrapper_text_config_is_read_against_the_text_class_defaults():
+    """gemma-3-4b's published text_config names six fields; the rest are Gemma3TextConfig's defaults."""
+    arch = registry.model("gemma-3-4b")[1]
+    assert (arch.num_heads, arch.num_kv_heads, arch.head_dim, arch.vocab_size) == (8, 4, 256, 262208)
+    assert (arch.hidden_size, arch.num_layers, arch.tied_embeddings) == (2560, 34, True)
 
 
 @pytest.mark.parametrize("config,expected", [

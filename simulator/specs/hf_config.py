@@ -179,17 +179,18 @@ def _model_type(config: dict) -> str:
 
 def text_model(config: dict) -> tuple[dict, str]:
     """(the config of the text decoder, the field prefix it sits under): a multimodal wrapper
-    (Gemma 3, Llama 4) holds it in text_config (its vision tower is not costed) and its
+    (Gemma 3, Llama 4) holds it in text_config, as a diff against the text config class's
+    defaults (hf_families.TEXT_WRAPPERS; its vision tower is not costed), and its
     quantization_config at the top level."""
     model_type = config.get("model_type")
     wrapper = TEXT_WRAPPERS.get(model_type) if isinstance(model_type, str) else None
     if wrapper is None:
         return config, ""
-    key, text_type = wrapper
+    key, text_type, defaults = wrapper
     text = config.get(key)
     if not isinstance(text, dict):
         raise bad(key, f"expected the text model's config (a mapping), got {shown(text)}")
-    merged = {"model_type": text_type, **text}
+    merged = {"model_type": text_type, **defaults, **text}
     if "quantization_config" in config:
         merged.setdefault("quantization_config", config["quantization_config"])
     return merged, f"{key}."

@@ -172,8 +172,18 @@ NEW_FAMILIES: dict[str, tuple[Callable[[dict], dict], frozenset]] = {
         "layer_types"}),
 }
 
-# multimodal wrappers whose text model is a family above: model_type -> (sub-config field, its model_type)
-TEXT_WRAPPERS = {"gemma3": ("text_config", "gemma3_text"), "llama4": ("text_config", "llama4_text")}
+# A wrapper's config.json holds its text_config as a diff against the text config class's
+# defaults (transformers writes sub-configs that way), so those defaults fill the gaps.
+# Gemma3TextConfig.__init__ (transformers models/gemma3/configuration_gemma3.py):
+_GEMMA3_TEXT_DEFAULTS = {"vocab_size": 262_208, "hidden_size": 2304, "intermediate_size": 9216,
+                         "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4,
+                         "head_dim": 256, "hidden_activation": "gelu_pytorch_tanh",
+                         "max_position_embeddings": 131_072, "tie_word_embeddings": True, "sliding_window": 4096,
+                         "sliding_window_pattern": 6}
+# multimodal wrappers whose text model is a family above:
+# model_type -> (sub-config field, its model_type, the defaults it is written against)
+TEXT_WRAPPERS = {"gemma3": ("text_config", "gemma3_text", _GEMMA3_TEXT_DEFAULTS),
+                 "llama4": ("text_config", "llama4_text", {})}
 
 # Architecture field -> config field, per new family (error messages)
 NEW_FIELD_NAMES = {
