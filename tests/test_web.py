@@ -215,3 +215,12 @@ def test_serving_answers_exactly_what_the_cli_prints(client, capsys, query):
 def test_serving_bad_input(client, query, message):
     response = client.get("/api/serving", query_string=query)
     assert response.status_code == 400 and message in response.json["error"]
+
+
+def test_a_sweep_leaves_no_file_behind(client):
+    store = client.application.extensions["llmsim_uploads"]
+    import pathlib
+    before = sorted(pathlib.Path(store.folder).iterdir())
+    assert client.post("/api/sweep", data=GRID).status_code == 200
+    assert client.post("/api/sweep", data="models: [nope]\nhardware: [h100-sxm]\n").status_code == 400
+    assert sorted(pathlib.Path(store.folder).iterdir()) == before

@@ -71,19 +71,23 @@ def sweep_csv(grid_text: str, uploads: Uploads) -> tuple[bytes, int]:
     from simulator.explore.sweep import sweep
     from simulator.specs.registry import read_yaml
 
-    path = uploads.path(uploads.save("grid", "grid.yaml", grid_text.encode("utf-8")))
-    data = read_yaml(path)
-    for field in ("models", "hardware", "stacks", "draft_model"):
-        names = data.get(field) if isinstance(data, dict) else None
-        if names is not None:
-            data[field] = [arguments.spec_name(n, field, uploads) if isinstance(n, str) else n
-                           for n in (names if isinstance(names, list) else [names])]
-    grid = parse_grid(data, path)
-    if grid.scenarios > MAX_SWEEP_SCENARIOS:
-        raise SpecError("<grid>", "", f"{grid.scenarios:,} scenarios; the web API sweeps at most "
-                                      f"{MAX_SWEEP_SCENARIOS:,} (run llmsim sweep for more)")
-    out = io.BytesIO()
-    summary = sweep(grid, out)
+    token = uploads.save("grid", "grid.yaml", grid_text.encode("utf-8"))
+    try:
+        path = uploads.path(token)
+        data = read_yaml(path)
+        for field in ("models", "hardware", "stacks", "draft_model"):
+            names = data.get(field) if isinstance(data, dict) else None
+            if names is not None:
+                data[field] = [arguments.spec_name(n, field, uploads) if isinstance(n, str) else n
+                               for n in (names if isinstance(names, list) else [names])]
+        grid = parse_grid(data, path)
+        if grid.scenarios > MAX_SWEEP_SCENARIOS:
+            raise SpecError("<grid>", "", f"{grid.scenarios:,} scenarios; the web API sweeps at most "
+                                          f"{MAX_SWEEP_SCENARIOS:,} (run llmsim sweep for more)")
+        out = io.BytesIO()
+        summary = sweep(grid, out)
+    finally:
+        uploads.discard(token)
     return out.getvalue(), len(summary.skipped)
 
 

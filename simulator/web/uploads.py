@@ -22,6 +22,7 @@ class Uploads:
     def __init__(self):
         self._folder = tempfile.TemporaryDirectory(prefix="llmsim-ui-")
         self._paths: dict[str, Path] = {}
+        self._count = 0
         self._lock = threading.Lock()
 
     def save(self, kind: str, filename: str, content: bytes) -> str:
@@ -36,7 +37,8 @@ class Uploads:
         if len(content) > MAX_UPLOAD_BYTES:
             raise SpecError("<upload>", "file", f"{len(content):,} bytes; uploads are capped at {MAX_UPLOAD_BYTES:,}")
         with self._lock:
-            token = f"upload-{len(self._paths) + 1}"
+            self._count += 1
+            token = f"upload-{self._count}"
             folder = Path(self._folder.name) / token
             folder.mkdir()
             path = folder / name
@@ -51,6 +53,14 @@ class Uploads:
     def path(self, token: str) -> Path | None:
         """The file of ``token``, or None when it names no upload."""
         return self._paths.get(token)
+
+    def discard(self, token: str) -> None:
+        """Remove an upload that served its one request (a sweep's grid)."""
+        with self._lock:
+            path = self._paths.pop(token, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()
 
     def close(self) -> None:
         self._folder.cleanup()

@@ -71,7 +71,8 @@ const LlmsimViews = (() => {
                              el("ul", {}, ...view.notes.map((n) => el("li", {}, n)))) : "",
       el("footer", {}, "drawn by " + view.generator + " with plotly.js " + Plotly.version));
     for (const c of charts) {
-      const traces = c.f.figure.data.map((t, i) => ({...t, visible: visibility(c.f.figure.data)[i]}));
+      const shown = visibility(c.f.figure.data);
+      const traces = c.f.figure.data.map((t, i) => ({...t, visible: shown[i]}));
       Plotly.newPlot(c.div, traces, c.f.figure.layout, {displaylogo: false, responsive: true});
     }
     applyToggles(root);
