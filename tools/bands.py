@@ -1,5 +1,5 @@
 """Rewrite validation/measurements/bands.json, the error bands Prediction.confidence reads,
-from the committed measurements and published runs (`make readme` runs it; about 15 s)."""
+from the committed measurements and published runs (`make readme` runs it; 30-60 s)."""
 from __future__ import annotations
 
 if __name__ == "__main__":

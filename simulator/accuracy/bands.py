@@ -12,7 +12,8 @@ TPOT). Each group of residuals is kept as its 5th and 95th percentiles and its s
                fitted profile (--profile-from, what-if copies)
   published    each stack of validation/published, its TTFT and TPOT residuals (B / TPOT and
                B S / TTFT converted: r = 1 / (1 + r_rate) - 1)
-``python -m tools.bands`` rewrites the file; tests/test_confidence.py checks it is current.
+``python -m tools.bands`` rewrites the file (after any change to the physics, a profile or the
+measurements); tests/test_confidence.py checks it is current.
 """
 from __future__ import annotations
 
@@ -144,7 +145,8 @@ def _stack_of(file_stem: str) -> str:
 
 
 def derive() -> dict:
-    """Every band group from the committed measurements and published runs (about 15 s)."""
+    """Every band group from the committed measurements and published runs (30-60 s: about
+    4,000 predictions)."""
     from simulator.accuracy.measured import errors, load_points
     from simulator.specs import registry
 
