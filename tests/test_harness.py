@@ -264,3 +264,45 @@ def test_decode_after_prefill_matches_the_longer_prefill_on_the_cpu(variant):
     except (RuntimeError, NotImplementedError) as exc:
         pytest.skip(f"{variant} layers do not run on this torch's CPU build: {exc}")
     assert check["finite"] and check["argmax_equal"] and check["logits_rel_err"] < 1e-2
+
+
+# ---------------------------------------------------------------- the files' per-part precisions
+
+
+def _e2e_doc(**point) -> dict:
+    return {"schema": "llmsim-harness-e2e/1", "environment": {"harness_version": "t", "date_utc": "2026-01-01"},
+            "points": [{"model": "llama-3.1-8b", "phase": "decode", "batch": 4, "context_len": 512,
+                        "latency_median_s": 0.01, **point}]}
+
+
+def test_precisions_default_to_the_runs_one_dtype(tmp_path):
+    """Files before the per-part fields: weights, activations and KV all in ``dtype``."""
+    path = tmp_path / "e2e-old.json"
+    path.write_text(json.dumps(_e2e_doc(dtype="fp32")))
+    point = load_e2e(path).points[0]
+    assert point.precisions == ("fp32", "fp32", "fp32") and point.suite is None
+
+
+def test_an_fp8_point_names_its_parts_and_is_predicted_with_them(tmp_path):
+    from simulator.accuracy.measured import Point, load_points
+    from simulator.specs.base import Dtype
+
+    path = tmp_path / "h200-sxm" / "e2e-x.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(_e2e_doc(suite="fp8", dtype="fp8", weight_dtype="fp8", activation_dtype="fp8",
+                                        kv_dtype="bf16")))
+    (point,) = load_points(tmp_path)
+    assert isinstance(point, Point) and point.suite == "fp8"
+    assert point.precisions == (Dtype.fp8, Dtype.fp8, Dtype.bf16)
+    assert "fp8" in point.label
+    from dataclasses import replace
+
+    from simulator.accuracy.measured import predict_point
+    from simulator.api import prepare
+    from simulator.engine.predict import evaluate
+    from simulator.specs.workload import workload
+
+    wanted = evaluate(prepare("llama-3.1-8b", "h200-sxm", "pytorch-ref", Dtype.fp8, Dtype.fp8, Dtype.bf16),
+                      workload(batch=4, prompt=512, output=2), require_fit=False).tpot_s
+    assert predict_point(point, "pytorch-ref") == pytest.approx(wanted, rel=1e-12)
+    assert predict_point(replace(point, kv_dtype="fp8"), "pytorch-ref") != pytest.approx(wanted, rel=1e-6)
