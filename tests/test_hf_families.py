@@ -170,3 +170,13 @@ def test_unknown_family_is_one_line_naming_the_nearest(tmp_path, capsys, model_t
 def test_compare_and_roofline_use_the_checkpoint_format(capsys, command):
     assert main([command, "--model", "llama-3.1-8b-awq", "--hardware", "h100-sxm"]) == 0
     assert "weights int4-g128" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_refinedweb_configs_read_as_falcon():
+    """The configs Falcon first shipped with (RefinedWebModel: 7B; RefinedWeb: 40B) use n_head, n_layer, n_head_kv."""
+    old = normalise({"model_type": "RefinedWebModel", "hidden_size": 4544, "n_head": 71, "n_layer": 32,
+                     "multi_query": True, "parallel_attn": True, "bias": False, "vocab_size": 65024})
+    assert old == registry.model("falcon-7b")[1]
+    new = normalise({"model_type": "RefinedWeb", "hidden_size": 8192, "n_head": 128, "n_head_kv": 8, "n_layer": 60,
+                     "parallel_attn": True, "bias": False, "vocab_size": 65024})
+    assert new == registry.model("falcon-40b")[1]
