@@ -21,8 +21,9 @@ import dataclasses
 from pathlib import Path
 
 from simulator.calibration import fits as F
+from simulator.calibration.beyond import is_supplement, supplement_fields
 from simulator.calibration.energy import energy_fields, fit_energy
-from simulator.calibration.files import device_sessions, relative_source
+from simulator.calibration.files import device_sessions, relative_source, supplements
 from simulator.calibration.in_context import in_context
 from simulator.calibration.launch import host_floors, launch_fields
 from simulator.calibration.profile import merge_dtype_fields, profile_from_fields, quantity, ratio
@@ -36,16 +37,21 @@ STREAMING = {"norm": ("rms_norm",), "residual_add": ("add",), "activation": ("si
              "rotary": ("mul", "add"), "kv_write": ("add",), "embedding": ("add",), "sampling": ("add",)}
 
 
-def _isolated_fields(micro: MicroFile, hardware, dtype: Dtype) -> tuple[dict, list[F.Fit]]:
-    """The profile's fields from the isolated microbenchmarks (operators one at a time)."""
+def _isolated_fields(micro: MicroFile, hardware, dtype: Dtype, extra: list[MicroFile] = ()) -> tuple[dict, list[F.Fit]]:
+    """The profile's fields from the isolated microbenchmarks (operators one at a time);
+    ``extra``: micro_beyond supplements, whose attention rows join the attention fits and whose
+    other sections give the beyond-envelope fields (calibration/beyond.py)."""
     peak = peak_for(hardware.peak_flops(), dtype, hardware.name)
     bandwidth = hardware.main_memory.bandwidth_bytes_per_s
     units = float(hardware.compute_units or 1)
     gemm = F.fit_gemm(micro.matmul, peak, bandwidth, units, dtype.bits / 8, cpu=micro.from_cpu)
     streams = {kind: F.fit_streaming(kind, [r for r in micro.elementwise if r.op in ops and not r.inputs_l2_resident],
                                      bandwidth) for kind, ops in STREAMING.items()}
-    prefill = F.fit_prefill_attention([r for r in micro.attention if r.phase == "prefill"], peak)
-    decode = F.fit_decode_attention([r for r in micro.attention if r.phase == "decode"], bandwidth, units)
+    attention = list(micro.attention) + [r for e in extra for r in e.attention]
+    prefill = F.fit_prefill_attention([r for r in attention if r.phase == "prefill"], peak)
+    decode = F.fit_decode_attention([r for r in attention if r.phase == "decode"], bandwidth, units,
+                                    regimes=not micro.from_cpu)
+    d = decode.params
     energy, energy_check = fit_energy(micro)
     g = gemm.params
     overheads = {kind: f.params["overhead_s"] for kind, f in streams.items()}
@@ -59,6 +65,10 @@ def _isolated_fields(micro: MicroFile, hardware, dtype: Dtype) -> tuple[dict, li
         "attention_memory_fraction": ratio(decode.params["memory_fraction"]),
         "attention_half_length": ratio(prefill.params["half_length"]),
         "attention_block_overhead": quantity(decode.params["block_overhead_s"], "s"),
+        **({"attention_split_below": F.SPLIT_BELOW,
+            "attention_split_memory_fraction": ratio(d["split_memory_fraction"]),
+            "attention_oversubscribed_memory_fraction": ratio(d["oversubscribed_memory_fraction"])}
+           if "split_memory_fraction" in d else {}),
         "elementwise_memory_fraction": ratio(streams["residual_add"].params["memory_fraction"]),
         "memory_fraction_by_kind": {k: ratio(f.params["memory_fraction"]) for k, f in streams.items()},
         "kernel_overhead_by_kind": {k: quantity(v, "s") for k, v in overheads.items()},
@@ -66,29 +76,37 @@ def _isolated_fields(micro: MicroFile, hardware, dtype: Dtype) -> tuple[dict, li
         **energy_fields(energy),
     }
     fits = [gemm, *(streams[k] for k in ("norm", "residual_add", "activation")), prefill, decode]
+    if extra:
+        more, more_fits = supplement_fields(list(extra), hardware, dtype)
+        for key, value in more.items():
+            fields[key] = {**fields.get(key, {}), **value} if isinstance(value, dict) else value
+        fits += more_fits
     return fields, fits + ([energy_check] if energy_check is not None else [])
 
 
-def calibrate(micro: MicroFile, hardware, source: str, host_micros: dict[str, MicroFile] | None = None
-              ) -> tuple[dict, list[F.Fit]]:
+def calibrate(micro: MicroFile, hardware, source: str, host_micros: dict[str, MicroFile] | None = None,
+              extra: dict[str, MicroFile] | None = None) -> tuple[dict, list[F.Fit]]:
     """Fit the device profile of ``hardware`` (a spec) from one microbenchmark file: the
     profile's YAML fields (quantities as unit strings) and the fit report. ``host_micros``
     ({path: micro}, every session of the device) makes the prefill launch costs the median
     over the sessions that measured them, so no one machine's host decides them."""
     dtype = Dtype(micro.dtype)
-    fields, fits = _isolated_fields(micro, hardware, dtype)
+    extra = {k: m for k, m in (extra or {}).items() if m.dtype == micro.dtype}
+    fields, fits = _isolated_fields(micro, hardware, dtype, list(extra.values()))
+    source = "; ".join([source, *extra])
     fields, context_fits, host_scale = in_context({**fields, "fitted_from": source, "fitted_for": digest(hardware)},
                                                   micro, hardware, dtype)
     return host_floors(fields, host_micros, host_scale), fits + context_fits
 
 
 def calibrate_dtypes(micros: dict[Dtype, tuple[str, MicroFile]], hardware,
-                     host_micros: dict[str, MicroFile] | None = None) -> tuple[dict, list[F.Fit]]:
+                     host_micros: dict[str, MicroFile] | None = None,
+                     extra: dict[str, MicroFile] | None = None) -> tuple[dict, list[F.Fit]]:
     """calibrate() for each dtype's file ({dtype: (source, micro)}), merged into one entry;
     fit names carry the dtype when there is more than one."""
     per_dtype, fits = {}, []
     for dtype, (source, micro) in micros.items():
-        fields, dtype_fits = calibrate(micro, hardware, source, host_micros=host_micros)
+        fields, dtype_fits = calibrate(micro, hardware, source, host_micros=host_micros, extra=extra)
         per_dtype[dtype] = fields
         for f in dtype_fits:
             fits.append(dataclasses.replace(f, name=f"{dtype.value} {f.name}") if len(micros) > 1 else f)
@@ -101,7 +119,10 @@ def fit_device(hardware, micro_paths: list[Path]) -> tuple[dict, list[F.Fit]]:
     micros = {}
     for path in micro_paths:
         micro = load_micro(path)
+        if is_supplement(micro):            # found by supplements() below whichever paths are given
+            continue
         micros[Dtype(micro.dtype)] = (relative_source(path), micro)
-    fields, fits = calibrate_dtypes(micros, hardware, host_micros=device_sessions(hardware.name))
+    fields, fits = calibrate_dtypes(micros, hardware, host_micros=device_sessions(hardware.name),
+                                    extra=supplements(hardware.name))
     profile_from_fields(fields)
     return fields, fits

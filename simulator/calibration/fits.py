@@ -7,7 +7,11 @@ feature vector), so that a fitted profile reproduces the microbenchmarks it came
               overlap exponent; least squares on log time over every (M, N, K)
   streaming   t = t_0 + bytes / (bw f)
   attention   prefill t = FLOPs / (peak f_c L / (L + L0)) + t_0, L the mean attended length;
-              decode t = KV bytes / (bw f_m) + B x KV heads x t_block / units + t_0
+              decode t = (KV bytes / (bw f) + B x KV heads x t_block / units) + t_0 with f the
+              resident, split or oversubscribed fraction by the B x KV heads thread blocks
+              (roofline.occupancy_scale)
+  grouped     expert GEMMs as the GEMM fit, rows M = tokens per expert, groups = experts holding
+              tokens (the ETOK and EXP features)
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from scipy.optimize import least_squares
 
 from simulator.engine.bind import attention_block_s
 from simulator.engine.kernels import roofline
-from simulator.graph.ops import N_FEATURES, ONE, PAIR, SEQ, TOK
+from simulator.graph.ops import ETOK, EXP, N_FEATURES, ONE, PAIR, SEQ, TOK
 
 # the most a kernel's fixed cost may be fitted to: an eager CPU op (a composite rms_norm,
 # flash attention's setup) pays up to ~0.1-0.3 ms; a GPU kernel a few microseconds
@@ -27,6 +31,8 @@ MAX_FIXED_S = 1e-3
 CPU_TILE_GRID = ((16, 64), (32, 64), (32, 128))
 CPU_GEMV_MAX_M = (1, 2, 4, 8, 16)
 TILE_GRID = ((1, 1), (64, 64), (64, 128), (128, 64), (128, 128), (128, 256))
+GPU_GEMV_MAX_M = (0, 16, 32, 64)      # a GPU library's small-M kernels (FP8 rowwise scaled_mm) may stream like a GEMV
+SPLIT_BELOW = 0.8                     # flash attention's split-KV heuristic: split when blocks < 0.8 x SMs
 
 
 @dataclasses.dataclass
@@ -77,18 +83,22 @@ class GemmCalls:
     row (TOK = M); tiles, waves, the GEMV path and the p-norm overlap are the engine's. The
     shapes' columns are built once; :meth:`seconds` sets the fitted parameters."""
 
-    def __init__(self, m, n, k, bandwidth: float, units: float, element_bytes: float = 2.0):
-        self.scalar, (m, n, k) = _columns(m, n, k)
+    def __init__(self, m, n, k, bandwidth: float, units: float, element_bytes: float = 2.0, groups=None):
+        self.scalar, (m, n, k, g) = _columns(m, n, k, 1.0 if groups is None else groups)
         self.bandwidth = bandwidth
         self.flops, self.mem_s, self.feats, self.op = _calls(m.size)
         self.alt_mem_s = np.zeros_like(self.mem_s)
-        self.feats[:, TOK] = m
+        self.feats[:, TOK] = m * g
         self.flops[:, TOK] = 2.0 * n * k
-        self.weight_bytes = element_bytes * n * k
+        self.weight_bytes = element_bytes * n * k * g
         self.row_bytes = element_bytes * (n + k)
         self.op[:, roofline.OP_GEMM_N] = n
-        self.op[:, roofline.OP_M_FEATURE] = TOK
         self.op[:, roofline.OP_UNITS] = units
+        if groups is None:
+            self.op[:, roofline.OP_M_FEATURE] = TOK
+        else:                       # a grouped GEMM: g groups of m rows each (the ETOK and EXP features)
+            self.feats[:, ETOK], self.feats[:, EXP] = m, g
+            self.op[:, roofline.OP_M_FEATURE] = ETOK
 
     def seconds(self, params, peak: float, gemv=(0, 1.0)) -> np.ndarray | float:
         """Each call's seconds under params = (peak fraction, memory fraction, overlap p,
@@ -124,16 +134,18 @@ def streaming_time_s(params, bytes_, bandwidth):
     return _result(_seconds(flops, mem_s, feats, op), scalar)
 
 
-def fit_gemm(rows, peak, bandwidth, units, element_bytes=2.0, cpu=False) -> Fit:
+def fit_gemm(rows, peak, bandwidth, units, element_bytes=2.0, cpu=False, name="gemm", gemv_grid=None,
+             latency="latency_s", groups=None) -> Fit:
     """Least squares on log time over every (M, N, K), for each tile shape of the grid (and on
     a CPU each GEMV row limit: its BLAS streams small-M products through a GEMV kernel at
-    another rate than its tiled GEMM); the best fit wins."""
+    another rate than its tiled GEMM; ``gemv_grid`` gives a GPU's limits to try); the best fit
+    wins. ``latency`` names the rows' time field; ``groups`` the field of a grouped GEMM's groups."""
     calls = GemmCalls(*(np.array([getattr(r, key) for r in rows], float) for key in ("m", "n", "k")), bandwidth, units,
-                      element_bytes)
-    t = np.array([r.latency_s for r in rows])
+                      element_bytes, None if groups is None else np.array([getattr(r, groups) for r in rows], float))
+    t = np.array([getattr(r, latency) for r in rows])
     best = None
     for tile_m, tile_n in TILE_GRID + (CPU_TILE_GRID if cpu else ()):
-        for gemv_max_m in (CPU_GEMV_MAX_M if cpu else (0,)):
+        for gemv_max_m in (CPU_GEMV_MAX_M if cpu else gemv_grid or (0,)):
             def model(x):
                 gemv = (gemv_max_m, x[4]) if gemv_max_m else (0, 1.0)
                 return calls.seconds((*x[:4], tile_m, tile_n), peak, gemv)
@@ -146,7 +158,7 @@ def fit_gemm(rows, peak, bandwidth, units, element_bytes=2.0, cpu=False) -> Fit:
     res, tile_m, tile_n, gemv_max_m = best
     fc, fm, p, t0 = res.x[:4]
     gemv = dict(gemv_max_m=gemv_max_m, gemv_memory_fraction=res.x[4]) if gemv_max_m else {}
-    return Fit("gemm", dict(peak_fraction=fc, memory_fraction=fm, overlap_exponent=p, overhead_s=t0,
+    return Fit(name, dict(peak_fraction=fc, memory_fraction=fm, overlap_exponent=p, overhead_s=t0,
                             tile_m=tile_m, tile_n=tile_n, **gemv), np.expm1(res.fun))
 
 
@@ -175,8 +187,11 @@ def prefill_attention_time_s(params, flops, batch, seq_len, peak):
 
 def decode_attention_time_s(params, bytes_, batch, kv_heads, bandwidth, units):
     """The engine's decode attention: the KV read at f of bandwidth, plus each (sequence, KV
-    head) block's fixed cost spread over the units (bind.attention_block_s per sequence)."""
-    fm, t_block, t0 = params
+    head) block's fixed cost spread over the units (bind.attention_block_s per sequence), in
+    the occupancy regime of its B x KV heads blocks (bind.occupancy_row). params = (resident
+    f, t_block, t0[, split f, oversubscribed f]); without the last two, one f for all."""
+    fm, t_block, t0 = params[:3]
+    f_split, f_over = params[3:] if len(params) == 5 else (fm, fm)
     scalar, (b, batch, kv_heads) = _columns(bytes_, batch, kv_heads)
     flops, mem_s, feats, op = _calls(b.size)
     mem_s[:, ONE] = b / (bandwidth * fm)
@@ -184,6 +199,11 @@ def decode_attention_time_s(params, bytes_, batch, kv_heads, bandwidth, units):
     feats[:, SEQ] = batch
     op[:, roofline.OP_PEAK] = 1.0
     op[:, roofline.OP_OVERHEAD] = t0
+    op[:, roofline.OP_UNITS] = units
+    op[:, roofline.OP_BLOCKS_PER_SEQ] = kv_heads
+    op[:, roofline.OP_SPLIT_BLOCKS] = SPLIT_BELOW * units
+    op[:, roofline.OP_SPLIT_SCALE] = fm / f_split
+    op[:, roofline.OP_OVER_SCALE] = fm / f_over
     return _result(_seconds(flops, mem_s, feats, op), scalar)
 
 
@@ -196,10 +216,19 @@ def fit_prefill_attention(rows, peak) -> Fit:
                np.expm1(res.fun))
 
 
-def fit_decode_attention(rows, bandwidth, units) -> Fit:
+def fit_decode_attention(rows, bandwidth, units, regimes: bool = True) -> Fit:
+    """The decode attention fit; ``regimes``: a memory fraction per occupancy regime (resident,
+    split, oversubscribed) where the rows have blocks in each, else one fraction."""
     b, batch, kv_heads = (np.array([getattr(r, key) for r in rows], float) for key in ("bytes", "batch", "kv_heads"))
     t = np.array([r.latency_s for r in rows])
-    res = _log_fit(lambda x: decode_attention_time_s(x, b, batch, kv_heads, bandwidth, units), t, [0.8, 1e-6, 5e-6],
-                   [0.05, 0.0, 0.0], [1.5, 1e-4, MAX_FIXED_S])
-    return Fit("attention decode", dict(memory_fraction=res.x[0], block_overhead_s=res.x[1], overhead_s=res.x[2]),
-               np.expm1(res.fun))
+    blocks = batch * kv_heads
+    regimes = regimes and (blocks < SPLIT_BELOW * units).any() and (blocks > units).any() and \
+        ((blocks >= SPLIT_BELOW * units) & (blocks <= units)).any()
+    x0, lo, hi = [0.8, 1e-6, 5e-6], [0.05, 0.0, 0.0], [1.5, 1e-4, MAX_FIXED_S]
+    if regimes:
+        x0, lo, hi = x0 + [0.8, 0.8], lo + [0.05, 0.05], hi + [1.5, 1.5]
+    res = _log_fit(lambda x: decode_attention_time_s(x, b, batch, kv_heads, bandwidth, units), t, x0, lo, hi)
+    params = dict(memory_fraction=res.x[0], block_overhead_s=res.x[1], overhead_s=res.x[2])
+    if regimes:
+        params.update(split_memory_fraction=res.x[3], oversubscribed_memory_fraction=res.x[4])
+    return Fit("attention decode", params, np.expm1(res.fun))

@@ -11,7 +11,10 @@ from simulator.units import parse as parse_quantity
 # operator kind -> the eager ops of the reference stack whose launch rates it averages
 EAGER_OPS = {"matmul": ("matmul",), "lm_head": ("matmul",), "norm": ("rms_norm",), "attention": ("sdpa",),
              "rotary": ("mul", "neg", "cat", "mul", "add"), "activation": ("silu", "mul"), "residual_add": ("add",),
-             "kv_write": ("copy_",), "embedding": ("index_select",), "sampling": ("argmax",)}
+             "kv_write": ("copy_",), "embedding": ("index_select",), "sampling": ("argmax",),
+             # kinds with no eager rate of their own: the nearest ops'
+             "quantize": ("add", "mul", "copy_"), "moe_route": ("argmax", "index_select", "copy_"),
+             "moe_combine": ("mul", "index_select")}
 
 # kernels of one reference-stack layer by kind (the host_layer model has no q/k/v bias)
 LAYER_KERNELS = {"norm": 2, "matmul": 4, "rotary": 10, "kv_write": 2, "attention": 1, "residual_add": 2,

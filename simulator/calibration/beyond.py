@@ -1,0 +1,131 @@
+"""Profile fields from the microbenchmarks beyond the bf16 envelope
+(validation/harness/micro_beyond.py: a supplement file with its own sections, and no matmul or
+launch section):
+
+  fp8 GEMM     torch._scaled_mm rowwise fitted as a GEMM of 1-byte elements on the fp8 peak,
+               small-M GEMV path allowed (fits.fit_gemm): the profile's ``dtypes.fp8.gemm``
+  quantize     the per-token e4m3 quantization chain, a streaming kernel: t = n t_k + bytes /
+               (bw f), bytes = elements x 3 (bf16 in, e4m3 out) x the stack's quantize traffic
+  expert GEMM  torch._grouped_mm, groups = experts holding tokens, rows = tokens per expert
+  MoE routing  router to index_add_ without the expert GEMMs: t = n t_k + bytes / (bw f), n and
+               bytes the engine's moe_route and moe_combine operators' plus the router GEMV's
+Each fit goes through the engine's kernel (fits.py); the fields are merged over the base
+file's (calibrate.py).
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from simulator.calibration import fits as F
+from simulator.calibration.profile import quantity, ratio
+from simulator.engine.bind import peak_for
+from simulator.specs.base import Dtype
+from simulator.specs.measurement import MicroFile
+
+STREAM_BYTES = 2.0        # bf16 activations
+
+
+SECTIONS = ("fp8_matmul", "grouped_mm", "moe_routing")
+
+
+def is_supplement(micro: MicroFile) -> bool:
+    """A micro_beyond file: its sections, and no GEMM or launch section of its own."""
+    return not micro.matmul and micro.launch is None and any(k in (micro.model_extra or {}) for k in SECTIONS)
+
+
+def _rows(micro: MicroFile, section: str, **rename) -> list[SimpleNamespace]:
+    rows = (micro.model_extra or {}).get(section) or []
+    out = []
+    for r in rows:
+        r = dict(r)
+        for new, old in rename.items():
+            r[new] = r[old]
+        out.append(SimpleNamespace(**r))
+    return out
+
+
+def _stack_kernels_and_traffic(kind: str) -> tuple[int, float]:
+    from simulator.specs import registry
+
+    stack = registry.stack("pytorch-ref")       # the stack the harness measures
+    return stack.kernels(kind), stack.traffic(kind)
+
+
+def fp8_gemm_fields(supplements: list[MicroFile], hardware, units: float) -> tuple[dict, list[F.Fit]]:
+    rows = [r for s in supplements for r in _rows(s, "fp8_matmul")]
+    if not rows or Dtype.fp8 not in hardware.peak_flops():
+        return {}, []
+    peak = peak_for(hardware.peak_flops(), Dtype.fp8, hardware.name)
+    fit = F.fit_gemm(rows, peak, hardware.main_memory.bandwidth_bytes_per_s, units, 1.0, name="fp8 gemm",
+                     gemv_grid=F.GPU_GEMV_MAX_M, latency="scaled_mm_s")
+    g = fit.params
+    gemm = {"peak_fraction": ratio(g["peak_fraction"]), "memory_fraction": ratio(g["memory_fraction"]),
+            "tile_m": g["tile_m"], "tile_n": g["tile_n"], "overlap_exponent": ratio(g["overlap_exponent"])}
+    if g.get("gemv_max_m"):
+        gemm.update(gemv_max_m=g["gemv_max_m"], gemv_memory_fraction=ratio(g["gemv_memory_fraction"]))
+    return {"dtypes": {"fp8": {"gemm": gemm}}}, [fit]
+
+
+def _stream_fit(name: str, bytes_, kernels: int, t, bandwidth) -> F.Fit:
+    """t = kernels x t_k + bytes / (bw f) through the engine's streaming kernel."""
+    res = F._log_fit(lambda x: F.streaming_time_s((x[0], kernels * x[1]), bytes_, bandwidth), t, [0.5, 2e-6],
+                     [0.01, 0.0], [1.5, F.MAX_FIXED_S])
+    return F.Fit(name, dict(memory_fraction=res.x[0], overhead_s=res.x[1]), np.expm1(res.fun))
+
+
+def quantize_fields(supplements: list[MicroFile], bandwidth) -> tuple[dict, list[F.Fit]]:
+    rows = [r for s in supplements for r in _rows(s, "fp8_matmul") if getattr(r, "quantize_s", None)]
+    if not rows:
+        return {}, []
+    kernels, traffic = _stack_kernels_and_traffic("quantize")
+    elements = np.array([r.quantize_elements for r in rows], float)
+    fit = _stream_fit("quantize", elements * (STREAM_BYTES + 1.0) * traffic, kernels,
+                      np.array([r.quantize_s for r in rows]), bandwidth)
+    return {"memory_fraction_by_kind": {"quantize": ratio(fit.params["memory_fraction"])},
+            "kernel_overhead_by_kind": {"quantize": quantity(fit.params["overhead_s"], "s")}}, [fit]
+
+
+def expert_gemm_fields(supplements: list[MicroFile], hardware, dtype: Dtype, units: float) -> tuple[dict, list[F.Fit]]:
+    rows = [r for s in supplements for r in _rows(s, "grouped_mm", m="tokens_per_expert")]
+    if not rows:
+        return {}, []
+    peak = peak_for(hardware.peak_flops(), dtype, hardware.name)
+    fit = F.fit_gemm(rows, peak, hardware.main_memory.bandwidth_bytes_per_s, units, dtype.bits / 8,
+                     name="expert gemm", groups="active_experts")
+    g = fit.params
+    return {"expert_gemm": {"peak_fraction": ratio(g["peak_fraction"]), "memory_fraction": ratio(g["memory_fraction"]),
+                            "tile_m": g["tile_m"], "tile_n": g["tile_n"],
+                            "overlap_exponent": ratio(g["overlap_exponent"])}}, [fit]
+
+
+def routing_fields(supplements: list[MicroFile], bandwidth) -> tuple[dict, list[F.Fit]]:
+    rows = [r for s in supplements for r in _rows(s, "moe_routing")]
+    if not rows:
+        return {}, []
+    route_k, _ = _stack_kernels_and_traffic("moe_route")
+    combine_k, _ = _stack_kernels_and_traffic("moe_combine")
+    experts, top_k, hidden, tokens = (np.array([getattr(r, key) for r in rows], float)
+                                      for key in ("experts", "top_k", "hidden", "tokens"))
+    a = STREAM_BYTES        # the bytes rows of graph/lower.py's MOE_ROUTE and MOE_COMBINE, plus the router GEMV
+    bytes_ = tokens * (experts * a + 2.0 * top_k * hidden * a + (top_k + 1.0) * hidden * a + hidden * a) \
+        + experts * hidden * a
+    fit = _stream_fit("moe routing", bytes_, route_k + combine_k + 1, np.array([r.latency_s for r in rows]), bandwidth)
+    f, t_k = ratio(fit.params["memory_fraction"]), quantity(fit.params["overhead_s"], "s")
+    return {"memory_fraction_by_kind": {"moe_route": f, "moe_combine": f},
+            "kernel_overhead_by_kind": {"moe_route": t_k, "moe_combine": t_k}}, [fit]
+
+
+def supplement_fields(supplements: list[MicroFile], hardware, dtype: Dtype) -> tuple[dict, list[F.Fit]]:
+    """The fields every beyond-envelope fit gives (dicts merged one level deep)."""
+    units = float(hardware.compute_units or 1)
+    bandwidth = hardware.main_memory.bandwidth_bytes_per_s
+    fields, fits = {}, []
+    for part, part_fits in (fp8_gemm_fields(supplements, hardware, units), quantize_fields(supplements, bandwidth),
+                            expert_gemm_fields(supplements, hardware, dtype, units),
+                            routing_fields(supplements, bandwidth)):
+        for key, value in part.items():
+            fields[key] = {**fields.get(key, {}), **value} if isinstance(value, dict) else value
+        fits += part_fits
+    return fields, fits
