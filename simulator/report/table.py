@@ -64,7 +64,7 @@ def prediction_table(p, top: int = 8) -> str:
                                                      f"iteration, {s.speedup:.2f}x the plain {quantity(s.plain_tpot_s, 's')}"])
     out = [head, "", render(["metric", "value"], metrics)]
     if p.confidence is not None:
-        out += ["", *confidence_lines(p.confidence)]
+        out += ["", *confidence_lines(p.confidence, timed=p.ttft_s is not None)]
     if p.note:
         out += ["", p.note]
     if p.breakdown:
@@ -80,13 +80,16 @@ def _band(name: str, band) -> str:
     return f"{name} ±{100 * band.half_width:.0f}% ({band.low:.2f}-{band.high:.2f}x)"
 
 
-def confidence_lines(c) -> list[str]:
-    """A Confidence as lines: the bands (measured relative to predicted), the profile, where the
-    band comes from, why the scenario is extrapolated, and any assumption."""
-    b = c.error_band
+def confidence_lines(c, timed: bool = True) -> list[str]:
+    """A Confidence as lines: the bands (measured relative to predicted; none when no times were
+    predicted), the profile, where the band comes from, why the scenario is extrapolated, and
+    any assumption."""
+    b = c.error_band if timed else None
     bands = [_band(n, x) for n, x in (("TTFT", b.ttft), ("TPOT", b.tpot)) if x is not None] if b else []
-    head = (f"confidence: {', '.join(bands)} (measured / predicted, {100 * b.coverage:.0f}% of validated points)"
-            if bands else "confidence: no error band (a speed-of-light bound)" if b is None else "confidence: n/a")
+    if bands:
+        head = f"confidence: {', '.join(bands)} (measured / predicted, {100 * b.coverage:.0f}% of validated points)"
+    else:
+        head = "confidence: no error band" + ("" if timed else " (no times predicted)")
     out = [f"{head}; {'calibrated' if c.calibrated else 'NOT calibrated on this device'}",
            f"  profile: {c.profile}"]
     if b is not None:
