@@ -162,3 +162,29 @@ def test_the_committed_bands_are_current():
     fresh, committed = B.derive(), B.load()
     assert fresh.keys() == committed.keys()
     assert json.loads(json.dumps(fresh)) == committed
+
+
+def test_a_device_fitted_but_never_validated_gets_the_fitted_devices_band_as_an_assumption():
+    """Rule 6: an entry fitted on this very spec, with no validated runs of the device."""
+    st = registry.stack("pytorch-ref")
+    mi300x = registry.hardware("mi300x")
+    own = st.devices["h100-sxm"].model_copy(update={"fitted_for": digest(mi300x)})
+    mine = st.model_copy(update={"devices": {**st.devices, "mi300x": own}})
+    c = simulator.predict(model="llama-3.1-8b", hardware="mi300x", stack=mine, batch=8, prompt=1024,
+                          output=128).confidence
+    assert c.calibrated is True and "no validated runs of mi300x" in c.error_band.assumption
+
+
+def test_the_fitted_range_reads_the_beyond_envelope_sections():
+    from simulator.accuracy.coverage import file_range
+    from simulator.specs.measurement import MicroFile
+
+    micro = MicroFile.model_validate({
+        "schema": "llmsim-harness-micro/1", "environment": {"harness_version": "t", "date_utc": "2026-12-01"},
+        "matmul": [{"m": 64, "n": 8, "k": 8, "flops": 1.0, "bytes": 1.0, "latency_s": 1e-6}],
+        "attention": [{"phase": "decode", "heads": 8, "kv_heads": 8, "head_dim": 64, "batch": 4, "context_len": 131072,
+                       "flops": 1.0, "bytes": 1.0, "latency_s": 1e-6}],
+        "fp8_matmul": [{"m": 16384, "n": 8, "k": 8}], "grouped_mm": [{"experts": 8}]})
+    r = file_range(micro)
+    assert r.gemm_rows_max == 16384 and r.decode_context_max == 131072 and r.decode_batch_max == 4
+    assert r.dtypes == {"bf16", "fp8"} and r.moe and r.prefill_length_max == 0
