@@ -85,21 +85,12 @@ class RefDecoder:
         self._gen = g
         c = cfg
 
-        def w(out_f, in_f):
-            t = torch.empty(out_f, in_f, device=self.device, dtype=self.dtype)
-            return t.normal_(0.0, in_f ** -0.5, generator=g)
+        def w(*shape):  # [..., out, in], std in^-1/2
+            t = torch.empty(*shape, device=self.device, dtype=self.dtype)
+            return t.normal_(0.0, shape[-1] ** -0.5, generator=g)
 
         def linear(out_f, in_f):  # a layer's linear weight: bf16, or (e4m3, row scales) in the FP8 variant
-            if not c.fp8:
-                return w(out_f, in_f)
-            full = w(out_f, in_f)
-            quantized = quantize_weight(full)
-            del full
-            return quantized
-
-        def experts(out_f, in_f):
-            t = torch.empty(c.experts, out_f, in_f, device=self.device, dtype=self.dtype)
-            return t.normal_(0.0, in_f ** -0.5, generator=g)
+            return quantize_weight(w(out_f, in_f)) if c.fp8 else w(out_f, in_f)
 
         def vec(n, mean=0.0, std=0.02):
             t = torch.empty(n, device=self.device, dtype=self.dtype)
@@ -121,8 +112,8 @@ class RefDecoder:
             self.ln2.append(vec(c.hidden, 1.0))
             if c.is_moe:  # router [E, hidden]; experts' fused gate+up [E, 2f, hidden], down [E, hidden, f]
                 self.wr.append(w(c.experts, c.hidden))
-                self.wgu.append(experts(2 * c.expert_ffn, c.hidden))
-                self.wd.append(experts(c.hidden, c.expert_ffn))
+                self.wgu.append(w(c.experts, 2 * c.expert_ffn, c.hidden))
+                self.wd.append(w(c.experts, c.hidden, c.expert_ffn))
             else:
                 self.wgu.append(linear(2 * c.ffn, c.hidden))
                 self.wd.append(linear(c.hidden, c.ffn))
