@@ -46,31 +46,21 @@ class ReportData:
     rates: list[float] = dataclasses.field(default_factory=list)   # the serving curves' rates (requests/s)
 
 
-def _shown_workload(model, hardware, stack, w: Workload, p: Prediction) -> Workload | None:
-    """``w`` when it fits; else the fewest devices (tp x pp) that hold it, or None."""
-    if p.memory.fits:
-        return w
-    return fewest_devices(model, hardware, stack, w)
-
-
 def device_view(model, name: str, stack: str, w: Workload) -> tuple[DeviceView, str | None]:
-    """The device's view and, when nothing holds the workload, a note saying so."""
+    """The device's view, and a note when it is not shown as asked (on the fewest devices
+    that hold the workload, or nowhere when none do)."""
     hw = resolve_hardware(name)
     asked = predict_workload(model, hw, stack, w)
-    shown = _shown_workload(model, hw, stack, w, asked)
-    note = None
-    p = asked
-    if shown is None:
-        note = f"{hw.name}: the workload does not fit, and no tensor x pipeline split of this device holds it"
-    elif shown is not w:
-        p = predict_workload(model, hw, stack, shown)
+    shown = w if asked.memory.fits else fewest_devices(model, hw, stack, w)
+    p = asked if shown is None or shown is w else predict_workload(model, hw, stack, shown)
     label = hw.name if p is asked else f"{hw.name} x{p.devices} (tp {p.tp}, pp {p.pp})"
-    fitted = p.memory.fits
-    cost = usd_per_million_tokens(hw, p.devices, p.e2e_s, p.batch * p.output) if fitted else None
-    roof_w = (shown or w)
-    roof = None if w.draft_model is not None else roofline_data(model, hw, stack, roof_w)
-    return DeviceView(name, label, p, cost, roof, phase_shares(p) if fitted else [], asked.memory.fits,
-                      shown), note
+    note = (f"{hw.name}: the workload does not fit, and no tensor x pipeline split of this device holds it"
+            if shown is None else None if shown is w else
+            f"{hw.name}: does not fit as asked; shown as {label}, the fewest devices that hold it")
+    fits = p.memory.fits
+    cost = usd_per_million_tokens(hw, p.devices, p.e2e_s, p.batch * p.output) if fits else None
+    roof = None if w.draft_model is not None else roofline_data(model, hw, stack, shown or w)
+    return DeviceView(name, label, p, cost, roof, phase_shares(p) if fits else [], asked.memory.fits, shown), note
 
 
 def report_data(model, hardware: list[str], stack: str, w: Workload, rates: list[float] | None = None) -> ReportData:
@@ -86,9 +76,6 @@ def report_data(model, hardware: list[str], stack: str, w: Workload, rates: list
             notes += [f"{view.label}: not served ({why})"] if why else []
         views.append(view)
         notes += [note] if note else []
-        if not view.fits_as_asked and note is None:
-            notes.append(f"{view.prediction.hardware}: does not fit on one device; shown as {view.label}, the "
-                         "fewest devices that hold it")
     if w.draft_model is not None:
         notes.append("the roofline shows one model's operators: it is left out with a draft model")
     evidence = evidence_for([v.prediction.hardware for v in views], stack)
