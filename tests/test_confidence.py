@@ -188,3 +188,12 @@ def test_the_fitted_range_reads_the_beyond_envelope_sections():
     r = file_range(micro)
     assert r.gemm_rows_max == 16384 and r.decode_context_max == 131072 and r.decode_batch_max == 4
     assert r.dtypes == {"bf16", "fp8"} and r.moe and r.prefill_length_max == 0
+
+
+def test_without_a_bands_file_predictions_carry_no_band(monkeypatch, tmp_path):
+    from simulator.accuracy.confidence import build_scope
+
+    monkeypatch.setattr(B, "bands_path", lambda: tmp_path / "none.json")
+    w = workload(batch=3, prompt=77, output=5)
+    c = build_scope(prepare("llama-3.2-1b", "h100-sxm", "pytorch-ref", BF16, BF16, BF16), w)(3, 77, 5)
+    assert c.error_band is None and c.calibrated is True

@@ -182,7 +182,14 @@ def _load(path: str, _mtime: float) -> dict:
     return json.loads(Path(path).read_text())
 
 
+EMPTY = {"devices": {}, "uncalibrated": {}, "borrowed": {}, "published": {}}
+
+
 def load() -> dict:
-    """The committed bands (re-read when the file changes)."""
+    """The committed bands (re-read when the file changes); no groups when there is no file
+    (a data root without one: predictions then carry no band)."""
     path = bands_path()
-    return _load(str(path), path.stat().st_mtime)
+    try:
+        return _load(str(path), path.stat().st_mtime)
+    except FileNotFoundError:
+        return EMPTY
