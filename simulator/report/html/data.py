@@ -70,12 +70,12 @@ def report_data(model, hardware: list[str], stack: str, w: Workload, rates: list
     views, notes = [], []
     for device in hardware:
         view, note = device_view(model, device, stack, w)
+        notes += [note] if note else []
         if rates and view.shown is not None:
             runs, why = serving_runs(model, resolve_hardware(device), stack, view.shown, rates)
             view = dataclasses.replace(view, serving=runs)
             notes += [f"{view.label}: not served ({why})"] if why else []
         views.append(view)
-        notes += [note] if note else []
     if w.draft_model is not None:
         notes.append("the roofline shows one model's operators: it is left out with a draft model")
     evidence = evidence_for([v.prediction.hardware for v in views], stack)
