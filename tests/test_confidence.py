@@ -197,3 +197,16 @@ def test_without_a_bands_file_predictions_carry_no_band(monkeypatch, tmp_path):
     w = workload(batch=3, prompt=77, output=5)
     c = build_scope(prepare("llama-3.2-1b", "h100-sxm", "pytorch-ref", BF16, BF16, BF16), w)(3, 77, 5)
     assert c.error_band is None and c.calibrated is True
+
+
+def test_a_stack_fitted_from_runs_uses_its_cross_validated_residuals():
+    """Rule 5: calibrate --from-runs records each held-out run's error; those are the band."""
+    held = [{"metric": "tpot_s", "error": e} for e in np.linspace(-0.1, 0.05, 12)]
+    held += [{"metric": "ttft_s", "error": e} for e in (0.2, -0.2)]           # too few: widened
+    fitted = registry.stack("vllm").model_copy(update={
+        "name": "my-vllm", "calibration": {"cross_validation": {"scheme": "model", "held_out": held}}})
+    c = _predict(stack=fitted).confidence
+    assert "my-vllm's cross-validated runs (leave one model out) (n=12)" in c.error_band.source
+    expected = Residuals.of(B.quantiles([h["error"] for h in held[:12]]), "x").band()
+    assert c.error_band.tpot == expected
+    assert c.error_band.ttft.half_width > 0.25 and "widened to" in c.error_band.source

@@ -16,7 +16,9 @@ A band is stated on the measured value as ratios to a prediction p: measured in
   4. a class or default entry: the residuals of the measured stack's class profile on the
      class's measured devices; a class with none measured: the envelope over the measured
      classes (an assumption, said so; so is 4 for another stack);
-  5. another stack: its published runs' residuals per phase, else 4's;
+  5. another stack: the held-out residuals of its calibration record (a stack fitted from
+     end-to-end runs: calibrate --from-runs), else its published runs' residuals per phase,
+     else 4's;
   6. an entry fitted on this spec without validated runs: the envelope of the stack's own-
      profile phase bands on the measured devices (an assumption).
 Wider: a phase with an extrapolation reason, or a group of fewer than MIN_POINTS residuals,
@@ -132,6 +134,19 @@ def _own_bands(data: dict, data_stack: str, group: str, fitted_on: str, calibrat
     return regions, phases
 
 
+def _cross_validated(stack, phase: str) -> Residuals | None:
+    """Rule 5a: the held-out residuals of a stack fitted from end-to-end runs (its
+    ``calibration`` record, calibrate --from-runs) for the phase's metric."""
+    record = stack.calibration.get("cross_validation") or {}
+    metric = {"prefill": "ttft_s", "decode": "tpot_s"}[phase]
+    errors = [h["error"] for h in record.get("held_out") or []
+              if isinstance(h, dict) and h.get("metric") == metric and isinstance(h.get("error"), (int, float))]
+    if not errors:
+        return None
+    return Residuals.of(B.quantiles(errors), f"{stack.name}'s cross-validated runs (leave one "
+                                             f"{record.get('scheme', 'fold')} out)")
+
+
 def _small(r: Residuals | None, wide: Residuals | None) -> Residuals | None:
     return r.envelope(wide) if r is not None and r.n < B.MIN_POINTS else r
 
@@ -240,6 +255,7 @@ def build_scope(prep, w) -> Scope:
     wide = {ph: _class_band(data, stack, kind, ph) for ph in PHASES}
     dev = data["devices"].get(fitted_on, {}) if fitted_on else {}
     regions, phases, basis, validated = {}, {}, "", {}
+    held_out = {ph: _cross_validated(prep.stack, ph) for ph in PHASES}
     if dev.get("stack") == stack:                                               # rules 2-3
         seen = dev["validated"]["dtypes"]
         compute = w.activation_dtype.value
@@ -248,6 +264,8 @@ def build_scope(prep, w) -> Scope:
         group = moe if prep.table.moe is not None and any(k.endswith(f"/{moe}") for k in dev["phases"]) else dtype
         regions, phases = _own_bands(data, stack, group, fitted_on, calibrated, kind, wide)
         basis, validated = fitted_on, dev["validated"]
+    elif any(held_out.values()):                                                # rule 5a
+        phases = {ph: _small(held_out[ph], wide[ph]) if held_out[ph] else wide[ph] for ph in PHASES}
     elif calibrated:                                                            # rule 6
         for ph in PHASES:
             own = [Residuals.of(q, name) for name, d in data["devices"].items() if d["stack"] == stack
