@@ -24,14 +24,27 @@ def twin_gemm_efficiency(m, n, tm, tn, units, groups=1.0):
     return (m * n) / (tiles_m * tm * tiles_n * tn) * tiles / (waves * units)
 
 
+def twin_occupancy(bound, i, feats):
+    """Decode attention's memory-time multiplier by its B x KV heads thread blocks."""
+    per_seq, split_below, split, over = bound.occupancy[i]
+    if per_seq <= 0:
+        return 1.0
+    blocks = feats[1] * per_seq                          # SEQ x blocks per sequence
+    return split if blocks < split_below else over if blocks > bound.units else 1.0
+
+
 def twin_point(bound, feats, half_length=None):
+    """Prefill when half_length is given, else a decode step (occupancy regimes apply)."""
     t = bound.table
+    decode = half_length is None
     half_length = np.zeros(len(t)) if half_length is None else half_length
     out = []
     for i in range(len(t)):
         f = sum(t.flops[i, j] * feats[j] for j in range(len(feats)))
         mem = sum(bound.mem_s[i, j] * feats[j] for j in range(len(feats)))
         peak = bound.compute_peak[i]
+        if decode:
+            mem *= twin_occupancy(bound, i, feats)
         gemv = t.gemm_n[i] > 0 and feats[t.m_feature[i]] <= bound.gemv_max_m[i]
         if gemv:
             mem *= bound.gemv_scale[i]
@@ -160,3 +173,10 @@ def test_min_of_max_sum_twin(seed):
 def test_causal_pairs_twin():
     for s, w in [(1, 0), (10, 0), (10, 4), (4096, 4096), (5000, 4096)]:
         assert causal_pairs(s, w) == sum(min(i, w) if w else i for i in range(1, s + 1))
+
+
+def test_occupancy_regimes_by_hand():
+    """Decode attention's blocks B x KV heads against 132 units: split below 0.8 x 132 (105.6)
+    blocks, one per unit up to 132, shared above."""
+    for blocks, expected in ((8, 1.3), (105, 1.3), (106, 1.0), (132, 1.0), (133, 1.6), (2048, 1.6)):
+        assert roofline.occupancy_scale(float(blocks), 105.6, 132.0, 1.3, 1.6) == expected

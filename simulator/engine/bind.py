@@ -134,12 +134,21 @@ def device_peaks(hardware, compute_dtype: Dtype) -> tuple[float, float]:
     return tensor, peaks.get(Dtype.fp32, tensor)
 
 
-def unit_peaks(table: OpTable, hardware, compute_dtype: Dtype) -> np.ndarray:
-    """Datasheet FLOP/s of the unit each operator runs on: matmuls and attention the tensor
-    peak, the other operators the vector peak (device_peaks)."""
+def attention_dtype(activation: Dtype, kv: Dtype) -> Dtype:
+    """The dtype attention computes in: the wider of the activations' and the KV cache's (FP8
+    W8A8 linear layers with a bf16 cache attend in bf16; a bf16 model with an FP8 cache
+    dequantizes it to bf16; FP8 both ways attends in FP8)."""
+    return activation if activation.bits >= kv.bits else kv
+
+
+def unit_peaks(table: OpTable, hardware, compute_dtype: Dtype, attention: Dtype | None = None) -> np.ndarray:
+    """Datasheet FLOP/s of the unit each operator runs on: matmuls the tensor peak of the
+    compute dtype, attention that of ``attention`` (default: the compute dtype), the other
+    operators the vector peak (device_peaks)."""
     tensor, vector = device_peaks(hardware, compute_dtype)
+    attn = tensor if attention is None else device_peaks(hardware, attention)[0]
     kinds = [OpKind(int(code)) for code in table.kind]
-    return np.array([tensor if (k.is_gemm or k.is_attention) else vector for k in kinds], dtype=np.float64)
+    return np.array([tensor if k.is_gemm else attn if k.is_attention else vector for k in kinds], dtype=np.float64)
 
 
 def gemm_profile(kind: OpKind, profile: DeviceProfile):
@@ -186,13 +195,14 @@ def _bind_collectives(table: OpTable, hardware, stack: StackSpec, moved, mem_s, 
         overhead[i] += hops * link.latency_s
 
 
-def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profile: DeviceProfile | None = None) -> Rates:
+def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profile: DeviceProfile | None = None,
+         attention: Dtype | None = None) -> Rates:
     """Per-operator rates for this device and stack (independent of batch and lengths).
     Matmuls and attention run at ``compute_dtype``'s peak: the activation dtype (weight-only
     quantization dequantizes to it; W8A8 and FP8 run on the low-precision peak). ``profile``:
     the stack's entry chosen for the device (StackSpec.choose), else the entry of its name."""
     profile = (profile or stack.profile_for(hardware.name, hardware.kind)).for_dtype(compute_dtype)
-    peaks = unit_peaks(table, hardware, compute_dtype)
+    peaks = unit_peaks(table, hardware, compute_dtype, attention)
     placement = place(hardware.memory, table.weight_bytes)
     column_s_per_byte = placement.seconds_per_byte()
     n = len(table)

@@ -8,6 +8,9 @@ hardware spec's figures, else are derived from TDP (documented assumption):
   energy per byte  = 0.6 x (TDP - idle) x seconds per byte of the level(s) holding the data
                      (streaming at full bandwidth draws 60% of the dynamic budget: memory and
                      on-chip data movement, not the math units)
+A measured J per FLOP is a bf16 GEMM's (the harness's power loops); a GEMM in another dtype
+pays it x peak(bf16) / peak(dtype): the tensor cores draw about the same power at full rate
+in every dtype (the datasheet's dense peaks double from bf16 to fp8 at one TDP).
 A measured profile may add busy power: drawn above idle whenever the device runs any
 kernel (clocks up, SMs awake), independent of the work done.
 Average power never exceeds TDP. A device that would draw more slows down (it lowers its
@@ -22,6 +25,7 @@ import numpy as np
 
 from simulator.engine.bind import phase_repeat
 from simulator.graph.ops import WEIGHT_COLUMNS, OpKind
+from simulator.specs.base import Dtype
 
 IDLE_FRACTION_OF_TDP = 0.15
 STREAMING_FRACTION_OF_DYNAMIC = 0.6
@@ -54,6 +58,9 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, rat
     idle += profile.busy_power_w
     dynamic_w = max(power.tdp_w - idle, 0.0)
     per_flop = profile.energy_per_flop_j
+    if per_flop is not None:
+        bf16_peak = hardware.peak_flops().get(Dtype.bf16)
+        per_flop *= bf16_peak / tensor_peak_flops if bf16_peak else 1.0
     if per_flop is None and power.energy_per_flop_j:
         per_flop = power.energy_per_flop_j.get(compute_dtype)
     if per_flop is None:
