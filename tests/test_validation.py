@@ -83,3 +83,27 @@ def test_errors_are_signed_predicted_minus_measured():
     predicted = v.predict_point(point, "pytorch-ref")
     assert ERRORS[0] == pytest.approx((predicted - point.measured) / point.measured)
     assert np.isfinite(ERRORS).all()
+
+
+# Beyond the envelope (issue 14), on the held-out suites-1 run (never fitted to): decode meets the
+# issue's targets (median <= 7%, p90 <= 15%) for FP8 W8A8, long context and MoE, as does long-context
+# prefill. FP8 and MoE prefill do not yet: their isolated kernels sum to within a few % of the
+# microbenchmarks, but the whole prefill runs 11-18% slower on the H200 than that sum (as dense bf16
+# prefill does there: bias -12%), and prompts under ~1k tokens are host-bound with a host that
+# launched eager kernels 1.5-2x slower in that session than in the microbenchmark sessions. The bounds
+# below are the observed errors with a margin, so that a change for the worse fails.
+SUITE_BOUNDS = {("fp8", "decode"): (0.07, 0.15), ("long", "decode"): (0.07, 0.15), ("moe", "decode"): (0.07, 0.15),
+                ("long", "prefill"): (0.07, 0.15), ("fp8", "prefill"): (0.17, 0.45), ("moe", "prefill"): (0.19, 0.34)}
+
+
+@pytest.mark.parametrize("key", sorted(SUITE_BOUNDS))
+def test_beyond_envelope_suites(key):
+    errors = np.abs(SUITES[key])
+    assert len(errors) >= 9
+    median, p90 = SUITE_BOUNDS[key]
+    assert np.median(errors) <= median and np.percentile(errors, 90) <= p90
+
+
+def test_beyond_envelope_suites_have_40_points_each():
+    for suite in ("fp8", "long", "moe"):
+        assert len(SUITES[(suite, "decode")]) + len(SUITES[(suite, "prefill")]) >= 40

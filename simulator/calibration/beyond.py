@@ -60,12 +60,7 @@ def fp8_gemm_fields(supplements: list[MicroFile], hardware, units: float) -> tup
     peak = peak_for(hardware.peak_flops(), Dtype.fp8, hardware.name)
     fit = F.fit_gemm(rows, peak, hardware.main_memory.bandwidth_bytes_per_s, units, 1.0, name="fp8 gemm",
                      gemv_grid=F.GPU_GEMV_MAX_M, latency="scaled_mm_s")
-    g = fit.params
-    gemm = {"peak_fraction": ratio(g["peak_fraction"]), "memory_fraction": ratio(g["memory_fraction"]),
-            "tile_m": g["tile_m"], "tile_n": g["tile_n"], "overlap_exponent": ratio(g["overlap_exponent"])}
-    if g.get("gemv_max_m"):
-        gemm.update(gemv_max_m=g["gemv_max_m"], gemv_memory_fraction=ratio(g["gemv_memory_fraction"]))
-    return {"dtypes": {"fp8": {"gemm": gemm}}}, [fit]
+    return {"dtypes": {"fp8": {"gemm": _gemm_fields(fit.params)}}}, [fit]
 
 
 def _stream_fit(name: str, bytes_, kernels: int, t, bandwidth) -> F.Fit:
@@ -93,11 +88,17 @@ def expert_gemm_fields(supplements: list[MicroFile], hardware, dtype: Dtype, uni
         return {}, []
     peak = peak_for(hardware.peak_flops(), dtype, hardware.name)
     fit = F.fit_gemm(rows, peak, hardware.main_memory.bandwidth_bytes_per_s, units, dtype.bits / 8,
-                     name="expert gemm", groups="active_experts")
-    g = fit.params
-    return {"expert_gemm": {"peak_fraction": ratio(g["peak_fraction"]), "memory_fraction": ratio(g["memory_fraction"]),
-                            "tile_m": g["tile_m"], "tile_n": g["tile_n"],
-                            "overlap_exponent": ratio(g["overlap_exponent"])}}, [fit]
+                     name="expert gemm", groups="active_experts", gemv_grid=F.GPU_GEMV_MAX_M)
+    return {"expert_gemm": _gemm_fields(fit.params)}, [fit]
+
+
+def _gemm_fields(g: dict) -> dict:
+    """A GemmEfficiency's YAML fields from a fit_gemm result."""
+    fields = {"peak_fraction": ratio(g["peak_fraction"]), "memory_fraction": ratio(g["memory_fraction"]),
+              "tile_m": g["tile_m"], "tile_n": g["tile_n"], "overlap_exponent": ratio(g["overlap_exponent"])}
+    if g.get("gemv_max_m"):
+        fields.update(gemv_max_m=g["gemv_max_m"], gemv_memory_fraction=ratio(g["gemv_memory_fraction"]))
+    return fields
 
 
 def routing_fields(supplements: list[MicroFile], bandwidth) -> tuple[dict, list[F.Fit]]:
