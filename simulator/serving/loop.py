@@ -42,7 +42,7 @@ def itl_edges() -> np.ndarray:
     return np.logspace(ITL_LOG10_MIN, ITL_LOG10_MAX, ITL_BINS + 1)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _itl_bin(gap_s):
     if gap_s <= 0.0:
         return 0
@@ -50,12 +50,12 @@ def _itl_bin(gap_s):
     return min(max(int(x), 0), ITL_BINS - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _blocks_for(tokens, block_size):
     return (tokens + block_size - 1) // block_size
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cached_prefix(prefix_hit, block_size, prompt, num_tokens, hit):
     """policy.cached_prefix."""
     if hit == 0 or prefix_hit <= 0.0:
@@ -64,7 +64,7 @@ def _cached_prefix(prefix_hit, block_size, prompt, num_tokens, hit):
     return min(tokens, num_tokens - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _grow(k, blocks, r, tokens, block_size, pool):
     """policy.Scheduler._grow: give request r the blocks for ``tokens`` positions if free."""
     need = _blocks_for(tokens, block_size) - blocks[r]
@@ -77,7 +77,7 @@ def _grow(k, blocks, r, tokens, block_size, pool):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _preempt(k, queue, blocks, computed, preempted, r):
     """Free r's blocks, drop its KV (recompute) and put it at the head of the waiting queue."""
     k[K_FREE] += blocks[r]
@@ -101,6 +101,17 @@ def _continuous_step(k, queue, running, prompt, generated, computed, blocks, pre
     while j < k[K_RUNNING] and budget > 0:
         r = running[j]
         new = min(prompt[r] + generated[r] - computed[r], budget)
+        need = _blocks_for(computed[r] + new, block_size) - blocks[r]
+        if need <= k[K_FREE]:                  # the common case, _grow without its calls
+            if need > 0:
+                k[K_FREE] -= need
+                blocks[r] += need
+            ent_req[n], counts[n], starts[n], lengths[n] = r, 1, computed[r], new
+            n += 1
+            budget -= new
+            j += 1
+            continue
+        k[K_PEAK] = max(k[K_PEAK], pool - k[K_FREE])
         scheduled = True
         while not _grow(k, blocks, r, computed[r] + new, block_size, pool):
             k[K_RUNNING] -= 1
@@ -116,6 +127,7 @@ def _continuous_step(k, queue, running, prompt, generated, computed, blocks, pre
         n += 1
         budget -= new
         j += 1
+    k[K_PEAK] = max(k[K_PEAK], pool - k[K_FREE])
     if any_preempted:
         return n
     while k[K_WAITING] > 0 and budget > 0 and k[K_RUNNING] < max_seqs:
@@ -164,16 +176,18 @@ def _static_step(k, queue, running, prompt, output, max_seqs, block_size, pool, 
     return 1
 
 
-@njit(cache=True)
-def _token(r, end_s, duration_s, generated, first_s, last_s, itl, totals):
+@njit(cache=True, inline="always")
+def _token(r, end_s, generated, first_s, last_s, itl, last_gap, totals):
     """Request r samples a token at end_s: its first sets first_s; later ones add the gap to
-    the ITL histogram."""
+    the ITL histogram (last_gap: the last gap binned and its bin)."""
     generated[r] += 1
     if generated[r] == 1:
         first_s[r] = end_s
     else:
         gap = end_s - last_s[r]
-        itl[_itl_bin(gap)] += 1
+        if gap != last_gap[0]:                 # the tokens of one iteration mostly share a gap
+            last_gap[0], last_gap[1] = gap, _itl_bin(gap)
+        itl[int(last_gap[1])] += 1
         totals[T_ITL_SUM_S] += gap
         totals[T_ITL_COUNT] += 1.0
     last_s[r] = end_s
@@ -181,7 +195,7 @@ def _token(r, end_s, duration_s, generated, first_s, last_s, itl, totals):
 
 @njit(cache=True)
 def _finish(k, static, running, prompt, output, generated, computed, blocks, ent_req, lengths, n_entries, end_s,
-            duration_s, first_s, last_s, itl, totals, finished, pool):
+            first_s, last_s, itl, last_gap, totals, finished, pool):
     """policy.Scheduler.finish: tokens sampled, finished requests into ``finished``; returns
     how many finished."""
     n_done = 0
@@ -190,7 +204,7 @@ def _finish(k, static, running, prompt, output, generated, computed, blocks, ent
         for j in range(k[K_RUNNING]):
             r = running[j]
             if generated[r] < output[r]:
-                _token(r, end_s, duration_s, generated, first_s, last_s, itl, totals)
+                _token(r, end_s, generated, first_s, last_s, itl, last_gap, totals)
         if k[K_STEPS_DONE] == k[K_PAD_OUTPUT]:
             for j in range(k[K_RUNNING]):
                 finished[n_done] = running[j]
@@ -202,7 +216,7 @@ def _finish(k, static, running, prompt, output, generated, computed, blocks, ent
         r = ent_req[e]
         computed[r] += lengths[e]
         if computed[r] == prompt[r] + generated[r]:
-            _token(r, end_s, duration_s, generated, first_s, last_s, itl, totals)
+            _token(r, end_s, generated, first_s, last_s, itl, last_gap, totals)
             if generated[r] == output[r]:
                 finished[n_done] = r
                 n_done += 1
@@ -262,6 +276,7 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
     lengths = np.zeros(max_seqs, dtype=np.int64)
     finished = np.zeros(max_seqs, dtype=np.int64)
     itl = np.zeros(ITL_BINS, dtype=np.int64)
+    last_gap = np.array([-1.0, 0.0])
     totals = np.zeros(len(TOTALS))
     totals[T_RECORD_STRIDE] = 1.0
     k = np.zeros(N_STATE, dtype=np.int64)
@@ -309,7 +324,7 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
         for e in range(n_entries):
             tokens += counts[e] * lengths[e]
         n_done = _finish(k, static, running, prompt, output, generated, computed, blocks, ent_req, lengths,
-                         n_entries, end_s, duration_s, first_s, last_s, itl, totals, finished, pool)
+                         n_entries, end_s, first_s, last_s, itl, last_gap, totals, finished, pool)
         done += n_done
         if concurrency > 0:
             for _ in range(n_done):
