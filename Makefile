@@ -22,7 +22,15 @@ test: $(STAMP)
 fuzz: $(STAMP)
 	LLMSIM_FUZZ_CASES=10000 $(BIN)/python -m pytest tests/test_fuzz.py -q
 
-bench: $(STAMP)
+PEER := .venv-bench/.installed
+
+$(PEER):        # llm-analysis, the benchmarks' peer, in its own venv (its transformers pins stay out of .venv)
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet "llm-analysis==0.2.2"
+	touch $(PEER)
+
+bench: $(STAMP) $(PEER)
+	$(BIN)/python -m pip install --quiet -e ".[test,parquet]"
 	$(BIN)/python benchmarks/bench_predict.py
 	$(BIN)/python benchmarks/bench_sweep.py
 

@@ -1,52 +1,170 @@
-"""Speed of the simulator itself: one `llmsim predict` process (warm numba cache) and
-10,000 in-process `simulator.predict` calls. Prints median and spread over repeats."""
+"""Speed of one prediction, against llm-analysis 0.2.2 measured in the same run.
+
+  process      one `llmsim predict` process (llama-3.1-8b, h100-sxm, B 8, S 1024, N 128,
+               JSON) against one llm-analysis `infer` process (Llama-2-7b, h100-sxm-80gb, the
+               same B, S, N), interleaved: llm-analysis as pip installs it (it then imports
+               transformers) and its own core alone (transformers made unimportable). Also
+               `llmsim predict` with an empty numba cache (a fresh install; its kernels run
+               as plain Python, engine/kernels/interpreted.py, so nothing is compiled).
+  in process   simulator.configure(...).predict and simulator.predict per call over 10,000
+               distinct random scenarios (each validated on first sight) and over 36 repeated
+               ones, against llm-analysis's LLMAnalysis.inference per call with its configs
+               built once; simulator.predict_many per scenario.
+
+llm-analysis runs in its own interpreter: LLMSIM_PEER_PYTHON, else .venv-bench/bin/python
+(`make bench` creates it: its transformers and huggingface-hub pins would change this
+venv). Without it the peer lines are skipped. This machine's timings vary 30-40% from run
+to run: medians with (min, max) over interleaved repeats; CPU time where stated.
+"""
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-ARGS = ["predict", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "8", "--prompt", "1024",
-        "--output", "128", "--format", "json"]
+LLMSIM = [sys.executable, "-m", "simulator.cli.main", "predict", "--model", "llama-3.1-8b", "--hardware", "h100-sxm",
+          "--batch", "8", "--prompt", "1024", "--output", "128", "--format", "json"]
+PEER_ARGS = ["infer", "--model_name", "NousResearch_Llama-2-7b-hf", "--gpu_name", "h100-sxm-80gb",
+             "--batch_size_per_gpu", "8", "--seq_len", "1024", "--num_tokens_to_generate", "128", "--log_level", "ERROR"]
+PEER_LEAN = ("import sys, runpy; sys.modules['transformers'] = None; sys.argv = ['analysis', *sys.argv[1:]]; "
+             "runpy.run_module('llm_analysis.analysis', run_name='__main__')")
+PEER_IN_PROCESS = """
+import random, sys, time
+sys.modules['transformers'] = None
+from llm_analysis.analysis import LLMAnalysis
+from llm_analysis.config import ParallelismConfig, get_dtype_config_by_name, get_gpu_config_by_name, \\
+    get_model_config_by_name
+import logging; logging.disable(logging.CRITICAL)
+a = LLMAnalysis(get_model_config_by_name('NousResearch_Llama-2-7b-hf'), get_gpu_config_by_name('h100-sxm-80gb'),
+                get_dtype_config_by_name('w16a16e16'), ParallelismConfig())
+rng = random.Random(0)
+calls = [(rng.randint(1, 64), rng.randint(16, 4096), rng.randint(2, 512)) for _ in range(int(sys.argv[1]))]
+for b, s, n in calls[:20]:
+    a.inference(batch_size_per_gpu=b, seq_len=s, num_tokens_to_generate=n)
+t0 = time.process_time()
+for b, s, n in calls:
+    a.inference(batch_size_per_gpu=b, seq_len=s, num_tokens_to_generate=n)
+print((time.process_time() - t0) / len(calls))
+"""
 
 
-def process_wall_s(repeats: int = 7) -> list[float]:
-    cmd = [sys.executable, "-m", "simulator.cli.main", *ARGS]
-    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)       # warms the numba cache
-    times = []
+def peer_python() -> str | None:
+    candidate = os.environ.get("LLMSIM_PEER_PYTHON") or str(ROOT / ".venv-bench" / "bin" / "python")
+    if not Path(candidate).exists():
+        return None
+    probe = subprocess.run([candidate, "-c", "import llm_analysis"], capture_output=True)
+    return candidate if probe.returncode == 0 else None
+
+
+def _wall_s(cmd: list[str], env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT, env=env)
+    return time.perf_counter() - t0
+
+
+def processes(peer: str | None, repeats: int) -> dict[str, list[float]]:
+    """Wall seconds per process, the commands interleaved in each repeat (one warm-up each)."""
+    commands = {"llmsim predict": LLMSIM}
+    if peer:
+        commands["llm-analysis infer, as installed"] = [peer, "-m", "llm_analysis.analysis", *PEER_ARGS]
+        commands["llm-analysis infer, core only"] = [peer, "-c", PEER_LEAN, *PEER_ARGS]
+    for cmd in commands.values():
+        _wall_s(cmd)
+    times = {name: [] for name in commands}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
-        times.append(time.perf_counter() - t0)
+        for name, cmd in commands.items():
+            times[name].append(_wall_s(cmd))
     return times
 
 
-def in_process_s(calls: int = 10_000, repeats: int = 3) -> list[float]:
+def fresh_install_s(repeats: int = 3) -> list[float]:
+    """`llmsim predict` with an empty numba cache and an empty spec cache (a new folder each)."""
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as cache:
+            times.append(_wall_s(LLMSIM, {**os.environ, "NUMBA_CACHE_DIR": cache}))
+    return times
+
+
+def in_process(distinct: int = 10_000, repeats: int = 5) -> dict[str, list[float]]:
+    """CPU seconds per call of each way to predict in this process."""
+    import numpy as np
+
     import simulator
-    scenarios = [(b, s, n) for b in (1, 4, 16, 64) for s in (128, 1024, 4096) for n in (16, 128, 512)]
-    simulator.predict(model="llama-3.1-8b", hardware="h100-sxm")
-    times = []
+    rng = random.Random(0)
+    scenarios = [(rng.randint(1, 256), rng.randint(16, 8192), rng.randint(2, 1024)) for _ in range(distinct)]
+    repeated = [(b, s, n) for b in (1, 4, 16, 64) for s in (128, 1024, 4096) for n in (16, 128, 512)] * 100
+    configured = simulator.configure("llama-3.1-8b", "h100-sxm")
+
+    def by_name(b, s, n):
+        return simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=b, prompt=s, output=n)
+
+    ways = {"configure(...).predict, distinct": (configured.predict, scenarios),
+            "configure(...).predict, repeated": (configured.predict, repeated),
+            "simulator.predict, distinct": (by_name, scenarios),
+            "simulator.predict, repeated": (by_name, repeated)}
+    for f, calls in ways.values():
+        for b, s, n in calls[:50]:
+            f(b, s, n)
+    times = {name: [] for name in ways}
+    for _ in range(repeats):
+        for name, (f, calls) in ways.items():
+            t0 = time.process_time()
+            for b, s, n in calls:
+                f(b, s, n)
+            times[name].append((time.process_time() - t0) / len(calls))
+    b, s, n = (np.array(a) for a in zip(*scenarios))
+    simulator.predict_many("llama-3.1-8b", "h100-sxm", batch=b, prompt=s, output=n)
+    many = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        for i in range(calls):
-            b, s, n = scenarios[i % len(scenarios)]
-            simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=b, prompt=s, output=n)
-        times.append(time.perf_counter() - t0)
+        simulator.predict_many("llama-3.1-8b", "h100-sxm", batch=b, prompt=s, output=n)
+        many.append((time.perf_counter() - t0) / len(scenarios))
+    times["simulator.predict_many (wall)"] = many
     return times
 
 
-def _summary(times: list[float]) -> str:
-    return f"median {statistics.median(times):.3f} s (min {min(times):.3f}, max {max(times):.3f}, n={len(times)})"
+def peer_in_process(peer: str, calls: int = 2000, repeats: int = 5) -> list[float]:
+    out = [subprocess.run([peer, "-c", PEER_IN_PROCESS, str(calls)], check=True, capture_output=True, text=True)
+           for _ in range(repeats)]
+    return [float(o.stdout.strip()) for o in out]
+
+
+def _spread(values: list[float], scale: float, unit: str) -> str:
+    med = statistics.median(values)
+    return f"median {med * scale:,.3f} {unit} (min {min(values) * scale:,.3f}, max {max(values) * scale:,.3f}, n={len(values)})"
+
+
+def main(repeats: int = 7) -> None:
+    print(f"cpu cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
+    peer = peer_python()
+    if peer is None:
+        print("llm-analysis not found (LLMSIM_PEER_PYTHON or .venv-bench): peer lines skipped")
+    print("\none process, warm caches (wall s)")
+    times = processes(peer, repeats)
+    ours = statistics.median(times["llmsim predict"])
+    for name, values in times.items():
+        ratio = "" if name == "llmsim predict" else f"   llmsim / this = {ours / statistics.median(values):.2f}x"
+        print(f"  {name:<36} {_spread(values, 1, 's')}{ratio}")
+    print(f"  {'llmsim predict, empty numba cache':<36} {_spread(fresh_install_s(), 1, 's')}")
+    print("\nin process (CPU us per prediction)")
+    calls = in_process()
+    peer_us = statistics.median(peer_in_process(peer)) if peer else None
+    for name, values in calls.items():
+        ratio = f"   llm-analysis / this = {peer_us / statistics.median(values):.1f}x" if peer_us else ""
+        print(f"  {name:<36} {_spread(values, 1e6, 'us')}{ratio}")
+    rate = 1 / statistics.median(calls["simulator.predict_many (wall)"])
+    print(f"  simulator.predict_many: {rate:,.0f} scenarios/s")
+    if peer_us:
+        print(f"  {'llm-analysis LLMAnalysis.inference':<36} median {peer_us * 1e6:,.1f} us")
 
 
 if __name__ == "__main__":
-    print(f"cpu cores: {os.cpu_count()}")
-    print(f"one `llmsim predict` process, warm numba cache: {_summary(process_wall_s())}")
-    t = in_process_s()
-    print(f"10,000 in-process simulator.predict calls: {_summary(t)}"
-          f" = {10_000 / statistics.median(t):,.0f} predictions/s")
+    main()

@@ -26,16 +26,20 @@ def predict(model: str, hardware: str, stack: str = DEFAULT_STACK, batch: int = 
     ``acceptance``. Raises SimulatorError
     subclasses on bad input.
     """
-    from simulator.api import predict_workload
-    from simulator.specs.workload import workload
+    from simulator import api
 
-    weights = {} if weight_dtype is None else {"weight_dtype": weight_dtype}
-    return predict_workload(model, hardware, stack, workload(batch=batch, prompt=prompt, output=output, **weights,
-                                                            activation_dtype=activation_dtype,
-                                                            kv_dtype=kv_dtype, tp=tp, pp=pp, dp=dp, ep=ep,
-                                                            draft_model=draft_model, draft_tokens=draft_tokens,
-                                                            acceptance=acceptance,
-                                                            microbatches=microbatches))
+    return api.predict(model, hardware, stack, batch, prompt, output, (
+        weight_dtype, activation_dtype, kv_dtype, tp, pp, dp, ep, microbatches, draft_model, draft_tokens, acceptance))
+
+
+def configure(model: str, hardware: str, stack: str = DEFAULT_STACK, **options):
+    """A configuration resolved, checked and prepared once, for many predictions:
+    ``configure(...).predict(batch, prompt, output)`` equals ``predict`` with the same
+    arguments, in microseconds (no name lookups or file checks per call: configure again
+    after editing a spec file). ``options`` are predict's keyword options."""
+    from simulator.api import configure as configured
+
+    return configured(model, hardware, stack, **options)
 
 
 def predict_many(model: str, hardware: str, stack: str = DEFAULT_STACK, batch=8, prompt=1024, output=128, **options):

@@ -74,19 +74,27 @@ def fewest_devices(model, hardware, stack, w: Workload, **limits):
                                  **limits)
 
 
-def _prepared(model, hardware, stack, w: Workload):
-    """(Prepared, draft's Prepared or None, notes) of a workload, checked against the model,
-    the draft model and the device (specs.consistency.check_workload)."""
+def _notes(model, hw, w: Workload) -> list[str]:
+    """check_workload of w against the model (and the draft model) and the device."""
     name, arch = resolve_model(model)
-    hw = resolve_hardware(hardware)
     notes = check_workload(w, arch, hw, name)
-    prep = prepare((name, arch), hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp, ep=w.ep)
-    draft = None
     if w.draft_model is not None:
         draft_name, draft_arch = resolve_model(w.draft_model)
         plain = w.model_copy(update={"ep": 1, "draft_model": None})
         notes += [n for n in check_workload(plain, draft_arch, hw, draft_name) if n not in notes]
-        draft = prepare((draft_name, draft_arch), hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp)
+    return notes
+
+
+def _prepared(model, hardware, stack, w: Workload):
+    """(Prepared, draft's Prepared or None, notes) of a workload, checked against the model,
+    the draft model and the device (specs.consistency.check_workload)."""
+    model, hw = resolve_model(model), resolve_hardware(hardware)
+    notes = _notes(model, hw, w)
+    prep = prepare(model, hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype, w.tp, ep=w.ep)
+    draft = None
+    if w.draft_model is not None:
+        draft = prepare(resolve_model(w.draft_model), hw, stack, w.weight_format, w.activation_dtype, w.kv_dtype,
+                        w.tp)
     return prep, draft, notes
 
 
@@ -104,6 +112,85 @@ def predict_workload(model, hardware, stack, w: Workload) -> Prediction:
     w = checkpoint_weights(model, w)
     prep, draft, notes = _prepared(model, hardware, stack, w)
     return engine.evaluate(prep, w, draft=draft, notes=tuple(notes))
+
+
+OPTIONS = ("weight_dtype", "activation_dtype", "kv_dtype", "tp", "pp", "dp", "ep", "microbatches", "draft_model",
+           "draft_tokens", "acceptance")      # a workload's fields other than batch, prompt and output
+_MAX_CHECKED = 4096
+
+
+class Configured:
+    """A model, device, stack and workload options resolved, checked, prepared and packed
+    once (``simulator.configure``): ``predict(batch, prompt, output)`` is then one kernel call
+    and the result object. A scenario's workload is validated (specs/workload.py,
+    specs/consistency.py) the first time it is seen and its notes kept. It holds the spec
+    objects resolved when it was made: ``fresh()`` says whether their files still give
+    them (simulator.predict asks on every call)."""
+
+    def __init__(self, model, hardware, stack, w: Workload):
+        self.given = (model, hardware, stack, w.draft_model)
+        self.options = {key: getattr(w, key) for key in OPTIONS if key in w.model_fields_set or key != "weight_dtype"}
+        self.model, self.hardware = resolve_model(model), resolve_hardware(hardware)
+        w = checkpoint_weights(self.model, w)
+        prep, draft, notes = _prepared(self.model, self.hardware, stack, w)
+        self.stack = prep.stack if not isinstance(stack, str) else resolve_stack(stack)
+        self.draft_model = resolve_model(w.draft_model) if w.draft_model is not None else None
+        self.evaluator = engine.evaluator(prep, w, draft)
+        self._checked = {(w.batch, w.prompt, w.output): tuple(notes)}
+
+    def fresh(self) -> bool:
+        """Whether each spec given by name or path still resolves to the object held (the
+        registry re-reads a changed file: one stat each)."""
+        model, hardware, stack, draft = self.given
+        return ((type(model) is not str or resolve_model(model)[1] is self.model[1])
+                and (type(hardware) is not str or resolve_hardware(hardware) is self.hardware)
+                and (type(stack) is not str or resolve_stack(stack) is self.stack)
+                and (draft is None or resolve_model(draft)[1] is self.draft_model[1]))
+
+    def predict(self, batch: int = 8, prompt: int = 1024, output: int = 128) -> Prediction:
+        """One scenario of this configuration (``simulator.predict``'s result)."""
+        key = (batch, prompt, output)
+        notes = self._checked.get(key) if type(batch) is int is type(prompt) is type(output) else None
+        if notes is None:
+            w = checkpoint_weights(self.model, workload(**self.options, batch=batch, prompt=prompt, output=output))
+            notes = tuple(_notes(self.model, self.hardware, w))
+            if type(batch) is int is type(prompt) is type(output):
+                if len(self._checked) >= _MAX_CHECKED:
+                    self._checked.clear()
+                self._checked[key] = notes
+        return self.evaluator(batch, prompt, output, notes)
+
+
+def configure(model, hardware, stack, **options) -> Configured:
+    """A Configured of predict's options (OPTIONS; a SimulatorError for bad ones; weight_dtype
+    None or left out: the checkpoint's own format, else bf16)."""
+    if options.get("weight_dtype", "") is None:
+        del options["weight_dtype"]
+    return Configured(model, hardware, stack, workload(**options))
+
+
+_configured: dict[tuple, Configured] = {}
+
+
+def predict(model, hardware, stack, batch, prompt, output, options: tuple) -> Prediction:
+    """simulator.predict: ``options`` are the values of OPTIONS in order. The Configured of
+    (model, hardware, stack, options) is kept (keyed by value and type; a spec object by
+    identity, which the Configured keeps alive) while its spec files are unchanged."""
+    key = (model if type(model) is str else id(model), hardware if type(hardware) is str else id(hardware),
+           stack if type(stack) is str else id(stack), options, tuple(map(type, options)))
+    try:
+        kept = _configured.get(key)
+    except TypeError:                         # an unhashable option: workload() says why
+        kept = key = None
+    if kept is None or not kept.fresh():
+        given = {key: value for key, value in zip(OPTIONS, options) if key != "weight_dtype" or value is not None}
+        w = workload(batch=batch, prompt=prompt, output=output, **given)
+        kept = Configured(model, hardware, stack, w)
+        if key is not None:
+            if len(_configured) >= _MAX_KEPT:
+                _configured.clear()
+            _configured[key] = kept
+    return kept.predict(batch, prompt, output)
 
 
 def predict_many(model, hardware, stack, batch, prompt, output, **options) -> dict[str, np.ndarray]:
@@ -126,4 +213,4 @@ def predict_many(model, hardware, stack, batch, prompt, output, **options) -> di
     w = checkpoint_weights(model, w)
     prep, draft, _ = _prepared(model, hardware, stack, w)
     out = evaluate_many(prep.packed(engine.layout_of(w), draft), b, s, n)
-    return {key: out[i] for i, key in enumerate(OUTPUTS)}
+    return {key: np.ascontiguousarray(out[i]) for i, key in enumerate(OUTPUTS)}

@@ -20,6 +20,7 @@ from simulator.errors import WorkloadError
 from simulator.graph.ops import KV, ONE, OpKind
 
 BLOCK = 512                 # scenarios per parallel work item
+TABLE_RUN = 32              # scenarios per batch size, on average, past which step tables pay (evaluate_many)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,15 +125,25 @@ def pack(prep, layout: Layout = Layout(), draft=None) -> Packed:
                   len(draft.table))
 
 
+def results_array(scenarios: int) -> np.ndarray:
+    """An empty [len(scenario.OUTPUTS), scenarios] result array, each scenario's results
+    adjacent in memory (Fortran order): the kernel writes a scenario's ~20 results at once,
+    and in C order they would land on ~20 pages (2.2x slower per scenario here)."""
+    return np.empty((scenarios, sc.N_OUTPUTS)).T
+
+
 def evaluate_many(packed: Packed, batch, prompt, output, parallel: bool = True,
                   require_fit: bool = True) -> np.ndarray:
     """Results [len(scenario.OUTPUTS), scenarios] (fits 1.0 or 0.0) for equal-length integer
     arrays of batch B, prompt S and output N; fastest when scenarios sharing B and S are
     adjacent. ``parallel`` spreads blocks of scenarios over numba's threads; the serial
-    kernel releases the GIL (threaded Dask workers). Both give bitwise-identical results."""
+    kernel releases the GIL (threaded Dask workers). Both give bitwise-identical results.
+    When runs of one batch size are long (TABLE_RUN on average) decode steps are summed from
+    step tables (kernels/steptable.py), equal to the per-operator sums to rounding."""
     b, s, n = (np.ascontiguousarray(a, dtype=np.int64) for a in (batch, prompt, output))
-    out = np.empty((sc.N_OUTPUTS, b.shape[0]))
-    args = (packed.target, packed.draft, packed.n_ops, packed.draft_ops, b, s, n, require_fit, out)
+    out = results_array(b.shape[0])
+    table = b.shape[0] >= TABLE_RUN * (1 + np.count_nonzero(b[1:] != b[:-1]))
+    args = (packed.target, packed.draft, packed.n_ops, packed.draft_ops, b, s, n, require_fit, table, out)
     (_evaluate_parallel if parallel else _evaluate_serial)(*args)
     return out
 
@@ -143,26 +154,26 @@ def evaluate_one(packed: Packed, batch: int, prompt: int, output: int, require_f
     ws_t = sc.workspace(packed.n_ops)
     ws_d = sc.workspace(packed.draft_ops) if packed.draft is not packed.target else ws_t
     ws_t[sc.W_STATE][sc.S_KEEP_OPS] = 1.0
-    out = np.empty((sc.N_OUTPUTS, 1))
+    out = results_array(2)                  # F order: the kernel's one compiled layout; scenario 0 only
     b, s, n = (np.array([x], dtype=np.int64) for x in (batch, prompt, output))
     sc.scenarios(packed.target, packed.draft, ws_t, ws_d, b, s, n, require_fit, out, 0, 1)
     return out[:, 0], ws_t
 
 
 @njit(cache=True)
-def _block(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, out, start, stop):
-    sc.scenarios(target, draft, sc.workspace(n_ops), sc.workspace(draft_ops), batch, prompt, output, require_fit,
-                 out, start, stop)
+def _block(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out, start, stop):
+    sc.scenarios(target, draft, sc.workspace(n_ops, table), sc.workspace(draft_ops, table), batch, prompt, output,
+                 require_fit, out, start, stop)
 
 
 @njit(cache=True, nogil=True)
-def _evaluate_serial(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, out):
-    _block(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, out, 0, batch.shape[0])
+def _evaluate_serial(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out):
+    _block(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out, 0, batch.shape[0])
 
 
 @njit(cache=True, parallel=True)
-def _evaluate_parallel(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, out):
+def _evaluate_parallel(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out):
     n = batch.shape[0]
     for blk in prange((n + BLOCK - 1) // BLOCK):
-        _block(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, out, blk * BLOCK,
+        _block(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out, blk * BLOCK,
                min(n, (blk + 1) * BLOCK))

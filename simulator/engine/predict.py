@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 
 import numpy as np
 
 from simulator.accuracy.confidence import scope_of
-from simulator.engine.batch import Layout, Packed, pack, transient_bytes, weights_per_device_bytes
-from simulator.engine.bind import Rates, bind, peak_for
+from simulator.engine.batch import Layout, Packed, pack, results_array, transient_bytes, weights_per_device_bytes
+from simulator.engine.bind import Rates, attention_dtype, bind, peak_for
 from simulator.engine.energy import EnergyModel, energy_model
 from simulator.engine.kernels import roofline
 from simulator.engine.kernels import scenario as sc
@@ -69,7 +70,7 @@ def prepare(model_name: str, arch: Architecture, hardware, stack: StackSpec, wei
     table = lower(arch, weight_format, activation_dtype, kv_dtype, stack.attention == "unfused", tp, ep,
                   stack.outer_weights_16bit)
     choice = choice or stack.choose(hardware)
-    rates = bind(table, hardware, stack, activation_dtype, choice.profile)
+    rates = bind(table, hardware, stack, activation_dtype, choice.profile, attention_dtype(activation_dtype, kv_dtype))
     em = energy_model(hardware, rates.profile, activation_dtype,
                       peak_for(hardware.peak_flops(), activation_dtype, hardware.name), rates)
     kinds = tuple(OpKind(int(code)).name.lower() for code in table.kind)
@@ -95,25 +96,26 @@ def memory_report(table: OpTable, hw, w: Workload, pre_feats: np.ndarray) -> Mem
 
 
 def _memory(res, capacity: float) -> MemoryReport:
-    return trusted(MemoryReport, dict(weights_bytes=float(res[sc.WEIGHTS_BYTES]),
-                                      kv_cache_bytes=float(res[sc.KV_CACHE_BYTES]),
-                                      activation_bytes=float(res[sc.ACTIVATION_BYTES]),
-                                      total_bytes=float(res[sc.TOTAL_BYTES]), capacity_bytes=capacity,
-                                      fits=bool(res[sc.FITS])))
+    """The memory rows of a result vector (a list of floats) as a MemoryReport."""
+    return trusted(MemoryReport, dict(weights_bytes=res[sc.WEIGHTS_BYTES], kv_cache_bytes=res[sc.KV_CACHE_BYTES],
+                                      activation_bytes=res[sc.ACTIVATION_BYTES], total_bytes=res[sc.TOTAL_BYTES],
+                                      capacity_bytes=capacity, fits=res[sc.FITS] > 0.0))
 
 
-def _notes(prep: Prepared, res) -> list[str]:
+def _notes(host_launch_s: float, tdp_w: float | None, res) -> list[str]:
+    """What bounds a scenario beyond the roofline: the host launching the prefill's kernels,
+    the power cap (``tdp_w`` None: no energy model)."""
     notes = []
     device_s = res[sc.PREFILL_DEVICE_S]
-    if prep.rates.host_launch_s > device_s:
-        notes.append(f"prefill is host-bound: launching its kernels takes {prep.rates.host_launch_s * 1e3:.2f} ms, "
+    if host_launch_s > device_s:
+        notes.append(f"prefill is host-bound: launching its kernels takes {host_launch_s * 1e3:.2f} ms, "
                      f"the device work {device_s * 1e3:.2f} ms")
-    if prep.energy is not None:
+    if tdp_w is not None:
         for phase, row in (("prefill", sc.PREFILL_POWER_SLOWDOWN), ("decode", sc.DECODE_POWER_SLOWDOWN)):
             slowdown = res[row]
             if slowdown > 1.001:
                 notes.append(f"{phase} is power-limited: {100 * (slowdown - 1):.0f}% slower than its "
-                             f"roofline at {prep.energy.tdp_w:.0f} W")
+                             f"roofline at {tdp_w:.0f} W")
     return notes
 
 
@@ -140,20 +142,42 @@ class Evaluator:
                           microbatches=w.microbatches, devices=w.devices)
         self.speculation = (w.draft_tokens, w.acceptance)
         self.confidence = scope_of(prep, w)                 # accuracy/confidence.py: per scenario, cheap
+        self.capacity_bytes = prep.hardware.capacity_bytes
+        self.limits = (prep.rates.host_launch_s, prep.energy.tdp_w if prep.energy is not None else None)
+        self._lock = threading.Lock()
+        self._scratch = self._workspaces()
+
+    def _workspaces(self):
+        """(target workspace, draft workspace, B, S, N, out): one scenario's kernel arguments."""
+        p = self.packed
+        ws_t = sc.workspace(p.n_ops)
+        ws_d = sc.workspace(p.draft_ops) if p.draft is not p.target else ws_t
+        return ws_t, ws_d, *(np.zeros(1, dtype=np.int64) for _ in range(3)), results_array(2)   # column 0 used
 
     def results(self, batch: int, prompt: int, output: int, keep: bool = False):
         """(result vector as a list, per-operator prefill times, summed decode times) of one
-        scenario (scenario.point; the per-operator times are filled when ``keep``)."""
-        p = self.packed
-        out = np.empty((sc.N_OUTPUTS, 1))
-        pre_t, dec_t = sc.point(p.target, p.draft, p.n_ops, p.draft_ops, batch, prompt, output, self.require_fit,
-                                keep, out)
-        return out[:, 0].tolist(), pre_t, dec_t
+        scenario (scenario.scenarios on one point; the per-operator times only when ``keep``).
+        The workspaces are reused (their prefill and decode lines too, while B and S repeat);
+        ``keep`` and a thread that finds them busy take fresh ones (a reused prefill leaves
+        the per-operator times unfilled)."""
+        mine = not keep and self._lock.acquire(blocking=False)
+        try:
+            ws_t, ws_d, b, s, n, out = self._scratch if mine else self._workspaces()
+            b[0], s[0], n[0] = batch, prompt, output
+            ws_t[sc.W_STATE][sc.S_KEEP_OPS] = 1.0 if keep else 0.0
+            p = self.packed
+            sc.scenarios(p.target, p.draft, ws_t, ws_d, b, s, n, self.require_fit, out, 0, 1)
+            if keep:
+                return out[:, 0].tolist(), ws_t[sc.W_PREFILL_T].copy(), ws_t[sc.W_DECODE_T].copy()
+            return out[:, 0].tolist(), None, None
+        finally:
+            if mine:
+                self._lock.release()
 
     def __call__(self, batch: int, prompt: int, output: int, notes=()) -> Prediction:
         """The Prediction of one scenario; ``notes`` (e.g. a dtype fallback) come first."""
         res = self.results(batch, prompt, output)[0]
-        memory = _memory(res, self.prep.hardware.capacity_bytes)
+        memory = _memory(res, self.capacity_bytes)
         values = dict(self.fixed, batch=batch, prompt=prompt, output=output, memory=memory, speculative=None)
         if res[sc.TTFT_S] != res[sc.TTFT_S]:                  # NaN: it does not fit
             values.update(dict.fromkeys(name for name, _ in _TIMED), note="; ".join([
@@ -165,7 +189,7 @@ class Evaluator:
             values[name] = None if x != x else x
         if res[sc.TOKENS_PER_ITERATION] == res[sc.TOKENS_PER_ITERATION]:
             values["speculative"] = self._speculative(res)
-        values.update(note="; ".join([*notes, *_notes(self.prep, res)]), confidence=self.confidence(batch, prompt, output))
+        values.update(note="; ".join([*notes, *_notes(*self.limits, res)]), confidence=self.confidence(batch, prompt, output))
         return trusted(Prediction, values, {"_breakdown_of": functools.partial(self.breakdown, batch, prompt, output)})
 
     def _speculative(self, res) -> SpeculativeReport:

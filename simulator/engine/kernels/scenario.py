@@ -35,6 +35,7 @@ from numba import njit
 
 from simulator.engine.kernels.phases import (decode_step_span, fill_chunk_features, fill_decode_lines,
                                              fill_prefill_features, mean_decode_position)
+from simulator.engine.kernels import steptable
 from simulator.engine.kernels.roofline import evaluate_point, range_lines, range_sums
 from simulator.graph.ops import N_FEATURES
 
@@ -62,17 +63,25 @@ PARAMS = ("prefill_step_overhead_s", "host_launch_s", "decode_step_overhead_s", 
 # entries of a packed model tuple
 (M_FLOPS, M_MEM_S, M_ALT_MEM_S, M_OP_PREFILL, M_OP_DECODE, M_TRANSIENT, M_JOULES, M_PARAMS) = range(8)
 # entries of a workspace tuple (workspace(n_ops)); its state: the (B, S) whose prefill it holds
-W_FEATS, W_DEC_FEATS, W_F0, W_F1, W_CASE, W_LINES, W_SCRATCH, W_STATE, W_PREFILL_T, W_DECODE_T = range(10)
-S_BATCH, S_PROMPT, S_ACT, S_PREFILL_DEVICE_S, S_PRE_DYN_J, S_HAVE_PREFILL, S_KEEP_OPS = range(7)
+(W_FEATS, W_DEC_FEATS, W_F0, W_F1, W_CASE, W_LINES, W_SCRATCH, W_STATE, W_PREFILL_T, W_DECODE_T, W_CUTS,
+ W_PIECES) = range(12)
+S_BATCH, S_PROMPT, S_ACT, S_PREFILL_DEVICE_S, S_PRE_DYN_J, S_HAVE_PREFILL, S_KEEP_OPS, S_TABLE = range(8)
 # S_KEEP_OPS: 1 keeps the per-operator times of the last scenario in W_PREFILL_T and W_DECODE_T
+# S_TABLE: 1 sums decode steps from steptable's pieces (built once per batch size: sweeps), not per
+# operator; W_PIECES [2 segments, 3 (x0, t0, slope), pieces], their counts in W_CUTS[seg, -1]
 
 
 @njit(cache=True)
-def workspace(n_ops):
-    """Scratch arrays for one model's scenarios (reused while B or (B, S) repeat)."""
+def workspace(n_ops, table=False):
+    """Scratch arrays for one model's scenarios (reused while B or (B, S) repeat); ``table``
+    sums decode steps from a step table (S_TABLE)."""
+    state = np.full(8, -1.0)
+    state[S_KEEP_OPS] = 0.0
+    state[S_TABLE] = 1.0 if table else 0.0
+    pieces = 6 * n_ops + 1                      # steptable.max_pieces
     return (np.zeros(N_FEATURES), np.zeros(N_FEATURES), np.zeros((2, N_FEATURES)), np.zeros((2, N_FEATURES)),
-            np.zeros((2, n_ops), dtype=np.int64), np.zeros((2, n_ops, 4, 2)), np.zeros(n_ops), np.full(7, -1.0),
-            np.zeros(n_ops), np.zeros(n_ops))
+            np.zeros((2, n_ops), dtype=np.int64), np.zeros((2, n_ops, 4, 2)), np.zeros(n_ops), state,
+            np.zeros(n_ops), np.zeros(n_ops), np.zeros((2, pieces + 1)), np.zeros((2, 3, pieces)))
 
 
 @njit(cache=True)
@@ -152,17 +161,27 @@ def tokens_per_iteration(draft_tokens, acceptance):
 
 
 @njit(cache=True)
-def _decode_lines(flops, mem_s, alt_mem_s, op_dec, params, mb, f0, f1, case, lines):
-    """Decode operator lines of both segment kinds at batch mb (once per batch size)."""
+def _decode_lines(flops, mem_s, alt_mem_s, op_dec, params, mb, ws):
+    """Decode operator lines of both segment kinds at batch mb (once per batch size), and
+    their step tables when ws's S_TABLE is set."""
+    f0, f1, case, lines, scratch, cuts, pieces = ws[W_F0], ws[W_F1], ws[W_CASE], ws[W_LINES], ws[W_SCRATCH], \
+        ws[W_CUTS], ws[W_PIECES]
     fill_decode_lines(mb, params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN], params[P_EP], params[P_WINDOW], f0, f1)
     for seg in range(2):
         range_lines(flops, mem_s, alt_mem_s, op_dec, f0[seg], f1[seg], case[seg], lines[seg])
+        if ws[W_STATE][S_TABLE] > 0.0:
+            p = pieces[seg]
+            cuts[seg, -1] = steptable.build(op_dec, case[seg], lines[seg], scratch, cuts[seg], p[0], p[1], p[2])
 
 
 @njit(cache=True)
-def _decode_sum_s(op_dec, params, f0, f1, case, lines, first, last, feat_sum, scratch, dec_t, keep):
+def _decode_sum_s(op_dec, params, ws, first, last, keep):
     """Decode steps at positions first..last: the sum of their times (per operator into
-    dec_t when ``keep``) and of their features (into feat_sum)."""
+    ws's W_DECODE_T when ``keep``; from the step tables when S_TABLE) and of their features
+    (into W_DEC_FEATS)."""
+    f0, f1, case, lines, feat_sum, scratch, dec_t = ws[W_F0], ws[W_F1], ws[W_CASE], ws[W_LINES], ws[W_DEC_FEATS], \
+        ws[W_SCRATCH], ws[W_DECODE_T]
+    table = ws[W_STATE][S_TABLE] > 0.0 and not keep
     for j in range(feat_sum.shape[0]):
         feat_sum[j] = 0.0
     if keep:
@@ -175,6 +194,9 @@ def _decode_sum_s(op_dec, params, f0, f1, case, lines, first, last, feat_sum, sc
         count = hi - lo + 1.0
         for j in range(feat_sum.shape[0]):
             feat_sum[j] += f0[seg, j] * count + f1[seg, j] * (lo + hi) * count / 2.0
+        if table:
+            total += steptable.total(ws[W_PIECES], seg, int(ws[W_CUTS][seg, -1]), lo, hi)
+            continue
         total += range_sums(op_dec, case[seg], lines[seg], lo, hi, scratch)
         if keep:
             for i in range(dec_t.shape[0]):
@@ -191,7 +213,7 @@ def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
     not split evenly. Consecutive scenarios sharing B (and S) reuse decode lines (and the
     prefill)."""
     flops, mem_s, alt_mem_s, op_pre, op_dec, transient, joules, params = model
-    feats, dec_feats, f0, f1, case, lines, scratch, state, pre_t, dec_t = ws
+    feats, dec_feats, state, pre_t = ws[W_FEATS], ws[W_DEC_FEATS], ws[W_STATE], ws[W_PREFILL_T]
     keep, stages, energy = state[S_KEEP_OPS] > 0.0, params[P_STAGES], params[P_HAS_ENERGY] > 0.0
     speculative = params[P_DRAFT_TOKENS] > 0.0
     for k in range(start, stop):
@@ -203,7 +225,7 @@ def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
             out[FITS, k] = 0.0
             continue
         if state[S_BATCH] != mb:
-            _decode_lines(flops, mem_s, alt_mem_s, op_dec, params, mb, f0, f1, case, lines)
+            _decode_lines(flops, mem_s, alt_mem_s, op_dec, params, mb, ws)
             state[S_PROMPT] = -1.0
         if state[S_PROMPT] != s or state[S_BATCH] != mb:
             fill_prefill_features(feats, mb, s, params[P_WINDOW], params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN],
@@ -223,8 +245,7 @@ def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
         out[PREFILL_DEVICE_S, k] = state[S_PREFILL_DEVICE_S]
         ttft = stages * max(state[S_PREFILL_DEVICE_S], params[P_HOST_LAUNCH_S])    # the stages' work
         steps = n - 1
-        dec = stages * (_decode_sum_s(op_dec, params, f0, f1, case, lines, s, s + n - 2, dec_feats, scratch, dec_t,
-                                      keep) + params[P_DECODE_STEP_S] * steps)
+        dec = stages * (_decode_sum_s(op_dec, params, ws, s, s + n - 2, keep) + params[P_DECODE_STEP_S] * steps)
         if energy:                                   # the power cap slows the work, not the links
             pre_dyn, dec_dyn = state[S_PRE_DYN_J], dynamic_j(params, joules[1], dec_feats)
             limited_ttft, limited_dec = power_limited_s(params, ttft, pre_dyn), power_limited_s(params, dec, dec_dyn)
@@ -271,7 +292,7 @@ def scenarios(target, draft, ws_t, ws_d, batch, prompt, output, require_fit, out
     plain(target, ws_t, batch, prompt, output, require_fit, out, start, stop)
     if target[M_PARAMS][P_DRAFT_TOKENS] <= 0.0:
         return
-    drafted = np.empty((N_OUTPUTS, stop - start))
+    drafted = np.empty((stop - start, N_OUTPUTS)).T          # the layout out has (batch.results_array)
     plain(draft, ws_d, batch[start:stop], prompt[start:stop], output[start:stop], False, drafted, 0, stop - start)
     for k in range(start, stop):
         if output[k] >= 2 and not np.isnan(out[TTFT_S, k]):
@@ -306,3 +327,4 @@ def _speculate(target, feats, res, d, b, s, n, require_fit):
     if require_fit and not fits:
         for r in TIMES:
             res[r] = np.nan
+
