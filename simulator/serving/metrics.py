@@ -64,7 +64,7 @@ def saturated(totals: np.ndarray, n: int, closed_loop: bool) -> bool:
     """The module docstring's test on the backlog at the middle and the last arrival."""
     if closed_loop or n < 2:
         return False
-    return totals[T_BACKLOG_END] - totals[T_BACKLOG_MID] > SATURATION_GROWTH * (n - n // 2)
+    return bool(totals[T_BACKLOG_END] - totals[T_BACKLOG_MID] > SATURATION_GROWTH * (n - n // 2))
 
 
 def run_metrics(arrival_s, first_s, last_s, output, itl_counts, totals, ttft_slo_s, tpot_slo_s,
