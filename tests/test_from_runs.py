@@ -151,3 +151,47 @@ def test_bad_csv_and_missing_file(tmp_path, capsys):
     assert code == 2 and "bad.csv: line 2: batch" in err
     code, _ = _calibrate(tmp_path, runs=tmp_path / "none.jsonl")
     assert code == 2 and "no such run file" in capsys.readouterr().err
+
+
+def test_committed_published_calibration_is_reproducible():
+    """`calibrate --published` on the FlightLLM file gives the committed stack's parameters
+    and cross-validated errors (the record `llmsim validate` reports)."""
+    from simulator.accuracy.published import calibrate_file, published_root
+    from simulator.calibration.stack_file import record
+
+    cal, spec = calibrate_file(published_root() / "flightllm.yaml")
+    committed = registry.stack(spec.calibration.stack).calibration
+    fresh = record(cal, committed["runs_from"], spec.stack)
+    assert [p["value"] for p in fresh["parameters"]] == pytest.approx([p["value"] for p in committed["parameters"]],
+                                                                     rel=1e-3)
+    for a, b in zip(fresh["cross_validation"]["held_out"], committed["cross_validation"]["held_out"]):
+        assert (a["run"], a["metric"]) == (b["run"], b["metric"]) and a["error"] == pytest.approx(b["error"], abs=1e-3)
+
+
+def test_validate_reports_each_published_point_held_out():
+    """Every point of a file with a calibration block has a cross-validated error, and it is
+    the committed record's held-out one (never the in-sample fit)."""
+    from simulator.accuracy.published import cross_validated
+    from simulator.cli.validate import published_report
+
+    text, rows = published_report()
+    assert "fitted, CV" in text and "each point predicted by a fit without it" in text
+    fitted = cross_validated()
+    for r in rows:
+        if r["file"] in fitted:
+            assert r["cv_error"] is not None
+    held = registry.stack("fpga-overlay-fitted").calibration["cross_validation"]["held_out"]
+    flight = [r["cv_error"] for r in rows if r["file"] == "flightllm"]
+    assert flight == pytest.approx([1 / (1 + h["error"]) - 1 for h in held])   # on TPOT -> on tokens/s
+
+
+def test_published_file_is_a_run_file():
+    from simulator.accuracy.published import as_runs, load, published_root
+
+    path = published_root() / "trtllm-0.6-static-batch.yaml"
+    runs = load_runs(path)
+    assert runs == as_runs(load(path), path)
+    seventy = next(r for r in runs if r.model == "llama-2-70b" and r.output_tokens_per_s is not None)
+    assert seventy.tp == 2 and seventy.output_tokens_per_s == pytest.approx(2 * 2657)   # per device x devices
+    decode = load_runs(published_root() / "llama-cpp-llama2-7b-q4_0.yaml")[0]
+    assert decode.tpot_s == pytest.approx(1 / 280.7) and decode.output == 129

@@ -111,5 +111,5 @@ def test_native_rows_and_unknown_formats(tmp_path):
     with pytest.raises(SpecError, match="x.json: not a known run format"):
         load_runs(other)
     (tmp_path / "x.txt").write_text("")
-    with pytest.raises(SpecError, match="expected a .jsonl, .csv or .json"):
+    with pytest.raises(SpecError, match="expected a .jsonl, .csv, .json or published .yaml"):
         load_runs(tmp_path / "x.txt")

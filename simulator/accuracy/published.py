@@ -33,6 +33,18 @@ class PublishedPoint(Strict):
     note: str = ""
 
 
+class PublishedCalibration(Strict):
+    """How the file's points become a stack: `llmsim calibrate --published FILE` fits
+    ``params`` (calibration/knobs.py; NAME or NAME@PREFIX) on top of the file's stack from
+    every point and writes hardware_specs/stacks/<stack>.yaml, cross-validated by ``cv``."""
+
+    stack: str
+    params: list[str]
+    cv: str = "run"
+    per_profile: bool = False
+    why: str = ""
+
+
 class PublishedFile(Strict):
     source: str
     vague: str = ""
@@ -42,6 +54,7 @@ class PublishedFile(Strict):
     activation_dtype: str = "bf16"
     kv_dtype: str = "bf16"
     points: list[PublishedPoint]
+    calibration: PublishedCalibration | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +63,7 @@ class Comparison:
     point: PublishedPoint
     model: str
     predicted: float | None
+    index: int = 0                  # the point's place in the file (points.INDEX)
 
     @property
     def error(self) -> float | None:
@@ -85,14 +99,14 @@ def compare(root: Path | None = None) -> list[Comparison]:
     out = []
     for path in sorted((root or published_root()).glob("*.yaml")):
         spec = load(path)
-        for point in spec.points:
+        for index, point in enumerate(spec.points):
             model = point.model or spec.model
             p = simulator.predict(model=model, hardware=point.hardware, stack=spec.stack, batch=point.batch,
                                   prompt=point.prompt, output=point.output, tp=point.tp,
                                   weight_dtype=point.weight_dtype or spec.weight_dtype,
                                   activation_dtype=point.activation_dtype or spec.activation_dtype,
                                   kv_dtype=point.kv_dtype or spec.kv_dtype)
-            out.append(Comparison(path.stem, point, model, _metric(p, point.metric)))
+            out.append(Comparison(path.stem, point, model, _metric(p, point.metric), index))
     return out
 
 
@@ -116,3 +130,47 @@ def as_runs(spec: PublishedFile, path: Path) -> list:
                               "kv_dtype": point.kv_dtype or spec.kv_dtype, metric[0]: metric[1]},
                              path, f"points.{i}"))
     return runs
+
+
+def calibrate_file(path: Path):
+    """The file's calibration (calibration.from_runs.Calibration) as its ``calibration``
+    block says, and the block."""
+    from simulator.calibration.from_runs import calibrate_from_runs, parse_use
+    from simulator.errors import SpecError
+
+    spec = load(path)
+    if spec.calibration is None:
+        raise SpecError(str(path), "calibration", "no calibration block (stack, params, cv) to fit by")
+    block = spec.calibration
+    cal = calibrate_from_runs(as_runs(spec, path), registry.stack(spec.stack), [parse_use(p) for p in block.params],
+                              block.cv, block.per_profile)
+    return cal, spec
+
+
+def cross_validated(root: Path | None = None) -> dict[str, dict]:
+    """{published file stem: the fitted stack's name, CV scheme, per-metric CV errors and
+    {"points.I": held-out error}} for every file with a calibration block, read from the
+    stack file that `calibrate --published` wrote (tests/test_from_runs.py refits one)."""
+    out = {}
+    for path in sorted((root or published_root()).glob("*.yaml")):
+        spec = load(path)
+        if spec.calibration is None or spec.calibration.stack not in registry.stack_index():
+            continue
+        record = registry.stack(spec.calibration.stack).calibration
+        cv = record.get("cross_validation", {})
+        points = {}
+        for h in cv.get("held_out", []):
+            where = h["run"].split(":", 1)[1]                  # points.I
+            metric = spec.points[int(where.split(".")[1])].metric
+            points[where] = _as_published(h["error"], metric)
+        out[path.stem] = {"stack": spec.calibration.stack, "scheme": cv.get("scheme"), "errors": cv.get("errors", []),
+                          "points": points}
+    return out
+
+
+def _as_published(error: float | None, metric: str) -> float | None:
+    """A run's relative error on its time (TPOT, TTFT) as the error on the published rate
+    (tokens/s = B / TPOT or B S / TTFT): 1 / (1 + e) - 1; rates and ttft_s as they are."""
+    if error is None or metric not in ("decode_tokens_per_s", "prefill_tokens_per_s"):
+        return error
+    return 1.0 / (1.0 + error) - 1.0

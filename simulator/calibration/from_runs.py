@@ -14,14 +14,17 @@ run out) or ``kfold:K`` (K folds, runs dealt in order).
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 
 import numpy as np
 from scipy.optimize import least_squares
 
 from simulator.api import predict_many, resolve_hardware, resolve_model
 from simulator.calibration.importers.runs import Run
-from simulator.calibration.knobs import Knob, adjusted, lower_bound
+from simulator.calibration.knobs import Knob, adjusted, cycle_factor, lower_bound
 from simulator.errors import SimulatorError, SpecError, UnknownNameError
+from simulator.specs import registry
+from simulator.specs.base import Dtype
 from simulator.specs.stack import DeviceProfile, StackSpec
 
 TYPICAL = {"scale": 1.0, "shift": 1e-5}     # the optimizer's step scale per knob kind (x_scale)
@@ -44,14 +47,52 @@ def address_of(stack: StackSpec, hardware) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Slot:
-    """One entry of the parameter vector: a knob on a group of profiles (None: all of them)."""
+    """One entry of the parameter vector: a knob on a group of profile addresses (None: all)."""
 
     knob: Knob
     group: tuple[str, ...] | None
+    prefix: str | None = None        # as --params named it (NAME@PREFIX)
+    per_profile: bool = False        # one of a set of slots, one per distinct profile
 
     @property
     def label(self) -> str:
-        return self.knob.name if self.group is None else f"{self.knob.name}[{self.group[0]}]"
+        name = self.knob.name if self.prefix is None else f"{self.knob.name}@{self.prefix}"
+        return f"{name}[{self.group[0]}]" if self.per_profile or (self.group and self.prefix is None) else name
+
+
+def parse_use(text: str) -> tuple[Knob, str | None]:
+    """``NAME`` (every profile) or ``NAME@PREFIX`` (the profiles whose address starts with
+    PREFIX, e.g. memory_scale@classes.gpu, gemm_compute_scale@devices.apple)."""
+    from simulator.calibration.knobs import knob
+
+    name, _, prefix = text.partition("@")
+    return knob(name), prefix or None
+
+
+def _matches(address: str, prefix: str | None) -> bool:
+    return prefix is None or address.startswith(prefix)
+
+
+def expanded(base: StackSpec, uses: list[tuple[Knob, str | None]]) -> tuple[StackSpec, dict[str, str]]:
+    """For a per-device (rate) knob: every registered device with compute units and a clock
+    whose profile it would change gets its own entry (a copy of that profile), so each can
+    take its own peak fraction. Returns the stack and {new address: the address copied}."""
+    rates = [prefix for k, prefix in uses if k.kind == "rate"]
+    if not rates:
+        return base, {}
+    added, origin = {}, {}
+    for name in registry.hardware_index():
+        try:
+            hw = registry.hardware(name)
+        except SimulatorError:           # a broken spec elsewhere is not this fit's problem
+            continue
+        address = address_of(base, hw)
+        if address.startswith("devices.") or not any(_matches(address, p) for p in rates):
+            continue
+        if getattr(hw, "compute_units", None) and getattr(hw, "clock_hz", None):
+            added[hw.name] = addresses(base)[address]
+            origin[f"devices.{hw.name}"] = address
+    return base.model_copy(update={"devices": {**base.devices, **added}}), origin
 
 
 def _resolved(run: Run):
@@ -103,27 +144,54 @@ class Observations:
         return np.array([per_run[m][i] if m in per_run else np.nan for i, m in zip(self.run_of, self.metric)])
 
 
-class Problem:
-    """Runs, a base stack and the slots to fit; ``stack(x)`` is the provisional stack."""
+def _cycle(address: str, dtype: Dtype) -> float | None:
+    """cycle_factor of a devices.NAME address's device (None for a class, an unknown name, or
+    a device without a peak for ``dtype``)."""
+    if not address.startswith("devices."):
+        return None
+    try:
+        return cycle_factor(registry.hardware(address[len("devices."):]), dtype)
+    except SimulatorError:
+        return None
 
-    def __init__(self, runs: list[Run], base: StackSpec, knobs: list[Knob], per_profile: bool = False):
+
+class Problem:
+    """Runs, a base stack and the slots to fit; ``stack(x)`` is the provisional stack.
+    ``uses``: (knob, address prefix or None). ``per_profile``: one slot per knob and distinct
+    profile the runs use (identical profiles share one), else one slot per knob."""
+
+    def __init__(self, runs: list[Run], base: StackSpec, uses: list[tuple[Knob, str | None]],
+                 per_profile: bool = False):
         self.obs = Observations(runs)
-        self.base = base
-        profiles = addresses(base)
-        used = sorted({address_of(base, hw) for _, hw, _, _ in self.obs.configs.values()})
-        if per_profile:                  # one knob set per distinct profile the runs use
-            groups: list[list[str]] = []
-            for a in used:
-                same = next((g for g in groups if profiles[g[0]] == profiles[a]), None)
-                (same.append(a) if same is not None else groups.append([a]))
-            self.slots = [Slot(k, tuple(g)) for g in groups for k in knobs]
-        else:
-            self.slots = [Slot(k, None) for k in knobs]
+        self.base, self.origin = expanded(base, uses)
+        profiles = addresses(self.base)
+        rates = any(k.kind == "rate" for k, _ in uses)
+        dtype = Dtype(Counter(r.activation_dtype or "bf16" for r in runs).most_common(1)[0][0])
+        self.cycle = {a: _cycle(a, dtype) if rates else None for a in profiles}
+        used = sorted({address_of(self.base, hw) for _, hw, _, _ in self.obs.configs.values()})
+        groups: list[list[str]] = []
+        for a in (used if per_profile else []):
+            same = next((g for g in groups if profiles[g[0]] == profiles[a]), None)
+            (same.append(a) if same is not None else groups.append([a]))
+        self.slots = []
+        for k, prefix in uses:
+            if not per_profile:
+                chosen = [a for a in profiles if _matches(self.home(a), prefix)]
+                self.slots.append(Slot(k, None if prefix is None else tuple(chosen), prefix))
+                continue
+            for g in groups:
+                if any(_matches(self.home(a), prefix) for a in g):
+                    # a group's slot reaches every profile equal to it (unused devices alike)
+                    self.slots.append(Slot(k, tuple(a for a in profiles if profiles[a] == profiles[g[0]]
+                                                    and _matches(self.home(a), prefix)), prefix, True))
+        if not self.slots:
+            raise SpecError("<arguments>", "--params", "no parameter applies to the profiles these runs use")
         self.targets = {a: [s for s in self.slots if s.group is None or a in s.group] for a in profiles}
         self.lower = np.array([lower_bound(s.knob, [profiles[a] for a in (s.group or profiles)]) for s in self.slots])
         self.upper = np.array([s.knob.upper for s in self.slots])
-        self.start = np.clip([s.knob.start for s in self.slots], self.lower, self.upper)
-        self.typical = np.array([TYPICAL[s.knob.kind] for s in self.slots])
+        self.start = np.clip([self._start(s, profiles) for s in self.slots], self.lower, self.upper)
+        self.typical = np.array([self._start(s, profiles) if s.knob.kind == "rate" else TYPICAL[s.knob.kind]
+                                 for s in self.slots])
         pred = self.obs.predicted(base)
         if not np.isfinite(pred).all():
             i = int(np.flatnonzero(~np.isfinite(pred))[0])
@@ -131,10 +199,21 @@ class Problem:
             raise SpecError(run.source, self.obs.metric[i], f"{run.model} does not fit on {run.hardware} at batch "
                                                             f"{run.batch} (no time to fit)")
 
+    def home(self, address: str) -> str:
+        """The base's own address of a profile (the one a device entry the fit added copies)."""
+        return self.origin.get(address, address)
+
+    def _start(self, slot: Slot, profiles) -> float:
+        """x0: the knob's neutral value; for a rate, the median rate the base's fractions imply."""
+        if slot.knob.kind != "rate":
+            return slot.knob.start
+        implied = [profiles[a].gemm.peak_fraction / self.cycle[a] for a in (slot.group or profiles) if self.cycle[a]]
+        return float(np.median(implied)) if implied else 1.0
+
     def stack(self, x) -> StackSpec:
         """The base with each profile's knobs set to x."""
         values = {a: {s.knob: x[self.slots.index(s)] for s in slots} for a, slots in self.targets.items()}
-        new = {a: adjusted(p, values[a]) if values[a] else p for a, p in addresses(self.base).items()}
+        new = {a: adjusted(p, values[a], self.cycle[a]) if values[a] else p for a, p in addresses(self.base).items()}
         return self.base.model_copy(update={
             "default": new["default"],
             "classes": {k: new[f"classes.{k}"] for k in self.base.classes},
@@ -238,12 +317,14 @@ class Calibration:
         return self.problem.stack(self.fit.x)
 
 
-def calibrate_from_runs(runs: list[Run], base: StackSpec, knobs: list[Knob], scheme: str | None = None,
+def calibrate_from_runs(runs: list[Run], base: StackSpec, uses: list, scheme: str | None = None,
                         per_profile: bool = False) -> Calibration:
-    """Fit ``knobs`` on every run, and cross-validate by ``scheme`` (default_scheme when None)."""
+    """Fit the knobs ``uses`` names (Knob, or (Knob, address prefix)) on every run, and
+    cross-validate by ``scheme`` (default_scheme when None)."""
     if not runs:
         raise SpecError("<arguments>", "RUNS", "no runs to fit")
-    problem = Problem(runs, base, knobs, per_profile)
+    uses = [u if isinstance(u, tuple) else (u, None) for u in uses]
+    problem = Problem(runs, base, uses, per_profile)
     scheme = scheme or default_scheme(runs)
     folds(runs, scheme)                          # a bad scheme is refused before any fitting
     full = fit(problem)

@@ -12,6 +12,12 @@ Shifts add a host or launch cost in seconds, floored at 0: t' = max(0, t + shift
   prefill_launch_overhead_s   + the host's eager launch cost per prefill kernel
   decode_step_overhead_s      + host cost per decode step (scheduler, sampling, graph replay)
   prefill_step_overhead_s     + host cost per prefill pass
+  gemm_flops_per_unit_cycle   GEMMs at x FLOP per compute unit per clock cycle, whatever the
+                              datasheet's tensor peak: gemm.peak_fraction = min(1, x units
+                              clock / peak), per device (kernels built on instructions whose
+                              rate per SM does not follow the tensor-core generation, e.g.
+                              llama.cpp's MMQ on mma.sync); a device without units or clock
+                              in its spec keeps its base fraction
 
 A per-layer host cost is not a separate parameter: a layer is a fixed number of kernels, so
 it is kernel_overhead_s times that number (the two cannot be told apart from runs).
@@ -29,6 +35,8 @@ MAX_SCALE = 20.0             # an efficiency at most 20x the base's (the cap at 
 MIN_SCALE = 0.02
 MAX_KERNEL_S = 1e-3          # a kernel's fixed cost: microseconds on a GPU, ~0.1 ms eager on a CPU
 MAX_STEP_S = 1.0             # host cost of one pass
+MIN_RATE = 1.0               # FLOP per unit per cycle: one scalar FMA lane would give 2
+MAX_RATE = 1e5               # FLOP per unit per cycle: an H100 SM's dense fp8 peak is ~7,600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,22 +44,25 @@ class Knob:
     """One fitted parameter: ``fields`` of the DeviceProfile it scales or shifts."""
 
     name: str
-    kind: str                # "scale" (dimensionless) or "shift" (seconds)
+    kind: str                # "scale" (dimensionless), "shift" (seconds) or "rate" (FLOP/cycle/unit)
     fields: tuple[str, ...]  # "gemm.x" nested, "x" top level (a dict field: each entry)
     meaning: str
     upper: float = MAX_SCALE
 
     @property
     def unit(self) -> str:
-        return "" if self.kind == "scale" else "s"
+        return {"scale": "", "shift": "s", "rate": "FLOP/cycle"}[self.kind]
 
     @property
     def start(self) -> float:
-        return 1.0 if self.kind == "scale" else 0.0
+        return 0.0 if self.kind == "shift" else 1.0
 
-    def change(self, value: float, x: float) -> float:
+    def change(self, value: float, x: float, cycle: float | None = None) -> float:
+        """The field's new value; ``cycle`` (units x clock / peak, per FLOP/cycle) for a rate."""
         if self.kind == "scale":
             return min(max(1.0, value), value * x)
+        if self.kind == "rate":
+            return value if cycle is None else min(1.0, x * cycle)
         return max(0.0, value + x)
 
 
@@ -70,6 +81,8 @@ KNOBS = {k.name: k for k in (
          MAX_STEP_S),
     Knob("prefill_step_overhead_s", "shift", ("prefill_step_overhead_s",), "added host cost per prefill pass",
          MAX_STEP_S),
+    Knob("gemm_flops_per_unit_cycle", "rate", ("gemm.peak_fraction",),
+         "GEMM FLOP per compute unit per clock cycle (peak fraction = min(1, x units clock / peak))", MAX_RATE),
 )}
 
 
@@ -77,6 +90,16 @@ def knob(name: str) -> Knob:
     if name not in KNOBS:
         raise SpecError("<arguments>", "--params", f"unknown parameter {name!r} (expected some of {', '.join(KNOBS)})")
     return KNOBS[name]
+
+
+def cycle_factor(hardware, dtype: Dtype) -> float | None:
+    """units x clock / dense peak of ``dtype`` (peak fraction per FLOP/cycle/unit), or None
+    when the spec gives no compute units or clock."""
+    from simulator.engine.bind import peak_for
+
+    if not getattr(hardware, "compute_units", None) or not getattr(hardware, "clock_hz", None):
+        return None
+    return hardware.compute_units * hardware.clock_hz / peak_for(hardware.peak_flops(), dtype, hardware.name)
 
 
 def _values(profile: DeviceProfile, field: str) -> list[float]:
@@ -89,22 +112,25 @@ def _values(profile: DeviceProfile, field: str) -> list[float]:
 
 def lower_bound(k: Knob, profiles: list[DeviceProfile]) -> float:
     """A scale's floor; a shift's: minus the smallest cost it shifts, so none goes below 0."""
+    if k.kind == "rate":
+        return MIN_RATE
     if k.kind == "scale":
         return MIN_SCALE
     return -min([v for p in profiles for f in k.fields for v in _values(p, f)], default=0.0)
 
 
-def updates(profile: DeviceProfile, values: dict[Knob, float]) -> dict:
-    """{DeviceProfile field name: new value} (SI; gemm a GemmEfficiency) of ``values`` applied."""
+def updates(profile: DeviceProfile, values: dict[Knob, float], cycle: float | None = None) -> dict:
+    """{DeviceProfile field name: new value} (SI; gemm a GemmEfficiency) of ``values`` applied
+    (``cycle``: cycle_factor of the profile's device, for a rate knob)."""
     out, gemm = {}, {}
     for k, x in values.items():
         for field in k.fields:
             if field.startswith("gemm."):
-                gemm[field[5:]] = k.change(getattr(profile.gemm, field[5:]), x)
+                gemm[field[5:]] = k.change(getattr(profile.gemm, field[5:]), x, cycle)
                 continue
             value = getattr(profile, field)
-            out[field] = ({kind: k.change(v, x) for kind, v in value.items()} if isinstance(value, dict)
-                          else k.change(value, x))
+            out[field] = ({kind: k.change(v, x, cycle) for kind, v in value.items()} if isinstance(value, dict)
+                          else k.change(value, x, cycle))
     if gemm:
         out["gemm"] = profile.gemm.model_copy(update=gemm)
     return out
@@ -124,12 +150,12 @@ def raw_fields(changed: dict) -> dict:
     return raw
 
 
-def _dtype_overrides(profile: DeviceProfile, values: dict[Knob, float]) -> dict:
+def _dtype_overrides(profile: DeviceProfile, values: dict[Knob, float], cycle: float | None = None) -> dict:
     """Each per-dtype override with the knobs applied to the fields it replaces."""
     out = {}
     for dtype, override in profile.dtypes.items():
         own = DeviceProfile.model_validate(override).model_fields_set
-        changed = {k: v for k, v in updates(profile.for_dtype(Dtype(dtype)), values).items() if k in own}
+        changed = {k: v for k, v in updates(profile.for_dtype(Dtype(dtype)), values, cycle).items() if k in own}
         out[dtype] = {**{k: v for k, v in override.items() if _name_of(k) not in changed}, **raw_fields(changed)}
     return out
 
@@ -138,18 +164,19 @@ def _name_of(alias: str) -> str:
     return next((n for n, f in DeviceProfile.model_fields.items() if f.alias == alias), alias)
 
 
-def adjusted(profile: DeviceProfile, values: dict[Knob, float]) -> DeviceProfile:
+def adjusted(profile: DeviceProfile, values: dict[Knob, float], cycle: float | None = None) -> DeviceProfile:
     """The profile with ``values`` applied (its dtype overrides too)."""
-    change = updates(profile, values)
+    change = updates(profile, values, cycle)
     if profile.dtypes:
-        change["dtypes"] = _dtype_overrides(profile, values)
+        change["dtypes"] = _dtype_overrides(profile, values, cycle)
     return profile.model_copy(update=change)
 
 
-def adjusted_raw(raw: dict, profile: DeviceProfile, values: dict[Knob, float]) -> dict:
+def adjusted_raw(raw: dict, profile: DeviceProfile, values: dict[Knob, float], cycle: float | None = None) -> dict:
     """A profile's YAML mapping with ``values`` applied (other fields as written)."""
-    out = {k: v for k, v in raw.items() if _name_of(k) not in updates(profile, values) and k != "dtypes"}
-    out.update(raw_fields(updates(profile, values)))
+    changed = updates(profile, values, cycle)
+    out = {k: v for k, v in raw.items() if _name_of(k) not in changed and k != "dtypes"}
+    out.update(raw_fields(changed))
     if profile.dtypes:
-        out["dtypes"] = {getattr(d, "value", d): o for d, o in _dtype_overrides(profile, values).items()}
+        out["dtypes"] = {getattr(d, "value", d): o for d, o in _dtype_overrides(profile, values, cycle).items()}
     return out

@@ -5,6 +5,7 @@ the cross-validation scheme and its errors, beside the in-sample ones."""
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +51,21 @@ def _rounded(rows: list[dict]) -> list[dict]:
     return [{k: (ratio(v) if isinstance(v, float) else v) for k, v in row.items()} for row in rows]
 
 
+def held_out(cal: Calibration) -> list[dict]:
+    """Each observation's cross-validated prediction: run source, metric, measured,
+    predicted by the fit without its fold, and the relative error."""
+    obs = cal.problem.obs
+    return [{"run": obs.runs[i].source, "metric": m, "measured": _sig(v), "predicted": _sig(v * (1 + e)),
+             "error": _sig(e)} for i, m, v, e in zip(obs.run_of, obs.metric, obs.value, cal.cv)]
+
+
 def record(cal: Calibration, sources: list[str], base: str) -> dict:
     """The stack's ``calibration`` mapping."""
     return {"method": "llmsim calibrate --from-runs: least squares on log(predicted / measured) "
                       "through the predict path; 1-sigma from the Jacobian",
             "base": base, "runs_from": sources, "parameters": parameters(cal), "fitted_on": fitted_ranges(cal),
-            "cross_validation": {"scheme": cal.scheme, "errors": _rounded(summary(cal.problem, cal.cv))},
+            "cross_validation": {"scheme": cal.scheme, "errors": _rounded(summary(cal.problem, cal.cv)),
+                                 "held_out": held_out(cal)},
             "in_sample": _rounded(summary(cal.problem, cal.in_sample))}
 
 
@@ -73,7 +83,11 @@ def stack_document(cal: Calibration, name: str, base: str, sources: list[str], n
         values = {s.knob: float(cal.fit.x[p.slots.index(s)]) for s in slots}
         section, _, key = address.partition(".")
         holder = raw if not key else raw.setdefault(section, {})
-        holder[key or "default"] = adjusted_raw((holder.get(key or "default") or {}), profiles[address], values)
+        written = holder.get(key or "default")
+        if written is None and address in p.origin:          # a device entry the fit added
+            section0, _, key0 = p.origin[address].partition(".")
+            written = (raw.get(section0) or {}).get(key0) if key0 else raw.get("default")
+        holder[key or "default"] = adjusted_raw(dict(written or {}), profiles[address], values, p.cycle[address])
     cv = "; ".join(f"{r['metric']} median |error| {100 * r['median_abs_error']:.1f}% (n={r['n']})"
                    for r in summary(p, cal.cv))
     raw.update(name=name, description=f"{p.base.description} (calibrated from end-to-end runs)",
@@ -86,5 +100,6 @@ def stack_document(cal: Calibration, name: str, base: str, sources: list[str], n
 
 
 def stack_text(document: dict) -> str:
+    """The YAML text (a JSON round trip first: shared mappings would come out as anchors)."""
     header = "# Fitted by `llmsim calibrate --from-runs` (rerun it to refresh; do not edit by hand).\n"
-    return header + yaml.safe_dump(document, sort_keys=False, width=100)
+    return header + yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False, width=100)

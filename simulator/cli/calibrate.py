@@ -72,10 +72,11 @@ def _run_defaults(args) -> dict:
 
 def _knobs(args, runs):
     """--params, else the knobs the measured metrics can tell apart (DEFAULT_PARAMS)."""
+    from simulator.calibration.from_runs import parse_use
     from simulator.calibration.knobs import knob
 
     if args.params:
-        return [knob(name) for name in args.params]
+        return [parse_use(text) for text in args.params]
     metrics = {m for r in runs for m in r.measured()}
     return [knob(name) for name in dict.fromkeys(n for m in sorted(metrics) for n in DEFAULT_PARAMS[m])]
 
@@ -100,9 +101,9 @@ def cmd_from_runs(args) -> str:
     """Fit a stack from end-to-end run files; write it to --out."""
     from simulator.calibration.from_runs import calibrate_from_runs
     from simulator.calibration.importers import load_runs
-    from simulator.calibration.stack_file import base_path, stack_document, stack_text
+    from simulator.calibration.stack_file import base_path, stack_document
     from simulator.report.jsontext import json_text
-    from simulator.report.output import writable_file, written_whole
+    from simulator.report.output import writable_file
 
     if not args.name or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", args.name):
         raise SpecError("<arguments>", "--name", f"expected lower-case letters, digits, '.', '_' and '-', got {args.name!r}")
@@ -114,20 +115,50 @@ def cmd_from_runs(args) -> str:
     base = registry.stack(args.base)
     cal = calibrate_from_runs(runs, base, _knobs(args, runs), args.cv, args.per_profile)
     document = stack_document(cal, args.name, args.base, [str(p) for p in args.from_runs])
-    with written_whole(out) as partial:
-        partial.write_text(stack_text(document))
-    registry.stack(str(out))                    # what was written reads back as a stack
+    _write_stack(document, out)
     record = document["calibration"]
     if args.format == "json":
         return json_text({"stack": str(out), **record})
+    return _calibration_text(f"{args.name}: {len(runs)} runs fitted on top of {base_path(args.base).stem}", record, out)
+
+
+def _calibration_text(title: str, record: dict, out: Path) -> str:
     scheme = {"model": "leave one model out", "hardware": "leave one device out",
-              "run": "leave one run out"}.get(cal.scheme, cal.scheme.replace("kfold:", "k-fold, k = "))
-    return "\n".join([f"{args.name}: {len(runs)} runs fitted on top of {base_path(args.base).stem}", "",
-                      _parameters_table(record["parameters"]), "",
+              "run": "leave one run out"}.get(record["cross_validation"]["scheme"])
+    scheme = scheme or record["cross_validation"]["scheme"].replace("kfold:", "k-fold, k = ")
+    return "\n".join([title, "", _parameters_table(record["parameters"]), "",
                       f"cross-validated error ({scheme}; each fold refitted without its runs):",
                       _errors_table(record["cross_validation"]["errors"]), "",
                       "in-sample error (the runs the final fit saw; not an accuracy estimate):",
                       _errors_table(record["in_sample"]), "", f"wrote {out}  (use it with --stack {out})"])
+
+
+def _write_stack(document: dict, out: Path) -> None:
+    from simulator.calibration.stack_file import stack_text
+    from simulator.report.output import written_whole
+
+    with written_whole(out) as partial:
+        partial.write_text(stack_text(document))
+    registry.stack(str(out))                    # what was written reads back as a stack
+
+
+def cmd_published(args) -> str:
+    """Each published file's calibration block fitted and written as its stack."""
+    from simulator.accuracy.published import calibrate_file
+    from simulator.calibration.files import relative_source
+    from simulator.calibration.stack_file import stack_document
+
+    texts = []
+    for text in args.published:
+        path = Path(text)
+        cal, spec = calibrate_file(path)
+        block = spec.calibration
+        out = registry.data_root() / "hardware_specs" / "stacks" / f"{block.stack}.yaml"
+        document = stack_document(cal, block.stack, spec.stack, [relative_source(path.resolve())], block.why)
+        _write_stack(document, out)
+        texts.append(_calibration_text(f"{block.stack}: {len(cal.problem.obs.runs)} published points of {path.name} "
+                                       f"fitted on top of {spec.stack}", document["calibration"], out))
+    return "\n\n".join(texts)
 
 
 def cmd_calibrate(args) -> str:
@@ -137,6 +168,8 @@ def cmd_calibrate(args) -> str:
 
     if args.from_runs:
         return cmd_from_runs(args)
+    if args.published:
+        return cmd_published(args)
     if args.this_machine:
         return cmd_this_machine(args)
     if not args.hardware:
@@ -205,10 +238,13 @@ def register(sub) -> None:
     runs = p.add_argument_group("from end-to-end runs (--from-runs)")
     runs.add_argument("--from-runs", nargs="+", metavar="RUNS", help="fit a stack from run files: llmsim rows "
                       "(.jsonl/.csv), vllm bench serve, llama-bench, genai-perf/aiperf or llmsim-hf-generate JSON")
+    runs.add_argument("--published", nargs="+", metavar="FILE", help="fit validation/published FILEs as their "
+                      "calibration block says; write hardware_specs/stacks/<its stack>.yaml")
     runs.add_argument("--base", default="pytorch-ref", help="the stack the fitted parameters adjust (name or path)")
     runs.add_argument("--out", help="the stack YAML to write")
-    runs.add_argument("--params", type=name_list, help="comma-separated parameters to fit (default: by the measured "
-                                                       "metrics); see README")
+    runs.add_argument("--params", type=name_list, help="comma-separated parameters to fit, each NAME or NAME@PREFIX "
+                                                       "(only the profiles whose address starts with PREFIX, e.g. "
+                                                       "@classes.gpu; default: by the measured metrics); see README")
     runs.add_argument("--cv", help="cross-validation: model, hardware, run or kfold:K (default: model with 3+ models, "
                                    "else hardware with 3+ devices, else run)")
     runs.add_argument("--per-profile", action="store_true", help="one parameter set per distinct base profile the "

@@ -19,7 +19,6 @@ import dataclasses
 import numpy as np
 
 from simulator.api import fewest_devices, predict_many, resolve_hardware, resolve_model, resolve_stack
-from simulator.specs import registry
 from simulator.specs.workload import workload
 
 
@@ -28,7 +27,7 @@ class Idealized:
     """One model's idealized runtime (None everywhere when nothing up to the search's limit holds it)."""
 
     model: str
-    params: float                         # published parameter count
+    params: float                         # parameters, counted from the model's graph
     prompts: tuple[int, ...]
     output: int
     tp: int | None
@@ -54,9 +53,10 @@ def reference_prompt(prompts: tuple[int, ...]) -> int:
 def idealize(model: str, hardware: str, stack: str = "ideal", prompts: tuple[int, ...] = (128, 512, 2048),
              output: int = 128, batch: int = 1, **dtypes) -> Idealized:
     """One model's F(p), g and T(p, o) on the fewest ``hardware`` devices that hold it."""
+    from simulator.graph.transformer import build, parameter_count
+
     name, arch = resolve_model(model)
-    spec = registry.model(model)[2]
-    params = spec.published_params if spec is not None else float(arch.num_layers)
+    params = float(parameter_count(build(arch)))      # counted from the graph, as `specs list` does
     hw, st = resolve_hardware(hardware), resolve_stack(stack)
     w = fewest_devices((name, arch), hw, st, workload(batch=batch, prompt=max(prompts), output=output, **dtypes))
     if w is None:

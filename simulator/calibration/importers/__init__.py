@@ -1,7 +1,8 @@
 """Run files for `llmsim calibrate --from-runs`, in whichever format a tool wrote them:
 the simulator's own rows (``.jsonl``, ``.csv``: importers/runs.py), `vllm bench serve`
 --save-result JSON, `llama-bench -o json|jsonl|csv`, GenAI-Perf / AIPerf profile exports and
-Hugging Face ``generate()`` timings (``llmsim-hf-generate/1``). The format is told from the
+Hugging Face ``generate()`` timings (``llmsim-hf-generate/1``), and published points
+(validation/published/*.yaml, accuracy/published.py). The format is told from the
 content; ``defaults`` (from --model, --hardware, ...) fill fields a file does not carry.
 """
 from __future__ import annotations
@@ -26,12 +27,15 @@ def load_runs(path: Path | str, defaults: dict | None = None) -> list[Run]:
     if rows is not None:
         return llama_bench.runs(rows, path, defaults)
     suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):                 # published points (validation/published/*.yaml)
+        from simulator.accuracy.published import as_runs, load
+        return as_runs(load(path), path)
     if suffix == ".csv":
         return read_csv(path, defaults)
     if suffix == ".jsonl":
         return read_jsonl(path, defaults)
     if suffix != ".json":
-        raise SpecError(str(path), "", "expected a .jsonl, .csv or .json run file")
+        raise SpecError(str(path), "", "expected a .jsonl, .csv, .json or published .yaml run file")
     data = read_json(path)
     for _, module in JSON_FORMATS:
         if module.matches(data):
