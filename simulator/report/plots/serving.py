@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulator.report.plots import pyplot, save
+from simulator.report.plots import plain_log_ticks, pyplot, save
 
 STATS = (("p50", "-"), ("p90", "--"), ("p99", ":"))
 
@@ -24,6 +24,9 @@ def _latency(ax, runs, key, title, slo_s):
         ax.axvline(min(saturated), color="grey", lw=1, ls="-.", label="saturated from")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain_log_ticks(ax.xaxis, max(rates) / min(rates))
+    shown = [y for line in ax.get_lines() for y in line.get_ydata() if y > 0]
+    plain_log_ticks(ax.yaxis, max(shown) / min(shown) if shown else 10.0)
     ax.set_xlabel("requests/s")
     ax.set_ylabel(f"{title} (ms)")
     ax.set_title(title)
