@@ -87,14 +87,29 @@ def decode_step_device_s(model, cache, batch, position):
 
 
 @njit(cache=True)
-def mixed_features(params, counts, starts, lengths, n_entries, feats, scratch):
-    """The summed feature vector of an iteration's entries into ``feats`` (module docstring)."""
+def mixed_features(model, cache, counts, starts, lengths, n_entries, outgrown, feats, scratch):
+    """The summed feature vector of an iteration's entries into ``feats`` (module docstring).
+    Its decode tokens, unless a sliding window caps one (``outgrown``), add up to the decode
+    step's features at their batch and mean position (the decode-line cache's f0 + f1 c:
+    B (c + 1) pairs and cached positions), so only the chunks are summed one by one."""
+    params = model[M_PARAMS]
     window = params[P_WINDOW]
     feats[:] = 0.0
+    decode_batch = 0
+    position_sum = 0.0
     for e in range(n_entries):
+        if lengths[e] == 1 and not outgrown and decode_batch + counts[e] < cache[D_READY].shape[0]:
+            decode_batch += counts[e]
+            position_sum += counts[e] * float(starts[e])
+            continue
         fill_chunk_features(scratch, float(counts[e]), float(starts[e]), float(lengths[e]), window, 0.0, 0.0, 1.0)
         for j in range(N_FEATURES):
             feats[j] += scratch[j]
+    if decode_batch > 0:
+        _decode_lines_at(model, cache, decode_batch)
+        position = position_sum / decode_batch
+        for j in range(N_FEATURES):
+            feats[j] += cache[D_F0][decode_batch, j] + cache[D_F1][decode_batch, j] * position
     feats[ONE] = 1.0
     feats[EXP], feats[ETOK] = touched_experts(feats[TOK], params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN],
                                               params[P_EP])
@@ -123,7 +138,7 @@ def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decod
         for j in range(N_FEATURES):
             feats[j] = cache[D_F0][batch, j] + cache[D_F1][batch, j] * position
     else:
-        mixed_features(params, counts, starts, lengths, n_entries, feats, scratch)
+        mixed_features(model, cache, counts, starts, lengths, n_entries, outgrown, feats, scratch)
         op = model[M_OP_PREFILL] if prefill else model[M_OP_DECODE]
         device_s = evaluate_point(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], op, feats)[0].sum()
     if prefill or eager_decode:
