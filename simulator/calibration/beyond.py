@@ -9,6 +9,8 @@ launch section):
   expert GEMM  torch._grouped_mm, groups = experts holding tokens, rows = tokens per expert
   MoE routing  router to index_add_ without the expert GEMMs: t = n t_k + bytes / (bw f), n and
                bytes the engine's moe_route and moe_combine operators' plus the router GEMV's
+  FP8 energy   J/FLOP of FP8 = the base fit's bf16 J/FLOP x (FP8 / bf16) of two 8192^3 GEMM loops
+               measured side by side (dynamic energy: minus (idle + busy) x time): ``dtypes.fp8``
 Each fit goes through the engine's kernel (fits.py); the fields are merged over the base
 file's (calibrate.py).
 """
@@ -27,7 +29,7 @@ from simulator.specs.measurement import MicroFile
 STREAM_BYTES = 2.0        # bf16 activations
 
 
-SECTIONS = ("fp8_matmul", "grouped_mm", "moe_routing")
+SECTIONS = ("fp8_matmul", "grouped_mm", "moe_routing", "fp8_energy")
 
 
 def is_supplement(micro: MicroFile) -> bool:
@@ -116,6 +118,21 @@ def routing_fields(supplements: list[MicroFile], bandwidth) -> tuple[dict, list[
     f, t_k = ratio(fit.params["memory_fraction"]), quantity(fit.params["overhead_s"], "s")
     return {"memory_fraction_by_kind": {"moe_route": f, "moe_combine": f},
             "kernel_overhead_by_kind": {"moe_route": t_k, "moe_combine": t_k}}, [fit]
+
+
+def fp8_energy_ratio(supplements: list[MicroFile]) -> float | None:
+    """(FP8 / bf16) dynamic J per FLOP of the side-by-side GEMM loops (the newest file's)."""
+    for micro in reversed(supplements):
+        loops = (micro.model_extra or {}).get("fp8_energy")
+        idle = micro.environment.idle_power
+        if not loops or idle is None or idle.idle_power_w is None or any(
+                (loops.get(k) or {}).get("energy_per_call_j") is None for k in ("tiny_kernels", "matmul_bf16", "matmul_fp8")):
+            continue
+        base = loops["tiny_kernels"]["power_mean_w"]          # idle + busy: the device awake
+        dyn = {k: (loops[k]["energy_per_call_j"] - base * loops[k]["time_per_call_s"]) / loops[k]["flops_per_call"]
+               for k in ("matmul_bf16", "matmul_fp8")}
+        return dyn["matmul_fp8"] / dyn["matmul_bf16"]
+    return None
 
 
 def supplement_fields(supplements: list[MicroFile], hardware, dtype: Dtype) -> tuple[dict, list[F.Fit]]:

@@ -21,7 +21,7 @@ import dataclasses
 from pathlib import Path
 
 from simulator.calibration import fits as F
-from simulator.calibration.beyond import is_supplement, supplement_fields
+from simulator.calibration.beyond import fp8_energy_ratio, is_supplement, supplement_fields
 from simulator.calibration.energy import energy_fields, fit_energy
 from simulator.calibration.files import device_sessions, relative_source, supplements
 from simulator.calibration.in_context import in_context
@@ -81,6 +81,9 @@ def _isolated_fields(micro: MicroFile, hardware, dtype: Dtype, extra: list[Micro
         for key, value in more.items():
             fields[key] = {**fields.get(key, {}), **value} if isinstance(value, dict) else value
         fits += more_fits
+        ratio_fp8 = fp8_energy_ratio(list(extra))
+        if ratio_fp8 is not None and energy is not None and "fp8" in fields.get("dtypes", {}):
+            fields["dtypes"]["fp8"]["energy_per_flop"] = quantity(energy["flop"] * ratio_fp8, "J/FLOP")
     return fields, fits + ([energy_check] if energy_check is not None else [])
 
 

@@ -8,9 +8,10 @@ hardware spec's figures, else are derived from TDP (documented assumption):
   energy per byte  = 0.6 x (TDP - idle) x seconds per byte of the level(s) holding the data
                      (streaming at full bandwidth draws 60% of the dynamic budget: memory and
                      on-chip data movement, not the math units)
-A measured J per FLOP is a bf16 GEMM's (the harness's power loops); a GEMM in another dtype
-pays it x peak(bf16) / peak(dtype): the tensor cores draw about the same power at full rate
-in every dtype (the datasheet's dense peaks double from bf16 to fp8 at one TDP).
+A measured J per FLOP is a bf16 GEMM's (the harness's power loops) unless the profile has
+one for the compute dtype (an FP8 loop beside a bf16 one: 0.55x on an H200); otherwise a GEMM
+in another dtype pays it x peak(bf16) / peak(dtype): the tensor cores draw about the same
+power at full rate in every dtype (the dense peaks double from bf16 to fp8 at one TDP).
 A measured profile may add busy power: drawn above idle whenever the device runs any
 kernel (clocks up, SMs awake), independent of the work done.
 Average power never exceeds TDP. A device that would draw more slows down (it lowers its
@@ -58,7 +59,7 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, rat
     idle += profile.busy_power_w
     dynamic_w = max(power.tdp_w - idle, 0.0)
     per_flop = profile.energy_per_flop_j
-    if per_flop is not None:
+    if per_flop is not None and "energy_per_flop" not in profile.dtypes.get(compute_dtype, {}):
         bf16_peak = hardware.peak_flops().get(Dtype.bf16)
         per_flop *= bf16_peak / tensor_peak_flops if bf16_peak else 1.0
     if per_flop is None and power.energy_per_flop_j:

@@ -12,7 +12,8 @@
 (c) grouped_mm: ``torch._grouped_mm`` over the expert-sorted tokens for each MoE model's
     gate+up and down weights, by tokens per expert and by how many experts hold tokens;
 (d) moe_routing: the routing chain (router matmul, topk, fp32 softmax, argsort, scatter_add_
-    counts, cumsum, gather, index_add_) without the expert GEMMs, by tokens.
+    counts, cumsum, gather, index_add_) without the expert GEMMs, by tokens;
+(e) fp8_energy: NVML energy of 8192^3 GEMM loops in bf16 and FP8 and of tiny kernels, one run.
 Every timing is a CUDA-graph replay of n_inner calls (micro.py's method), median of the
 replays per call; the longest prefills are timed by CUDA events around single calls.
 Kernel counts per call come from the profiler (gpu.count_kernels).
@@ -317,6 +318,37 @@ class Beyond:
                     self._skip("moe_routing", what, f"{type(e).__name__}: {e}"[:300])
                 torch.cuda.empty_cache()
         self._done("moe_routing", t0)
+
+    # ------------------------------------------------------------------ (e)
+    def fp8_energy(self, min_s: float = 2.5):
+        """NVML energy over >= min_s loops of an 8192^3 GEMM in bf16 and as FP8 rowwise
+        scaled_mm, and of a graph of tiny kernels (the device awake, next to no work), in one
+        run: the FP8 J/FLOP against the bf16 one measured beside it."""
+        import torch
+
+        t0 = time.perf_counter()
+        nvml = G.Nvml()
+        n = 8192
+        a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+        b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+        aq, sa = quantize_rowwise(a)
+        bq, sb = fp8_weight(n, n)
+        tiny_a = torch.randn(256, device="cuda")
+        tiny_b = torch.randn(256, device="cuda") * 1e-3
+        g, _ = G.capture_graph(lambda: [tiny_a.add_(tiny_b) for _ in range(1000)], warmups=1)
+        flops = 2.0 * n ** 3
+        res = {"tiny_kernels": G.energy_loop(nvml, g.replay, 1e-3, min_s),
+               "matmul_bf16": G.energy_loop(nvml, lambda: a @ b.t(), flops / self.peak, min_s),
+               "matmul_fp8": G.energy_loop(nvml, lambda: torch._scaled_mm(aq, bq.t(), scale_a=sa, scale_b=sb,
+                                                                          out_dtype=torch.bfloat16),
+                                          flops / (2 * self.peak), min_s)}
+        for key, bytes_ in (("matmul_bf16", 3 * 2 * n * n), ("matmul_fp8", 2 * n * n + 2 * n * n)):
+            res[key].update(flops_per_call=flops, bytes_per_call=float(bytes_),
+                            flop_per_s=flops / res[key]["time_per_call_s"])
+        res["tiny_kernels"].update(flops_per_call=0.0, bytes_per_call=0.0)
+        self.res["fp8_energy"] = res
+        self.log("  fp8_energy: " + ", ".join(f"{k} {v.get('power_mean_w') or 0:.0f} W" for k, v in res.items()))
+        self.res["section_time_s"]["fp8_energy"] = time.perf_counter() - t0
 
     def _done(self, section: str, t0: float) -> None:
         self.res["section_time_s"][section] = time.perf_counter() - t0
