@@ -186,3 +186,33 @@ def test_max_rate_meets_the_slos_and_a_higher_rate_does_not():
     above = serve(eng, make(best * 1.05), best * 1.05, ttft_slo_s=0.1, tpot_slo_s=0.012)
     assert not meets(above.metrics, 0.1, 0.012, 90)
     assert max_rate(eng, make, 1e-6, None)[0] is None
+
+
+_TWIN = """
+import dataclasses, json
+from simulator.serving.policy import Policy
+from simulator.serving.requests import Lengths, generate
+from simulator.serving.simulate import engine, serve
+eng = dataclasses.replace(engine("llama-3.2-1b", "h200-sxm", "pytorch-ref", Policy(max_batched_tokens=256, max_seqs=8)),
+                          pool_blocks=60)
+run = serve(eng, generate(30, 40.0, Lengths("uniform", 16, 300), Lengths("uniform", 1, 40), seed=8), 40.0)
+print(json.dumps([run.first_s.tolist(), run.last_s.tolist(), run.metrics["preemptions"]]))
+"""
+
+
+def test_loop_interpreted_equals_compiled():
+    """The loop and the iteration kernel run as plain Python (NUMBA_DISABLE_JIT=1) give the
+    compiled results (a pool of 60 blocks: preemptions included)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", _TWIN], env=env, capture_output=True, text=True, check=True).stdout
+    first, last, preemptions = json.loads(out)
+    eng = dataclasses.replace(_eng(Policy(max_batched_tokens=256, max_seqs=8)), pool_blocks=60)
+    run = serve(eng, generate(30, 40.0, Lengths("uniform", 16, 300), Lengths("uniform", 1, 40), seed=8), 40.0)
+    np.testing.assert_allclose(run.first_s, first, rtol=1e-12)
+    np.testing.assert_allclose(run.last_s, last, rtol=1e-12)
+    assert run.metrics["preemptions"] == preemptions > 0
