@@ -7,9 +7,10 @@
                `llmsim predict` with an empty numba cache (a fresh install; its kernels run
                as plain Python, engine/kernels/interpreted.py, so nothing is compiled).
   in process   simulator.configure(...).predict and simulator.predict per call over 10,000
-               distinct random scenarios (each validated on first sight) and over 36 repeated
-               ones, against llm-analysis's LLMAnalysis.inference per call with its configs
-               built once; simulator.predict_many per scenario.
+               distinct random scenarios (B 1..16, S 16..2048, N 2..256: each validated on
+               first sight) and over 36 repeated ones, against llm-analysis's
+               LLMAnalysis.inference per call (its configs built once; it refuses scenarios
+               that do not fit, hence the ranges); simulator.predict_many per scenario.
 
 llm-analysis runs in its own interpreter: LLMSIM_PEER_PYTHON, else .venv-bench/bin/python
 (`make bench` creates it: its transformers and huggingface-hub pins would change this
@@ -45,7 +46,7 @@ import logging; logging.disable(logging.CRITICAL)
 a = LLMAnalysis(get_model_config_by_name('NousResearch_Llama-2-7b-hf'), get_gpu_config_by_name('h100-sxm-80gb'),
                 get_dtype_config_by_name('w16a16e16'), ParallelismConfig())
 rng = random.Random(0)
-calls = [(rng.randint(1, 64), rng.randint(16, 4096), rng.randint(2, 512)) for _ in range(int(sys.argv[1]))]
+calls = [(rng.randint(1, 16), rng.randint(16, 2048), rng.randint(2, 256)) for _ in range(int(sys.argv[1]))]
 for b, s, n in calls[:20]:
     a.inference(batch_size_per_gpu=b, seq_len=s, num_tokens_to_generate=n)
 t0 = time.process_time()
@@ -99,7 +100,7 @@ def in_process(distinct: int = 10_000, repeats: int = 5) -> dict[str, list[float
 
     import simulator
     rng = random.Random(0)
-    scenarios = [(rng.randint(1, 256), rng.randint(16, 8192), rng.randint(2, 1024)) for _ in range(distinct)]
+    scenarios = [(rng.randint(1, 16), rng.randint(16, 2048), rng.randint(2, 256)) for _ in range(distinct)]   # the peer's
     repeated = [(b, s, n) for b in (1, 4, 16, 64) for s in (128, 1024, 4096) for n in (16, 128, 512)] * 100
     configured = simulator.configure("llama-3.1-8b", "h100-sxm")
 
@@ -142,7 +143,7 @@ def _spread(values: list[float], scale: float, unit: str) -> str:
     return f"median {med * scale:,.3f} {unit} (min {min(values) * scale:,.3f}, max {max(values) * scale:,.3f}, n={len(values)})"
 
 
-def main(repeats: int = 7) -> None:
+def main(repeats: int = int(os.environ.get("LLMSIM_BENCH_REPEATS", "7"))) -> None:
     print(f"cpu cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
     peer = peer_python()
     if peer is None:

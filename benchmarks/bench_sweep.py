@@ -3,8 +3,10 @@ repeats; this machine's timings vary 30-40% from run to run.
 
   one model, one device   examples/sweep-one-device.yaml: llama-3.1-8b on h100-sxm, batch
                           1..128 x 64 prompts x 128 outputs = 1,048,576 scenarios: the batch
-                          kernel alone, the whole sweep to CSV in process, and an
-                          `llmsim sweep ... --out` process (start-up, imports, writing)
+                          kernel alone (wall, both cores; and CPU time per scenario of the
+                          serial kernel), the whole sweep to CSV in process, and `llmsim
+                          sweep ... --out` processes to CSV and Parquet (start-up, imports,
+                          loading numba's cached kernels, writing)
   mixed grid              examples/sweep-mixed.yaml: 10 models x 20 devices x 512
                           scenarios = 102,400: the whole sweep to CSV, every configuration
                           prepared again in each repeat (model lowering stays cached)
@@ -13,6 +15,7 @@ repeats; this machine's timings vary 30-40% from run to run.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -59,6 +62,19 @@ def kernel_only(grid: Grid, repeats: int) -> list[float]:
     return _timed(lambda: kernel.evaluate_many(packed, b, s, n), repeats)
 
 
+def kernel_cpu_ns(grid: Grid, repeats: int) -> float:
+    """CPU nanoseconds per scenario of the serial kernel (the least over repeats)."""
+    packed, _ = configured(grid.groups[0])
+    b, s, n = grid.slice_axes(grid.batch, grid.prompt, grid.output, 0, grid.scenarios_per_group)
+    kernel.evaluate_many(packed, b, s, n, parallel=False)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.process_time()
+        kernel.evaluate_many(packed, b, s, n, parallel=False)
+        best = min(best, time.process_time() - t0)
+    return best / len(b) * 1e9
+
+
 def whole_sweep(grid: Grid, out: Path, repeats: int, cold_configurations: bool = False) -> list[float]:
     def run():
         if cold_configurations:
@@ -100,7 +116,11 @@ def main(repeats: int = 5) -> None:
         print(f"  batch kernel only           {_rate(one.scenarios, kernel_only(one, repeats))}")
         swept = whole_sweep(one, out, repeats)
         print(f"  whole sweep to CSV          {_rate(one.scenarios, swept)}")
-        print(f"  `llmsim sweep` process      {_rate(one.scenarios, process(ONE_DEVICE, out, 3))}")
+        print(f"  `llmsim sweep` process, CSV {_rate(one.scenarios, process(ONE_DEVICE, out, 3))}")
+        if importlib.util.find_spec("pyarrow"):
+            parquet = Path(folder) / "rows.parquet"
+            print(f"  `llmsim sweep` process, Parquet {_rate(one.scenarios, process(ONE_DEVICE, parquet, 3))}")
+        print(f"  serial kernel, CPU time     {kernel_cpu_ns(one, repeats):.0f} ns per scenario (one core)")
         print(f"\nmixed grid: 10 models x 20 devices ({mixed.scenarios:,} scenarios)")
         mixed_swept = whole_sweep(mixed, out, repeats, cold_configurations=True)
         print(f"  whole sweep to CSV          {_rate(mixed.scenarios, mixed_swept)}")
