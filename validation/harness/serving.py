@@ -184,7 +184,7 @@ class MixedBatch:
                     end = ch.start + L
                     o = _masked_sdpa(qc.reshape(1, KV, G * L, hd), kc[s:s + 1, :, :end], vc[s:s + 1, :, :end],
                                      chunk_masks[ch])
-                    o = o.view(H, L, hd)
+                    o = o.reshape(H, L, hd)
                 outs.append(o.transpose(0, 1).reshape(L, H * hd))
                 offset += L
             o = torch.cat(outs) if len(outs) > 1 else outs[0]
