@@ -61,8 +61,9 @@ def test_sweep_in_table_mode_equals_per_operator_sums(monkeypatch):
     prep = prepare("mistral-7b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)  # sliding window
     packed = batch.pack(prep)
     b = np.repeat([1, 8, 64], 200)
-    s = np.tile(np.repeat([16, 3000, 9000], 40)[:200], 3)[:600]
+    s = np.tile(np.repeat([16, 3000, 9000], 67)[:200], 3)
     n = np.tile(np.arange(1, 201), 3)
+    assert b.shape == s.shape == n.shape == (600,)
     tabled = batch.evaluate_many(packed, b, s, n)
     monkeypatch.setattr(batch, "TABLE_RUN", 10**9)
     direct = batch.evaluate_many(packed, b, s, n)
