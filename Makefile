@@ -17,7 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
-	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/test_roofline.py tests/test_batch.py
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/test_roofline.py tests/test_batch.py tests/test_steptable.py
 
 fuzz: $(STAMP)
 	LLMSIM_FUZZ_CASES=10000 $(BIN)/python -m pytest tests/test_fuzz.py -q
