@@ -30,7 +30,7 @@ def _decode_bytes(model, weight=BF16, prompt=1024):
     """(weight bytes a batch-1 decode step reads, KV bytes it reads, other bytes)."""
     _, arch, _ = registry.model(model)
     t = lower(arch, weight, BF16, BF16, False)
-    weights_read = t.weight_bytes - arch.vocab_size * arch.hidden_size * weight.bytes * (not arch.tied_embeddings)
+    weights_read = t.weight_bytes - t.first_stage_weight_bytes * (not arch.tied_embeddings)   # the gathered table
     if arch.tied_embeddings:      # the tied table is read whole by the LM head, and gathered once
         weights_read = t.weight_bytes
     return weights_read, (prompt + 1) * t.kv_bytes_per_token

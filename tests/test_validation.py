@@ -87,13 +87,12 @@ def test_errors_are_signed_predicted_minus_measured():
 
 # Beyond the envelope (issue 14), on the held-out suites-1 run (never fitted to): decode meets the
 # issue's targets (median <= 7%, p90 <= 15%) for FP8 W8A8, long context and MoE, as does long-context
-# prefill. FP8 and MoE prefill do not yet: their isolated kernels sum to within a few % of the
-# microbenchmarks, but the whole prefill runs 11-18% slower on the H200 than that sum (as dense bf16
-# prefill does there: bias -12%), and prompts under ~1k tokens are host-bound with a host that
-# launched eager kernels 1.5-2x slower in that session than in the microbenchmark sessions. The bounds
-# below are the observed errors with a margin, so that a change for the worse fails.
+# prefill; FP8 prefill meets the median. The rest do not yet: FP8 prompts under ~1k tokens are
+# host-bound with a host that launched eager kernels 1.5-2x slower in that session than in the
+# microbenchmark sessions (p90 41%), and MoE prefill runs ~15% slower than the sum of its isolated
+# kernels. The bounds there are the observed errors with a margin, so that a change for the worse fails.
 SUITE_BOUNDS = {("fp8", "decode"): (0.07, 0.15), ("long", "decode"): (0.07, 0.15), ("moe", "decode"): (0.07, 0.15),
-                ("long", "prefill"): (0.07, 0.15), ("fp8", "prefill"): (0.17, 0.45), ("moe", "prefill"): (0.19, 0.34)}
+                ("long", "prefill"): (0.07, 0.15), ("fp8", "prefill"): (0.10, 0.45), ("moe", "prefill"): (0.16, 0.33)}
 
 
 @pytest.mark.parametrize("key", sorted(SUITE_BOUNDS))

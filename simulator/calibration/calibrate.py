@@ -55,7 +55,8 @@ def _isolated_fields(micro: MicroFile, hardware, dtype: Dtype, extra: list[Micro
     energy, energy_check = fit_energy(micro)
     g = gemm.params
     overheads = {kind: f.params["overhead_s"] for kind, f in streams.items()}
-    overheads.update(matmul=g["overhead_s"], lm_head=g["overhead_s"], attention=decode.params["overhead_s"])
+    overheads.update(matmul=g["overhead_s"], lm_head=g["overhead_s"], expert_matmul=g["overhead_s"],
+                     attention=decode.params["overhead_s"])
     fields = {
         "gemm": {"peak_fraction": ratio(g["peak_fraction"]), "memory_fraction": ratio(g["memory_fraction"]),
                  "tile_m": g["tile_m"], "tile_n": g["tile_n"], "overlap_exponent": ratio(g["overlap_exponent"]),

@@ -9,7 +9,8 @@ from simulator.specs.measurement import MicroFile
 from simulator.units import parse as parse_quantity
 
 # operator kind -> the eager ops of the reference stack whose launch rates it averages
-EAGER_OPS = {"matmul": ("matmul",), "lm_head": ("matmul",), "norm": ("rms_norm",), "attention": ("sdpa",),
+EAGER_OPS = {"matmul": ("matmul",), "lm_head": ("matmul",), "expert_matmul": ("matmul",), "norm": ("rms_norm",),
+             "attention": ("sdpa",),
              "rotary": ("mul", "neg", "cat", "mul", "add"), "activation": ("silu", "mul"), "residual_add": ("add",),
              "kv_write": ("copy_",), "embedding": ("index_select",), "sampling": ("argmax",),
              # kinds with no eager rate of their own: the nearest ops'

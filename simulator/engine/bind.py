@@ -27,6 +27,7 @@ import dataclasses
 
 import numpy as np
 
+from simulator.engine import power
 from simulator.engine.collectives import cost_terms
 from simulator.engine.kernels import roofline
 from simulator.engine.placement import Placement, place
@@ -219,10 +220,13 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profi
     gemv_max_m = np.zeros(n)
     gemv_scale = np.ones(n)
     occupancy = np.zeros((n, 4))
+    gemm_cap, attention_cap = _sustained_caps(hardware, profile, compute_dtype, peaks, table)
     for i, code in enumerate(table.kind):
         kind = OpKind(int(code))
         compute_fraction, memory_fraction = _op_fractions(kind, profile)
         compute_peak[i] = peaks[i] * compute_fraction
+        if kind.is_gemm or kind.is_attention:      # the power limit's sustained rate (engine/power.py)
+            compute_peak[i] = min(compute_peak[i], gemm_cap if kind.is_gemm else attention_cap)
         moved[i] = table.bytes[i] * stack.traffic(kind.stack_name)
         mem_s[i] = moved[i] * column_s_per_byte / memory_fraction
         occupancy[i] = occupancy_row(kind, table.kv_heads[i], profile, units)
@@ -244,6 +248,17 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profi
     return Rates(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
                  alt_peak, alt_mem_s, overhead.copy(), overlap, host_launch_s, half_length, gemv_max_m, gemv_scale,
                  occupancy, profile, placement)
+
+
+def _sustained_caps(hardware, profile: DeviceProfile, compute_dtype: Dtype, peaks, table: OpTable):
+    """(GEMM, attention) FLOP/s the power limit sustains (power.sustained_flops; inf without
+    measured energy)."""
+    gemm_peak = max((p for p, k in zip(peaks, table.kind) if OpKind(int(k)).is_gemm), default=0.0)
+    if not gemm_peak:
+        return float("inf"), float("inf")
+    per_flop = power.gemm_energy_per_flop_j(hardware, profile, compute_dtype, gemm_peak)
+    attention_j = profile.attention_energy_per_flop_j or per_flop
+    return power.sustained_flops(hardware, profile, per_flop), power.sustained_flops(hardware, profile, attention_j)
 
 
 def _bind_pim(table: OpTable, hardware, profile: DeviceProfile, compute_dtype: Dtype, moved, column_s_per_byte):

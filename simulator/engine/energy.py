@@ -26,9 +26,8 @@ import numpy as np
 
 from simulator.engine.bind import phase_repeat
 from simulator.graph.ops import WEIGHT_COLUMNS, OpKind
-from simulator.specs.base import Dtype
+from simulator.engine.power import gemm_energy_per_flop_j, headroom_w, idle_w
 
-IDLE_FRACTION_OF_TDP = 0.15
 STREAMING_FRACTION_OF_DYNAMIC = 0.6
 
 
@@ -53,19 +52,9 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, rat
     power = hardware.power
     if power is None:
         return None
-    idle = profile.idle_power_w
-    if idle is None:
-        idle = power.idle_w if power.idle_w is not None else IDLE_FRACTION_OF_TDP * power.tdp_w
-    idle += profile.busy_power_w
-    dynamic_w = max(power.tdp_w - idle, 0.0)
-    per_flop = profile.energy_per_flop_j
-    if per_flop is not None and "energy_per_flop" not in profile.dtypes.get(compute_dtype, {}):
-        bf16_peak = hardware.peak_flops().get(Dtype.bf16)
-        per_flop *= bf16_peak / tensor_peak_flops if bf16_peak else 1.0
-    if per_flop is None and power.energy_per_flop_j:
-        per_flop = power.energy_per_flop_j.get(compute_dtype)
-    if per_flop is None:
-        per_flop = dynamic_w / tensor_peak_flops
+    idle = idle_w(hardware, profile)
+    dynamic_w = headroom_w(hardware, profile)
+    per_flop = gemm_energy_per_flop_j(hardware, profile, compute_dtype, tensor_peak_flops)
     placement = rates.placement
 
     def per_byte(spec_j: float | None, s_per_byte: float) -> float:

@@ -66,6 +66,6 @@ _STACK_NAMES = {
     OpKind.ATTN_SOFTMAX: "attention", OpKind.ATTN_CONTEXT: "attention", OpKind.RESIDUAL_ADD: "residual_add",
     OpKind.ACTIVATION: "activation", OpKind.LM_HEAD: "lm_head", OpKind.SAMPLING: "sampling",
     OpKind.ALL_REDUCE: "collective", OpKind.ALL_GATHER: "collective", OpKind.SEND_RECV: "collective",
-    OpKind.ALL_TO_ALL: "collective", OpKind.EXPERT_MATMUL: "matmul", OpKind.MOE_ROUTE: "moe_route",
+    OpKind.ALL_TO_ALL: "collective", OpKind.EXPERT_MATMUL: "expert_matmul", OpKind.MOE_ROUTE: "moe_route",
     OpKind.MOE_COMBINE: "moe_combine", OpKind.QUANTIZE: "quantize",
 }

@@ -21,7 +21,7 @@ Fraction = float  # dimensionless, in (0, 1]
 
 OpKindName = Literal["embedding", "norm", "matmul", "rotary", "kv_write", "attention",
                      "residual_add", "activation", "lm_head", "sampling", "collective", "moe_route",
-                     "moe_combine", "quantize"]  # operator kinds as stacks name them (graph/ops.py stack_name)
+                     "moe_combine", "quantize", "expert_matmul"]  # operator kinds as stacks name them (graph/ops.py stack_name)
 
 
 class GemmEfficiency(Strict):
