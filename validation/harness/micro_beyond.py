@@ -31,12 +31,12 @@ import traceback
 from pathlib import Path
 
 from . import gpu as G
+from .fp8 import quantize_rowwise, quantize_weight
 from .jsonfile import write_json
 from .runlog import log
 
 MiB = 1 << 20
 GiB = 1 << 30
-FP8_MAX = 448.0                 # largest finite float8_e4m3fn
 
 MATMUL_M = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
 QUICK_M = [1, 64, 4096]
@@ -72,23 +72,11 @@ def _copies(bytes_per_set: int, l2: int, cap: int = 64) -> int:
     return max(1, min(cap, (2 * l2) // max(1, bytes_per_set) + 1))
 
 
-def quantize_rowwise(x):
-    """(xq, sx): per-row dynamic e4m3 quantization, sx = max(amax|x_row|, eps) / 448, xq = x / sx."""
-    import torch
-
-    sx = x.abs().amax(dim=-1, keepdim=True).float().clamp(min=1e-12) / FP8_MAX
-    return (x.float() / sx).to(torch.float8_e4m3fn), sx
-
-
 def fp8_weight(n: int, k: int):
-    """(Wq [n, k] e4m3, sw [1, n] fp32): a random weight with one scale per output row."""
+    """(Wq [n, k] e4m3, sw [1, n] fp32) of a random bf16 weight (fp8.quantize_weight)."""
     import torch
 
-    w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * k ** -0.5
-    sw = w.abs().amax(dim=1, keepdim=True).float() / FP8_MAX
-    wq = (w.float() / sw).to(torch.float8_e4m3fn)
-    del w
-    return wq, sw.t().contiguous()
+    return quantize_weight(torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * k ** -0.5)
 
 
 class Beyond:
