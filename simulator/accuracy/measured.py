@@ -106,12 +106,18 @@ def transfers(points: list[Point], stack: str):
                 yield target, source, subset, errors(subset, stack, profile_from=source)
 
 
+def row_name(point: Point) -> str:
+    """The device, and for a point of a suite beyond the dense bf16 grid the suite
+    ("h200-sxm fp8"): those runs are reported apart, never averaged into the dense figures."""
+    return point.hardware if point.suite in (None, "dense") else f"{point.hardware} {point.suite}"
+
+
 def summarise(points: list[Point], errs: np.ndarray, worst: int = 5) -> list[dict]:
-    """One row per (hardware, phase, metric): n, median/p90/max |error|, mean bias, worst points."""
+    """One row per (hardware [suite], phase, metric): n, median/p90/max |error|, mean bias, worst points."""
     rows = []
-    keys = sorted({(p.hardware, p.phase, p.metric) for p in points})
+    keys = sorted({(row_name(p), p.phase, p.metric) for p in points})
     for hardware, phase, metric in keys:
-        idx = [i for i, p in enumerate(points) if (p.hardware, p.phase, p.metric) == (hardware, phase, metric)]
+        idx = [i for i, p in enumerate(points) if (row_name(p), p.phase, p.metric) == (hardware, phase, metric)]
         e = errs[idx]
         order = np.argsort(-np.abs(e))[:worst]
         rows.append({"hardware": hardware, "phase": phase, "metric": metric, "n": len(idx),
