@@ -1,4 +1,5 @@
 """Hand-computed multi-device cases: collectives, TP-2 decode, pipeline stages, data parallel."""
+import numpy as np
 import pytest
 
 import simulator
@@ -100,10 +101,18 @@ def test_impossible_parallel_configurations(kwargs, field):
 
 def test_pipeline_of_one_microbatch_is_no_faster_and_keeps_the_power_cap():
     """pp = 2, m = 1: the stages run in turn, so each device is busy half the pass and the
-    pass's power budget does not double (issue 13: pp 2 predicted a faster TTFT than pp 1 and
-    lost the power note)."""
+    pass's power budget does not double (issue 13: pp 2 predicted a faster TTFT than pp 1).
+    The power limit's sustained rate caps the GEMMs of both (engine/power.py)."""
+    from simulator.api import prepare
+    from simulator.engine import power
+    from simulator.specs.base import Dtype
+
     one = simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=8, prompt=1024, output=128)
     two = simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=8, prompt=1024, output=128, pp=2)
-    assert "prefill is power-limited" in one.note and "prefill is power-limited" in two.note
+    prep = prepare("llama-3.1-8b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
+    hw, profile = prep.hardware, prep.rates.profile
+    cap = power.sustained_flops(hw, profile, power.gemm_energy_per_flop_j(hw, profile, Dtype.bf16, 989.4e12))
+    gemm = [i for i, k in enumerate(prep.kinds) if k == "matmul"]
+    assert cap < 989.4e12 * profile.gemm.peak_fraction and np.allclose(prep.rates.compute_peak[gemm], cap)
     assert two.ttft_s > one.ttft_s and two.tpot_s >= one.tpot_s
     assert two.energy_j > one.energy_j                   # the second device idles while the first works

@@ -45,9 +45,9 @@ def test_every_option_meets_the_targets_and_matches_predict(result):
 
 
 def test_operating_point_is_the_largest_feasible_throughput(result):
-    o = next(o for o in result.options if o.hardware == "rtx-4090" and o.devices == 1)
+    o = next(o for o in result.options if o.hardware == "h100-sxm" and o.devices == 1)
     weight, activation, _ = PRECISIONS[o.precision]
-    bigger = simulator.predict(model="llama-3.1-8b", hardware="rtx-4090", batch=o.batch + 1, prompt=1024, output=256,
+    bigger = simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=o.batch + 1, prompt=1024, output=256,
                                weight_dtype=weight, activation_dtype=activation.value)
     assert not bigger.memory.fits or bigger.ttft_s > 0.5 or bigger.tpot_s > 0.05 or \
         bigger.output_tokens_per_s <= o.output_tokens_per_s
