@@ -62,8 +62,13 @@ def test_configuration_reasons_dtype_parallelism_and_moe():
     assert "fp8 compute on a profile fitted on bf16 microbenchmarks" in c.extrapolated
     assert "fp8 weights: the validated runs of h100-sxm are bf16" in c.extrapolated
     assert "tensor parallelism (tp 2): the validated runs are single-device" in c.extrapolated
-    moe = simulator.predict(model="mixtral-8x7b", hardware="h200-sxm", batch=8, prompt=512, output=64).confidence
-    assert any(r.startswith("mixture of experts") for r in moe.extrapolated)
+    def moe(hardware):
+        return simulator.predict(model="mixtral-8x7b", hardware=hardware, batch=8, prompt=512, output=64).confidence
+
+    assert any(r.startswith("mixture of experts") for r in moe("h100-sxm").extrapolated)   # no MoE run measured
+    h200 = moe("h200-sxm")                # MoE runs validated and grouped GEMMs among its microbenchmarks
+    assert not any(r.startswith("mixture of experts") for r in h200.extrapolated)
+    assert "(bf16-moe)" in h200.error_band.source
 
 
 def test_an_uncalibrated_device_says_so_with_a_wider_band():
