@@ -14,9 +14,10 @@ in another dtype pays it x peak(bf16) / peak(dtype): the tensor cores draw about
 power at full rate in every dtype (the dense peaks double from bf16 to fp8 at one TDP).
 A measured profile may add busy power: drawn above idle whenever the device runs any
 kernel (clocks up, SMs awake), independent of the work done.
-Average power never exceeds TDP. A device that would draw more slows down (it lowers its
-clocks): a pass takes at least its dynamic energy / (TDP - idle) seconds. This is what a
-sustained compute-bound prefill runs into (an H100 GEMM loop: 697 W at 1410 MHz).
+Average power never exceeds TDP: a device that would draw more lowers its clocks. That slows
+compute-bound kernels (bind.py caps their rate at headroom / J per FLOP: engine/power.py; an
+H100 GEMM loop: 697 W at 1410 MHz) but not memory-bound ones, whose energy is capped at the
+limit instead (kernels/scenario.py energy_j).
 """
 from __future__ import annotations
 

@@ -16,10 +16,11 @@ dp x ep replicas (rb = B / (dp ep) sequences each) and m pipeline microbatches
   decode    stages x (sum of decode steps at positions S .. S + N - 2 + (N - 1) step
             overhead) (then the power cap) + (N - 1) stage transfers of mb tokens;
             tpot = decode / (N - 1)
-  power     a phase's work lasts at least its dynamic energy / headroom, headroom = devices x
+  power     energy = devices x idle x t + min(dynamic, headroom x t), headroom = devices x
             (TDP - idle) x m / (m + pp - 1) (a pipeline stage is busy m of the m + pp - 1 slots:
-            splitting a pass into stages that run in turn does not raise its power budget);
-            energy = devices x idle x t + min(dynamic, headroom x t); the dynamic energy is
+            splitting a pass into stages that run in turn does not raise its power budget); the
+            limit does not stretch t (power_limited_s: compute-bound kernels already run at its
+            sustained rate, memory-bound ones keep their speed); the dynamic energy is
             copies (m x tp x dp x ep table copies) x joules_per_feature @ features
   e2e       ttft + (N - 1) tpot; output tokens/s = B N / e2e; tokens/J = B N / energy
   speculative (Leviathan et al., 2023) a draft proposes k tokens, the target verifies them
@@ -102,9 +103,12 @@ def _headroom_w(params):
 
 @njit(cache=True)
 def power_limited_s(params, time_s, dyn_j):
-    """A phase lasts at least dynamic / headroom (_headroom_w)."""
-    headroom_w = _headroom_w(params)
-    return max(time_s, dyn_j / headroom_w) if headroom_w > 0 else time_s
+    """A phase's time under the power limit: unchanged. Compute-bound kernels already run at
+    the limit's sustained rate (bind.py caps them, engine/power.py); memory-bound work keeps
+    its speed when the clocks drop, and its energy is capped at the limit (energy_j). (A
+    pass-wide stretch to dynamic / headroom had throttled long-context decode, which the GPU
+    runs at full bandwidth while at its limit.)"""
+    return time_s
 
 
 @njit(cache=True)
