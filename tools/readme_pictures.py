@@ -34,12 +34,13 @@ PICTURES = (
      "--throughput-min 500 --plot docs/img/plan.png"),
     ("Survey, batch 1", "the seed survey's picture (Li et al., arXiv 2410.04466): output tokens/s against average "
      "power (energy / end-to-end time) with iso-tokens/J lines, one filled marker per device coloured by class, "
-     "and the survey's published points (validation/survey/, batch 1) hollow in the same colours. Where they differ: ours are bf16 weights on one generic stack (pytorch-ref) with the 1024-token prefill "
-     "counted in tokens/s, most of the survey's (106 of 158) are quantized, sparse or speculative decode-only runs on each work's own "
-     "kernels, so the RTX 4090 (55 against AWQ's 194 tokens/s) and the U280 (4 against FlightLLM's 55) sit well "
-     "below theirs while the H100 (138 tokens/s at 396 W) lands beside vLLM's 143 at 423 W. The survey quotes one "
-     "nameplate power per device (every A100 at 400 W, Groq's LPU 814 tokens/s at 185 W); ours is the predicted "
-     "average draw of every device the model needs (80 Groq chips, 3.7 kW).",
+     "and the survey's published points (validation/survey/, batch 1) hollow in the same colours. Where they "
+     "differ: ours are bf16 weights on one generic stack (pytorch-ref) with the 1024-token prefill counted in "
+     "tokens/s, most of the survey's (106 of 158) are quantized, sparse or speculative decode-only runs on each "
+     "work's own kernels, so the RTX 4090 (55 against AWQ's 194 tokens/s) and the U280 (4 against FlightLLM's 55) "
+     "sit well below theirs while the H100 (138 tokens/s at 396 W) lands beside vLLM's 143 at 423 W. The survey "
+     "quotes one nameplate power per device (every A100 at 400 W, Groq's LPU 814 tokens/s at 185 W); ours is the "
+     "predicted average draw of every device the model needs (80 Groq chips, 3.7 kW).",
      f"llmsim compare --model llama-2-7b --hardware {SURVEY_DEVICES} --batch 1 --plot docs/img/survey-batch1.png"),
     ("Survey, batch 8", "the same devices at batch 8 (the survey's points stay batch 1: its data has no batch-8 "
      "points).",

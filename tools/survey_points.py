@@ -35,7 +35,8 @@ def sheet_rows(xlsx: Path) -> list[tuple[int, dict[str, str]]]:
         for cell in row.findall(NS + "c"):
             value = cell.find(NS + "v")
             text = "" if value is None else value.text
-            cells[re.match(r"[A-Z]+", cell.get("r")).group()] = strings[int(text)] if cell.get("t") == "s" and text else text
+            shared = cell.get("t") == "s" and text
+            cells[re.match(r"[A-Z]+", cell.get("r")).group()] = strings[int(text)] if shared else text
         rows.append((int(row.get("r")), cells))
     return rows
 

@@ -40,7 +40,8 @@ def _row(e: dict) -> list[str]:
         return [e["label"], "does not fit", f"{quantity(e['memory_total_bytes'], 'B')} > "
                 f"{quantity(e['memory_capacity_bytes'], 'B')}", "", "", "", ""]
     return [e["label"], quantity(e["ttft_s"], "s"), quantity(e["tpot_s"], "s"), number(e["output_tokens_per_s"], ",.0f"),
-            number(e["power_w"], ",.0f", "n/a (no power)"), number(e["tokens_per_j"], ".3g", "n/a (no power)"),
+            number(e["power_w"], ",.0f", "n/a (no power)"),
+            number(e["tokens_per_j"], ".3g", "n/a (no power)"),
             number(e["usd_per_million_output_tokens"], ".3g", "n/a (no price)")]
 
 
