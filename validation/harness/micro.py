@@ -56,24 +56,32 @@ def _copies(bytes_per_set: int, l2: int, cap: int = 128) -> int:
     return max(1, min(cap, (2 * l2) // max(1, bytes_per_set) + 1))
 
 
-class Micro(LoopSections):
-    def __init__(self, env: dict, nvml, log, deadline: float, quick: bool = False):
+class Bench:
+    """A microbenchmark run's state: the device's ceilings and L2 from ``env``, the deadline,
+    and ``res`` (each section's rows, ``skipped`` and ``section_time_s``)."""
+
+    def __init__(self, env: dict, log, deadline: float, quick: bool, res: dict):
         self.env = env
-        self.nvml = nvml
         self.log = log
         self.deadline = deadline
         self.quick = quick
         self.l2 = env.get("l2_cache_bytes") or 50 * MiB
         self.peak = env["ceilings"]["matmul_bf16_8192"]["flop_per_s"]
         self.bw = env["ceilings"]["copy_2gib"]["bytes_per_s"]
-        self.res = {"matmul": [], "attention": [], "elementwise": [], "copy": [], "launch": {}, "power": {},
-                    "skipped": [], "section_time_s": {}}
+        self.res = {**res, "skipped": [], "section_time_s": {}}
 
     def left(self) -> float:
         return self.deadline - time.perf_counter()
 
     def _skip(self, section, what, reason="time budget"):
         self.res["skipped"].append(dict(section=section, item=what, reason=reason))
+
+
+class Micro(LoopSections, Bench):
+    def __init__(self, env: dict, nvml, log, deadline: float, quick: bool = False):
+        super().__init__(env, log, deadline, quick, {"matmul": [], "attention": [], "elementwise": [], "copy": [],
+                                                     "launch": {}, "power": {}})
+        self.nvml = nvml
 
     # ------------------------------------------------------------------ (a)
     def matmul(self, shapes: dict):

@@ -24,7 +24,6 @@ writes ``micro-beyond-<gpu-slug>.json`` (schema llmsim-harness-micro/1) and a lo
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 import traceback
@@ -33,6 +32,7 @@ from pathlib import Path
 from . import gpu as G
 from .fp8 import quantize_rowwise, quantize_weight
 from .jsonfile import write_json
+from .micro import Bench, _copies, _n_inner
 from .runlog import log
 
 MiB = 1 << 20
@@ -59,19 +59,6 @@ FP8_SHAPES = {  # (N, K): labels; llama-3.1-8b and llama-3.1-70b linear layers
     (10240, 8192): ["llama-3.1-70b:qkv"], (8192, 8192): ["llama-3.1-70b:o"],
     (57344, 8192): ["llama-3.1-70b:gate_up"], (8192, 28672): ["llama-3.1-70b:down"],
 }
-TARGET_REPLAY_S = 1e-3
-MAX_INNER = 256
-
-
-def _n_inner(t_est: float, copies: int = 1) -> int:
-    return max(copies, min(MAX_INNER, max(1, int(math.ceil(TARGET_REPLAY_S / max(t_est, 1e-7))))))
-
-
-def _copies(bytes_per_set: int, l2: int, cap: int = 64) -> int:
-    """Sets needed so that all sets together exceed 2x L2."""
-    return max(1, min(cap, (2 * l2) // max(1, bytes_per_set) + 1))
-
-
 def fp8_weight(n: int, k: int):
     """(Wq [n, k] e4m3, sw [1, n] fp32) of a random bf16 weight (fp8.quantize_weight)."""
     import torch
@@ -79,23 +66,10 @@ def fp8_weight(n: int, k: int):
     return quantize_weight(torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * k ** -0.5)
 
 
-class Beyond:
+class Beyond(Bench):
     def __init__(self, env: dict, log, deadline: float, quick: bool = False):
-        self.env = env
-        self.log = log
-        self.deadline = deadline
-        self.quick = quick
-        self.l2 = env.get("l2_cache_bytes") or 50 * MiB
-        self.peak = env["ceilings"]["matmul_bf16_8192"]["flop_per_s"]
-        self.bw = env["ceilings"]["copy_2gib"]["bytes_per_s"]
-        self.res = {"fp8_matmul": [], "attention": [], "grouped_mm": [], "moe_routing": [], "kernel_counts": {},
-                    "skipped": [], "section_time_s": {}, "errors": []}
-
-    def left(self) -> float:
-        return self.deadline - time.perf_counter()
-
-    def _skip(self, section, what, reason="time budget"):
-        self.res["skipped"].append(dict(section=section, item=what, reason=reason))
+        super().__init__(env, log, deadline, quick, {"fp8_matmul": [], "attention": [], "grouped_mm": [],
+                                                     "moe_routing": [], "kernel_counts": {}, "errors": []})
 
     def _bench(self, launch, t_est: float, copies: int = 1):
         """(median s, min s, calls per replay, replays) of launch(i) in a CUDA graph; calls
