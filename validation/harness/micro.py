@@ -76,6 +76,11 @@ class Bench:
     def _skip(self, section, what, reason="time budget"):
         self.res["skipped"].append(dict(section=section, item=what, reason=reason))
 
+    def _failed(self, section, what, err: Exception):
+        """An item that raised (an unsupported shape or dtype, out of memory): skipped with the
+        error's first 300 characters, and the run goes on."""
+        self._skip(section, what, f"{type(err).__name__}: {err}"[:300])
+
 
 class Micro(LoopSections, Bench):
     def __init__(self, env: dict, nvml, log, deadline: float, quick: bool = False):
@@ -162,7 +167,7 @@ class Micro(LoopSections, Bench):
                         flops=flops, bytes=byts, flop_per_s=flops / med))
                     del q, k, v
                 except Exception as e:
-                    self._skip("attention", dict(phase="prefill", heads=H, kv_heads=KV, batch=B, seq_len=S), f"{type(e).__name__}: {e}"[:300])
+                    self._failed("attention", dict(phase="prefill", heads=H, kv_heads=KV, batch=B, seq_len=S), e)
                     torch.cuda.empty_cache()
             for B, C in dec:
                 if self.left() < 0:
@@ -195,7 +200,7 @@ class Micro(LoopSections, Bench):
                         latency_min_s=mn, flops=flops, bytes=byts, bytes_per_s=byts / med))
                     del kc, vc, qg
                 except Exception as e:
-                    self._skip("attention", dict(phase="decode", heads=H, kv_heads=KV, batch=B, context_len=C), f"{type(e).__name__}: {e}"[:300])
+                    self._failed("attention", dict(phase="decode", heads=H, kv_heads=KV, batch=B, context_len=C), e)
                     torch.cuda.empty_cache()
         torch.cuda.empty_cache()
         self.res["section_time_s"]["attention"] = time.perf_counter() - t0

@@ -33,6 +33,7 @@ from . import gpu as G
 from .fp8 import quantize_rowwise, quantize_weight
 from .jsonfile import write_json
 from .micro import Bench, _copies, _n_inner
+from .moe import combine, route
 from .runlog import log
 
 MiB = 1 << 20
@@ -122,7 +123,7 @@ class Beyond(Bench):
                     self.res["fp8_matmul"].append(row)
                 del ws, wb
             except Exception as e:     # an unsupported shape or dtype: recorded, the run goes on
-                self._skip("fp8_matmul", dict(n=n, k=k), f"{type(e).__name__}: {e}"[:300])
+                self._failed("fp8_matmul", dict(n=n, k=k), e)
             torch.cuda.empty_cache()
         x = torch.randn(64, 4096, device="cuda", dtype=torch.bfloat16)
         self.res["kernel_counts"]["quantize_rowwise"] = G.count_kernels(lambda: quantize_rowwise(x))
@@ -168,7 +169,7 @@ class Beyond(Bench):
                         flops=4.0 * b * h * hd * length, bytes=byts, bytes_per_s=byts / med))
                     del kc, vc, qg
                 except Exception as e:
-                    self._skip("attention", what, f"{type(e).__name__}: {e}"[:300])
+                    self._failed("attention", what, e)
                 torch.cuda.empty_cache()
             for s in pre:
                 what = dict(phase="prefill", heads=h, kv_heads=kv, head_dim=hd, batch=1, seq_len=s)
@@ -191,7 +192,7 @@ class Beyond(Bench):
                         latency_min_s=mn, flops=flops, bytes=2 * s * hd * (2 * h + 2 * kv), flop_per_s=flops / med))
                     del q, k, v
                 except Exception as e:
-                    self._skip("attention", what, f"{type(e).__name__}: {e}"[:300])
+                    self._failed("attention", what, e)
                 torch.cuda.empty_cache()
         self._done("attention", t0)
 
@@ -206,7 +207,7 @@ class Beyond(Bench):
                 try:
                     w = torch.randn(experts, n, k, device="cuda", dtype=torch.bfloat16)     # [E, N, K] as stored
                 except Exception as e:
-                    self._skip("grouped_mm", dict(model=label, part=part), f"{type(e).__name__}: {e}"[:300])
+                    self._failed("grouped_mm", dict(model=label, part=part), e)
                     continue
                 for active in sorted({top_k, experts}):
                     for t in tpe:
@@ -233,7 +234,7 @@ class Beyond(Bench):
                                 bytes_per_s=byts / med))
                             del x
                         except Exception as e:
-                            self._skip("grouped_mm", what, f"{type(e).__name__}: {e}"[:300])
+                            self._failed("grouped_mm", what, e)
                 del w
                 torch.cuda.empty_cache()
         self._done("grouped_mm", t0)
@@ -253,31 +254,20 @@ class Beyond(Bench):
                     continue
                 try:
                     x = torch.randn(tokens, hidden, device="cuda", dtype=torch.bfloat16)
-                    y = torch.zeros_like(x)
 
-                    def route(i):
-                        logits = x @ router.t()
-                        top, idx = torch.topk(logits, top_k, dim=-1)
-                        weights = torch.softmax(top.float(), dim=-1)
-                        flat = idx.reshape(-1)
-                        order = torch.argsort(flat)
-                        counts = torch.zeros(experts, dtype=torch.int32, device="cuda").scatter_add_(
-                            0, flat.to(torch.int64), torch.ones_like(flat, dtype=torch.int32))
-                        offs = torch.cumsum(counts, 0, dtype=torch.int32)
-                        token_of = order // top_k
-                        gathered = x.index_select(0, token_of)
-                        back = gathered * weights.reshape(-1)[order].unsqueeze(-1).to(x.dtype)
-                        return y.index_add_(0, token_of, back), offs
+                    def chain(i):            # the MoE MLP of moe.py without its two grouped GEMMs
+                        weights, order, offs, token_of = route(x, router, experts, top_k)
+                        return combine(x, x.index_select(0, token_of), weights, order, token_of), offs
 
                     byts = 2 * (tokens * hidden * (3 + 2 * top_k) + experts * hidden)
-                    med, mn, n_in, reps = self._bench(route, max(byts / (0.5 * self.bw), 40e-6))
+                    med, mn, n_in, reps = self._bench(chain, max(byts / (0.5 * self.bw), 40e-6))
                     self.res["moe_routing"].append(dict(what, bytes=byts, calls_per_replay=n_in, replays=reps,
                                                         latency_s=med, latency_min_s=mn))
                     if tokens == token_counts[0]:
-                        self.res["kernel_counts"][f"moe_routing:{label}"] = G.count_kernels(lambda: route(0))
-                    del x, y
+                        self.res["kernel_counts"][f"moe_routing:{label}"] = G.count_kernels(lambda: chain(0))
+                    del x
                 except Exception as e:
-                    self._skip("moe_routing", what, f"{type(e).__name__}: {e}"[:300])
+                    self._failed("moe_routing", what, e)
                 torch.cuda.empty_cache()
         self._done("moe_routing", t0)
 

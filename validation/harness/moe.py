@@ -14,7 +14,7 @@ For h [T, hidden] (the normed residual stream), E experts, top-k routing, expert
     y = grouped_mm(a, Wd.transpose(1, 2))        [T k, hidden]   Wd [E, hidden, f]
     out = zeros_like(h).index_add_(token, y * w[order])
 
-The routing chain is the one validation/harness/micro_beyond.py times on its own. With random
+route() and combine() are also what validation/harness/micro_beyond.py times on its own. With random
 weights routing is near uniform, so a batch of T tokens touches E (1 - (1 - k/E)^T) experts.
 torch is imported inside the function.
 """
@@ -29,12 +29,11 @@ from __future__ import annotations
 ROUTED_MLP_KERNELS = 29
 
 
-def moe_mlp(h, w_router, w_gate_up, w_down, top_k: int):
-    """The MoE MLP output [T, hidden] for h [T, hidden] (the module docstring's steps)."""
+def route(h, w_router, experts: int, top_k: int):
+    """(weights [T, k] fp32, order [T k], offs [E] int32, token_of [T k]): the routing chain
+    up to the expert-sorted slots (the module docstring's first steps)."""
     import torch
-    import torch.nn.functional as F
 
-    experts, ffn = w_gate_up.shape[0], w_down.shape[-1]
     logits = h @ w_router.t()
     top, ids = torch.topk(logits, top_k, dim=-1)
     weights = torch.softmax(top.float(), dim=-1)
@@ -43,9 +42,25 @@ def moe_mlp(h, w_router, w_gate_up, w_down, top_k: int):
     counts = torch.zeros(experts, dtype=torch.int32, device=h.device).scatter_add_(
         0, flat, torch.ones_like(flat, dtype=torch.int32))
     offs = torch.cumsum(counts, 0, dtype=torch.int32)
-    token_of = order // top_k
+    return weights, order, offs, order // top_k
+
+
+def combine(h, y, weights, order, token_of):
+    """out [T, hidden] = sum over each token's slots of y (expert-sorted) x its routing weight."""
+    import torch
+
+    back = y * weights.reshape(-1)[order].unsqueeze(-1).to(h.dtype)
+    return torch.zeros_like(h).index_add_(0, token_of, back)
+
+
+def moe_mlp(h, w_router, w_gate_up, w_down, top_k: int):
+    """The MoE MLP output [T, hidden] for h [T, hidden] (the module docstring's steps)."""
+    import torch
+    import torch.nn.functional as F
+
+    experts, ffn = w_gate_up.shape[0], w_down.shape[-1]
+    weights, order, offs, token_of = route(h, w_router, experts, top_k)
     xs = h.index_select(0, token_of)
     gate, up = torch._grouped_mm(xs, w_gate_up.transpose(1, 2), offs=offs).split(ffn, dim=-1)
     y = torch._grouped_mm(F.silu(gate) * up, w_down.transpose(1, 2), offs=offs)
-    back = y * weights.reshape(-1)[order].unsqueeze(-1).to(h.dtype)
-    return torch.zeros_like(h).index_add_(0, token_of, back)
+    return combine(h, y, weights, order, token_of)
