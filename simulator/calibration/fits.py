@@ -23,6 +23,7 @@ from scipy.optimize import least_squares
 from simulator.engine.bind import attention_block_s
 from simulator.engine.kernels import roofline
 from simulator.graph.ops import ETOK, EXP, N_FEATURES, ONE, PAIR, SEQ, TOK
+from simulator.specs.stack import DeviceProfile
 
 # the most a kernel's fixed cost may be fitted to: an eager CPU op (a composite rms_norm,
 # flash attention's setup) pays up to ~0.1-0.3 ms; a GPU kernel a few microseconds
@@ -32,7 +33,7 @@ CPU_TILE_GRID = ((16, 64), (32, 64), (32, 128))
 CPU_GEMV_MAX_M = (1, 2, 4, 8, 16)
 TILE_GRID = ((1, 1), (64, 64), (64, 128), (128, 64), (128, 128), (128, 256))
 GPU_GEMV_MAX_M = (0, 16, 32, 64)      # a GPU library's small-M kernels (FP8 rowwise scaled_mm) may stream like a GEMV
-SPLIT_BELOW = 0.8                     # flash attention's split-KV heuristic: split when blocks < 0.8 x SMs
+SPLIT_BELOW = DeviceProfile.model_fields["attention_split_below"].default   # flash attention splits below 0.8 x SMs
 
 
 @dataclasses.dataclass

@@ -220,7 +220,7 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profi
     gemv_max_m = np.zeros(n)
     gemv_scale = np.ones(n)
     occupancy = np.zeros((n, 4))
-    gemm_cap, attention_cap = _sustained_caps(hardware, profile, compute_dtype, peaks, table)
+    gemm_cap, attention_cap = _sustained_caps(hardware, profile, compute_dtype)
     for i, code in enumerate(table.kind):
         kind = OpKind(int(code))
         compute_fraction, memory_fraction = _op_fractions(kind, profile)
@@ -250,13 +250,10 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profi
                  occupancy, profile, placement)
 
 
-def _sustained_caps(hardware, profile: DeviceProfile, compute_dtype: Dtype, peaks, table: OpTable):
+def _sustained_caps(hardware, profile: DeviceProfile, compute_dtype: Dtype):
     """(GEMM, attention) FLOP/s the power limit sustains (power.sustained_flops; inf without
     measured energy)."""
-    gemm_peak = max((p for p, k in zip(peaks, table.kind) if OpKind(int(k)).is_gemm), default=0.0)
-    if not gemm_peak:
-        return float("inf"), float("inf")
-    per_flop = power.gemm_energy_per_flop_j(hardware, profile, compute_dtype, gemm_peak)
+    per_flop = power.gemm_energy_per_flop_j(hardware, profile, compute_dtype, device_peaks(hardware, compute_dtype)[0])
     attention_j = profile.attention_energy_per_flop_j or per_flop
     return power.sustained_flops(hardware, profile, per_flop), power.sustained_flops(hardware, profile, attention_j)
 
