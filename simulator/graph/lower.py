@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import networkx as nx
 import numpy as np
 
 from simulator.graph.ops import ETOK, EXP, KV, N_FEATURES, ONE, PAIR, SEQ, TOK, OpKind
@@ -140,6 +139,8 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype, outer_1
     ``outer_16bit``: a weight format narrower than 16 bits applies to the decoder layers only;
     the embedding, final norm and LM head stay 16-bit (FP8 W8A8 recipes, AWQ and GPTQ
     checkpoints keep them so; GGUF quantizes them too: False)."""
+    import networkx as nx           # here, not at import: a process that lowers nothing skips it
+
     arch: Architecture = graph.graph["model"]
     w, a_in, kvb = weight.bytes, activation.bytes, kv.bytes
     w_outer = max(w, STREAM_MIN_BYTES) if outer_16bit else w

@@ -9,8 +9,6 @@ Node attributes: ``kind`` (OpKind), ``repeat`` (1, or the layer count for layer 
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from simulator.errors import WorkloadError
 from simulator.graph.ops import OpKind
 from simulator.specs.consistency import ep_problem, tp_problem
@@ -22,6 +20,8 @@ class _Builder:
     is "both", "prefill" or "decode" (MLA runs different operators in the two phases)."""
 
     def __init__(self, arch: Architecture):
+        import networkx as nx           # here, not at import: a process that lowers nothing skips it
+
         self.g = nx.DiGraph(model=arch)
         self.layers = arch.num_layers
         self.tp = 1
