@@ -9,6 +9,7 @@ prepared afresh: nothing here needs invalidating by hand.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -135,8 +136,23 @@ class Configured:
         prep, draft, notes = _prepared(self.model, self.hardware, stack, w)
         self.stack = prep.stack if not isinstance(stack, str) else resolve_stack(stack)
         self.draft_model = resolve_model(w.draft_model) if w.draft_model is not None else None
+        self._parts = (prep, draft, w)
         self.evaluator = engine.evaluator(prep, w, draft)
         self._checked = {(w.batch, w.prompt, w.output): tuple(notes)}
+
+    def __getstate__(self) -> dict:
+        """What pickles (simulator/cache.py): the prepared models without their evaluators
+        and packs (a lock each; rebuilt from the tables in ~1 ms)."""
+        prep, draft, w = self._parts
+        bare = [None if p is None else dataclasses.replace(p, packs={}, evaluators={}) for p in (prep, draft)]
+        state = {k: v for k, v in self.__dict__.items() if k != "evaluator"}
+        state["_parts"] = (*bare, w)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        prep, draft, w = self._parts
+        self.evaluator = engine.evaluator(prep, w, draft)
 
     def fresh(self) -> bool:
         """Whether each spec given by name or path still resolves to the object held (the
@@ -173,9 +189,14 @@ _configured: dict[tuple, Configured] = {}
 
 
 def predict(model, hardware, stack, batch, prompt, output, options: tuple) -> Prediction:
-    """simulator.predict: ``options`` are the values of OPTIONS in order. The Configured of
-    (model, hardware, stack, options) is kept (keyed by value and type; a spec object by
-    identity, which the Configured keeps alive) while its spec files are unchanged."""
+    """simulator.predict: ``options`` are the values of OPTIONS in order."""
+    return configured_for(model, hardware, stack, batch, prompt, output, options).predict(batch, prompt, output)
+
+
+def configured_for(model, hardware, stack, batch, prompt, output, options: tuple) -> Configured:
+    """The Configured of (model, hardware, stack, options), checked with a first scenario
+    (batch, prompt, output), kept (keyed by value and type; a spec object by identity, which
+    the Configured keeps alive) while its spec files are unchanged."""
     key = (model if type(model) is str else id(model), hardware if type(hardware) is str else id(hardware),
            stack if type(stack) is str else id(stack), options, tuple(map(type, options)))
     try:
@@ -190,7 +211,7 @@ def predict(model, hardware, stack, batch, prompt, output, options: tuple) -> Pr
             if len(_configured) >= _MAX_KEPT:
                 _configured.clear()
             _configured[key] = kept
-    return kept.predict(batch, prompt, output)
+    return kept
 
 
 def predict_many(model, hardware, stack, batch, prompt, output, **options) -> dict[str, np.ndarray]:

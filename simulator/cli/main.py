@@ -46,20 +46,33 @@ FEW_POINTS = ("predict", "compare", "roofline")     # run their kernels as plain
 
 
 def cmd_predict(args) -> str:
-    import simulator
     from simulator.report.table import prediction_table
 
     plot = None
     if args.plot:
         from simulator.report.plots import plot_path
         plot = plot_path(args.plot)
-    p = simulator.predict(model=args.model, hardware=args.hardware, stack=args.stack, **workload_kwargs(args))
+    p = _predicted(args)
     if plot:
         from simulator.report.plots import breakdown
         breakdown.draw(p, plot)
     if args.format == "json":
         return p.model_dump_json(indent=2)
     return prediction_table(p) + (f"\n\nwrote {plot}" if plot else "")
+
+
+def _predicted(args):
+    """simulator.predict of the options; in a process of its own (``disk_cache``) the
+    configuration is kept on disk for the next one (simulator/cache.py)."""
+    from simulator import api, cache
+
+    given = workload_kwargs(args)
+    scenario = [given.pop(k) for k in ("batch", "prompt", "output")]
+    options = tuple(given.get(k) for k in api.OPTIONS)
+    key = ("predict", args.model, args.hardware, args.stack, options)
+    build = lambda: api.configured_for(args.model, args.hardware, args.stack, *scenario, options)   # noqa: E731
+    configured = cache.cached(key, build) if args.disk_cache else build()
+    return configured.predict(*scenario)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -116,12 +129,14 @@ def _run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """The command line ``argv`` (None: this process's own, which may then run its kernels as
     plain Python: engine/kernels/interpreted.py)."""
-    if argv is None and _command(sys.argv[1:]) in FEW_POINTS:
+    own_process = argv is None
+    if own_process and _command(sys.argv[1:]) in FEW_POINTS:
         from simulator.engine.kernels import interpreted
         interpreted.use()
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
+    args.disk_cache = own_process        # main([...]) in a caller's process (tests) keeps nothing on disk
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT

@@ -13,14 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from simulator.errors import SpecError, UnknownNameError
 from simulator.specs.base import SPEC, shown
 from simulator.specs import hf_hub
 from simulator.specs.hardware import HardwareSpec
-from simulator.specs.hf_config import normalise, unknown_fields
 from simulator.specs.model import Architecture, ModelSpec
 from simulator.specs.stack import StackSpec
 
@@ -70,7 +68,16 @@ def _first_error(path: Path | str, err: ValidationError, tagged: bool = False) -
 MAX_SPEC_BYTES = 4 * 2**20           # a spec, config or grid file is at most 4 MiB
 MAX_DEPTH = 64                       # nesting of mappings and lists in one file
 INT64_MAX = 2**63 - 1
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # the C parser when built, safe_load semantics
+
+
+def __getattr__(name: str):
+    """``_LOADER``: the C parser when built, safe_load semantics (yaml imported on first use:
+    a process answering from simulator/cache.py parses nothing)."""
+    if name == "_LOADER":
+        import yaml
+
+        return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _decode(raw: bytes, path: Path) -> str:
@@ -88,11 +95,13 @@ def _reject_constant(name: str):
 
 
 def _parse(text: str, path: Path) -> Any:
+    import yaml
+
     kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
         if kind == "JSON":
             return json.loads(text, parse_constant=_reject_constant)
-        return yaml.load(text, Loader=_LOADER)   # noqa: S506 (a safe loader)
+        return yaml.load(text, Loader=__getattr__("_LOADER"))   # noqa: S506 (a safe loader)
     except RecursionError:
         raise SpecError(str(path), "", f"malformed {kind}: nested too deeply (at most {MAX_DEPTH} levels)") from None
     except yaml.YAMLError as exc:
@@ -343,6 +352,8 @@ stack.cache_clear = _clear_all
 
 
 def _architecture(config: dict, path: Path | str, field_prefix: str, strict: bool) -> Architecture:
+    from simulator.specs.hf_config import normalise, unknown_fields
+
     if strict:
         extra = unknown_fields(config)
         if extra:

@@ -1,0 +1,124 @@
+"""simulator/cache.py: a kept value is returned while what it was built from is unchanged,
+and built afresh when a file it read or a folder it listed changes, when the entry is
+corrupt, or (uncached) when the cache folder cannot be written."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from simulator import cache
+
+from conftest import ROOT
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV_DIR, str(tmp_path / "cache"))
+    monkeypatch.delenv(cache.ENV_SWITCH, raising=False)
+    return tmp_path / "cache"
+
+
+def _counting(path):
+    """A build that reads ``path`` and lists its folder, counting its calls."""
+    calls = []
+
+    def build():
+        calls.append(1)
+        return path.read_text(), sorted(os.listdir(path.parent))
+    return build, calls
+
+
+def test_a_kept_value_comes_back_until_the_file_it_read_changes(folder, tmp_path):
+    spec = tmp_path / "in" / "spec.yaml"
+    spec.parent.mkdir()
+    spec.write_text("a: 1\n")
+    build, calls = _counting(spec)
+    assert cache.cached(("k",), build) == ("a: 1\n", ["spec.yaml"])
+    assert cache.cached(("k",), build) == ("a: 1\n", ["spec.yaml"])
+    assert len(calls) == 1
+    spec.write_text("a: 2\n")                       # same size, same second: the hash tells
+    assert cache.cached(("k",), build) == ("a: 2\n", ["spec.yaml"])
+    assert len(calls) == 2
+    assert cache.cached(("other",), build) and len(calls) == 3     # another key, another entry
+
+
+def test_a_file_added_to_a_listed_folder_rebuilds(folder, tmp_path):
+    spec = tmp_path / "in" / "spec.yaml"
+    spec.parent.mkdir()
+    spec.write_text("a: 1\n")
+    build, calls = _counting(spec)
+    cache.cached(("k",), build)
+    (spec.parent / "new.yaml").write_text("b: 1\n")
+    assert cache.cached(("k",), build) == ("a: 1\n", ["new.yaml", "spec.yaml"])
+    assert len(calls) == 2
+
+
+def test_a_corrupt_entry_is_ignored_and_replaced(folder, tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("a: 1\n")
+    build, calls = _counting(spec)
+    cache.cached(("k",), build)
+    (entry,) = folder.glob("*.pickle")
+    for junk in (b"", b"not a pickle", entry.read_bytes()[:40]):
+        entry.write_bytes(junk)
+        assert cache.cached(("k",), build)[0] == "a: 1\n"
+    assert len(calls) == 4
+    assert cache.cached(("k",), build)[0] == "a: 1\n" and len(calls) == 4     # rewritten whole
+
+
+def test_an_unwritable_folder_means_uncached_not_an_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(cache.ENV_DIR, str(blocker / "cache"))      # its parent is a file: mkdir fails, even as root
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("a: 1\n")
+    build, calls = _counting(spec)
+    assert cache.cached(("k",), build)[0] == "a: 1\n"
+    assert cache.cached(("k",), build)[0] == "a: 1\n"
+    assert len(calls) == 2
+
+
+def test_errors_pass_through_and_nothing_is_kept(folder):
+    def fails():
+        raise ValueError("bad")
+    with pytest.raises(ValueError):
+        cache.cached(("k",), fails)
+    assert not list(folder.glob("*.pickle")) if folder.exists() else True
+
+
+def test_switched_off(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV_SWITCH, "off")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("a: 1\n")
+    build, calls = _counting(spec)
+    cache.cached(("k",), build)
+    cache.cached(("k",), build)
+    assert len(calls) == 2 and not folder.exists()
+
+
+def _predict(env, *args):
+    cmd = [sys.executable, "-m", "simulator.cli.main", "predict", "--format", "json", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, check=True)
+    return json.loads(done.stdout)
+
+
+def test_llmsim_predict_answers_alike_cold_warm_and_after_a_spec_edit(tmp_path):
+    """The console command (its own process) keeps its configuration on disk; a warm answer
+    equals a cold one, and editing the hardware YAML changes the answer as without a cache."""
+    env = {**os.environ, cache.ENV_DIR: str(tmp_path / "cache")}
+    off = {**env, cache.ENV_SWITCH: "off"}
+    spec = tmp_path / "device.yaml"
+    spec.write_text((ROOT / "hardware_specs" / "gpu" / "h100-sxm.yaml").read_text())
+    args = ("--hardware", str(spec), "--batch", "4", "--prompt", "512", "--output", "64")
+    cold = _predict(env, *args)
+    assert list((tmp_path / "cache").glob("*.pickle"))
+    assert _predict(env, *args) == cold == _predict(off, *args)
+    assert _predict(env, *args[:2], "--batch", "2") == _predict(off, *args[:2], "--batch", "2")   # another scenario
+    text = spec.read_text()
+    assert "capacity: 80 GiB" in text
+    spec.write_text(text.replace("capacity: 80 GiB", "capacity: 40 GiB"))
+    edited = _predict(env, *args)
+    assert edited == _predict(off, *args)
+    assert edited != cold
