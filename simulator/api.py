@@ -139,6 +139,13 @@ class Configured:
         self._parts = (prep, draft, w)
         self.evaluator = engine.evaluator(prep, w, draft)
         self._checked = {(w.batch, w.prompt, w.output): tuple(notes)}
+        self._located = self._locate()
+
+    def _locate(self) -> tuple:
+        """registry.located() of each spec given by name or path (fresh()'s fast check)."""
+        model, hardware, stack, draft = self.given
+        return tuple(registry.located(what, name) for what, name in (
+            ("model", model), ("hardware", hardware), ("stack", stack), ("model", draft)) if type(name) is str)
 
     def __getstate__(self) -> dict:
         """What pickles (simulator/cache.py): the prepared models without their evaluators
@@ -155,13 +162,19 @@ class Configured:
         self.evaluator = engine.evaluator(prep, w, draft)
 
     def fresh(self) -> bool:
-        """Whether each spec given by name or path still resolves to the object held (the
-        registry re-reads a changed file: one stat each)."""
+        """Whether each spec given by name or path still resolves to the object held: one
+        stat each while no file changed (registry.unchanged), else resolved again (the
+        registry re-reads a changed file)."""
+        if all(map(registry.unchanged, self._located)):
+            return True
         model, hardware, stack, draft = self.given
-        return ((type(model) is not str or resolve_model(model)[1] is self.model[1])
+        same = ((type(model) is not str or resolve_model(model)[1] is self.model[1])
                 and (type(hardware) is not str or resolve_hardware(hardware) is self.hardware)
                 and (type(stack) is not str or resolve_stack(stack) is self.stack)
                 and (draft is None or resolve_model(draft)[1] is self.draft_model[1]))
+        if same:
+            self._located = self._locate()
+        return same
 
     def predict(self, batch: int = 8, prompt: int = 1024, output: int = 128) -> Prediction:
         """One scenario of this configuration (``simulator.predict``'s result)."""

@@ -1,0 +1,57 @@
+"""simulator.predict's kept configurations are checked with one stat per spec file
+(registry.located/unchanged): a file edited, a path that now means another file (another
+working directory) or an index listed again all fall back to resolving the names."""
+import os
+
+import simulator
+from simulator import api
+from simulator.specs import registry
+
+ARGS = dict(model="llama-3.2-1b", batch=1, prompt=512, output=64)
+
+
+def _device(folder, bandwidth="3.35 TB/s", name="h100-sxm"):
+    text = (registry.data_root() / "hardware_specs" / "gpu" / "h100-sxm.yaml").read_text()
+    folder.mkdir(exist_ok=True)
+    path = folder / "device.yaml"
+    path.write_text(text.replace("bandwidth: 3.35 TB/s", f"bandwidth: {bandwidth}").replace("name: h100-sxm",
+                                                                                           f"name: {name}"))
+    return path
+
+
+def test_a_kept_configuration_answers_without_resolving_names(monkeypatch):
+    first = simulator.predict(hardware="h100-sxm", **ARGS)
+    monkeypatch.setattr(api, "resolve_model", lambda *_: (_ for _ in ()).throw(AssertionError("resolved")))
+    again = simulator.predict(hardware="h100-sxm", **ARGS)
+    assert again.model_dump_json() == first.model_dump_json()
+
+
+def test_a_relative_path_from_another_folder_is_another_file(tmp_path, monkeypatch):
+    _device(tmp_path / "a", name="slow")
+    _device(tmp_path / "b", bandwidth="6.7 TB/s", name="fast")
+    monkeypatch.chdir(tmp_path / "a")
+    slow = simulator.predict(hardware="device.yaml", **ARGS)
+    monkeypatch.chdir(tmp_path / "b")
+    fast = simulator.predict(hardware="device.yaml", **ARGS)
+    assert (slow.hardware, fast.hardware) == ("slow", "fast") and fast.tpot_s < slow.tpot_s
+
+
+def test_an_edit_keeping_size_and_second_is_seen(tmp_path):
+    path = _device(tmp_path, name="aaaa")
+    before = simulator.predict(hardware=str(path), **ARGS)
+    stat = os.stat(path)
+    path.write_text(path.read_text().replace("name: aaaa", "name: bbbb"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))          # same size and mtime: ctime still moves
+    assert simulator.predict(hardware=str(path), **ARGS).hardware == "bbbb" != before.hardware
+
+
+def test_listing_an_index_again_rechecks(tmp_path):
+    kept_options = (None, "bf16", "bf16", 1, 1, 1, 1, 1, None, 4, 0.7)
+    kept = api.configured_for("llama-3.2-1b", "h100-sxm", "pytorch-ref", 1, 512, 64, kept_options)
+    assert all(map(registry.unchanged, kept._located))
+    registry.hardware_index.cache_clear()                # as when a name the last listing lacked is looked up
+    assert not all(map(registry.unchanged, kept._located))
+    assert not kept.fresh()                              # the specs were read again: new objects
+    again = api.configured_for("llama-3.2-1b", "h100-sxm", "pytorch-ref", 1, 512, 64, kept_options)
+    assert again is not kept and again.fresh() and all(map(registry.unchanged, again._located))
+    assert again.predict(1, 512, 64).model_dump_json() == kept.predict(1, 512, 64).model_dump_json()
