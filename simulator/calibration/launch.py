@@ -61,11 +61,43 @@ def host_floors(fields: dict, host_micros: dict[str, MicroFile] | None, host_sca
     host's eager launch cost varies between machines far more than the GPU does: the same
     harness saw 209 to 508 us a layer), scaled by the in-context host scale."""
     floors = fields.get("prefill_launch_overhead_by_kind")
-    sessions = {path: eager_launch(m) for path, m in sorted((host_micros or {}).items()) if eager_launch(m)}
-    if floors and sessions:
-        floors = {kind: quantity(float(np.median([parse_quantity(s["prefill_launch_overhead_by_kind"][kind], "time")
-                                                  for s in sessions.values()])), "s") for kind in floors}
+    sessions = {path: eager_launch(m)["prefill_launch_overhead_by_kind"]
+                for path, m in sorted((host_micros or {}).items()) if eager_launch(m)}
+    if floors and sessions:         # every kind some session measured, over the sessions that did
+        kinds = sorted({kind for s in sessions.values() for kind in s} | set(floors))
+        floors = {kind: quantity(float(np.median([parse_quantity(s[kind], "time") for s in sessions.values()
+                                                  if kind in s] or [parse_quantity(floors[kind], "time")])), "s")
+                  for kind in kinds}
         fields = {**fields, "host_fitted_from": sorted(sessions)}
     if floors:
+        floors = {**floors, **chain_floors(floors, host_micros)}
         fields = {**fields, "prefill_launch_overhead_by_kind": shift_times(floors, scale=host_scale)}
     return fields
+
+
+# operator kind -> the chain of micro_beyond's ``eager_chains`` section it launches
+CHAIN_OF_KIND = {"quantize": "quantize", "moe_route": "moe_route", "moe_combine": "moe_combine",
+                 "expert_matmul": "grouped_mm"}
+DENSE_CHAINS = {"matmul": "matmul", "norm": "rms_norm", "residual_add": "add"}   # kind -> its chain
+
+
+def chain_floors(floors: dict, host_micros: dict[str, MicroFile] | None) -> dict:
+    """Eager floors of the FP8 and MoE kinds from measured chains: floor(kind) = r x the mean
+    floor of matmul, norm and residual_add, r = (chain's eager s per kernel) / (the same dense
+    ops' mean s per kernel, timed beside it in the same run; median over runs). The ratio is
+    the host-independent part (the absolute rate moves ~2x between machines; the floors are
+    the median over sessions)."""
+    ratios = {kind: [] for kind in CHAIN_OF_KIND}
+    for micro in (host_micros or {}).values():
+        chains = (micro.model_extra or {}).get("eager_chains") or {}
+        if not all(c in chains for c in DENSE_CHAINS.values()):
+            continue
+        per_kernel = {name: c["eager_per_call_s"] / max(c["kernels"], 1) for name, c in chains.items()}
+        dense = float(np.mean([per_kernel[c] for c in DENSE_CHAINS.values()]))
+        for kind, chain in CHAIN_OF_KIND.items():
+            if chain in per_kernel:
+                ratios[kind].append(per_kernel[chain] / dense)
+    if not all(kind in floors for kind in DENSE_CHAINS):
+        return {}
+    base = float(np.mean([parse_quantity(floors[kind], "time") for kind in DENSE_CHAINS]))
+    return {kind: quantity(float(np.median(r)) * base, "s") for kind, r in ratios.items() if r}

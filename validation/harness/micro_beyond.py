@@ -13,7 +13,12 @@
     gate+up and down weights, by tokens per expert and by how many experts hold tokens;
 (d) moe_routing: the routing chain (router matmul, topk, fp32 softmax, argsort, scatter_add_
     counts, cumsum, gather, index_add_) without the expert GEMMs, by tokens;
-(e) fp8_energy: NVML energy of 8192^3 GEMM loops in bf16 and FP8 and of tiny kernels, one run.
+(e) fp8_energy: NVML energy of 8192^3 GEMM loops in bf16 and FP8 and of tiny kernels, one run;
+(f) eager_chains: the eager (host-bound) launch rate of the chains the FP8 and MoE layers add,
+    on tiny tensors as micro.py's ``eager`` section times single ops: the W8A8 activation
+    quantization, the routing chain, the combine chain and one grouped GEMM, beside three of
+    the dense ops (matmul, rms_norm, add) in the same run, so that a chain's host cost per
+    kernel is known relative to the dense ops' on the same host.
 Every timing is a CUDA-graph replay of n_inner calls (micro.py's method), median of the
 replays per call; the longest prefills are timed by CUDA events around single calls.
 Kernel counts per call come from the profiler (gpu.count_kernels).
@@ -70,7 +75,8 @@ def fp8_weight(n: int, k: int):
 class Beyond(Bench):
     def __init__(self, env: dict, log, deadline: float, quick: bool = False):
         super().__init__(env, log, deadline, quick, {"fp8_matmul": [], "attention": [], "grouped_mm": [],
-                                                     "moe_routing": [], "kernel_counts": {}, "errors": []})
+                                                     "moe_routing": [], "eager_chains": {}, "kernel_counts": {},
+                                                     "errors": []})
 
     def _bench(self, launch, t_est: float, copies: int = 1):
         """(median s, min s, calls per replay, replays) of launch(i) in a CUDA graph; calls
@@ -301,6 +307,55 @@ class Beyond(Bench):
         self.res["fp8_energy"] = res
         self.log("  fp8_energy: " + ", ".join(f"{k} {v.get('power_mean_w') or 0:.0f} W" for k, v in res.items()))
         self.res["section_time_s"]["fp8_energy"] = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ (f)
+    def eager_chains(self, n_calls: int = 200):
+        """Per chain: device seconds from the first to the last of n back-to-back eager calls / n
+        (host-dispatch bound on tiny tensors), the host's own seconds per call, and the chain's
+        kernels (profiler count)."""
+        import torch
+        import torch.nn.functional as F
+
+        t0 = time.perf_counter()
+        bf = torch.bfloat16
+        x = torch.randn(4, 64, device="cuda", dtype=bf)
+        w = torch.randn(64, 64, device="cuda", dtype=bf)
+        nw = torch.ones(64, device="cuda", dtype=bf)
+        experts, top_k = 8, 2
+        router = torch.randn(experts, 64, device="cuda", dtype=bf)
+        wg = torch.randn(experts, 64, 64, device="cuda", dtype=bf).transpose(1, 2)
+        weights, order, offs, token_of = route(x, router, experts, top_k)
+        xs = x.index_select(0, token_of)
+        chains = {
+            "matmul": lambda: x @ w.t(), "rms_norm": lambda: F.rms_norm(x, (64,), nw, 1e-5), "add": lambda: x + x,
+            "quantize": lambda: quantize_rowwise(x),
+            "moe_route": lambda: route(x, router, experts, top_k),
+            "moe_combine": lambda: combine(x, xs, weights, order, token_of),
+            "grouped_mm": lambda: torch._grouped_mm(xs, wg, offs=offs),
+        }
+        res = {}
+        for name, fn in chains.items():
+            try:
+                for _ in range(20):
+                    fn()
+                G.sync()
+                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                e0.record()
+                h0 = time.perf_counter()
+                for _ in range(n_calls):
+                    fn()
+                h1 = time.perf_counter()
+                e1.record()
+                G.sync()
+                kernels = G.count_kernels(fn)["total"]
+                res[name] = dict(eager_per_call_s=e0.elapsed_time(e1) / 1000.0 / n_calls,
+                                 host_per_call_s=(h1 - h0) / n_calls, calls=n_calls, kernels=kernels)
+            except Exception as e:
+                self._failed("eager_chains", dict(chain=name), e)
+        self.res["eager_chains"] = res
+        self.log("  eager_chains: " + ", ".join(f"{k} {v['eager_per_call_s'] * 1e6:.1f} us/{v['kernels']}"
+                                                for k, v in res.items()))
+        self.res["section_time_s"]["eager_chains"] = time.perf_counter() - t0
 
     def _done(self, section: str, t0: float) -> None:
         self.res["section_time_s"][section] = time.perf_counter() - t0
