@@ -39,7 +39,8 @@ def main(repeats: int = 3) -> None:
         iterations = run.metrics["iterations"]
         few = reqs.subset(slice(0, PEER_REQUESTS))
         t0 = time.perf_counter()
-        ref = reference.run(eng.model, policy, few.arrival_s, few.prompt, few.output, few.prefix, eng.pool_blocks)
+        ref = reference.run(eng.model, policy, few.arrival_s, few.prompt, few.output, few.prefix, eng.pool_blocks,
+                            host=eng.host)
         slow = time.perf_counter() - t0
         peer_per_s = PEER_REQUESTS / slow
         print(f"rate {rate:g}/s ({'saturated' if run.metrics['saturated'] else 'stable'}): numba loop "

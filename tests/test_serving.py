@@ -9,6 +9,8 @@ import pytest
 
 import simulator
 from simulator.engine.kernels import scenario as sc
+from simulator.engine.kernels.iteration import H_CACHED, H_CONCAT, H_DECODE, H_FRESH, H_LAYERS, H_ON, H_PASS, H_SCHED, \
+    H_SCHED_RUNNING
 from simulator.engine.kernels.roofline import evaluate_point
 from simulator.graph.ops import KV, ONE, PAIR, SEQ, TOK
 from simulator.serving import reference
@@ -24,12 +26,13 @@ def _eng(policy=Policy(), model=MODEL, device=DEVICE, **kw):
     return engine(model, device, "pytorch-ref", policy, **kw)
 
 
-@pytest.mark.parametrize("model, device", [(MODEL, DEVICE), ("llama-3.1-8b", "h100-sxm"), ("qwen2.5-14b", "mi300x")])
+@pytest.mark.parametrize("model, device", [("llama-3.1-8b", "h100-sxm"), ("qwen2.5-14b", "mi300x")])
 def test_near_zero_load_equals_predict_batch_1(model, device):
     """At 0.01 requests/s no two requests overlap: TTFT is the prefill pass and TPOT the
     mean decode step of predict --batch 1 (the issue asks within 5%; they are the same
-    kernels, so within 1e-9)."""
+    kernels, so within 1e-9) on a profile without the eager mixed pass's host terms."""
     eng = _eng(model=model, device=device)
+    assert eng.host[H_ON] == 0.0
     run = serve(eng, generate(40, 0.01, Lengths("fixed", 512), Lengths("fixed", 64), seed=2), 0.01)
     p = simulator.predict(model=model, hardware=device, batch=1, prompt=512, output=64)
     assert run.metrics["ttft_s"]["p50"] == pytest.approx(p.ttft_s, rel=1e-9)
@@ -38,14 +41,37 @@ def test_near_zero_load_equals_predict_batch_1(model, device):
     assert not run.metrics["saturated"] and run.metrics["preemptions"] == 0
 
 
+def test_near_zero_load_with_the_mixed_pass_host_terms():
+    """On the H200, whose pytorch-ref profile has the harness's mixed-pass host terms
+    (calibration/serving_host.py): TPOT is predict --batch 1's graphed decode step plus the
+    scheduler's seconds (within 5%, the issue's bound, and within 1e-9 of that sum); TTFT is
+    one eager pass of a fresh chunk: max(device + prefill step overhead, pass + layers +
+    fresh) + scheduler, the prefill's device seconds predict's."""
+    eng = _eng()
+    h, params = eng.host, eng.model[sc.M_PARAMS]
+    assert h[H_ON] == 1.0
+    run = serve(eng, generate(40, 0.01, Lengths("fixed", 512), Lengths("fixed", 64), seed=2), 0.01)
+    p = simulator.predict(model=MODEL, hardware=DEVICE, batch=1, prompt=512, output=64)
+    sched = h[H_SCHED] + h[H_SCHED_RUNNING]
+    assert run.metrics["tpot_s"]["p50"] == pytest.approx(p.tpot_s, rel=0.05)
+    assert run.metrics["tpot_s"]["p50"] == pytest.approx(p.tpot_s + sched, rel=1e-9)
+    device_s = p.ttft_s - params[sc.P_PREFILL_STEP_S] if p.ttft_s > params[sc.P_HOST_LAUNCH_S] else None
+    host_s = h[H_PASS] + h[H_LAYERS] + h[H_FRESH]
+    if device_s is None or device_s + params[sc.P_PREFILL_STEP_S] < host_s:
+        assert run.metrics["ttft_s"]["p50"] == pytest.approx(host_s + sched, rel=1e-9)
+    else:
+        assert run.metrics["ttft_s"]["p50"] == pytest.approx(p.ttft_s + sched, rel=1e-9)
+
+
 def test_two_request_schedule_by_hand():
     """Budget 10: requests of prompt 8 / output 3 and prompt 6 / output 2 both at 0 s.
     Iteration 1: A's whole prompt (8) and B's first 2 prompt tokens; A samples token 1.
     Iteration 2: A's decode at position 8, B's chunk 2..5; B samples token 1, A token 2.
     Iteration 3: both decode (positions 9 and 6); A's token 3 and B's token 2 end them.
     Each iteration's time: the roofline's operators at the summed features, eager
-    (max(device + prefill step overhead, host launch)) for the two with a chunk, the decode
-    step's + its overhead for the third (pytorch-ref decodes in a CUDA graph)."""
+    (max(device + prefill step overhead, the mixed pass's host seconds of its groups)) for
+    the two with a chunk, the decode step's + its overhead for the third (pytorch-ref
+    decodes in a CUDA graph); each plus the scheduler's seconds with 2 running."""
     eng = _eng(Policy(max_batched_tokens=10, max_seqs=4))
     model = eng.model
     params = model[sc.M_PARAMS]
@@ -56,15 +82,19 @@ def test_two_request_schedule_by_hand():
         f[ONE], f[SEQ], f[TOK], f[PAIR], f[KV] = 1.0, seq, tok, pair, kv
         return evaluate_point(flops, mem_s, alt, op, f)[0].sum()
 
-    def eager(device_s):
-        return max(device_s + params[sc.P_PREFILL_STEP_S], params[sc.P_HOST_LAUNCH_S])
+    h = eng.host
+    host_s = [h[H_PASS] + h[H_LAYERS] + h[H_FRESH] * 2 + h[H_CONCAT],                   # two fresh chunks
+              h[H_PASS] + h[H_LAYERS] + h[H_DECODE] + h[H_CACHED] + h[H_CONCAT]]         # a decode, a later chunk
+
+    def eager(device_s, i):
+        return max(device_s + params[sc.P_PREFILL_STEP_S], host_s[i]) + h[H_SCHED] + 2 * h[H_SCHED_RUNNING]
 
     # iteration 1: chunks (0, 8) and (0, 2): T 10, pairs 36 + 3, cached positions 8 + 2
-    t1 = eager(pass_s(model[sc.M_OP_PREFILL], 2, 10, 36 + 3, 10))
+    t1 = eager(pass_s(model[sc.M_OP_PREFILL], 2, 10, 36 + 3, 10), 0)
     # iteration 2: A decodes at 8 (9 pairs, 9 positions), B's chunk (2, 4): pairs 21 - 3, 6 positions
-    t2 = t1 + eager(pass_s(model[sc.M_OP_PREFILL], 2, 5, 9 + 18, 9 + 6))
+    t2 = t1 + eager(pass_s(model[sc.M_OP_PREFILL], 2, 5, 9 + 18, 9 + 6), 1)
     # iteration 3: A at 9, B at 6: a decode step of 2 at mean position 7.5 (10 + 7 pairs)
-    t3 = t2 + pass_s(model[sc.M_OP_DECODE], 2, 2, 17, 17) + params[sc.P_DECODE_STEP_S]
+    t3 = t2 + pass_s(model[sc.M_OP_DECODE], 2, 2, 17, 17) + params[sc.P_DECODE_STEP_S] + h[H_SCHED] + 2 * h[H_SCHED_RUNNING]
     reqs = Requests(np.zeros(2), np.array([8, 6]), np.array([3, 2]), np.ones(2, dtype=np.int64))
     run = serve(eng, reqs, None)
     np.testing.assert_allclose(run.first_s, [t1, t2], rtol=1e-12)
@@ -87,7 +117,8 @@ def test_loop_equals_plain_python_scheduler(policy, concurrency):
     eng = dataclasses.replace(_eng(policy), pool_blocks=300)
     reqs = generate(250, 60.0, UNIFORM_PROMPT, UNIFORM_OUTPUT, seed=5)
     run = serve(eng, reqs, 60.0, concurrency=concurrency)
-    ref = reference.run(eng.model, policy, reqs.arrival_s, reqs.prompt, reqs.output, reqs.prefix, 300, concurrency)
+    ref = reference.run(eng.model, policy, reqs.arrival_s, reqs.prompt, reqs.output, reqs.prefix, 300, concurrency,
+                        eng.host)
     assert np.array_equal(run.requests.arrival_s, ref["arrival_s"])
     assert np.array_equal(run.first_s, ref["first_s"]) and np.array_equal(run.last_s, ref["last_s"])
     assert np.array_equal(run.preemptions, ref["preemptions"])
@@ -112,9 +143,11 @@ def test_prefix_hits_make_first_tokens_sooner():
 
 
 def test_percentiles_grow_with_rate_and_overload_is_saturated():
+    """Four stable rates (the H200's pytorch-ref engine, host-bound in its eager mixed
+    passes, serves about 90/s of these requests) and an overload."""
     eng = _eng(Policy(max_batched_tokens=2048, max_seqs=64))
     runs = [serve(eng, generate(600, r, UNIFORM_PROMPT, UNIFORM_OUTPUT, seed=3), r).metrics
-            for r in (2.0, 20.0, 60.0, 120.0, 2000.0)]
+            for r in (2.0, 20.0, 40.0, 80.0, 2000.0)]
     for key, stat in (("ttft_s", "p50"), ("ttft_s", "p90"), ("tpot_s", "p50"), ("tpot_s", "p90"), ("e2e_s", "p50")):
         values = [m[key][stat] for m in runs]
         assert values == sorted(values), (key, stat, values)

@@ -27,6 +27,7 @@ from simulator.calibration.files import device_sessions, relative_source, supple
 from simulator.calibration.in_context import in_context
 from simulator.calibration.launch import host_floors, launch_fields
 from simulator.calibration.profile import merge_dtype_fields, profile_from_fields, quantity, ratio
+from simulator.calibration.serving_host import with_serving_host
 from simulator.engine.bind import peak_for
 from simulator.specs.base import Dtype
 from simulator.specs.fit_facts import digest
@@ -128,5 +129,6 @@ def fit_device(hardware, micro_paths: list[Path]) -> tuple[dict, list[F.Fit]]:
         micros[Dtype(micro.dtype)] = (relative_source(path), micro)
     fields, fits = calibrate_dtypes(micros, hardware, host_micros=device_sessions(hardware.name),
                                     extra=supplements(hardware.name))
+    fields, fits = with_serving_host(fields, fits, hardware)       # calibration/serving_host.py
     profile_from_fields(fields)
     return fields, fits

@@ -255,9 +255,9 @@ def _record(records, totals, end_s, k, tokens, duration_s, iteration):
 
 @njit(cache=True)
 def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size, prefix_hit, static, eager_decode,
-        pool, concurrency, records):
+        host, pool, concurrency, records):
     """Serve the requests (arrays sorted by arrival_s; with ``concurrency`` > 0 arrival_s is
-    overwritten with the closed loop's start times). Returns (first_s, last_s, preemptions
+    overwritten with the closed loop's start times; ``host``: iteration.host_terms). Returns (first_s, last_s, preemptions
     per request, ITL histogram, totals (TOTALS)); ``records`` [R, N_RECORD] gets sampled
     iterations (kv_blocks column: free blocks, turned into used by the caller)."""
     n = arrival_s.shape[0]
@@ -317,8 +317,8 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
             totals[T_ENERGY_J] += idle_w * gap
             now = arrival_s[arrived]
             continue
-        duration_s, joules = iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decode, feats,
-                                            scratch)
+        duration_s, joules = iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decode, host,
+                                            k[K_RUNNING], feats, scratch)
         end_s = now + duration_s
         tokens = 0
         for e in range(n_entries):

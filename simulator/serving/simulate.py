@@ -5,7 +5,8 @@ that can never run rejected, then the numba loop (serving/loop.py) and the metri
 KV pool (blocks, per device) = floor(kv_memory_fraction x (capacity - weights - the largest
 activation of one pass over max_batched_tokens tokens) / (block_size x KV bytes per token));
 the weights and the activation are scenario.memory_rows' (the same footprint predict
-reports). A request is rejected (counted, not served) when prompt + output exceeds the
+reports). The profile's eager mixed-pass host terms (calibration/serving_host.py), where
+it has them, cost the eager iterations (kernels/iteration.py). A request is rejected (counted, not served) when prompt + output exceeds the
 model's max_position_embeddings or its blocks exceed the whole pool.
 Serving runs one replica on tp devices: pp, dp, ep, microbatches 1, no speculative decoding.
 """
@@ -19,6 +20,7 @@ import numpy as np
 from simulator.api import _prepared, resolve_model
 from simulator.engine.batch import transient_bytes
 from simulator.engine.kernels import scenario as sc
+from simulator.engine.kernels.iteration import host_terms
 from simulator.engine.kernels.phases import chunk_features
 from simulator.engine.predict import layout_of
 from simulator.errors import WorkloadError
@@ -38,6 +40,7 @@ class Engine:
     policy, and what the outputs need (devices, price, notes)."""
 
     model: tuple
+    host: np.ndarray              # iteration.host_terms: the eager mixed pass's host seconds (zeros: none)
     policy: Policy
     pool_blocks: int
     kv_bytes_per_block: float
@@ -83,7 +86,8 @@ def engine(model, hardware, stack, policy: Policy, **options) -> Engine:
         raise WorkloadError("hardware", f"{prep.hardware.name} has no memory left for a KV cache: weights "
                                         f"{params[sc.P_WEIGHT_BYTES] / 1e9:.1f} GB and activations {act / 1e9:.2f} GB "
                                         f"of {params[sc.P_CAPACITY_BYTES] / 1e9:.1f} GB per device")
-    return Engine(packed.target, policy, pool, per_block, resolve_model(model)[1].max_positions,
+    host = host_terms(prep.rates.profile.mixed_host_s, resolve_model(model)[1].num_layers)
+    return Engine(packed.target, host, policy, pool, per_block, resolve_model(model)[1].max_positions,
                   int(params[sc.P_DEVICES]), usd_per_hour(prep.hardware), tuple(notes))
 
 
@@ -109,7 +113,7 @@ def serve(eng: Engine, reqs: Requests, rate: float | None = None, concurrency: i
         eng.model, arrival, np.ascontiguousarray(served.prompt, dtype=np.int64),
         np.ascontiguousarray(served.output, dtype=np.int64), np.ascontiguousarray(served.prefix, dtype=np.int64),
         p.max_batched_tokens, p.max_seqs, p.block_size, p.prefix_hit, p.batching == STATIC, not p.decode_graphs,
-        eng.pool_blocks, concurrency, records)
+        eng.host, eng.pool_blocks, concurrency, records)
     served = Requests(arrival, served.prompt, served.output, served.prefix)
     records = records[:int(totals[loop.T_RECORDS])].copy()
     records[:, 3] = eng.pool_blocks - records[:, 3]            # free -> used blocks

@@ -17,9 +17,12 @@ forward pass over the flattened tokens, as vLLM runs it.
              positions are the batch's exactly; with a sliding window that some sequence has
              outgrown, evaluate_point at the summed features instead
   time_s     eager (a chunk, or a stack without decode graphs): max(device_s + prefill step
-             overhead, host launch time of one pass); a graphed decode step: device_s +
-             decode step overhead (scenario.plain's TTFT and TPOT terms); then the power cap
-             (scenario.power_limited_s)
+             overhead, host_s), host_s the host launch time of one pass, or where the
+             profile has the eager mixed pass's host terms (``host``, calibration/
+             serving_host.py) mixed_host_s of the iteration's groups; a graphed decode step:
+             device_s + decode step overhead (scenario.plain's TTFT and TPOT terms); plus,
+             with those terms, the scheduler's seconds at the running count; then the power
+             cap (scenario.power_limited_s)
   energy_j   scenario.energy_j of that time and the pass's dynamic joules (the prefill or
              decode energy per feature)
 Only pp = 1 configurations (one stage; the serving loop checks it).
@@ -40,6 +43,49 @@ from simulator.graph.ops import EXP, ETOK, N_FEATURES, ONE, TOK
 
 # entries of a decode-line cache (decode_cache): per batch size B, its lines and features
 D_READY, D_CASE, D_LINES, D_F0, D_F1 = range(5)
+# host terms of an eager mixed pass (host_terms), seconds an iteration; H_ON 0: none
+HOST_TERMS = ("on", "pass", "layers", "decode", "fresh", "cached", "concat", "scheduler",
+              "scheduler_running")
+(H_ON, H_PASS, H_LAYERS, H_DECODE, H_FRESH, H_CACHED, H_CONCAT, H_SCHED, H_SCHED_RUNNING) = range(9)
+N_HOST = len(HOST_TERMS)
+
+
+def host_terms(mixed_host_s: dict, layers: int) -> np.ndarray:
+    """The ``host`` vector of a profile's mixed_host fields (calibration/serving_host.TERMS,
+    s) for a model of ``layers`` layers: the per-layer terms times the layers; zeros (off)
+    when the profile has none."""
+    h = np.zeros(N_HOST)
+    if not mixed_host_s:
+        return h
+    g = mixed_host_s.get
+    h[H_ON], h[H_PASS] = 1.0, g("pass", 0.0)
+    h[H_LAYERS], h[H_DECODE] = layers * g("layer", 0.0), layers * g("decode_layer", 0.0)
+    h[H_FRESH], h[H_CACHED] = layers * g("fresh_chunk_layer", 0.0), layers * g("cached_chunk_layer", 0.0)
+    h[H_CONCAT] = layers * g("concat_layer", 0.0)
+    h[H_SCHED], h[H_SCHED_RUNNING] = g("scheduler", 0.0), g("scheduler_per_running", 0.0)
+    return h
+
+
+@njit(cache=True)
+def mixed_host_s(host, starts, lengths, n_entries):
+    """Host seconds of an eager mixed pass: pass + layers + decode [D > 0] + fresh F
+    + cached K + concat [groups > 1] (calibration/serving_host.py; the per-layer terms
+    already times the layers)."""
+    decode = 0
+    fresh = 0
+    cached = 0
+    for e in range(n_entries):
+        if lengths[e] == 1:
+            decode = 1
+        elif starts[e] == 0:
+            fresh += 1
+        else:
+            cached += 1
+    t = host[H_PASS] + host[H_LAYERS] + host[H_DECODE] * decode
+    t += host[H_FRESH] * fresh + host[H_CACHED] * cached
+    if decode + fresh + cached > 1:
+        t += host[H_CONCAT]
+    return t
 
 
 @njit(cache=True)
@@ -116,9 +162,10 @@ def mixed_features(model, cache, counts, starts, lengths, n_entries, outgrown, f
 
 
 @njit(cache=True)
-def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decode, feats, scratch):
+def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decode, host, running, feats, scratch):
     """(seconds, joules) of one iteration over its entries (module docstring).
-    ``eager_decode``: decode-only iterations run eagerly too (no CUDA graph)."""
+    ``eager_decode``: decode-only iterations run eagerly too (no CUDA graph); ``host``: the
+    host_terms vector; ``running``: requests running after the step."""
     params = model[M_PARAMS]
     window = params[P_WINDOW]
     batch = 0
@@ -130,7 +177,7 @@ def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decod
         position_sum += counts[e] * float(starts[e])
         if lengths[e] > 1:
             prefill = True
-        if window > 0 and starts[e] + 1 > window:
+        if window != 0 and starts[e] + 1 > abs(window):      # a local span (window or chunk) outgrown
             outgrown = True
     if not prefill and not outgrown and batch < cache[D_READY].shape[0]:
         position = position_sum / batch
@@ -142,9 +189,12 @@ def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decod
         op = model[M_OP_PREFILL] if prefill else model[M_OP_DECODE]
         device_s = evaluate_point(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], op, feats)[0].sum()
     if prefill or eager_decode:
-        time_s = max(device_s + params[P_PREFILL_STEP_S], params[P_HOST_LAUNCH_S])
+        host_s = mixed_host_s(host, starts, lengths, n_entries) if host[H_ON] > 0.0 else params[P_HOST_LAUNCH_S]
+        time_s = max(device_s + params[P_PREFILL_STEP_S], host_s)
     else:
         time_s = device_s + params[P_DECODE_STEP_S]
+    if host[H_ON] > 0.0:
+        time_s += host[H_SCHED] + host[H_SCHED_RUNNING] * running
     if params[P_HAS_ENERGY] <= 0.0:
         return time_s, 0.0
     dyn = dynamic_j(params, model[M_JOULES][0 if prefill else 1], feats)
