@@ -190,12 +190,13 @@ def format_rows(prefix, values, kinds):
     return out
 
 
-def rows_csv(prefix: str, values: np.ndarray, kinds) -> bytes:
-    """CSV text (bytes) of a chunk: a constant ``prefix`` of leading fields on every row,
-    then the columns of ``values`` [columns, rows] formatted by ``kinds``."""
+def rows_csv(prefix: str, values: np.ndarray, kinds, as_bytes: bool = True):
+    """CSV text of a chunk: a constant ``prefix`` of leading fields on every row, then the
+    columns of ``values`` [columns, rows] formatted by ``kinds``; bytes, or with
+    ``as_bytes=False`` the uint8 array itself (what a file's write() takes, without a copy)."""
     head = np.frombuffer(prefix.encode(), dtype=np.uint8)
-    return format_rows(head, np.ascontiguousarray(values, dtype=np.float64),
-                       np.ascontiguousarray(kinds, dtype=np.int64)).tobytes()
+    text = format_rows(head, np.ascontiguousarray(values, dtype=np.float64), np.ascontiguousarray(kinds, dtype=np.int64))
+    return text.tobytes() if as_bytes else text
 
 
 def format_float(x: float) -> str:
