@@ -13,12 +13,13 @@ from simulator.specs.measurement import (CpuLaunch, E2EFile, GpuLaunch, MicroFil
 FILES = sorted(f for f in measurement_root().rglob("*.json") if f.name != "bands.json")   # bands.json: derived
 
 
-SCHEMA_FILES = [f for f in FILES if not f.name.startswith("serving-")]   # serving runs: accuracy/serving.py
+SCHEMA_FILES = [f for f in FILES if not f.name.startswith(("serving-", "hf-generate-"))]
+# serving runs: accuracy/serving.py; hf-generate runs: calibration/importers/hf_generate.py
 
 
 def test_every_committed_measurement_file_is_a_micro_e2e_or_serving_file():
     assert len(SCHEMA_FILES) >= 21
-    assert all(f.name.startswith(("micro-", "e2e-", "serving-")) for f in FILES)
+    assert all(f.name.startswith(("micro-", "e2e-", "serving-", "hf-generate-")) for f in FILES)
 
 
 @pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: str(p.relative_to(measurement_root())))
