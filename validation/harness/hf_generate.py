@@ -10,21 +10,26 @@ built from its spec's Hugging Face config (model_specs/NAME.yaml, ``config:``) w
 bf16 weights on the device (no checkpoint download); generate runs greedy with the library's
 defaults (DynamicCache, the default attention implementation, logits processors, the
 stopping criteria), the pad token set to the EOS token, and min_new_tokens = max_new_tokens
-so every sequence has exactly N new tokens (checked). Every point gets one warm-up
-generate (2 tokens) before its reps.
+so every sequence has exactly N new tokens (checked).
+
+Protocol: every model is built and kept resident; every (model, point) case is warmed up
+with one generate of its N tokens (the first generate of a shape allocates each size the
+growing DynamicCache takes: 2-4x slower); then rounds, each taking one generate(1) and one
+generate(N) of every case, so a slow spell of the host (the timings are host-bound) falls
+on all models and points alike. (hf-generate-1 ran models one after another, 3 reps per
+point after a 2-token warm-up: its first rep of each point is the slow one.)
 
 Writes DIR/hf-generate-<gpu>.json (schema ``llmsim-hf-generate/1``,
-simulator/calibration/importers/hf_generate.py) after every point, atomically, so a timeout
-keeps what was measured, and DIR/hf-generate-<gpu>.log. ``--budget-s`` is split over the
-models still to run; a point whose turn comes after its model's share is skipped (logged).
+simulator/calibration/importers/hf_generate.py) after every round, atomically, so a timeout
+keeps what was measured, and DIR/hf-generate-<gpu>.log. After two rounds, no round starts
+that would end past ``--budget-s``.
 
-  python -m validation.harness.hf_generate --out DIR [--models a,b] [--budget-s 390]
+  python -m validation.harness.hf_generate --out DIR [--models a,b] [--reps 5] [--budget-s 150]
   python -m validation.harness.hf_generate --out DIR --tiny --device cpu   (smoke test)
 """
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -39,10 +44,8 @@ from validation.harness.runlog import log
 
 SCHEMA = "llmsim-hf-generate/1"
 MODELS = ("llama-3.2-1b", "llama-3.2-3b", "qwen2.5-7b", "llama-3.1-8b", "qwen2.5-14b")
-# (batch, prompt, output), cheapest first within a model so a short budget keeps the spread
-POINTS = ((1, 128, 64), (8, 128, 64), (32, 128, 32), (1, 1024, 64), (4, 512, 64), (64, 128, 32),
-          (16, 256, 32), (1, 4096, 32), (32, 512, 32), (16, 1024, 32), (8, 2048, 32), (64, 512, 32),
-          (64, 1024, 32), (16, 4096, 32))
+# (batch, prompt, output) of every model
+POINTS = ((1, 128, 16), (8, 512, 16), (32, 128, 16), (1, 2048, 16), (16, 1024, 16), (64, 256, 16))
 TINY_POINTS = ((1, 16, 4), (2, 32, 4))
 MAX_PREFILL_S = 1.0          # skip points whose prefill alone would take longer (estimate below)
 PREFILL_FLOP_S = 5e14        # FLOP/s assumed for that estimate (2 x params x tokens / rate)
@@ -87,21 +90,6 @@ def timed_generate(model, ids, mask, n: int, eos: int, sync) -> float:
     if out.shape[1] != ids.shape[1] + n:
         raise RuntimeError(f"generate made {out.shape[1] - ids.shape[1]} tokens, expected {n}")
     return dt
-
-
-def measure_point(model, cfg, batch: int, prompt: int, output: int, reps: int, device: str, sync) -> dict:
-    """One run of the schema: the prefill and generate reps of (batch, prompt, output)."""
-    import torch
-
-    gen = torch.Generator(device="cpu").manual_seed(batch * 100003 + prompt)
-    ids = torch.randint(3, cfg.vocab_size, (batch, prompt), generator=gen).to(device)
-    mask = torch.ones_like(ids)
-    eos = eos_of(cfg)
-    timed_generate(model, ids, mask, 2, eos, sync)                      # warm-up: this shape's kernels
-    prefill = [timed_generate(model, ids, mask, 1, eos, sync) for _ in range(reps)]
-    generate = [timed_generate(model, ids, mask, output, eos, sync) for _ in range(reps)]
-    return {"batch": batch, "prompt": prompt, "output": output, "prefill_s": prefill, "generate_s": generate,
-            "spread": {"prefill_rel": _spread(prefill), "generate_rel": _spread(generate)}}
 
 
 def _spread(ts: list[float]) -> float:
@@ -155,7 +143,38 @@ def too_slow(params: int, batch: int, prompt: int) -> bool:
     return 2.0 * params * batch * prompt / PREFILL_FLOP_S > MAX_PREFILL_S
 
 
+def cases(models: dict, points, tiny: bool) -> list[dict]:
+    """Every (model, point) to measure: its inputs built once, reps collected in place."""
+    import torch
+
+    out = []
+    for name, (model, cfg, n_params) in models.items():
+        for batch, prompt, output in points:
+            if too_slow(n_params, batch, prompt) and not tiny:
+                log(f"{name}: skipped B={batch} S={prompt} (prefill estimated over {MAX_PREFILL_S} s)")
+                continue
+            gen = torch.Generator(device="cpu").manual_seed(batch * 100003 + prompt)
+            ids = torch.randint(3, cfg.vocab_size, (batch, prompt), generator=gen).to(model.device)
+            out.append({"name": name, "model": model, "eos": eos_of(cfg), "ids": ids, "mask": torch.ones_like(ids),
+                        "row": {"model": name, "batch": batch, "prompt": prompt, "output": output,
+                                "prefill_s": [], "generate_s": []}})
+    return out
+
+
+def one_round(case: dict, sync, warm_up: bool = False) -> None:
+    """generate(1) then generate(N) of one case (a warm-up: generate(N) alone, not kept)."""
+    row, args = case["row"], (case["model"], case["ids"], case["mask"])
+    if warm_up:
+        timed_generate(*args, row["output"], case["eos"], sync)
+        return
+    row["prefill_s"].append(timed_generate(*args, 1, case["eos"], sync))
+    row["generate_s"].append(timed_generate(*args, row["output"], case["eos"], sync))
+
+
 def run(args) -> dict:
+    """Build every model (all resident), warm every case up, then measure in rounds: each
+    round takes one generate(1) and one generate(N) of every case, so a slow spell of the host
+    falls on all models and points alike rather than on whichever ran then."""
     import torch
 
     device = args.device
@@ -169,44 +188,38 @@ def run(args) -> dict:
     doc = {"schema": SCHEMA, "hardware": args.hardware, "weight_dtype": "bf16", "activation_dtype": "bf16",
            "kv_dtype": "bf16", "session": out.name, "environment": environment(device, nvml), "models": {}, "runs": []}
     root = Path(__file__).resolve().parents[2]
-    models = ["tiny"] if args.tiny else args.models.split(",")
-    points = TINY_POINTS if args.tiny else POINTS
     start = time.perf_counter()
-    for m, name in enumerate(models):
-        share = (args.budget_s - (time.perf_counter() - start)) / (len(models) - m)
-        t_model = time.perf_counter()
+    built = {}
+    for name in (["tiny"] if args.tiny else args.models.split(",")):
         config = TINY if args.tiny else spec_config(name, root)
         model, cfg = build(config, device)
-        n_params = params_of(model)
-        doc["models"][name] = {"params": n_params, "attn_implementation": getattr(cfg, "_attn_implementation", None),
-                               "config": config}
-        log(f"{name}: built in {time.perf_counter() - t_model:.1f} s, {n_params / 1e9:.3f} B params, "
-            f"attention {doc['models'][name]['attn_implementation']}, share {share:.0f} s")
-        for _ in range(2):                                                  # first calls: allocator, libraries
-            measure_point(model, cfg, 1, 16, 4, 1, device, sync)
-        for batch, prompt, output in points:
-            if time.perf_counter() - t_model > share:
-                log(f"{name}: skipped B={batch} S={prompt} N={output} (model's share of the budget spent)")
-                continue
-            if too_slow(n_params, batch, prompt) and not args.tiny:
-                log(f"{name}: skipped B={batch} S={prompt} (prefill estimated over {MAX_PREFILL_S} s)")
-                continue
-            try:
-                row = measure_point(model, cfg, batch, prompt, output, args.reps, device, sync)
-            except torch.OutOfMemoryError as err:
-                log(f"{name}: B={batch} S={prompt} N={output} out of memory ({str(err)[:80]})")
-                torch.cuda.empty_cache()
-                continue
-            doc["runs"].append({"model": name, **row})
-            write(path, doc)
-            ttft = statistics.median(row["prefill_s"])
-            tpot = (statistics.median(row["generate_s"]) - ttft) / (output - 1)
-            log(f"{name}: B={batch} S={prompt} N={output} TTFT {ttft * 1e3:.2f} ms TPOT {tpot * 1e3:.3f} ms "
-                f"(spread {row['spread']['prefill_rel']:.1%} / {row['spread']['generate_rel']:.1%})")
-        del model
-        gc.collect()
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
+        built[name] = (model, cfg, params_of(model))
+        doc["models"][name] = {"params": built[name][2], "config": config,
+                               "attn_implementation": getattr(cfg, "_attn_implementation", None)}
+        log(f"{name}: built, {built[name][2] / 1e9:.3f} B params, attention {doc['models'][name]['attn_implementation']}")
+    todo = cases(built, TINY_POINTS if args.tiny else POINTS, args.tiny)
+    t0 = time.perf_counter()
+    for case in todo:
+        one_round(case, sync, warm_up=True)
+    round_s = time.perf_counter() - t0
+    log(f"warm-up of {len(todo)} cases: {round_s:.1f} s")
+    doc["runs"] = [case["row"] for case in todo]
+    for r in range(args.reps):
+        if r >= 2 and time.perf_counter() - start + 1.2 * round_s > args.budget_s:
+            log(f"stopped after {r} rounds (budget {args.budget_s:.0f} s)")
+            break
+        t0 = time.perf_counter()
+        for case in todo:
+            one_round(case, sync)
+        round_s = time.perf_counter() - t0
+        write(path, doc)
+        log(f"round {r + 1}: {round_s:.1f} s")
+    for row in doc["runs"]:
+        ttft = statistics.median(row["prefill_s"])
+        tpot = (statistics.median(row["generate_s"]) - ttft) / (row["output"] - 1)
+        row["spread"] = {"prefill_rel": _spread(row["prefill_s"]), "generate_rel": _spread(row["generate_s"])}
+        log(f"{row['model']}: B={row['batch']} S={row['prompt']} N={row['output']} TTFT {ttft * 1e3:.2f} ms "
+            f"TPOT {tpot * 1e3:.3f} ms (spread {row['spread']['prefill_rel']:.1%} / {row['spread']['generate_rel']:.1%})")
     doc["environment"]["finished_utc"] = utc_now()
     write(path, doc)
     log(f"wrote {path} ({len(doc['runs'])} runs)")
@@ -219,8 +232,9 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--hardware", default="h200-sxm", help="the registry device the runs are on")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--budget-s", type=float, default=390.0)
+    ap.add_argument("--reps", type=int, default=5, help="rounds (at least 2 are always run)")
+    ap.add_argument("--budget-s", type=float, default=150.0, help="no round starts after the first two "
+                                                                  "that would end past this")
     ap.add_argument("--tiny", action="store_true", help="a 2-layer config and two small points (smoke test)")
     run(ap.parse_args(argv))
     return 0
