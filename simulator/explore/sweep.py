@@ -173,6 +173,35 @@ def _skip(summary: SweepSummary, skipped: Skipped, per_group: int) -> None:
         summary.scenarios -= per_group
 
 
+class _WrittenBehind:
+    """A writer whose write() runs on a worker thread, one chunk behind: the next chunk is
+    evaluated while the last is encoded and written (pyarrow and file writes release the
+    GIL). At most one chunk waits; an error in writing is raised by the next write() or by
+    close(), which finishes the chunk in flight (an interrupted sweep keeps it)."""
+
+    def __init__(self, writer):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._writer, self._pending = writer, None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="llmsim-writer")
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def write(self, rows: Rows) -> None:
+        self._wait()
+        self._pending = self._pool.submit(self._writer.write, rows)
+
+    def close(self) -> None:
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
+            self._writer.close()
+
+
 def _start_kernels(grid: Grid, csv: bool) -> float:
     """Seconds to load (a fresh install: compile) the kernels a local sweep calls, on one
     scenario of its first configuration that runs (and one CSV row), so that a sweep's rate
@@ -210,7 +239,7 @@ def sweep(grid, out, chunk_scenarios: int = CHUNK_SCENARIOS, scheduler: str | No
     else:
         from simulator.explore.cluster import run_ordered
         results = run_ordered(evaluate_task, ((task, axes) for task in tasks), scheduler, workers)
-    writer = open_writer(out)
+    writer = _WrittenBehind(open_writer(out))
     try:
         for chunk in results:
             for rows in chunk:
