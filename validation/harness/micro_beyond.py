@@ -18,7 +18,10 @@
     on tiny tensors as micro.py's ``eager`` section times single ops: the W8A8 activation
     quantization, the routing chain, the combine chain and one grouped GEMM, beside three of
     the dense ops (matmul, rms_norm, add) in the same run, so that a chain's host cost per
-    kernel is known relative to the dense ops' on the same host.
+    kernel is known relative to the dense ops' on the same host;
+(g) gemv_energy: NVML energy of loops of the decode-sized GEMMs that stream weights below the
+    dense GEMV's rate (the grouped expert GEMMs at a few tokens an expert, the FP8 GEMV path)
+    beside a bf16 GEMV and tiny kernels in the same run: their own J per byte.
 Every timing is a CUDA-graph replay of n_inner calls (micro.py's method), median of the
 replays per call; the longest prefills are timed by CUDA events around single calls.
 Kernel counts per call come from the profiler (gpu.count_kernels).
@@ -29,6 +32,7 @@ writes ``micro-beyond-<gpu-slug>.json`` (schema llmsim-harness-micro/1) and a lo
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 import traceback
@@ -307,6 +311,45 @@ class Beyond(Bench):
         self.res["fp8_energy"] = res
         self.log("  fp8_energy: " + ", ".join(f"{k} {v.get('power_mean_w') or 0:.0f} W" for k, v in res.items()))
         self.res["section_time_s"]["fp8_energy"] = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ (g)
+    def gemv_energy(self, min_s: float = 2.5):
+        """Energy per call of weight-streaming loops at decode sizes (bytes = weights + inputs +
+        outputs once), each >= min_s, beside tiny kernels (idle + busy)."""
+        import torch
+
+        t0 = time.perf_counter()
+        nvml = G.Nvml()
+        bf = torch.bfloat16
+        tiny_a = torch.randn(256, device="cuda")
+        tiny_b = torch.randn(256, device="cuda") * 1e-3
+        g, _ = G.capture_graph(lambda: [tiny_a.add_(tiny_b) for _ in range(1000)], warmups=1)
+        res = {"tiny_kernels": dict(G.energy_loop(nvml, g.replay, 1e-3, min_s), bytes_per_call=0.0)}
+        n, k = 28672, 4096
+        w = torch.randn(n, k, device="cuda", dtype=bf) * k ** -0.5
+        x = torch.randn(1, k, device="cuda", dtype=bf)
+        wq, sw = quantize_weight(w)
+        xq, sx = quantize_rowwise(x)
+        loops = {"gemv_bf16": (lambda: x @ w.t(), 2.0 * n * k),
+                 "gemv_fp8": (lambda: torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw, out_dtype=bf), 1.0 * n * k)}
+        for label, experts, _, hidden, ffn in MOE_SHAPES:
+            for tokens_each in (1, 4):
+                we = torch.randn(experts, 2 * ffn, hidden, device="cuda", dtype=bf).transpose(1, 2)
+                xe = torch.randn(experts * tokens_each, hidden, device="cuda", dtype=bf)
+                offs = torch.cumsum(torch.full((experts,), tokens_each, dtype=torch.int32, device="cuda"), 0,
+                                    dtype=torch.int32)
+                loops[f"grouped_{label}_{tokens_each}"] = (
+                    (lambda we=we, xe=xe, offs=offs: torch._grouped_mm(xe, we, offs=offs)),
+                    2.0 * experts * 2 * ffn * hidden)
+        for name, (fn, weight_bytes) in loops.items():
+            try:
+                t = statistics.median(G.time_events(fn, 5))
+                res[name] = dict(G.energy_loop(nvml, fn, t, min_s), bytes_per_call=float(weight_bytes))
+            except Exception as e:
+                self._failed("gemv_energy", dict(loop=name), e)
+        self.res["gemv_energy"] = res
+        self.log("  gemv_energy: " + ", ".join(f"{k} {v.get('power_mean_w') or 0:.0f} W" for k, v in res.items()))
+        self.res["section_time_s"]["gemv_energy"] = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ (f)
     def eager_chains(self, n_calls: int = 200):
