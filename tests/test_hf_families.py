@@ -65,14 +65,20 @@ def test_gpt2_has_learned_positions_and_biases_neox_partial_rotary_and_two_norms
     assert neox.rotary_dim == 96 // 4 and neox.parallel_mlp_norm and neox.norm == "layernorm"
 
 
-def test_gemma_norms_and_alternating_windows_are_costed_as_full_attention():
+def test_gemma_norms_and_the_local_and_global_layers_of_gemma_and_gpt_oss():
+    """transformers' default layer_types: Gemma 2 and gpt-oss alternate sliding and full layers
+    (layer i full when i + 1 is even), Gemma 3 has one full layer in sliding_window_pattern (6)."""
     g2, g3 = registry.model("gemma-2-9b")[1], registry.model("gemma-3-1b")[1]
-    assert g2.sandwich_norm and g3.sandwich_norm and g3.qk_norm and not g2.qk_norm
-    assert g2.sliding_window is None and g3.sliding_window is None and g2.tied_embeddings
-    assert _arch("gemma-3-1b", sliding_window_pattern=1).sliding_window == 512       # every layer local
+    assert g2.sandwich_norm and g3.sandwich_norm and g3.qk_norm and not g2.qk_norm and g2.tied_embeddings
+    assert (g2.sliding_window, g2.global_layers, g2.local_layers) == (4096, 21, 21)
+    assert (g3.sliding_window, g3.global_layers, g3.local_layers) == (512, 4, 22)          # layers 5, 11, 17, 23
+    assert _arch("gemma-3-1b", sliding_window_pattern=1).sliding_window is None             # every layer full
     oss = registry.model("gpt-oss-20b")[1]
-    assert oss.sliding_window is None and oss.attention_sinks and oss.router_bias and oss.expert_bias
-    assert _arch("gpt-oss-20b", layer_types=["sliding_attention"] * 24).sliding_window == 128
+    assert (oss.sliding_window, oss.global_layers, oss.chunked_attention) == (128, 12, False)
+    assert oss.attention_sinks and oss.router_bias and oss.expert_bias
+    uniform = _arch("gpt-oss-20b", layer_types=["sliding_attention"] * 24)
+    assert (uniform.sliding_window, uniform.global_layers) == (128, 0)
+    assert _arch("gpt-oss-20b", layer_types=["full_attention"] * 24).sliding_window is None
 
 
 def test_olmo2_norms_whole_q_and_k():

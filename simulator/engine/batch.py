@@ -17,7 +17,7 @@ from numba import njit, prange
 from simulator.engine.collectives import collective_time_s
 from simulator.engine.kernels import scenario as sc
 from simulator.errors import WorkloadError
-from simulator.graph.ops import KV, ONE, OpKind
+from simulator.graph.ops import KV_COLUMNS, ONE, OpKind
 
 BLOCK = 512                 # scenarios per parallel work item
 TABLE_RUN = 32              # scenarios per batch size, on average, past which step tables pay (evaluate_many)
@@ -83,7 +83,7 @@ def transient_bytes(table) -> np.ndarray:
     """[ops, features] bytes of each operator's prefill working set: its token- and
     sequence-proportional bytes (weights and KV cache columns zeroed)."""
     transient = table.bytes.copy()
-    transient[:, [ONE, KV]] = 0.0
+    transient[:, [ONE, *KV_COLUMNS]] = 0.0
     return np.ascontiguousarray(transient)
 
 
@@ -97,6 +97,7 @@ def _model(prep, layout: Layout) -> tuple:
              decode_step_overhead_s=rates.step_overhead_s, window=table.window, pp=layout.pp,
              stages=slots / layout.pp,
              weight_bytes=weights_per_device_bytes(table, layout.pp), kv_bytes_per_token=table.kv_bytes_per_token,
+             local_kv_bytes_per_token=table.local_kv_bytes_per_token,
              capacity_bytes=hw.capacity_bytes,
              transfer_s=transfer0, transfer_s_per_token=stage_transfer_s(prep, layout, 1) - transfer0,
              devices=layout.devices, copies=layout.microbatches * layout.tp * layout.dp * layout.ep, ep=1.0,

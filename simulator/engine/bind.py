@@ -33,7 +33,7 @@ from simulator.engine.kernels import roofline
 from simulator.engine.placement import Placement, place
 from simulator.errors import SpecError
 from simulator.graph.lower import DECODE, PREFILL, OpTable
-from simulator.graph.ops import KV, SEQ, WEIGHT_COLUMNS, OpKind
+from simulator.graph.ops import KV_COLUMNS, SEQ, WEIGHT_COLUMNS, OpKind
 from simulator.specs.base import Dtype
 from simulator.specs.consistency import fallback_dtype
 from simulator.specs.stack import DeviceProfile, StackSpec
@@ -90,6 +90,7 @@ class Rates:
         op[:, roofline.OP_HALF_LENGTH] = self.half_length if phase == "prefill" else 0.0
         op[:, roofline.OP_GEMV_MAX_M] = self.gemv_max_m
         op[:, roofline.OP_GEMV_SCALE] = self.gemv_scale
+        op[:, roofline.OP_LOCAL] = t.local
         if phase == "decode":
             op[:, [roofline.OP_BLOCKS_PER_SEQ, roofline.OP_SPLIT_BLOCKS, roofline.OP_SPLIT_SCALE,
                    roofline.OP_OVER_SCALE]] = self.occupancy
@@ -268,7 +269,7 @@ def _bind_pim(table: OpTable, hardware, profile: DeviceProfile, compute_dtype: D
         return alt_peak, alt_mem_s
     pim_peak = peak_for(level.pim.peak, compute_dtype, hardware.name)
     inside = np.array(column_s_per_byte)
-    inside[WEIGHT_COLUMNS + [KV]] = 1.0 / level.pim.internal_bandwidth_bytes_per_s
+    inside[WEIGHT_COLUMNS + KV_COLUMNS] = 1.0 / level.pim.internal_bandwidth_bytes_per_s
     for i, code in enumerate(table.kind):
         kind = OpKind(int(code))
         runs_in_memory = ("gemv" in level.pim.ops and kind.is_gemm) or ("attention" in level.pim.ops and kind.is_attention)

@@ -86,9 +86,9 @@ def memory_report(table: OpTable, hw, w: Workload, pre_feats: np.ndarray) -> Mem
     """Per device: weights (weights_per_device_bytes), the KV cache of its replica's sequences
     and its layers, the largest prefill transient at ``pre_feats`` (scenario.memory_rows)."""
     params = np.zeros(len(sc.PARAMS))
-    params[[sc.P_WINDOW, sc.P_KV_BYTES_PER_TOKEN, sc.P_PP, sc.P_WEIGHT_BYTES, sc.P_CAPACITY_BYTES]] = (
-        table.window, table.kv_bytes_per_token, w.pp, weights_per_device_bytes(table, w.pp),
-        hw.capacity_bytes)
+    params[[sc.P_WINDOW, sc.P_KV_BYTES_PER_TOKEN, sc.P_LOCAL_KV_BYTES_PER_TOKEN, sc.P_PP, sc.P_WEIGHT_BYTES,
+            sc.P_CAPACITY_BYTES]] = (table.window, table.kv_bytes_per_token, table.local_kv_bytes_per_token, w.pp,
+                                     weights_per_device_bytes(table, w.pp), hw.capacity_bytes)
     res = np.zeros(sc.N_OUTPUTS)
     sc.memory_rows(params, sc.activation_bytes(transient_bytes(table), pre_feats), float(w.replica_batch),
                    float(w.prompt + w.output), res)

@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from simulator.graph.ops import ETOK, EXP, KV, N_FEATURES, ONE, PAIR, SEQ, TOK, OpKind
+from simulator.graph.ops import ETOK, EXP, KV, LKV, LPAIR, N_FEATURES, ONE, PAIR, SEQ, TOK, OpKind
 from simulator.graph.transformer import build, parameter_count
 from simulator.specs.base import Dtype
 from simulator.specs.model import Architecture
@@ -38,6 +38,7 @@ class OpTable:
     m_feature: np.ndarray     # int64 feature index of a matmul's M (TOK or SEQ)
     group: np.ndarray         # int64 devices taking part in a collective (1 for other ops)
     kv_heads: np.ndarray      # int64 KV heads an attention operator reads (0 for other ops)
+    local: np.ndarray         # int64 1: an attention operator of the local layers (LPAIR, LKV features)
     phase: np.ndarray         # int64 PREFILL | DECODE bits: the phases that run the operator
     moe: tuple | None         # (experts, experts per token, expert-parallel devices) of a MoE model
     parameters: int
@@ -46,8 +47,10 @@ class OpTable:
     first_stage_weight_bytes: float  # outside the layers, held by the first pipeline stage (embeddings)
     last_stage_weight_bytes: float   # outside the layers, held by the last stage (final norm, head)
     kv_bytes_per_token: float  # KV cache bytes per cached position, all layers
+    local_kv_bytes_per_token: float  # the part of it in local-attention layers (kept for their span only)
     stream_bytes_per_token: float  # one token's hidden state (what a pipeline stage hands on)
-    window: int               # attention span in tokens (0 = unlimited)
+    window: int               # local layers' span: W > 0 a sliding window of W tokens, -W chunks of W
+                              # (chunked attention, Llama 4), 0 none (phases.local_span)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -60,7 +63,8 @@ PHASES = {"both": PREFILL | DECODE, "prefill": PREFILL, "decode": DECODE}
 
 def _row(**terms: float) -> np.ndarray:
     row = np.zeros(N_FEATURES)
-    index = {"one": ONE, "seq": SEQ, "tok": TOK, "pair": PAIR, "kv": KV, "exp": EXP, "etok": ETOK}
+    index = {"one": ONE, "seq": SEQ, "tok": TOK, "pair": PAIR, "kv": KV, "exp": EXP, "etok": ETOK, "lpair": LPAIR,
+             "lkv": LKV}
     for name, value in terms.items():
         row[index[name]] = value
     return row
@@ -107,8 +111,9 @@ def _costs(kind: OpKind, d: dict, w: float, a_in: float, a: float, kvb: float) -
     if kind == OpKind.ATTENTION:                 # v_dim: MLA's value width; a latent cache is K and V at once
         v = d.get("v_dim", hd)
         kv_read = kv_heads * hd if d.get("latent") else kv_heads * (hd + v)
-        return (_row(pair=2.0 * heads * (hd + v) + 5.0 * heads),
-                _row(tok=heads * (hd + v) * a, kv=kv_read * kvb))
+        sink = 5.0 * heads if d.get("sinks") else 0.0     # a sink logit per head and query joins the softmax
+        return (_row(pair=2.0 * heads * (hd + v) + 5.0 * heads, tok=sink),
+                _row(one=d.get("params", 0) * w, tok=heads * (hd + v) * a, kv=kv_read * kvb))
     if kind == OpKind.ATTN_SCORE:
         return _row(pair=2.0 * q_dim), _row(tok=q_dim * a, kv=kv_dim * kvb, pair=heads * a)
     if kind == OpKind.ATTN_SOFTMAX:
@@ -116,6 +121,19 @@ def _costs(kind: OpKind, d: dict, w: float, a_in: float, a: float, kvb: float) -
     if kind == OpKind.ATTN_CONTEXT:
         return _row(pair=2.0 * q_dim), _row(tok=q_dim * a, kv=kv_dim * kvb, pair=heads * a)
     raise ValueError(f"no cost formula for {kind!r}")
+
+
+def _local_layers(arch: Architecture) -> int:
+    """Layers the graph gives local attention (multi-head latent attention is costed global)."""
+    return 0 if arch.is_mla else arch.local_layers
+
+
+def _to_local(row: np.ndarray) -> np.ndarray:
+    """A global attention operator's cost row moved onto the local features (PAIR -> LPAIR, KV -> LKV)."""
+    out = row.copy()
+    out[[LPAIR, LKV]] = row[[PAIR, KV]]
+    out[[PAIR, KV]] = 0.0
+    return out
 
 
 def _params(graph: nx.DiGraph, keep) -> int:
@@ -130,7 +148,7 @@ def _quantize_row(name: str, kind: OpKind, d: dict, a_in: float, a: float) -> tu
         return None
     k = d["k"] * d.get("top_k", 1) if kind == OpKind.EXPERT_MATMUL else d["k"]
     return (f"{name}_quant", OpKind.QUANTIZE, d["repeat"], _row(tok=3.0 * k), _row(tok=k * (a + a_in)), 0, 0, TOK, 1,
-            0, PHASES[d.get("phase", "both")])
+            0, PHASES[d.get("phase", "both")], 0)
 
 
 def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype, outer_16bit: bool = True) -> OpTable:
@@ -156,8 +174,11 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype, outer_1
         quantize = _quantize_row(name, kind, d, a_in, a)
         if quantize is not None:
             rows.append(quantize)
+        local = bool(d.get("local")) and kind.is_attention
+        if local:                # a local layer's pairs and cached positions are its own features
+            f, b = _to_local(f), _to_local(b)
         rows.append((name, kind, d["repeat"], f, b, d.get("n", 0), d.get("k", 0), m_feature, d.get("group", 1),
-                     d.get("kv_heads", 0) if kind.is_attention else 0, PHASES[d.get("phase", "both")]))
+                     d.get("kv_heads", 0) if kind.is_attention else 0, PHASES[d.get("phase", "both")], int(local)))
     params = parameter_count(graph)
     layer_params = _params(graph, lambda n, d: d["in_layer"])
     return OpTable(
@@ -172,6 +193,7 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype, outer_1
         group=np.array([r[8] for r in rows], dtype=np.int64),
         kv_heads=np.array([r[9] for r in rows], dtype=np.int64),
         phase=np.array([r[10] for r in rows], dtype=np.int64),
+        local=np.array([r[11] for r in rows], dtype=np.int64),
         moe=(arch.num_experts, arch.experts_per_token, graph.graph.get("ep", 1)) if arch.is_moe else None,
         parameters=params,
         weight_bytes=layer_params * w + (params - layer_params) * w_outer,
@@ -181,8 +203,9 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype, outer_1
                                  + (_params(graph, lambda n, d: n == "embed_tokens") if arch.tied_embeddings
                                     else 0)) * w_outer,
         kv_bytes_per_token=arch.num_layers * arch.kv_cache_width * kvb,
+        local_kv_bytes_per_token=_local_layers(arch) * arch.kv_cache_width * kvb,
         stream_bytes_per_token=arch.hidden_size * a,
-        window=arch.sliding_window or 0,
+        window=(-1 if arch.chunked_attention else 1) * arch.sliding_window if _local_layers(arch) else 0,
     )
 
 

@@ -1,23 +1,28 @@
 """Operator kinds as int codes (what the numba kernels see) and the cost-formula features.
 
-Every operator's FLOPs and bytes are linear in seven features of a forward pass:
-  ONE  1                          (weights read once per pass)
-  SEQ  B, sequences in the batch  (e.g. the LM head on the last position only)
-  TOK  T, new tokens this pass    (B x S in prefill, B in a decode step)
-  PAIR P, query-key pairs scored  (B x S(S+1)/2 causal prefill; B x (C+1) decode)
-  KV   K, cached positions read   (B x S in prefill; B x (C+1) in a decode step)
-  EXP  experts a MoE layer's tokens touch on one device: E_d (1 - (1 - k/E)^T)
-  ETOK tokens each touched expert processes: T k / (ep x EXP) (a grouped GEMM's rows)
-so lowering once per model and precision makes any (B, S, C) cheap to evaluate.
+Every operator's FLOPs and bytes are linear in nine features of a forward pass:
+  ONE   1                          (weights read once per pass)
+  SEQ   B, sequences in the batch  (e.g. the LM head on the last position only)
+  TOK   T, new tokens this pass    (B x S in prefill, B in a decode step)
+  PAIR  P, query-key pairs scored  (B x S(S+1)/2 causal prefill; B x (C+1) decode)
+  KV    K, cached positions read   (B x S in prefill; B x (C+1) in a decode step)
+  EXP   experts a MoE layer's tokens touch on one device: E_d (1 - (1 - k/E)^T)
+  ETOK  tokens each touched expert processes: T k / (ep x EXP) (a grouped GEMM's rows)
+  LPAIR pairs a local-attention layer scores (a query at c attends min(c + 1, W) keys in a
+        sliding window, (c mod W) + 1 in chunks of W: phases.local_span)
+  LKV   cached positions a local-attention layer reads (B x S in prefill; B x its span in decode)
+so lowering once per model and precision makes any (B, S, C) cheap to evaluate. Global
+(full-context) attention operators carry PAIR and KV, local ones LPAIR and LKV.
 """
 from __future__ import annotations
 
 import enum
 
-ONE, SEQ, TOK, PAIR, KV, EXP, ETOK = range(7)
-N_FEATURES = 7
+ONE, SEQ, TOK, PAIR, KV, EXP, ETOK, LPAIR, LKV = range(9)
+N_FEATURES = 9
 WEIGHT_COLUMNS = [ONE, EXP]   # features whose bytes are weights (dense, and the touched experts')
-FEATURE_NAMES = ("one", "seq", "tok", "pair", "kv", "exp", "etok")
+KV_COLUMNS = [KV, LKV]        # features whose bytes are KV-cache reads (global and local layers)
+FEATURE_NAMES = ("one", "seq", "tok", "pair", "kv", "exp", "etok", "lpair", "lkv")
 
 
 class OpKind(enum.IntEnum):

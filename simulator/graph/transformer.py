@@ -69,15 +69,28 @@ def _attention_block(b: _Builder, a: Architecture, x: str, unfused: bool) -> str
                      rw_width=a.q_dim + a.kv_dim)
     cache = b.add("kv_write", OpKind.KV_WRITE, [rope], width=2 * a.kv_dim)
     shape = dict(heads=a.num_heads, kv_heads=a.num_kv_heads, head_dim=a.head_dim)
-    if unfused:
-        s = b.add("attn_score", OpKind.ATTN_SCORE, [rope, cache], **shape)
-        p = b.add("attn_softmax", OpKind.ATTN_SOFTMAX, [s], **shape)
-        ctx = b.add("attn_context", OpKind.ATTN_CONTEXT, [p, cache], **shape)
-    else:                        # gpt-oss's sinks: one learned logit per head joins each softmax
-        ctx = b.add("attention", OpKind.ATTENTION, [rope, cache], params=a.num_heads if a.attention_sinks else 0,
-                    **shape)
-    out = b.matmul("o_proj", ctx, a.hidden_size, a.q_dim, a.out_bias)
+    contexts = []
+    for suffix, repeat, local in attention_groups(a):
+        kw = dict(shape, repeat=repeat, local=local)
+        if unfused:
+            s = b.add(f"attn_score{suffix}", OpKind.ATTN_SCORE, [rope, cache], **kw)
+            p = b.add(f"attn_softmax{suffix}", OpKind.ATTN_SOFTMAX, [s], **kw)
+            contexts.append(b.add(f"attn_context{suffix}", OpKind.ATTN_CONTEXT, [p, cache], **kw))
+        else:                    # gpt-oss's sinks: one learned logit per head joins each softmax
+            contexts.append(b.add(f"attention{suffix}", OpKind.ATTENTION, [rope, cache],
+                                  params=a.num_heads if a.attention_sinks else 0, sinks=a.attention_sinks, **kw))
+    out = b.matmul("o_proj", contexts, a.hidden_size, a.q_dim, a.out_bias)
     return _collective(b, "allreduce_attn", out, OpKind.ALL_REDUCE, a.hidden_size, b.tp)
+
+
+def attention_groups(a: Architecture) -> list[tuple[str, int, bool]]:
+    """(name suffix, layers, local?) of the attention operators: one for all layers, or local
+    ("_local": the sliding-window or chunked layers) and global ones when the model mixes them."""
+    if a.local_layers == 0:
+        return [("", a.num_layers, False)]
+    if a.global_layers == 0:
+        return [("", a.num_layers, True)]
+    return [("_local", a.local_layers, True), ("", a.global_layers, False)]
 
 
 def _mla_block(b: _Builder, a: Architecture, x: str) -> str:

@@ -4,7 +4,8 @@ Architecture's fields. Sources: transformers' configuration_<family>.py and mode
 
 Modelling choices that hold for several families:
 - A model that mixes sliding-window (or chunked) layers with full-attention layers (Gemma 2/3,
-  gpt-oss, Llama 4) is costed with full attention in every layer (hf_fields.uniform_window).
+  gpt-oss, Llama 4) reads them from layer_types, else from the family's default pattern
+  (hf_fields.local_attention): local layers attend over the window, the others fully.
 - OLMo 2 norms the attention and MLP outputs instead of their inputs: the same two norms of
   hidden_size per layer, so it is costed as the pre-norm graph.
 - Gemma's attention-logit and final-logit soft-capping (a tanh per score) is below 0.5% of the
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from simulator.specs.hf_fields import (ACTIVATIONS, LLAMA_FIELDS, bad, boolean, choice, first_integer,
-                                       fraction, integer, llama_like, max_positions, required, uniform_window)
+from simulator.specs.hf_fields import (ACTIVATIONS, LLAMA_FIELDS, alternating_layer_types, bad, boolean, choice,
+                                       first_integer, fraction, integer, llama_like, local_attention, max_positions,
+                                       required)
 
 
 def _phi3(cfg: dict) -> dict:
@@ -26,12 +28,15 @@ def _phi3(cfg: dict) -> dict:
 
 def _gemma(cfg: dict, family: str) -> dict:
     """Gemma 2 and Gemma 3 text: tied embeddings, GELU-tanh gated MLP, a norm before and after
-    attention and the MLP; Gemma 3 adds per-head q/k norms."""
+    attention and the MLP; Gemma 3 adds per-head q/k norms. Sliding-window and global layers
+    alternate (Gemma 2), or one global in sliding_window_pattern (Gemma 3, default 6)."""
     base = llama_like(cfg, family, False, tied_default=True, activation_key="hidden_activation")
     if cfg.get("hidden_activation") is None:
         base["activation"] = choice(cfg, "hidden_act", "gelu", ACTIVATIONS)
+    every = 2 if family == "gemma2" else integer(cfg, "sliding_window_pattern", 6)
+    pattern = alternating_layer_types(required(cfg, "num_hidden_layers"), every)
     return {**base, "sandwich_norm": True, "qk_norm": family == "gemma3_text",
-            "sliding_window": uniform_window(cfg, "sliding_window_pattern")}
+            **local_attention(cfg, integer(cfg, "sliding_window", None), pattern)}
 
 
 def _olmo2(cfg: dict) -> dict:
@@ -116,7 +121,8 @@ def _gpt_oss(cfg: dict) -> dict:
     each) with a biased router; attention with biases and one learned sink per head, alternating
     sliding-window and full layers (layer_types)."""
     base = llama_like({**cfg, "attention_bias": boolean(cfg, "attention_bias", True)}, "gpt_oss", True)
-    return {**base, "out_bias": base["qkv_bias"], "sliding_window": uniform_window(cfg),
+    pattern = alternating_layer_types(required(cfg, "num_hidden_layers"), 2)
+    return {**base, "out_bias": base["qkv_bias"], **local_attention(cfg, integer(cfg, "sliding_window", None), pattern),
             "num_experts": required(cfg, "num_local_experts"),
             "experts_per_token": first_integer(cfg, "experts_per_token", "num_experts_per_tok"),
             "expert_ffn_size": base["ffn_size"], "attention_sinks": True, "router_bias": True, "expert_bias": True}
@@ -125,16 +131,25 @@ def _gpt_oss(cfg: dict) -> dict:
 def _llama4_text(cfg: dict) -> dict:
     """Llama 4 text: a MoE layer every interleave_moe_layer_step layers (num_local_experts experts
     of intermediate_size, top-k, plus one shared expert of intermediate_size), the others a dense
-    MLP of intermediate_size_mlp; chunked local attention on three layers of four (costed as full);
-    its q/k L2 norm has no weights."""
+    MLP of intermediate_size_mlp; its q/k L2 norm has no weights. Rotary layers attend within
+    chunks of attention_chunk_size (default 8192), the NoPE ones (no_rope_layers entry 0, by
+    default every no_rope_layer_interval-th layer) over the full context."""
     base = llama_like(cfg, "llama4_text", False)
+    layers = required(cfg, "num_hidden_layers")
+    no_rope = cfg.get("no_rope_layers") or None
+    if no_rope is not None and (not isinstance(no_rope, list) or len(no_rope) != layers
+                                or any(v not in (0, 1) or isinstance(v, bool) for v in no_rope)):
+        raise bad("no_rope_layers", f"expected a list of {layers} entries 0 (NoPE) or 1 (rotary)")
+    pattern = (["chunked_attention" if v else "full_attention" for v in no_rope] if no_rope else
+               alternating_layer_types(layers, integer(cfg, "no_rope_layer_interval", 4), "chunked_attention"))
     if cfg.get("moe_layers") is not None:
         raise bad("moe_layers", "an explicit list of MoE layers is not supported; use interleave_moe_layer_step")
     expert = base["ffn_size"]
     return {**base, "ffn_size": integer(cfg, "intermediate_size_mlp", expert),
             "num_experts": required(cfg, "num_local_experts"), "experts_per_token": required(cfg, "num_experts_per_tok"),
             "expert_ffn_size": expert, "shared_ffn_size": expert,
-            "moe_every": integer(cfg, "interleave_moe_layer_step", 1)}
+            "moe_every": integer(cfg, "interleave_moe_layer_step", 1),
+            **local_attention(cfg, integer(cfg, "attention_chunk_size", 8192), pattern)}
 
 
 _GEMMA_FIELDS = LLAMA_FIELDS | {"hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping",
@@ -169,7 +184,7 @@ NEW_FAMILIES: dict[str, tuple[Callable[[dict], dict], frozenset]] = {
     "llama4_text": (_llama4_text, LLAMA_FIELDS | _MOE_ROUTER_FIELDS | {
         "intermediate_size_mlp", "interleave_moe_layer_step", "moe_layers", "no_rope_layers", "use_qk_norm",
         "attention_chunk_size", "attn_temperature_tuning", "floor_scale", "attn_scale", "for_llm_compressor",
-        "layer_types"}),
+        "layer_types", "no_rope_layer_interval"}),
 }
 
 # A wrapper's config.json holds its text_config as a diff against the text config class's

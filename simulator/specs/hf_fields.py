@@ -143,16 +143,34 @@ def llama_like(cfg: dict, family: str, qkv_bias_default: bool, tied_default: boo
     )
 
 
-def uniform_window(cfg: dict, pattern_key: str | None = None) -> int | None:
-    """The sliding window when every layer uses it; None when some layers attend over the full
-    context (Gemma 2/3, gpt-oss alternate; the engine has one window for all layers, so such a
-    model is costed as full attention throughout: an upper bound on attention time and KV cache)."""
-    window = integer(cfg, "sliding_window", None)
-    types = string_list(cfg, "layer_types")
-    if window is None:
-        return None
-    if types is not None:
-        return window if types and all(t == "sliding_attention" for t in types) else None
-    if pattern_key is not None and integer(cfg, pattern_key, None) == 1:
-        return window
-    return None
+LOCAL_LAYER_TYPES = ("sliding_attention", "chunked_attention")   # layer_types entries of local layers
+
+
+def alternating_layer_types(layers: int, every: int, local: str = "sliding_attention") -> list[str]:
+    """transformers' default layer_types: layer i (from 0) attends fully when i + 1 is a
+    multiple of ``every`` (Gemma 2 and gpt-oss: 2, Gemma 3: sliding_window_pattern 6, Llama 4:
+    no_rope_layer_interval 4), locally otherwise."""
+    return [local if (i + 1) % every else "full_attention" for i in range(layers)]
+
+
+def local_attention(cfg: dict, window: int | None, default_types: list[str] | None) -> dict:
+    """The Architecture's sliding_window, global_layers and chunked_attention of a model with
+    local-attention span ``window``: per layer from ``layer_types`` when the config gives it,
+    else ``default_types`` (None: every layer local, as Mistral). No window, or no local layer:
+    full attention throughout."""
+    types = string_list(cfg, "layer_types") or default_types
+    if window is None or types is None:
+        return dict(sliding_window=window, global_layers=0, chunked_attention=False)
+    layers = required(cfg, "num_hidden_layers")
+    if len(types) != layers:
+        raise bad("layer_types", f"expected one entry per layer ({layers}, num_hidden_layers), got {len(types)}")
+    for t in types:
+        if t != "full_attention" and t not in LOCAL_LAYER_TYPES:
+            raise bad("layer_types", f"expected full_attention, sliding_attention or chunked_attention, got {t!r}")
+    local = {t for t in types if t != "full_attention"}
+    if len(local) > 1:
+        raise bad("layer_types", "sliding and chunked local layers in one model are not supported")
+    if not local:
+        return dict(sliding_window=None, global_layers=0, chunked_attention=False)
+    return dict(sliding_window=window, global_layers=types.count("full_attention"),
+                chunked_attention=local == {"chunked_attention"})

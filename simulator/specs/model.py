@@ -50,7 +50,10 @@ class Architecture(Strict):
     rotary_dim: Count = 0                   # rotated dims per head (0 when positions are learned)
     learned_positions: Count = 0            # rows of the learned position table
     parallel_block: bool = False          # GPT-J: attention and MLP read the same normed input
-    sliding_window: Size | None = None    # attention span in tokens, None = full
+    sliding_window: Size | None = None    # local attention span W in tokens (None: every layer attends fully)
+    global_layers: Count = 0              # layers attending over the full context despite W (0: all local)
+    chunked_attention: bool = False       # local layers attend within aligned chunks of W (Llama 4), not a
+                                          # sliding window of the last W
     max_positions: Size | None = None     # max_position_embeddings: the longest sequence it was trained for
     qk_norm: bool = False                 # RMSNorm on q and k per head (Qwen3)
     qk_norm_per_head: bool = True         # False: one norm over all of q and all of k (OLMo 2)
@@ -90,6 +93,11 @@ class Architecture(Strict):
         return self.kv_lora_rank + self.qk_rope_head_dim if self.is_mla else 2 * self.kv_dim
 
     @property
+    def local_layers(self) -> int:
+        """Layers with local attention (sliding window or chunks of W); the rest attend fully."""
+        return 0 if self.sliding_window is None else self.num_layers - self.global_layers
+
+    @property
     def is_moe(self) -> bool:
         return self.num_experts > 0
 
@@ -118,6 +126,10 @@ def inconsistency(a: "Architecture") -> tuple[str, str] | None:
         return "num_kv_heads", f"the {a.num_kv_heads} KV heads must divide the {a.num_heads} attention heads"
     if a.num_heads * a.head_dim > MAX_SIZE:
         return "head_dim", f"heads x head_dim = {a.num_heads * a.head_dim} must be at most 2^31-1"
+    if a.global_layers > a.num_layers:
+        return "global_layers", f"expected at most the {a.num_layers} layers, got {a.global_layers}"
+    if a.sliding_window is None and (a.global_layers or a.chunked_attention):
+        return "sliding_window", "global layers or chunked attention need a local window (sliding_window)"
     if a.rotary_dim > a.head_dim:
         return "rotary_dim", f"expected at most head_dim ({a.head_dim}) rotated dimensions, got {a.rotary_dim}"
     if a.is_moe:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.graph.ops import ETOK, EXP, PAIR, SEQ, TOK
+from simulator.graph.ops import ETOK, EXP, LPAIR, PAIR, SEQ, TOK
 
 BOUND_COMPUTE, BOUND_MEMORY, BOUND_OVERHEAD = 0, 1, 2
 BOUND_NAMES = ("compute", "memory", "overhead")      # indexed by the BOUND_* codes
@@ -49,10 +49,11 @@ OP_FIELDS = (
     "split_blocks",   # fewer blocks than this: the kernel splits the sequence to fill the units
     "split_scale",    # memory time x this when it splits
     "over_scale",     # memory time x this when blocks outnumber the units (several resident per unit)
+    "local",          # 1: attention of the local layers, its pairs are LPAIR (ops.py); 0 otherwise
 )
 (OP_REPEAT, OP_GEMM_N, OP_M_FEATURE, OP_PEAK, OP_OVERHEAD, OP_TILE_M, OP_TILE_N, OP_UNITS, OP_ALT_PEAK,
  OP_ALT_OVERHEAD, OP_OVERLAP, OP_HALF_LENGTH, OP_GEMV_MAX_M, OP_GEMV_SCALE, OP_BLOCKS_PER_SEQ, OP_SPLIT_BLOCKS,
- OP_SPLIT_SCALE, OP_OVER_SCALE) = range(len(OP_FIELDS))
+ OP_SPLIT_SCALE, OP_OVER_SCALE, OP_LOCAL) = range(len(OP_FIELDS))
 
 
 def op_params(n_ops: int) -> np.ndarray:
@@ -120,13 +121,14 @@ def _is_gemv(p, feats) -> bool:
 def _rate(p, peak, feats, quantize):
     """Achieved compute rate (FLOP/s) at a feature vector. A GEMM (``quantize``) loses to tile
     and wave quantization (not when it runs as a GEMV); an attention operator with L0 > 0
-    reaches L / (L + L0) of its rate at L = pairs / tokens."""
+    reaches L / (L + L0) of its rate at L = pairs / tokens (a local layer's pairs: LPAIR)."""
     m_feature = int(p[OP_M_FEATURE])
     if quantize and p[OP_GEMM_N] > 0 and not _is_gemv(p, feats):
         groups = feats[EXP] if m_feature == ETOK else 1.0     # EXP groups of ETOK rows: a grouped GEMM
         peak *= gemm_efficiency(feats[m_feature], p[OP_GEMM_N], p[OP_TILE_M], p[OP_TILE_N], p[OP_UNITS], groups)
     if quantize and p[OP_HALF_LENGTH] > 0.0 and feats[TOK] > 0.0:
-        peak *= attention_efficiency(feats[PAIR] / feats[TOK], p[OP_HALF_LENGTH])
+        pairs = feats[LPAIR] if p[OP_LOCAL] > 0.0 else feats[PAIR]
+        peak *= attention_efficiency(pairs / feats[TOK], p[OP_HALF_LENGTH])
     return peak
 
 

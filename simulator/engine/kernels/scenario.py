@@ -8,14 +8,15 @@ feature, and the scalars named by PARAMS. Workload B, S, N; the batch is split o
 dp x ep replicas (rb = B / (dp ep) sequences each) and m pipeline microbatches
 (mb = rb / m):
 
-  memory    per device: weights + rb min(S + N, W) kv_bytes_per_token / pp + the largest
-            prefill transient (at mb); fits when that is within capacity
+  memory    per device: weights + rb ((S + N) global + local_kept(S + N) local kv bytes per token)
+            / pp + the largest prefill transient (at mb); fits when that is within capacity
   ttft      stages x max(prefill device time + prefill step overhead, host launch time)
             (then the power cap) + stage transfers of mb S tokens; stages = (m + pp - 1) / pp
             model-times
   decode    stages x (sum of decode steps at positions S .. S + N - 2 + (N - 1) step
             overhead) (then the power cap) + (N - 1) stage transfers of mb tokens;
-            tpot = decode / (N - 1)
+            tpot = decode / (N - 1); chunked local layers' steps are summed chunk by chunk
+            (chunked_sum_s), the others in closed form per segment
   power     energy = devices x idle x t + min(dynamic, headroom x t), headroom = devices x
             (TDP - idle) x m / (m + pp - 1) (a pipeline stage is busy m of the m + pp - 1 slots:
             splitting a pass into stages that run in turn does not raise its power budget); the
@@ -34,11 +35,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.engine.kernels.phases import (decode_step_span, fill_chunk_features, fill_decode_lines,
-                                             fill_prefill_features, mean_decode_position)
+from simulator.engine.kernels.phases import (CAPPED, GROWING, causal_pairs, decode_step_span, fill_chunk_features,
+                                             fill_decode_lines, fill_prefill_features, local_kept,
+                                             mean_decode_position)
 from simulator.engine.kernels import steptable
 from simulator.engine.kernels.roofline import evaluate_point, range_lines, range_sums
-from simulator.graph.ops import N_FEATURES
+from simulator.engine.kernels.roofline import OP_LOCAL
+from simulator.graph.ops import LKV, LPAIR, N_FEATURES
 
 # rows of a result vector / matrix
 OUTPUTS = ("ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s", "prefill_energy_j", "decode_step_energy_j",
@@ -55,17 +58,17 @@ TIMES = (TTFT_S, TPOT_S, E2E_S, TOKENS_PER_S, PREFILL_ENERGY_J, DECODE_STEP_ENER
 PARAMS = ("prefill_step_overhead_s", "host_launch_s", "decode_step_overhead_s", "window", "weight_bytes",
           "kv_bytes_per_token", "pp", "capacity_bytes", "stages", "transfer_s", "transfer_s_per_token",
           "has_energy", "idle_w", "tdp_w", "devices", "copies", "experts", "experts_per_token", "ep",
-          "replicas", "microbatches", "draft_tokens", "acceptance", "busy_fraction")
+          "replicas", "microbatches", "draft_tokens", "acceptance", "busy_fraction", "local_kv_bytes_per_token")
 (P_PREFILL_STEP_S, P_HOST_LAUNCH_S, P_DECODE_STEP_S, P_WINDOW, P_WEIGHT_BYTES, P_KV_BYTES_PER_TOKEN, P_PP,
  P_CAPACITY_BYTES, P_STAGES, P_TRANSFER_S, P_TRANSFER_S_PER_TOKEN, P_HAS_ENERGY, P_IDLE_W, P_TDP_W, P_DEVICES,
  P_COPIES, P_EXPERTS, P_EXPERTS_PER_TOKEN, P_EP, P_REPLICAS, P_MICROBATCHES, P_DRAFT_TOKENS,
- P_ACCEPTANCE, P_BUSY_FRACTION) = range(len(PARAMS))
+ P_ACCEPTANCE, P_BUSY_FRACTION, P_LOCAL_KV_BYTES_PER_TOKEN) = range(len(PARAMS))
 
 # entries of a packed model tuple
 (M_FLOPS, M_MEM_S, M_ALT_MEM_S, M_OP_PREFILL, M_OP_DECODE, M_TRANSIENT, M_JOULES, M_PARAMS) = range(8)
 # entries of a workspace tuple (workspace(n_ops)); its state: the (B, S) whose prefill it holds
 (W_FEATS, W_DEC_FEATS, W_F0, W_F1, W_CASE, W_LINES, W_SCRATCH, W_STATE, W_PREFILL_T, W_DECODE_T, W_CUTS,
- W_PIECES) = range(12)
+ W_PIECES, W_LOCAL_T) = range(13)
 S_BATCH, S_PROMPT, S_ACT, S_PREFILL_DEVICE_S, S_PRE_DYN_J, S_HAVE_PREFILL, S_KEEP_OPS, S_TABLE = range(8)
 # S_KEEP_OPS: 1 keeps the per-operator times of the last scenario in W_PREFILL_T and W_DECODE_T
 # S_TABLE: 1 sums decode steps from steptable's pieces (built once per batch size: sweeps), not per
@@ -82,7 +85,7 @@ def workspace(n_ops, table=False):
     pieces = 6 * n_ops + 1                      # steptable.max_pieces
     return (np.zeros(N_FEATURES), np.zeros(N_FEATURES), np.zeros((2, N_FEATURES)), np.zeros((2, N_FEATURES)),
             np.zeros((2, n_ops), dtype=np.int64), np.zeros((2, n_ops, 4, 2)), np.zeros(n_ops), state,
-            np.zeros(n_ops), np.zeros(n_ops), np.zeros((2, pieces + 1)), np.zeros((2, 3, pieces)))
+            np.zeros(n_ops), np.zeros(n_ops), np.zeros((2, pieces + 1)), np.zeros((2, 3, pieces)), np.zeros(n_ops))
 
 
 @njit(cache=True)
@@ -131,10 +134,12 @@ def activation_bytes(transient, feats):
 
 @njit(cache=True)
 def kv_cache_bytes(params, sequences, positions):
-    """sequences x min(positions, W) x kv bytes per token / pp (one device's stages)."""
-    window = params[P_WINDOW]
-    span = min(positions, window) if window > 0 else positions
-    return sequences * span * params[P_KV_BYTES_PER_TOKEN] / params[P_PP]
+    """sequences x (positions x global + local_kept(positions) x local kv bytes per token) / pp
+    (one device's stages; the global part is all layers' bytes less the local layers')."""
+    local = params[P_LOCAL_KV_BYTES_PER_TOKEN]
+    per_sequence = (positions * (params[P_KV_BYTES_PER_TOKEN] - local)
+                    + local_kept(positions, params[P_WINDOW]) * local)
+    return sequences * per_sequence / params[P_PP]
 
 
 @njit(cache=True)
@@ -173,7 +178,7 @@ def _decode_lines(flops, mem_s, alt_mem_s, op_dec, params, mb, ws):
     fill_decode_lines(mb, params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN], params[P_EP], params[P_WINDOW], f0, f1)
     for seg in range(2):
         range_lines(flops, mem_s, alt_mem_s, op_dec, f0[seg], f1[seg], case[seg], lines[seg])
-        if ws[W_STATE][S_TABLE] > 0.0:
+        if ws[W_STATE][S_TABLE] > 0.0 and params[P_WINDOW] >= 0.0:      # chunked: no tables
             p = pieces[seg]
             cuts[seg, -1] = steptable.build(op_dec, case[seg], lines[seg], scratch, cuts[seg], p[0], p[1], p[2])
 
@@ -181,11 +186,13 @@ def _decode_lines(flops, mem_s, alt_mem_s, op_dec, params, mb, ws):
 @njit(cache=True)
 def _decode_sum_s(op_dec, params, ws, first, last, keep):
     """Decode steps at positions first..last: the sum of their times (per operator into
-    ws's W_DECODE_T when ``keep``; from the step tables when S_TABLE) and of their features
+    ws's W_DECODE_T when ``keep``; from the step tables when S_TABLE, except with chunked
+    local layers, whose steps past the first chunk chunked_sum_s adds) and of their features
     (into W_DEC_FEATS)."""
     f0, f1, case, lines, feat_sum, scratch, dec_t = ws[W_F0], ws[W_F1], ws[W_CASE], ws[W_LINES], ws[W_DEC_FEATS], \
         ws[W_SCRATCH], ws[W_DECODE_T]
-    table = ws[W_STATE][S_TABLE] > 0.0 and not keep
+    chunk = -params[P_WINDOW] if params[P_WINDOW] < 0.0 else 0.0
+    table = ws[W_STATE][S_TABLE] > 0.0 and not keep and chunk == 0.0
     for j in range(feat_sum.shape[0]):
         feat_sum[j] = 0.0
     if keep:
@@ -198,6 +205,14 @@ def _decode_sum_s(op_dec, params, ws, first, last, keep):
         count = hi - lo + 1.0
         for j in range(feat_sum.shape[0]):
             feat_sum[j] += f0[seg, j] * count + f1[seg, j] * (lo + hi) * count / 2.0
+        if seg == CAPPED and chunk > 0.0:
+            for j in (LPAIR, LKV):             # B sum of (c mod C) + 1
+                feat_sum[j] += f1[GROWING, j] * (causal_pairs(hi + 1.0, -chunk) - causal_pairs(lo, -chunk))
+            total += chunked_sum_s(op_dec, case[GROWING], lines[GROWING], lo, hi, chunk, scratch, ws[W_LOCAL_T])
+            if keep:
+                for i in range(dec_t.shape[0]):
+                    dec_t[i] += scratch[i]
+            continue
         if table:
             total += steptable.total(ws[W_PIECES], seg, int(ws[W_CUTS][seg, -1]), lo, hi)
             continue
@@ -206,6 +221,32 @@ def _decode_sum_s(op_dec, params, ws, first, last, keep):
             for i in range(dec_t.shape[0]):
                 dec_t[i] += scratch[i]
     return total
+
+
+@njit(cache=True)
+def chunked_sum_s(op, case, lines, lo, hi, chunk, time_s, local_s):
+    """Decode steps at positions lo..hi (all past the first chunk) of a chunked-attention model,
+    per operator into time_s (x repeat), from the GROWING lines (every span c + 1): a global
+    operator's at c, a local one's (op OP_LOCAL) at c mod C, summed over the partial first
+    chunk, the whole chunks between (all alike) and the partial last one; returns the total."""
+    range_sums(op, case, lines, lo, hi, time_s)
+    for i in range(op.shape[0]):
+        if op[i, OP_LOCAL] > 0.0:
+            time_s[i] = 0.0
+    first, last = np.floor(lo / chunk), np.floor(hi / chunk)
+    if first == last:
+        pieces = ((lo - first * chunk, hi - first * chunk, 1.0), (0.0, -1.0, 0.0), (0.0, -1.0, 0.0))
+    else:
+        pieces = ((lo - first * chunk, chunk - 1.0, 1.0), (0.0, chunk - 1.0, last - first - 1.0),
+                  (0.0, hi - last * chunk, 1.0))
+    for a, b, times in pieces:
+        if times <= 0.0:
+            continue
+        range_sums(op, case, lines, a, b, local_s)
+        for i in range(op.shape[0]):
+            if op[i, OP_LOCAL] > 0.0:
+                time_s[i] += times * local_s[i]
+    return time_s.sum()
 
 
 @njit(cache=True)
