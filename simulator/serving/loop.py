@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.engine.kernels.iteration import decode_cache, iteration_cost
-from simulator.engine.kernels.scenario import M_PARAMS, N_FEATURES, P_DEVICES, P_IDLE_W, P_HAS_ENERGY
+from simulator.engine.kernels.iteration import D_READY, decode_cache, decode_only_cost, iteration_cost
+from simulator.engine.kernels.scenario import M_PARAMS, N_FEATURES, P_DEVICES, P_HAS_ENERGY, P_IDLE_W, P_WINDOW
 
 ITL_BINS = 4400                   # 400 a decade over 11 decades (itl_edges)
 ITL_LOG10_MIN, ITL_LOG10_MAX = -7.0, 4.0
@@ -90,7 +90,7 @@ def _preempt(k, queue, blocks, computed, preempted, r):
     k[K_WAITING] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _continuous_step(k, queue, running, prompt, generated, computed, blocks, preempted, hit, max_tokens, max_seqs,
                      block_size, prefix_hit, pool, ent_req, counts, starts, lengths):
     """policy.Scheduler._continuous_step into the entry arrays; returns their count."""
@@ -98,19 +98,23 @@ def _continuous_step(k, queue, running, prompt, generated, computed, blocks, pre
     n = 0
     any_preempted = False
     j = 0
-    while j < k[K_RUNNING] and budget > 0:
+    free = k[K_FREE]                           # kept local in the common case (k[K_FREE] before any call)
+    n_running = k[K_RUNNING]
+    while j < n_running and budget > 0:
         r = running[j]
-        new = min(prompt[r] + generated[r] - computed[r], budget)
-        need = _blocks_for(computed[r] + new, block_size) - blocks[r]
-        if need <= k[K_FREE]:                  # the common case, _grow without its calls
+        c = computed[r]
+        new = min(prompt[r] + generated[r] - c, budget)
+        need = _blocks_for(c + new, block_size) - blocks[r]
+        if need <= free:                       # the common case, _grow without its calls
             if need > 0:
-                k[K_FREE] -= need
+                free -= need
                 blocks[r] += need
-            ent_req[n], counts[n], starts[n], lengths[n] = r, 1, computed[r], new
+            ent_req[n], counts[n], starts[n], lengths[n] = r, 1, c, new
             n += 1
             budget -= new
             j += 1
             continue
+        k[K_FREE] = free
         k[K_PEAK] = max(k[K_PEAK], pool - k[K_FREE])
         scheduled = True
         while not _grow(k, blocks, r, computed[r] + new, block_size, pool):
@@ -121,12 +125,14 @@ def _continuous_step(k, queue, running, prompt, generated, computed, blocks, pre
             if victim == r:
                 scheduled = False
                 break
+        free, n_running = k[K_FREE], k[K_RUNNING]
         if not scheduled:
             break
         ent_req[n], counts[n], starts[n], lengths[n] = r, 1, computed[r], new
         n += 1
         budget -= new
         j += 1
+    k[K_FREE] = free
     k[K_PEAK] = max(k[K_PEAK], pool - k[K_FREE])
     if any_preempted:
         return n
@@ -148,7 +154,7 @@ def _continuous_step(k, queue, running, prompt, generated, computed, blocks, pre
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _static_step(k, queue, running, prompt, output, max_seqs, block_size, pool, counts, starts, lengths):
     """policy.Scheduler._static_step: one padded entry; returns the entry count (0 or 1)."""
     if k[K_RUNNING] == 0:
@@ -193,7 +199,7 @@ def _token(r, end_s, generated, first_s, last_s, itl, last_gap, totals):
     last_s[r] = end_s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _finish(k, static, running, prompt, output, generated, computed, blocks, ent_req, lengths, n_entries, end_s,
             first_s, last_s, itl, last_gap, totals, finished, pool):
     """policy.Scheduler.finish: tokens sampled, finished requests into ``finished``; returns
@@ -212,16 +218,36 @@ def _finish(k, static, running, prompt, output, generated, computed, blocks, ent
             k[K_RUNNING] = 0
             k[K_FREE] = pool
         return n_done
+    gap_bin, pending = int(last_gap[1]), 0          # _token with the histogram and sums kept local
+    gap_sum, gaps = 0.0, 0
     for e in range(n_entries):
         r = ent_req[e]
         computed[r] += lengths[e]
         if computed[r] == prompt[r] + generated[r]:
-            _token(r, end_s, generated, first_s, last_s, itl, last_gap, totals)
+            generated[r] += 1
+            if generated[r] == 1:
+                first_s[r] = end_s
+            else:
+                gap = end_s - last_s[r]
+                if gap != last_gap[0]:
+                    if pending:
+                        itl[gap_bin] += pending
+                        pending = 0
+                    last_gap[0], gap_bin = gap, _itl_bin(gap)
+                pending += 1
+                gap_sum += gap
+                gaps += 1
+            last_s[r] = end_s
             if generated[r] == output[r]:
                 finished[n_done] = r
                 n_done += 1
                 k[K_FREE] += blocks[r]
                 blocks[r] = 0
+    if pending:
+        itl[gap_bin] += pending
+    last_gap[1] = gap_bin
+    totals[T_ITL_SUM_S] += gap_sum
+    totals[T_ITL_COUNT] += gaps
     if n_done:
         kept = 0
         for j in range(k[K_RUNNING]):
@@ -233,7 +259,7 @@ def _finish(k, static, running, prompt, output, generated, computed, blocks, ent
     return n_done
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _record(records, totals, end_s, k, tokens, duration_s, iteration):
     """Keep every stride-th iteration; when full, keep every other kept one and double the stride."""
     stride = int(totals[T_RECORD_STRIDE])
@@ -251,6 +277,38 @@ def _record(records, totals, end_s, k, tokens, duration_s, iteration):
     records[n, 0], records[n, 1], records[n, 2] = end_s, k[K_RUNNING], k[K_WAITING]
     records[n, 3], records[n, 4], records[n, 5] = k[K_FREE], tokens, duration_s
     totals[T_RECORDS] = n + 1
+
+
+@njit(cache=True, inline="always")
+def _run_blocks(running, n_running, computed, blocks, block_size, steps):
+    """Blocks the running requests add over ``steps`` more decode tokens each."""
+    need = 0
+    for j in range(n_running):
+        r = running[j]
+        need += _blocks_for(computed[r] + steps, block_size) - blocks[r]
+    return need
+
+
+@njit(cache=True, inline="always")
+def _decode_run_steps(k, running, output, generated, computed, blocks, block_size):
+    """How many decode-only iterations can follow with nothing but a token each: none of the
+    running requests finishing (the iteration that ends one runs the ordinary way) and their
+    blocks fitting the free pool (so no preemption); 0 when none can."""
+    n = k[K_RUNNING]
+    steps = 1 << 40
+    for j in range(n):
+        r = running[j]
+        steps = min(steps, output[r] - generated[r] - 1)
+    if steps <= 0 or _run_blocks(running, n, computed, blocks, block_size, steps) <= k[K_FREE]:
+        return max(steps, 0)
+    lo, hi = 0, steps                          # the blocks fit lo steps and not hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _run_blocks(running, n, computed, blocks, block_size, mid) <= k[K_FREE]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 @njit(cache=True)
@@ -285,6 +343,7 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
     feats = np.zeros(N_FEATURES)
     scratch = np.zeros(N_FEATURES)
     idle_w = params[P_DEVICES] * params[P_IDLE_W] if params[P_HAS_ENERGY] > 0.0 else 0.0
+    window = int(params[P_WINDOW])
     started = n
     if concurrency > 0:
         started = min(concurrency, n)
@@ -336,6 +395,58 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
         _record(records, totals, end_s, k, tokens, duration_s, iteration)
         iteration += 1
         now = end_s
+        # a decode run: while every running request only decodes (each sampled at now, none
+        # finishing, no arrival, nothing that could be admitted, blocks to spare) the iterations
+        # differ only in their positions; each is costed as the step would be, the per-request
+        # work done once after
+        batch = k[K_RUNNING]
+        steps = 0
+        if (not static and 0 < batch <= max_tokens and batch < cache[D_READY].shape[0]
+                and (k[K_WAITING] == 0 or batch >= max_seqs)):
+            position_sum = 0.0
+            furthest = 0
+            for j in range(batch):
+                r = running[j]
+                if last_s[r] != now or computed[r] != prompt[r] + generated[r] - 1:
+                    position_sum = -1.0
+                    break
+                position_sum += float(computed[r])
+                furthest = max(furthest, computed[r])
+            if position_sum >= 0.0:
+                steps = _decode_run_steps(k, running, output, generated, computed, blocks, block_size)
+                if window != 0:                # no position past a local span (iteration_cost's decode path)
+                    steps = min(steps, abs(window) - furthest)
+        if steps > 0:
+            done_steps = 0
+            free0 = k[K_FREE]
+            while done_steps < steps and not (arrived < started and arrival_s[arrived] <= now):
+                duration_s, joules = decode_only_cost(model, cache, batch, position_sum, eager_decode, host, batch,
+                                                      feats)
+                end_s = now + duration_s
+                gap = end_s - now
+                itl[_itl_bin(gap)] += batch
+                totals[T_ITL_SUM_S] += gap * batch
+                totals[T_ITL_COUNT] += batch
+                totals[T_ENERGY_J] += joules
+                totals[T_BUSY_S] += duration_s
+                done_steps += 1
+                if iteration % int(totals[T_RECORD_STRIDE]) == 0:      # the free blocks after this step
+                    k[K_FREE] = free0 - _run_blocks(running, batch, computed, blocks, block_size, done_steps)
+                    _record(records, totals, end_s, k, batch, duration_s, iteration)
+                iteration += 1
+                now = end_s
+                position_sum += batch
+            if done_steps > 0:
+                k[K_FREE] = free0
+                for j in range(batch):
+                    r = running[j]
+                    computed[r] += done_steps
+                    generated[r] += done_steps
+                    last_s[r] = now
+                    grown = _blocks_for(computed[r], block_size)
+                    k[K_FREE] -= grown - blocks[r]
+                    blocks[r] = grown
+                k[K_PEAK] = max(k[K_PEAK], pool - k[K_FREE])
     totals[T_ITERATIONS] = iteration
     totals[T_PREEMPTIONS] = k[K_PREEMPTIONS]
     totals[T_PEAK_BLOCKS] = k[K_PEAK]

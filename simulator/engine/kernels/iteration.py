@@ -33,8 +33,7 @@ import numpy as np
 from numba import njit
 
 from simulator.engine.kernels.phases import GROWING, fill_chunk_features, fill_decode_lines, touched_experts
-from simulator.engine.kernels.roofline import (CONSTANT, MIN_OF_MAX, OP_OVERHEAD, OP_REPEAT, _min_of_max,
-                                               evaluate_point, range_lines)
+from simulator.engine.kernels.roofline import CONSTANT, MIN_OF_MAX, OP_OVERHEAD, OP_REPEAT, _instance, range_lines
 from simulator.engine.kernels.scenario import (M_ALT_MEM_S, M_FLOPS, M_JOULES, M_MEM_S, M_OP_DECODE, M_OP_PREFILL,
                                                M_PARAMS, P_DECODE_STEP_S, P_EP, P_EXPERTS, P_EXPERTS_PER_TOKEN,
                                                P_HAS_ENERGY, P_HOST_LAUNCH_S, P_PREFILL_STEP_S, P_WINDOW, dynamic_j,
@@ -66,7 +65,7 @@ def host_terms(mixed_host_s: dict, layers: int) -> np.ndarray:
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def mixed_host_s(host, starts, lengths, n_entries):
     """Host seconds of an eager mixed pass: pass + layers + decode [D > 0] + fresh F
     + cached K + concat [groups > 1] (calibration/serving_host.py; the per-layer terms
@@ -112,27 +111,38 @@ def _decode_lines_at(model, cache, batch):
     cache[D_READY][batch] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def decode_step_device_s(model, cache, batch, position):
     """Device seconds of a decode step of ``batch`` sequences at mean position ``position``
     (a float): the sum over operators of their range_lines line values at c, x repeat."""
-    _decode_lines_at(model, cache, batch)
+    if cache[D_READY][batch] == 0:
+        _decode_lines_at(model, cache, batch)
     op = model[M_OP_DECODE]
-    case, lines = cache[D_CASE][batch], cache[D_LINES][batch]
+    case, L = cache[D_CASE], cache[D_LINES]          # indexed in place: no per-operator views
+    c = position
     total = 0.0
     for i in range(op.shape[0]):
-        L = lines[i]
-        if case[i] == CONSTANT:
-            t = L[0, 0]
-        elif case[i] == MIN_OF_MAX:
-            t = _min_of_max(L, position)
+        if case[batch, i] == CONSTANT:
+            t = L[batch, i, 0, 0]
+        elif case[batch, i] == MIN_OF_MAX:       # roofline._min_of_max
+            t = min(max(L[batch, i, 0, 0] + L[batch, i, 0, 1] * c, L[batch, i, 1, 0] + L[batch, i, 1, 1] * c),
+                    max(L[batch, i, 2, 0] + L[batch, i, 2, 1] * c, L[batch, i, 3, 0] + L[batch, i, 3, 1] * c))
         else:
-            t = max(L[0, 0] + L[0, 1] * position, L[1, 0] + L[1, 1] * position) + op[i, OP_OVERHEAD]
+            t = max(L[batch, i, 0, 0] + L[batch, i, 0, 1] * c, L[batch, i, 1, 0] + L[batch, i, 1, 1] * c) + op[i, OP_OVERHEAD]
         total += t * op[i, OP_REPEAT]
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def pass_device_s(flops, mem_s, alt_mem_s, op, feats):
+    """roofline.evaluate_point's total at one feature vector, without its per-operator arrays."""
+    total = 0.0
+    for i in range(flops.shape[0]):
+        total += _instance(i, flops, mem_s, alt_mem_s, op, feats)[0] * op[i, OP_REPEAT]
+    return total
+
+
+@njit(cache=True, inline="always")
 def mixed_features(model, cache, counts, starts, lengths, n_entries, outgrown, feats, scratch):
     """The summed feature vector of an iteration's entries into ``feats`` (module docstring).
     Its decode tokens, unless a sliding window caps one (``outgrown``), add up to the decode
@@ -152,13 +162,46 @@ def mixed_features(model, cache, counts, starts, lengths, n_entries, outgrown, f
         for j in range(N_FEATURES):
             feats[j] += scratch[j]
     if decode_batch > 0:
-        _decode_lines_at(model, cache, decode_batch)
+        if cache[D_READY][decode_batch] == 0:
+            _decode_lines_at(model, cache, decode_batch)
         position = position_sum / decode_batch
         for j in range(N_FEATURES):
             feats[j] += cache[D_F0][decode_batch, j] + cache[D_F1][decode_batch, j] * position
     feats[ONE] = 1.0
     feats[EXP], feats[ETOK] = touched_experts(feats[TOK], params[P_EXPERTS], params[P_EXPERTS_PER_TOKEN],
                                               params[P_EP])
+
+
+@njit(cache=True, inline="always")
+def _finish_cost(model, params, device_s, eager, prefill, host, host_s, running, feats):
+    """(seconds, joules) of a pass of device_s seconds (module docstring: time_s, energy_j)."""
+    if eager:
+        time_s = max(device_s + params[P_PREFILL_STEP_S], host_s)
+    else:
+        time_s = device_s + params[P_DECODE_STEP_S]
+    if host[H_ON] > 0.0:
+        time_s += host[H_SCHED] + host[H_SCHED_RUNNING] * running
+    if params[P_HAS_ENERGY] <= 0.0:
+        return time_s, 0.0
+    dyn = dynamic_j(params, model[M_JOULES][0 if prefill else 1], feats)
+    time_s = power_limited_s(params, time_s, dyn)
+    return time_s, energy_j(params, time_s, dyn)
+
+
+@njit(cache=True, inline="always")
+def decode_only_cost(model, cache, batch, position_sum, eager_decode, host, running, feats):
+    """(seconds, joules) of a decode-only iteration of ``batch`` sequences whose positions
+    sum to ``position_sum`` (none past a local span, batch within the cache): the decode
+    step's lines at the mean position. The serving loop's decode runs call it directly."""
+    params = model[M_PARAMS]
+    position = position_sum / batch
+    device_s = decode_step_device_s(model, cache, batch, position)
+    for j in range(N_FEATURES):
+        feats[j] = cache[D_F0][batch, j] + cache[D_F1][batch, j] * position
+    host_s = params[P_HOST_LAUNCH_S]
+    if eager_decode and host[H_ON] > 0.0:
+        host_s = host[H_PASS] + host[H_LAYERS] + host[H_DECODE]
+    return _finish_cost(model, params, device_s, eager_decode, False, host, host_s, running, feats)
 
 
 @njit(cache=True)
@@ -179,6 +222,8 @@ def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decod
             prefill = True
         if window != 0 and starts[e] + 1 > abs(window):      # a local span (window or chunk) outgrown
             outgrown = True
+    if not prefill and not outgrown and batch < cache[D_READY].shape[0] and n_entries == batch:
+        return decode_only_cost(model, cache, batch, position_sum, eager_decode, host, running, feats)
     if not prefill and not outgrown and batch < cache[D_READY].shape[0]:
         position = position_sum / batch
         device_s = decode_step_device_s(model, cache, batch, position)
@@ -187,16 +232,9 @@ def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decod
     else:
         mixed_features(model, cache, counts, starts, lengths, n_entries, outgrown, feats, scratch)
         op = model[M_OP_PREFILL] if prefill else model[M_OP_DECODE]
-        device_s = evaluate_point(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], op, feats)[0].sum()
-    if prefill or eager_decode:
-        host_s = mixed_host_s(host, starts, lengths, n_entries) if host[H_ON] > 0.0 else params[P_HOST_LAUNCH_S]
-        time_s = max(device_s + params[P_PREFILL_STEP_S], host_s)
-    else:
-        time_s = device_s + params[P_DECODE_STEP_S]
-    if host[H_ON] > 0.0:
-        time_s += host[H_SCHED] + host[H_SCHED_RUNNING] * running
-    if params[P_HAS_ENERGY] <= 0.0:
-        return time_s, 0.0
-    dyn = dynamic_j(params, model[M_JOULES][0 if prefill else 1], feats)
-    time_s = power_limited_s(params, time_s, dyn)
-    return time_s, energy_j(params, time_s, dyn)
+        device_s = pass_device_s(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], op, feats)
+    eager = prefill or eager_decode
+    host_s = params[P_HOST_LAUNCH_S]
+    if eager and host[H_ON] > 0.0:
+        host_s = mixed_host_s(host, starts, lengths, n_entries)
+    return _finish_cost(model, params, device_s, eager, prefill, host, host_s, running, feats)
