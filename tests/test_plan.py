@@ -72,14 +72,24 @@ def test_cost_formula(result):
     assert o.usd_per_million_tokens == pytest.approx(o.devices * hourly / 3600 / o.output_tokens_per_s * 1e6)
 
 
-def test_rate_picks_the_smallest_batch_and_prices_the_load():
-    r = plan("llama-3.1-8b", 512, 128, Targets(rate_requests_per_s=4), hardware=["rtx-4090"], max_batch=64)
-    o = next(o for o in r.options if o.devices == 1 and o.precision == "bf16")
-    assert o.batch / o.e2e_s >= 4
-    if o.batch > 1:
-        w = simulator.predict(model="llama-3.1-8b", hardware="rtx-4090", batch=o.batch - 1, prompt=512, output=128)
-        assert (o.batch - 1) / w.e2e_s < 4
+def test_rate_is_checked_by_the_serving_simulation_and_prices_the_load():
+    """--rate: each configuration's SLOs at the chosen percentile come from the serving
+    simulation of 1,000 requests at that rate (explore/plan_rate.py), the cost from the
+    devices dedicated to R x output tokens/s; a rate past the device's capacity is a miss."""
+    from simulator.explore.plan_rate import requests_for
+    from simulator.serving.policy import Policy
+    from simulator.serving.simulate import engine, serve
+
+    t = Targets(ttft_max_s=0.5, tpot_max_s=0.05, rate_requests_per_s=4, slo_percentile=90)
+    r = plan("llama-3.1-8b", 512, 128, t, hardware=["rtx-4090"], max_devices=1)
+    o = next(o for o in r.options if o.precision == "bf16")
+    run = serve(engine("llama-3.1-8b", "rtx-4090", "pytorch-ref", Policy()), requests_for(4, 512, 128), 4,
+                ttft_slo_s=0.5, tpot_slo_s=0.05).metrics
+    assert (o.ttft_s, o.tpot_s, o.e2e_s) == (run["ttft_s"]["p90"], run["tpot_s"]["p90"], run["e2e_s"]["p90"])
+    assert o.goodput_requests_per_s == run["goodput_requests_per_s"] and not run["saturated"]
     assert o.usd_per_million_tokens == pytest.approx(1599 / (3 * 365 * 24) / 3600 / (4 * 128) * 1e6)
+    over = plan("llama-3.1-8b", 512, 128, Targets(rate_requests_per_s=400), hardware=["rtx-4090"], max_devices=1)
+    assert not over.options and all("saturated" in m.reasons[0] for m in over.misses if m.batch is not None)
 
 
 def test_nothing_meets_the_targets_lists_closest_misses():

@@ -48,7 +48,8 @@ def _targets(args):
 
     return Targets(ttft_max_s=args.ttft_max if args.ttft_max is not None else math.inf,
                    tpot_max_s=args.tpot_max if args.tpot_max is not None else math.inf,
-                   throughput_min_tokens_per_s=args.throughput_min or 0.0, rate_requests_per_s=args.rate)
+                   throughput_min_tokens_per_s=args.throughput_min or 0.0, rate_requests_per_s=args.rate,
+                   slo_percentile=args.slo_percentile)
 
 
 def _draw_plan(result, front, path) -> None:
@@ -94,9 +95,14 @@ def register(sub) -> None:
     p.add_argument("--output", type=positive_int, required=True, help="output tokens per request")
     load = p.add_mutually_exclusive_group()
     load.add_argument("--batch", type=int64, help="a fixed batch (default: search 1..--max-batch)")
-    load.add_argument("--rate", type=positive_float, help="requests per second to serve")
+    load.add_argument("--rate", type=positive_float, help="requests per second to serve: each configuration's "
+                                                          "SLOs checked by the serving simulation (continuous "
+                                                          "batching, Poisson arrivals)")
     p.add_argument("--ttft-max", type=duration, help="largest time to first token: seconds, or e.g. '200 ms'")
     p.add_argument("--tpot-max", type=duration, help="largest time per output token: seconds, or e.g. '20 ms'")
+    p.add_argument("--slo-percentile", type=int, choices=(50, 90, 99), default=90,
+                   help="with --rate: the TTFT and TPOT percentile --ttft-max and --tpot-max bound, checked by the "
+                        "serving simulation (default: 90)")
     p.add_argument("--throughput-min", type=positive_float, help="smallest output tokens/s per configuration")
     p.add_argument("--hardware", type=name_list,
                    help="comma-separated devices (default: every GPU, TPU and ASIC with a price)")

@@ -11,10 +11,11 @@ the ones skipped for want of one):
               runs anywhere)
 Each is evaluated over batches 1..--max-batch (or the given --batch) with the sweep kernel.
 A batch meets the targets when it fits and TTFT <= X, TPOT <= Y, output tokens/s >= Z and,
-with --rate R (requests/s, each one sequence), B / e2e >= R (a static batch of B requests
-finishes every e2e seconds). The operating point is the feasible batch with the highest
-throughput (lowest cost per token), or with --rate the smallest feasible batch (lowest
-latency that sustains R).
+with --rate R (requests/s) the serving simulation of R requests/s under continuous batching
+decides instead, at a percentile of TTFT and TPOT (plan_rate.py; the static rows only say
+whether the weights fit). The operating point is the feasible batch with the highest
+throughput (lowest cost per token), or with --rate the simulated run at R (its goodput, the
+requests/s meeting both SLOs, beside it).
 
 Cost per million output tokens = devices x usd_per_hour / 3600 / tokens per s x 1e6, with
 tokens/s the operating point's own (a device busy all the time), or R x N with --rate
@@ -59,6 +60,7 @@ class Targets:
     tpot_max_s: float = math.inf
     throughput_min_tokens_per_s: float = 0.0
     rate_requests_per_s: float | None = None
+    slo_percentile: int = 90            # with a rate: the TTFT and TPOT percentile the limits bound
 
     def __post_init__(self):
         for name in ("ttft_max_s", "tpot_max_s"):
@@ -71,6 +73,8 @@ class Targets:
         r = self.rate_requests_per_s
         if r is not None and not (math.isfinite(r) and r > 0):
             raise WorkloadError("rate_requests_per_s", f"expected a finite number > 0, got {r}")
+        if self.slo_percentile not in (50, 90, 99):
+            raise WorkloadError("slo_percentile", f"expected 50, 90 or 99, got {self.slo_percentile!r}")
 
 
 @dataclasses.dataclass
@@ -92,6 +96,7 @@ class Option:
     rank_by_cost: int = 0
     rank_by_tokens_per_j: int = 0
     pareto: str = ""                    # "latency", "energy", "latency+energy" or ""
+    goodput_requests_per_s: float | None = None     # with --rate: requests/s meeting both SLOs (plan_rate.py)
 
 
 @dataclasses.dataclass
@@ -224,6 +229,9 @@ def _evaluate(precision: str, group: Group, batches: np.ndarray, prompt: int, ou
         total, capacity = values[_COL["memory_total_bytes"], 0], constants["memory_capacity_bytes"]
         return None, Miss(**head, batch=None, score=math.inf,
                           reasons=[f"does not fit: needs {total / 1e9:.1f} GB per device of {capacity / 1e9:.1f} GB"])
+    if t.rate_requests_per_s:                   # the serving simulation decides (plan_rate.py)
+        from simulator.explore.plan_rate import evaluate_rate
+        return evaluate_rate(precision, group, prompt, output, t, constants["usd_per_hour"], t.slo_percentile)
     ok = np.flatnonzero(worst <= 1.0)
     if not len(ok):
         k = int(np.argmin(worst))
@@ -312,13 +320,16 @@ def plan_table(r: PlanResult, top: int = 20) -> str:
         return "\n".join([head, "", "No configuration meets the targets. Closest misses:", "",
                           render(["hardware", "devices", "precision", "batch", "misses"], rows, align_right={1, 3})])
 
+    rate = r.targets.rate_requests_per_s
     rows = [[str(o.rank_by_cost), o.hardware, str(o.devices), o.precision, str(o.batch), quantity(o.ttft_s, "s"),
              quantity(o.tpot_s, "s"), number(o.output_tokens_per_s, ",.0f"), number(o.tokens_per_j, ".3g"),
              number(o.usd_per_million_tokens, ",.3g"), str(o.rank_by_tokens_per_j), o.pareto]
-            for o in r.options[:top]]
+            + ([number(o.goodput_requests_per_s, ".3g")] if rate else []) for o in r.options[:top]]
     more = f"\n({len(r.options) - top} more; --format json lists all)" if len(r.options) > top else ""
-    table = render(["rank", "hardware", "devices", "precision", "batch", "TTFT", "TPOT", "tokens/s", "tokens/J",
-                    "$/M tokens", "rank tok/J", "pareto"], rows, align_right={0, 2, 4, 5, 6, 7, 8, 9, 10})
+    p = f" p{r.targets.slo_percentile}" if rate else ""
+    table = render(["rank", "hardware", "devices", "precision", "mean batch" if rate else "batch", "TTFT" + p,
+                    "TPOT" + p, "tokens/s", "tokens/J", "$/M tokens", "rank tok/J", "pareto"]
+                   + (["goodput req/s"] if rate else []), rows, align_right={0, 2, 4, 5, 6, 7, 8, 9, 10, 12})
     return "\n".join([head, "", table + more, "",
                       "$/M tokens: devices x hourly price (or purchase / 26,280 h) per million output tokens; "
                       "pareto: not beaten on both cost and e2e latency (latency) or cost and tokens/J (energy)"])
