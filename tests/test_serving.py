@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import simulator
+import simulator.accuracy.serving
 from simulator.engine.kernels import scenario as sc
 from simulator.engine.kernels.iteration import H_CACHED, H_CONCAT, H_DECODE, H_FRESH, H_LAYERS, H_ON, H_PASS, H_SCHED, \
     H_SCHED_RUNNING
@@ -251,3 +252,22 @@ def test_loop_interpreted_equals_compiled():
     np.testing.assert_allclose(run.first_s, first, rtol=1e-12)
     np.testing.assert_allclose(run.last_s, last, rtol=1e-12)
     assert run.metrics["preemptions"] == preemptions > 0
+
+
+def test_committed_serving_runs_within_the_errors_reached():
+    """The committed H200 continuous-batching runs (12 rates, 2 models, 2 sessions) re-simulated
+    with the mixed-pass host terms fitted from the serving microbenchmark (never from these
+    runs): the median |error| each metric reached (TTFT p50 39.7%, p90 52.4%, TPOT p50 34.1%,
+    tokens/s 7.5%), so a change that worsens them fails. The issue's 10% is not met: the runs'
+    decode-only iterations took 0.9-1.8x (median 1.4x) the modelled host time, bimodally
+    (p10 near 1.0x, p90 1.6-1.9x): the host ran in a slower state for much of each run."""
+    from simulator.accuracy.serving import compare_all, summary
+    from simulator.cli.validate import serving_report
+
+    rows = compare_all(hardware=["h200-sxm"])
+    assert len(rows) == 12
+    bounds = {"ttft_p50_s": 0.41, "ttft_p90_s": 0.54, "tpot_p50_s": 0.35, "output_tokens_per_s": 0.08}
+    for key, stats in summary(rows).items():
+        assert stats["n"] == 12 and stats["median_abs_error"] <= bounds[key], (key, stats)
+    text, data = serving_report(simulator.accuracy.serving.ROOT, ["h200-sxm"])
+    assert "serving runs" in text and "TPOT p50: median |error| 34" in text and len(data["runs"]) == 12

@@ -65,7 +65,8 @@ def compare_file(path: Path, hardware: str, stack: str = "pytorch-ref") -> list[
         run = serve(eng, reqs, point["rate"])
         measured = _observed(arrival, first, last, output)
         predicted = _observed(run.requests.arrival_s, run.first_s, run.last_s, run.requests.output)
-        row = {"model": model, "hardware": hardware, "rate": point["rate"], "requests": len(arrival),
+        row = {"model": model, "hardware": hardware, "session": Path(path).parent.name, "rate": point["rate"],
+               "requests": len(arrival),
                "unfinished": int((~np.isfinite(last)).sum()), "saturated_predicted": run.metrics["saturated"]}
         for key in METRICS:
             m, p = measured[key], predicted[key]
@@ -80,8 +81,10 @@ def measured_files(root: Path = ROOT) -> list[tuple[Path, str]]:
     return [(p, p.parents[1].name) for p in sorted(root.glob("*/*/serving-*.json"))]
 
 
-def compare_all(root: Path = ROOT) -> list[dict]:
-    return [row for path, hw in measured_files(root) for row in compare_file(path, hw)]
+def compare_all(root: Path = ROOT, hardware: list[str] | None = None) -> list[dict]:
+    """compare_file over every committed serving file (of the ``hardware`` devices when given)."""
+    return [row for path, hw in measured_files(root) if not hardware or hw in hardware
+            for row in compare_file(path, hw)]
 
 
 def summary(rows: list[dict]) -> dict:

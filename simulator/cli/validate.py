@@ -100,6 +100,35 @@ def published_report() -> tuple[str, list[dict]]:
     return text, rows
 
 
+def serving_report(root: Path, hardware: list[str] | None) -> tuple[str, dict]:
+    """The serving runs (accuracy/serving.py) re-simulated: per run the measured and predicted
+    TTFT p50/p90, TPOT p50 and output tokens/s with their errors, then the median and max
+    |error| of each over the runs."""
+    from simulator.accuracy.serving import METRICS, compare_all, summary
+
+    rows = compare_all(root, hardware)
+    if not rows:
+        return "", {"runs": [], "summary": {}}
+    short = {"ttft_p50_s": "TTFT p50", "ttft_p90_s": "TTFT p90", "tpot_p50_s": "TPOT p50",
+             "output_tokens_per_s": "tokens/s"}
+
+    def cell(r, key):
+        m, p, e = r[f"measured_{key}"], r[f"predicted_{key}"], r[f"error_{key}"]
+        scale = 1.0 if key == "output_tokens_per_s" else 1e3
+        return "-" if m is None or p is None else f"{m * scale:.4g} / {p * scale:.4g} ({100 * e:+.0f}%)"
+
+    table = render(["hardware", "session", "model", "rate/s", "n", *(short[k] for k in METRICS)],
+                   [[r["hardware"], r["session"], r["model"], f"{r['rate']:g}", str(r["requests"]),
+                     *(cell(r, k) for k in METRICS)] for r in rows], align_right={3, 4})
+    stats = summary(rows)
+    lines = [f"  {short[k]}: median |error| {_pct(v['median_abs_error'])}, max {_pct(v['max_abs_error'])} "
+             f"(n={v['n']})" for k, v in stats.items() if v["n"]]
+    text = ("serving runs (continuous batching, validation/harness/serving.py), each rate re-simulated with its own "
+            "requests and policy; measured / predicted (TTFT and TPOT in ms), error:\n\n" + table
+            + "\n\nover the runs:\n" + "\n".join(lines))
+    return text, {"runs": rows, "summary": stats}
+
+
 def cmd_validate(args) -> str:
     from simulator.report.plots import plot_path
     from simulator.accuracy.measured import load_points
@@ -127,6 +156,12 @@ def cmd_validate(args) -> str:
     own, measured = measured_sections(points, args.stack, args.transfer)
     sections = [text for _, text, _ in measured]
     data = {key: rows for key, _, rows in measured}
+    if not args.no_serving:
+        text, serving = serving_report(Path(args.measurements) if args.measurements else measurement_root(),
+                                       args.hardware)
+        if text:
+            sections.append(text)
+            data["serving"] = serving
     if not args.no_published:
         text, rows = published_report()
         sections.append(text)
@@ -155,6 +190,7 @@ def register(sub) -> None:
                                                        "--hardware NAME also that spec's predictions")
     p.add_argument("--max-median-error", type=float, help="exit 1 when a latency median |error| exceeds PCT")
     p.add_argument("--no-published", action="store_true", help="skip the published runs of others")
+    p.add_argument("--no-serving", action="store_true", help="skip the continuous-batching (serving) runs")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--plot", metavar="FILE", help="also draw predicted against measured to FILE.png or FILE.svg")
     p.set_defaults(func=cmd_validate)
