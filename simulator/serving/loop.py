@@ -402,7 +402,7 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
         batch = k[K_RUNNING]
         steps = 0
         if (not static and 0 < batch <= max_tokens and batch < cache[D_READY].shape[0]
-                and (k[K_WAITING] == 0 or batch >= max_seqs)):
+                and (k[K_WAITING] == 0 or batch >= max_seqs) and not (arrived < started and arrival_s[arrived] <= now)):
             position_sum = 0.0
             furthest = 0
             for j in range(batch):
@@ -420,8 +420,7 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
             done_steps = 0
             free0 = k[K_FREE]
             while done_steps < steps and not (arrived < started and arrival_s[arrived] <= now):
-                duration_s, joules = decode_only_cost(model, cache, batch, position_sum, eager_decode, host, batch,
-                                                      feats)
+                duration_s, joules = decode_only_cost(model, cache, batch, position_sum, eager_decode, host, batch)
                 end_s = now + duration_s
                 gap = end_s - now
                 itl[_itl_bin(gap)] += batch

@@ -40,8 +40,9 @@ from simulator.engine.kernels.scenario import (M_ALT_MEM_S, M_FLOPS, M_JOULES, M
                                                energy_j, power_limited_s)
 from simulator.graph.ops import EXP, ETOK, N_FEATURES, ONE, TOK
 
-# entries of a decode-line cache (decode_cache): per batch size B, its lines and features
-D_READY, D_CASE, D_LINES, D_F0, D_F1 = range(5)
+# entries of a decode-line cache (decode_cache): per batch size B, its lines and features, and
+# the decode energy row's dot products with them (joules above idle = copies x (J0 + J1 c))
+D_READY, D_CASE, D_LINES, D_F0, D_F1, D_J = range(6)
 # host terms of an eager mixed pass (host_terms), seconds an iteration; H_ON 0: none
 HOST_TERMS = ("on", "pass", "layers", "decode", "fresh", "cached", "concat", "scheduler",
               "scheduler_running")
@@ -92,7 +93,7 @@ def decode_cache(n_ops, max_batch):
     """Empty per-batch-size caches of the decode step's operator lines, for B = 0..max_batch."""
     return (np.zeros(max_batch + 1, dtype=np.int64), np.zeros((max_batch + 1, n_ops), dtype=np.int64),
             np.zeros((max_batch + 1, n_ops, 4, 2)), np.zeros((max_batch + 1, N_FEATURES)),
-            np.zeros((max_batch + 1, N_FEATURES)))
+            np.zeros((max_batch + 1, N_FEATURES)), np.zeros((max_batch + 1, 2)))
 
 
 @njit(cache=True)
@@ -108,6 +109,8 @@ def _decode_lines_at(model, cache, batch):
                 cache[D_CASE][batch], cache[D_LINES][batch])
     cache[D_F0][batch, :] = f0[GROWING]
     cache[D_F1][batch, :] = f1[GROWING]
+    cache[D_J][batch, 0] = dynamic_j(params, model[M_JOULES][1], f0[GROWING])
+    cache[D_J][batch, 1] = dynamic_j(params, model[M_JOULES][1], f1[GROWING])
     cache[D_READY][batch] = 1
 
 
@@ -173,14 +176,21 @@ def mixed_features(model, cache, counts, starts, lengths, n_entries, outgrown, f
 
 
 @njit(cache=True, inline="always")
-def _finish_cost(model, params, device_s, eager, prefill, host, host_s, running, feats):
-    """(seconds, joules) of a pass of device_s seconds (module docstring: time_s, energy_j)."""
+def _time_s(params, device_s, eager, host, host_s, running):
+    """Seconds of a pass of device_s device seconds (module docstring: time_s, before the cap)."""
     if eager:
         time_s = max(device_s + params[P_PREFILL_STEP_S], host_s)
     else:
         time_s = device_s + params[P_DECODE_STEP_S]
     if host[H_ON] > 0.0:
         time_s += host[H_SCHED] + host[H_SCHED_RUNNING] * running
+    return time_s
+
+
+@njit(cache=True, inline="always")
+def _finish_cost(model, params, device_s, eager, prefill, host, host_s, running, feats):
+    """(seconds, joules) of a pass of device_s seconds (module docstring: time_s, energy_j)."""
+    time_s = _time_s(params, device_s, eager, host, host_s, running)
     if params[P_HAS_ENERGY] <= 0.0:
         return time_s, 0.0
     dyn = dynamic_j(params, model[M_JOULES][0 if prefill else 1], feats)
@@ -189,19 +199,23 @@ def _finish_cost(model, params, device_s, eager, prefill, host, host_s, running,
 
 
 @njit(cache=True, inline="always")
-def decode_only_cost(model, cache, batch, position_sum, eager_decode, host, running, feats):
+def decode_only_cost(model, cache, batch, position_sum, eager_decode, host, running):
     """(seconds, joules) of a decode-only iteration of ``batch`` sequences whose positions
     sum to ``position_sum`` (none past a local span, batch within the cache): the decode
-    step's lines at the mean position. The serving loop's decode runs call it directly."""
+    step's lines at the mean position c, its joules above idle dynamic_j's of f0 + f1 c
+    (linear in c: the cached J0 + J1 c). The serving loop's decode runs call it directly."""
     params = model[M_PARAMS]
     position = position_sum / batch
     device_s = decode_step_device_s(model, cache, batch, position)
-    for j in range(N_FEATURES):
-        feats[j] = cache[D_F0][batch, j] + cache[D_F1][batch, j] * position
     host_s = params[P_HOST_LAUNCH_S]
     if eager_decode and host[H_ON] > 0.0:
         host_s = host[H_PASS] + host[H_LAYERS] + host[H_DECODE]
-    return _finish_cost(model, params, device_s, eager_decode, False, host, host_s, running, feats)
+    time_s = _time_s(params, device_s, eager_decode, host, host_s, running)
+    if params[P_HAS_ENERGY] <= 0.0:
+        return time_s, 0.0
+    dyn = cache[D_J][batch, 0] + cache[D_J][batch, 1] * position
+    time_s = power_limited_s(params, time_s, dyn)
+    return time_s, energy_j(params, time_s, dyn)
 
 
 @njit(cache=True)
@@ -223,7 +237,7 @@ def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decod
         if window != 0 and starts[e] + 1 > abs(window):      # a local span (window or chunk) outgrown
             outgrown = True
     if not prefill and not outgrown and batch < cache[D_READY].shape[0] and n_entries == batch:
-        return decode_only_cost(model, cache, batch, position_sum, eager_decode, host, running, feats)
+        return decode_only_cost(model, cache, batch, position_sum, eager_decode, host, running)
     if not prefill and not outgrown and batch < cache[D_READY].shape[0]:
         position = position_sum / batch
         device_s = decode_step_device_s(model, cache, batch, position)
