@@ -147,7 +147,9 @@ def _store(entry: Path, depends: tuple, value) -> None:
 def cached(key: tuple, build: Callable[[], T]) -> T:
     """build(), or its value kept from an earlier process (see the module docstring).
     ``key`` (a tuple of str, int, float, bool and None) names what build() computes from
-    the files it reads; errors build() raises pass through and nothing is stored."""
+    the files it reads; errors build() raises pass through and nothing is stored. Call it
+    once, early in a process: what build() takes from an in-memory cache filled before
+    (a spec the registry already read) is no file read, so the entry would not depend on it."""
     global _recording, _hooked
     if not enabled() or _recording is not None:
         return build()

@@ -71,7 +71,7 @@ def _predicted(args):
     options = tuple(given.get(k) for k in api.OPTIONS)
     key = ("predict", args.model, args.hardware, args.stack, options)
     build = lambda: api.configured_for(args.model, args.hardware, args.stack, *scenario, options)   # noqa: E731
-    configured = cache.cached(key, build) if args.disk_cache else build()
+    configured = cache.cached(key, build) if getattr(args, "disk_cache", False) else build()
     return configured.predict(*scenario)
 
 
