@@ -70,14 +70,11 @@ MAX_DEPTH = 64                       # nesting of mappings and lists in one file
 INT64_MAX = 2**63 - 1
 
 
-def __getattr__(name: str):
-    """``_LOADER``: the C parser when built, safe_load semantics (yaml imported on first use:
-    a process answering from simulator/cache.py parses nothing)."""
-    if name == "_LOADER":
-        import yaml
-
-        return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __getattr__(name: str):     # _LOADER: the C parser when built; yaml imported on first use
+    if name != "_LOADER":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import yaml
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _decode(raw: bytes, path: Path) -> str:
@@ -262,11 +259,10 @@ def stack_index() -> dict[str, Path]:
 # Every cache below is keyed on the file's (or folder's) stamp, so a changed file is read
 # again and no caller need clear anything; cache_clear() stays for callers that still call it.
 def _clear_all() -> None:
-    global _listings
     for cache in (_folder_index, _stack_index, _hardware_file, _stack_file, _model_file):
         cache.cache_clear()
     _last_index.clear()
-    _listings += 1
+    _listings[0] += 1
 
 
 for _public in (hardware_index, model_index, stack_index):
@@ -274,19 +270,18 @@ for _public in (hardware_index, model_index, stack_index):
 
 
 _last_index: dict[tuple, dict[str, Path]] = {}   # (what, data root) -> the index last listed (the fast path)
-_listings = 0                                    # how many times an index was listed again (located())
+_listings = [0]                                  # how many times an index was listed again (located())
 
 
 def _named(name: str, what: str, listing) -> tuple[Path | None, dict[str, Path]]:
     """(file of registry name ``name`` or None, the index): from the index last listed, else
     from a fresh listing (a name it lacks: a file added or renamed). A listed file that is
     gone is caught by its stamp (_located)."""
-    global _listings
     key = (what, data_root())
     index = _last_index.get(key)
     if index is None or name not in index:
         index = _last_index[key] = listing()
-        _listings += 1
+        _listings[0] += 1
     return index.get(name), index
 
 
@@ -389,19 +384,17 @@ model.cache_clear = _clear_all
 
 
 def located(what: str, name: str) -> tuple:
-    """What registry name or path ``name`` of a ``what`` ("model", "hardware", "stack")
-    resolves to now, as unchanged() compares it: (absolute path, stamp, cwd for a path
-    outside the registry, listings)."""
+    """What name or path ``name`` of a ``what`` ("model", "hardware", "stack") resolves to
+    now, for unchanged(): (absolute path, stamp, cwd of a relative path, listings so far)."""
     if what == "model" and name not in _last_index.get(("model", data_root()), ()):
         name = hf_hub.config_path(name)
-    display, absolute, stamp = _located(name, {"model": model_index, "hardware": hardware_index,
-                                               "stack": stack_index}[what], what)
-    return absolute, stamp, None if os.path.isabs(display) else os.getcwd(), _listings
+    listing = {"model": model_index, "hardware": hardware_index, "stack": stack_index}[what]
+    display, absolute, stamp = _located(name, listing, what)
+    return absolute, stamp, None if os.path.isabs(display) else os.getcwd(), _listings[0]
 
 
 def unchanged(located_then: tuple) -> bool:
-    """Whether a name located() then still resolves to the same unchanged file: its stamp
-    (one stat), the working directory of a relative path, no index listed again since (a
-    file added or gone can move a name). False means: resolve it again to know."""
+    """Whether a name located() then still means the same unchanged file (one stat, the cwd
+    of a relative path, no index listed again since); False: resolve it again to know."""
     absolute, stamp, cwd, listings = located_then
-    return listings == _listings and _stamp(absolute) == stamp and (cwd is None or cwd == os.getcwd())
+    return listings == _listings[0] and _stamp(absolute) == stamp and (cwd is None or cwd == os.getcwd())
