@@ -29,7 +29,8 @@ def test_committed_profile_is_reproducible_from_its_microbenchmark_file(hardware
     profile, digit for digit."""
     raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
     sources = _sources(raw)
-    assert all(f.name.startswith("micro-") for f in sources), "profiles are fitted from microbenchmarks, never e2e runs"
+    micro_kinds = ("micro-", "pass-profile-", "mixed-iterations-")   # microbenchmarks, pass diagnostics, mixed-iteration micros
+    assert all(f.name.startswith(micro_kinds) for f in sources), "profiles are fitted from microbenchmarks, never e2e runs"
     fields, _ = fit_device(registry.hardware(hardware), sources)
     assert fields == raw
 
@@ -43,7 +44,7 @@ def test_fits_reproduce_their_microbenchmarks(hardware):
     hw = registry.hardware(hardware)
     gpu = hw.kind == "gpu"
     for source in _sources(raw):
-        if is_supplement(load_micro(source)):           # its fits join the base file's: below
+        if not source.name.startswith("micro-") or is_supplement(load_micro(source)):   # fits of their own
             continue
         _, fits = calibrate(load_micro(source), hw, "x")
         summary = {f.name: f.summary() for f in fits}

@@ -13,13 +13,25 @@ from simulator.specs.measurement import (CpuLaunch, E2EFile, GpuLaunch, MicroFil
 FILES = sorted(f for f in measurement_root().rglob("*.json") if f.name != "bands.json")   # bands.json: derived
 
 
-SCHEMA_FILES = [f for f in FILES if not f.name.startswith(("serving-", "hf-generate-"))]
-# serving runs: accuracy/serving.py; hf-generate runs: calibration/importers/hf_generate.py
+OWN_READERS = ("serving-", "hf-generate-", "pass-profile-", "mixed-iterations-")
+SCHEMA_FILES = [f for f in FILES if not f.name.startswith(OWN_READERS)]
+# serving runs: accuracy/serving.py; hf-generate runs: calibration/importers/hf_generate.py; pass
+# profiles: calibration/beyond.py (routed tiles); mixed iterations: calibration/serving_host.py
 
 
 def test_every_committed_measurement_file_is_a_micro_e2e_or_serving_file():
     assert len(SCHEMA_FILES) >= 21
-    assert all(f.name.startswith(("micro-", "e2e-", "serving-", "hf-generate-")) for f in FILES)
+    assert all(f.name.startswith(("micro-", "e2e-", *OWN_READERS)) for f in FILES)
+
+
+def test_pass_profiles_carry_their_schema_and_the_routing_rows_the_fit_reads():
+    from simulator.calibration.beyond import PASS_PROFILE_SCHEMA, pass_profile_paths, pass_profiles
+
+    assert len(pass_profiles("h200-sxm")) == len(pass_profile_paths("h200-sxm")) >= 1
+    for doc in pass_profiles("h200-sxm"):
+        rows = [x for r in doc["results"] for x in r.get("routing", [])]
+        assert doc["schema"] == PASS_PROFILE_SCHEMA and doc["environment"]["gpu_name"] and rows
+        assert all(x["gate_up_routed_s"] > 0 and x["down_uniform_s"] > 0 and x["mean"] > 0 for x in rows)
 
 
 @pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: str(p.relative_to(measurement_root())))

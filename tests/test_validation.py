@@ -85,14 +85,24 @@ def test_errors_are_signed_predicted_minus_measured():
     assert np.isfinite(ERRORS).all()
 
 
-# Beyond the envelope (issue 14), on the held-out suites-1 run (never fitted to): decode meets the
-# issue's targets (median <= 7%, p90 <= 15%) for FP8 W8A8, long context and MoE, as does long-context
-# prefill; FP8 prefill meets the median. The rest do not yet: FP8 prompts under ~1k tokens are
-# host-bound with a host that launched eager kernels 1.5-2x slower in that session than in the
-# microbenchmark sessions (p90 41%), and MoE prefill runs ~15% slower than the sum of its isolated
-# kernels. The bounds there are the observed errors with a margin, so that a change for the worse fails.
+# Beyond the envelope (issue 14), on held-out runs never fitted to: suites-1, and suites-2-fp8 /
+# suites-2-moe (llama-3.1-8b W8A8 and qwen3-30b-a3b), measured after the routed-tile and launch-
+# floor physics was in place. FP8 W8A8, long context and MoE meet the issue's targets (median <= 7%,
+# p90 <= 15%) in both phases, pooled, except FP8 prefill's pooled p90 (23%): in suites-1 its prompts
+# under ~1k tokens are host-bound and the host's launch times jittered (one point's repeats ran
+# 30-58 ms; the same model's floor at other points is 30 ms). In suites-2 the same prefills meet
+# both targets (test below). The pooled bound there is the observed error with a margin.
 SUITE_BOUNDS = {("fp8", "decode"): (0.07, 0.15), ("long", "decode"): (0.07, 0.15), ("moe", "decode"): (0.07, 0.15),
-                ("long", "prefill"): (0.07, 0.15), ("fp8", "prefill"): (0.10, 0.45), ("moe", "prefill"): (0.16, 0.33)}
+                ("long", "prefill"): (0.07, 0.15), ("fp8", "prefill"): (0.07, 0.26), ("moe", "prefill"): (0.07, 0.15)}
+
+
+@pytest.mark.parametrize("session", ["suites-2-fp8", "suites-2-moe"])
+def test_the_session_measured_after_the_physics_meets_the_targets(session):
+    for phase in ("prefill", "decode"):
+        errors = np.abs([e for p, e in zip(ALL_POINTS, ALL_ERRORS)
+                         if p.metric == "latency" and p.phase == phase and f"/{session}/" in p.source])
+        assert len(errors) >= 15
+        assert np.median(errors) <= 0.07 and np.percentile(errors, 90) <= 0.15
 
 
 @pytest.mark.parametrize("key", sorted(SUITE_BOUNDS))

@@ -9,6 +9,14 @@ launch section):
   expert GEMM  torch._grouped_mm, groups = experts holding tokens, rows = tokens per expert
   MoE routing  router to index_add_ without the expert GEMMs: t = n t_k + bytes / (bw f), n and
                bytes the engine's moe_route and moe_combine operators' plus the router GEMV's
+  routed tiles the grouped GEMM's M tile range [min, max] (roofline.routed_tile_scale) that best
+               gives the measured routed / uniform time of each layer's expert GEMMs in a
+               pass profile (validation/harness/pass_profile.py: the same GEMMs on the offsets
+               the router made and on the same rows spread evenly), at each layer's measured
+               spread; the bounds are searched over powers of two
+  expert J/B   a grouped expert GEMM's J per byte = the base fit's J/B x (its loops' dynamic J/B /
+               a bf16 GEMV's, measured side by side: the gemv_energy section): decode-sized
+               grouped GEMMs stream at ~0.6 of the GEMV's rate while drawing its power
   FP8 energy   J/FLOP of FP8 = the base fit's bf16 J/FLOP x (FP8 / bf16) of two 8192^3 GEMM loops
                measured side by side (dynamic energy: minus (idle + busy) x time): ``dtypes.fp8``
 Each fit goes through the engine's kernel (fits.py); the fields are merged over the base
@@ -29,7 +37,9 @@ from simulator.specs.measurement import MicroFile
 STREAM_BYTES = 2.0        # bf16 activations
 
 
-SECTIONS = ("fp8_matmul", "grouped_mm", "moe_routing", "fp8_energy")
+SECTIONS = ("fp8_matmul", "grouped_mm", "moe_routing", "fp8_energy", "eager_chains", "gemv_energy")
+PASS_PROFILE_SCHEMA = "llmsim-harness-pass-profile/1"
+TILE_CHOICES = (16, 32, 64, 128, 256, 512, 1024)      # candidate M tile bounds (rows), powers of two
 
 
 def is_supplement(micro: MicroFile) -> bool:
@@ -135,6 +145,61 @@ def fp8_energy_ratio(supplements: list[MicroFile]) -> float | None:
     return None
 
 
+def pass_profile_paths(hardware_name: str) -> list:
+    """A device's pass-profile files (harness pass_profile.py), oldest first."""
+    from simulator.specs.measurement import measurement_root
+
+    return sorted((measurement_root() / hardware_name).glob("**/pass-profile-*.json"))
+
+
+def pass_profiles(hardware_name: str) -> list[dict]:
+    """The pass-profile documents of pass_profile_paths (their schema's)."""
+    import json
+
+    docs = [json.loads(path.read_text()) for path in pass_profile_paths(hardware_name)]
+    return [doc for doc in docs if doc.get("schema") == PASS_PROFILE_SCHEMA]
+
+
+def routed_tile_fields(profiles: list[dict]) -> tuple[dict, list[F.Fit]]:
+    """expert_gemm's group_tile_min/max: the pair (min <= max, powers of two) whose
+    routed_tile_scale is nearest (median |log ratio|) the measured routed / uniform times."""
+    from simulator.engine.kernels.roofline import routed_tile_scale
+
+    rows = [x for doc in profiles for r in doc.get("results", []) for x in r.get("routing", [])]
+    if not rows:
+        return {}, []
+    measured = np.array([np.sqrt(x["gate_up_routed_s"] / x["gate_up_uniform_s"] * x["down_routed_s"] / x["down_uniform_s"])
+                         for x in rows])
+
+    def misfit(lo, hi):
+        pred = np.array([routed_tile_scale(x["mean"], x["sd"], lo, hi) for x in rows])
+        return float(np.median(np.abs(np.log(pred / measured)))), pred
+
+    best = min(((lo, hi) for lo in TILE_CHOICES for hi in TILE_CHOICES if lo <= hi), key=lambda b: misfit(*b)[0])
+    pred = misfit(*best)[1]
+    fit = F.Fit("routed tiles", dict(group_tile_min=best[0], group_tile_max=best[1]), pred / measured - 1.0)
+    return {"expert_gemm": {"group_tile_min": best[0], "group_tile_max": best[1]}}, [fit]
+
+
+def expert_energy_ratio(supplements: list[MicroFile]) -> float | None:
+    """(grouped expert GEMM / bf16 GEMV) dynamic J per byte of the gemv_energy loops (the
+    newest file's; median over its grouped loops; dynamic: minus the tiny-kernel loop's power x
+    time)."""
+    for micro in reversed(supplements):
+        loops = (micro.model_extra or {}).get("gemv_energy") or {}
+        base = (loops.get("tiny_kernels") or {}).get("power_mean_w")
+        grouped = [v for k, v in loops.items() if k.startswith("grouped_") and v.get("energy_per_call_j") is not None]
+        gemv = loops.get("gemv_bf16") or {}
+        if base is None or not grouped or gemv.get("energy_per_call_j") is None:
+            continue
+
+        def j_per_byte(v):
+            return (v["energy_per_call_j"] - base * v["time_per_call_s"]) / v["bytes_per_call"]
+
+        return float(np.median([j_per_byte(v) for v in grouped])) / j_per_byte(gemv)
+    return None
+
+
 def supplement_fields(supplements: list[MicroFile], hardware, dtype: Dtype) -> tuple[dict, list[F.Fit]]:
     """The fields every beyond-envelope fit gives (dicts merged one level deep)."""
     units = float(hardware.compute_units or 1)
@@ -142,7 +207,7 @@ def supplement_fields(supplements: list[MicroFile], hardware, dtype: Dtype) -> t
     fields, fits = {}, []
     for part, part_fits in (fp8_gemm_fields(supplements, hardware, units), quantize_fields(supplements, bandwidth),
                             expert_gemm_fields(supplements, hardware, dtype, units),
-                            routing_fields(supplements, bandwidth)):
+                            routing_fields(supplements, bandwidth), routed_tile_fields(pass_profiles(hardware.name))):
         for key, value in part.items():
             fields[key] = {**fields.get(key, {}), **value} if isinstance(value, dict) else value
         fits += part_fits

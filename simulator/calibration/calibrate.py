@@ -21,7 +21,7 @@ import dataclasses
 from pathlib import Path
 
 from simulator.calibration import fits as F
-from simulator.calibration.beyond import fp8_energy_ratio, is_supplement, supplement_fields
+from simulator.calibration.beyond import expert_energy_ratio, fp8_energy_ratio, is_supplement, pass_profile_paths, supplement_fields
 from simulator.calibration.energy import energy_fields, fit_energy
 from simulator.calibration.files import device_sessions, relative_source, supplements
 from simulator.calibration.in_context import in_context
@@ -86,6 +86,9 @@ def _isolated_fields(micro: MicroFile, hardware, dtype: Dtype, extra: list[Micro
         ratio_fp8 = fp8_energy_ratio(list(extra))
         if ratio_fp8 is not None and energy is not None and "fp8" in fields.get("dtypes", {}):
             fields["dtypes"]["fp8"]["energy_per_flop"] = quantity(energy["flop"] * ratio_fp8, "J/FLOP")
+        ratio_expert = expert_energy_ratio(list(extra))
+        if ratio_expert is not None and energy is not None:
+            fields["expert_energy_per_byte"] = quantity(energy["byte"] * ratio_expert, "J/B")
     return fields, fits + ([energy_check] if energy_check is not None else [])
 
 
@@ -98,7 +101,7 @@ def calibrate(micro: MicroFile, hardware, source: str, host_micros: dict[str, Mi
     dtype = Dtype(micro.dtype)
     extra = {k: m for k, m in (extra or {}).items() if m.dtype == micro.dtype}
     fields, fits = _isolated_fields(micro, hardware, dtype, list(extra.values()))
-    source = "; ".join([source, *extra])
+    source = "; ".join([source, *extra, *(relative_source(p) for p in pass_profile_paths(hardware.name))])
     fields, context_fits, host_scale = in_context({**fields, "fitted_from": source, "fitted_for": digest(hardware)},
                                                   micro, hardware, dtype)
     return host_floors(fields, host_micros, host_scale), fits + context_fits
@@ -123,6 +126,8 @@ def fit_device(hardware, micro_paths: list[Path]) -> tuple[dict, list[F.Fit]]:
     from every micro session of the device, and the fit report; it must read back as a profile."""
     micros = {}
     for path in micro_paths:
+        if not Path(path).name.startswith("micro-"):   # pass profiles, mixed iterations: read by their own fits
+            continue
         micro = load_micro(path)
         if is_supplement(micro):            # found by supplements() below whichever paths are given
             continue

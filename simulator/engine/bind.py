@@ -62,6 +62,8 @@ class Rates:
     gemv_scale: np.ndarray       # their memory time x this (memory_fraction / gemv_memory_fraction)
     occupancy: np.ndarray        # [ops, 4]: decode attention's blocks per sequence, split below, split and
                                  # oversubscribed memory-time scales (roofline.occupancy_scale; 0, 0, 1, 1 elsewhere)
+    routing: np.ndarray          # [ops, 3]: a routed expert GEMM's k / E and its kernel's M tile range
+                                 # (roofline.routed_tile_scale; zeros elsewhere)
     profile: DeviceProfile
     placement: Placement
     _op: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)   # phase -> op_params
@@ -91,6 +93,7 @@ class Rates:
         op[:, roofline.OP_GEMV_MAX_M] = self.gemv_max_m
         op[:, roofline.OP_GEMV_SCALE] = self.gemv_scale
         op[:, roofline.OP_LOCAL] = t.local
+        op[:, [roofline.OP_ROUTE_P, roofline.OP_GROUP_TILE_MIN, roofline.OP_GROUP_TILE_MAX]] = self.routing
         if phase == "decode":
             op[:, [roofline.OP_BLOCKS_PER_SEQ, roofline.OP_SPLIT_BLOCKS, roofline.OP_SPLIT_SCALE,
                    roofline.OP_OVER_SCALE]] = self.occupancy
@@ -221,6 +224,7 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profi
     gemv_max_m = np.zeros(n)
     gemv_scale = np.ones(n)
     occupancy = np.zeros((n, 4))
+    routing = np.zeros((n, 3))
     gemm_cap, attention_cap = _sustained_caps(hardware, profile, compute_dtype)
     for i, code in enumerate(table.kind):
         kind = OpKind(int(code))
@@ -237,6 +241,8 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profi
             overlap[i] = g.overlap_exponent
             gemv_max_m[i] = g.gemv_max_m
             gemv_scale[i] = g.memory_fraction / g.gemv_memory_fraction
+            if kind == OpKind.EXPERT_MATMUL and table.moe is not None:
+                routing[i] = (table.moe[1] / table.moe[0], g.group_tile_min, g.group_tile_max)
         if kind.is_attention:
             half_length[i] = profile.attention_half_length
             mem_s[i, SEQ] += attention_block_s(table.kv_heads[i], profile.attention_block_overhead_s, units)
@@ -248,7 +254,7 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profi
     alt_peak, alt_mem_s = _bind_pim(table, hardware, profile, compute_dtype, moved, column_s_per_byte)
     return Rates(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
                  alt_peak, alt_mem_s, overhead.copy(), overlap, host_launch_s, half_length, gemv_max_m, gemv_scale,
-                 occupancy, profile, placement)
+                 occupancy, routing, profile, placement)
 
 
 def _sustained_caps(hardware, profile: DeviceProfile, compute_dtype: Dtype):

@@ -12,6 +12,8 @@ A measured J per FLOP is a bf16 GEMM's (the harness's power loops) unless the pr
 one for the compute dtype (an FP8 loop beside a bf16 one: 0.55x on an H200); otherwise a GEMM
 in another dtype pays it x peak(bf16) / peak(dtype): the tensor cores draw about the same
 power at full rate in every dtype (the dense peaks double from bf16 to fp8 at one TDP).
+A grouped expert GEMM may have its own measured J per byte (at decode sizes it streams its
+weights at ~0.6 of a GEMV's rate while drawing the same power: 1.6x the J/B on an H200).
 A measured profile may add busy power: drawn above idle whenever the device runs any
 kernel (clocks up, SMs awake), independent of the work done.
 Average power never exceeds TDP: a device that would draw more lowers its clocks. That slows
@@ -71,10 +73,13 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, rat
     per_op = np.empty_like(table.flops)
     for i, code in enumerate(table.kind):
         flop_j, byte_j = per_flop, column_j
-        if OpKind(int(code)).is_attention:
+        kind = OpKind(int(code))
+        if kind.is_attention:
             flop_j = profile.attention_energy_per_flop_j or per_flop
             if profile.attention_energy_per_byte_j is not None:
                 byte_j = np.full_like(column_j, profile.attention_energy_per_byte_j)
+        elif kind == OpKind.EXPERT_MATMUL and profile.expert_energy_per_byte_j is not None:
+            byte_j = np.full_like(column_j, profile.expert_energy_per_byte_j)
         per_op[i] = table.flops[i] * flop_j + rates.moved_bytes[i] * byte_j
     return EnergyModel(idle, power.tdp_w, phase_repeat(table, "prefill") @ per_op,
                        phase_repeat(table, "decode") @ per_op)

@@ -42,6 +42,11 @@ class GemmEfficiency(Strict):
     # quantization, weights streamed at gemv_memory_fraction of bandwidth; 0: no GEMV path
     gemv_max_m: int = Field(0, ge=0, le=2**62)
     gemv_memory_fraction: float = Field(1.0, gt=0, le=1.5)
+    # grouped GEMMs over routed experts: M tiles of the power of two >= the mean rows per group
+    # within [group_tile_min, group_tile_max]; groups the router filled past a tile run another
+    # (roofline.routed_tile_scale); 0: no routing-imbalance term
+    group_tile_min: int = Field(0, ge=0, le=2**20)
+    group_tile_max: int = Field(0, ge=0, le=2**20)
 
 
 class DeviceProfile(Strict):
@@ -80,6 +85,7 @@ class DeviceProfile(Strict):
     energy_per_byte_j: EnergyPerByte | None = Field(None, alias="energy_per_byte")
     attention_energy_per_flop_j: EnergyPerOp | None = Field(None, alias="attention_energy_per_flop")
     attention_energy_per_byte_j: EnergyPerByte | None = Field(None, alias="attention_energy_per_byte")
+    expert_energy_per_byte_j: EnergyPerByte | None = Field(None, alias="expert_energy_per_byte")  # grouped expert GEMMs
     fitted_from: str = ""                                          # files/fit the numbers come from
     fitted_for: str = ""     # fit_facts.digest of the spec it was fitted on ("": compare with the registry's)
     host_fitted_from: list[str] = []                               # sessions the host launch costs are the median of
