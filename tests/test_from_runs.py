@@ -195,3 +195,30 @@ def test_published_file_is_a_run_file():
     assert seventy.tp == 2 and seventy.output_tokens_per_s == pytest.approx(2 * 2657)   # per device x devices
     decode = load_runs(published_root() / "llama-cpp-llama2-7b-q4_0.yaml")[0]
     assert decode.tpot_s == pytest.approx(1 / 280.7) and decode.output == 129
+
+
+def test_a_shift_starting_on_its_bound_still_moves():
+    """A host cost the base has at 0 starts on its lower bound; the fit still finds it (the
+    optimizer freezes a variable that starts exactly on a bound: the start is nudged inside)."""
+    from simulator.calibration.from_runs import Problem, fit
+
+    def step_s(extra_s):
+        runs = [r.model_copy(update={"tpot_s": r.tpot_s + extra_s, "ttft_s": None}) for r in load_runs(RUNS)]
+        p = Problem(runs, registry.stack("vllm"), [(knob("decode_step_overhead_s"), None)])
+        assert p.lower[0] == 0.0 and p.start[0] > 0.0            # the default profile's step cost is 0
+        return fit(p).x[0]
+
+    assert step_s(3e-3) - step_s(0.0) == pytest.approx(3e-3, rel=0.15)   # log residuals: not exactly
+
+
+def test_a_knob_on_named_devices_gives_them_entries_of_their_own():
+    """gemm_compute_scale@devices.h100 on a stack with only a GPU class entry: the H100s get
+    entries (copies of the class profile) that the knob reaches, other GPUs keep the class."""
+    from simulator.calibration.from_runs import Problem, parse_use
+
+    runs = load_runs(RUNS)
+    p = Problem(runs, registry.stack("vllm"), [parse_use("gemm_compute_scale@devices.h100")])
+    (slot,) = p.slots
+    assert "devices.h100-sxm" in slot.group and all(a.startswith("devices.h100") for a in slot.group)
+    stack = p.stack(np.array([0.5]))
+    assert stack.devices["h100-sxm"].gemm.peak_fraction == pytest.approx(0.5 * stack.classes["gpu"].gemm.peak_fraction)

@@ -29,6 +29,7 @@ from simulator.specs.stack import DeviceProfile, StackSpec
 
 TYPICAL = {"scale": 1.0, "shift": 1e-5}     # the optimizer's step scale per knob kind (x_scale)
 SCHEMES = ("model", "hardware", "run")
+NUDGE = 0.01                                 # a start on a bound moves this x the typical step inside
 TOL = 1e-6                                   # least_squares' x, f and gradient tolerances
 
 
@@ -76,9 +77,12 @@ def _matches(address: str, prefix: str | None) -> bool:
 def expanded(base: StackSpec, uses: list[tuple[Knob, str | None]]) -> tuple[StackSpec, dict[str, str]]:
     """For a per-device (rate) knob: every registered device with compute units and a clock
     whose profile it would change gets its own entry (a copy of that profile), so each can
-    take its own peak fraction. Returns the stack and {new address: the address copied}."""
+    take its own peak fraction; for a knob on ``devices.NAME...``, every registered device of
+    such a name that has no entry of its own gets one likewise. Returns the stack and {new
+    address: the address copied}."""
     rates = [prefix for k, prefix in uses if k.kind == "rate"]
-    if not rates:
+    named = [prefix for _, prefix in uses if prefix and prefix.startswith("devices.")]
+    if not rates and not named:
         return base, {}
     added, origin = {}, {}
     for name in registry.hardware_index():
@@ -87,9 +91,11 @@ def expanded(base: StackSpec, uses: list[tuple[Knob, str | None]]) -> tuple[Stac
         except SimulatorError:           # a broken spec elsewhere is not this fit's problem
             continue
         address = address_of(base, hw)
-        if address.startswith("devices.") or not any(_matches(address, p) for p in rates):
+        if address.startswith("devices."):
             continue
-        if getattr(hw, "compute_units", None) and getattr(hw, "clock_hz", None):
+        rate = any(_matches(address, p) for p in rates) and getattr(hw, "compute_units", None) \
+            and getattr(hw, "clock_hz", None)
+        if rate or any(_matches(f"devices.{hw.name}", p) for p in named):
             added[hw.name] = addresses(base)[address]
             origin[f"devices.{hw.name}"] = address
     return base.model_copy(update={"devices": {**base.devices, **added}}), origin
@@ -176,28 +182,36 @@ class Problem:
         self.slots = []
         for k, prefix in uses:
             if not per_profile:
-                chosen = [a for a in profiles if _matches(self.home(a), prefix)]
+                chosen = [a for a in profiles if self.reaches(a, prefix)]
                 self.slots.append(Slot(k, None if prefix is None else tuple(chosen), prefix))
                 continue
             for g in groups:
-                if any(_matches(self.home(a), prefix) for a in g):
+                if any(self.reaches(a, prefix) for a in g):
                     # a group's slot reaches every profile equal to it (unused devices alike)
                     self.slots.append(Slot(k, tuple(a for a in profiles if profiles[a] == profiles[g[0]]
-                                                    and _matches(self.home(a), prefix)), prefix, True))
+                                                    and self.reaches(a, prefix)), prefix, True))
         if not self.slots:
             raise SpecError("<arguments>", "--params", "no parameter applies to the profiles these runs use")
         self.targets = {a: [s for s in self.slots if s.group is None or a in s.group] for a in profiles}
         self.lower = np.array([lower_bound(s.knob, [profiles[a] for a in (s.group or profiles)]) for s in self.slots])
         self.upper = np.array([s.knob.upper for s in self.slots])
-        self.start = np.clip([self._start(s, profiles) for s in self.slots], self.lower, self.upper)
         self.typical = np.array([self._start(s, profiles) if s.knob.kind == "rate" else TYPICAL[s.knob.kind]
                                  for s in self.slots])
+        # a start on a bound (a shift of a cost the base has at 0) is nudged inside by 1% of its
+        # typical step: least_squares' trf freezes a variable that starts on its bound
+        inside = np.minimum(NUDGE * self.typical, (self.upper - self.lower) / 2)
+        self.start = np.clip([self._start(s, profiles) for s in self.slots], self.lower + inside, self.upper - inside)
         pred = self.obs.predicted(base)
         if not np.isfinite(pred).all():
             i = int(np.flatnonzero(~np.isfinite(pred))[0])
             run = runs[self.obs.run_of[i]]
             raise SpecError(run.source, self.obs.metric[i], f"{run.model} does not fit on {run.hardware} at batch "
                                                             f"{run.batch} (no time to fit)")
+
+    def reaches(self, address: str, prefix: str | None) -> bool:
+        """Whether a knob on ``prefix`` applies to the profile at ``address``: its own address or
+        that of the base profile it copies starts with the prefix."""
+        return _matches(address, prefix) or _matches(self.home(address), prefix)
 
     def home(self, address: str) -> str:
         """The base's own address of a profile (the one a device entry the fit added copies)."""

@@ -90,7 +90,7 @@ def stack_document(cal: Calibration, name: str, base: str, sources: list[str], n
         holder[key or "default"] = adjusted_raw(dict(written or {}), profiles[address], values, p.cycle[address])
     cv = "; ".join(f"{r['metric']} median |error| {100 * r['median_abs_error']:.1f}% (n={r['n']})"
                    for r in summary(p, cal.cv))
-    raw.update(name=name, description=f"{p.base.description} (calibrated from end-to-end runs)",
+    raw.update(name=name, description=f"calibrated from end-to-end runs on top of {base} ({p.base.description})",
                provenance={"sources": [*sources, f"base stack: {base}"],
                            "date": datetime.date.today().isoformat(),
                            "notes": (f"{notes} " if notes else "") + f"Fitted by `llmsim calibrate --from-runs` "
