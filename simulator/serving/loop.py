@@ -1,5 +1,5 @@
-"""The serving event loop in numba: serving/policy.py's scheduler restated over arrays, one
-iteration after another, each costed by engine/kernels/iteration.py; no Python per
+"""The serving event loop in numba: serving/policy.py's scheduler restated over arrays
+(serving/schedule.py), one iteration after another, each costed by engine/kernels/iteration.py; no Python per
 iteration. ``run`` takes requests sorted by arrival and returns per-request times and the
 run's totals. The tests check it against policy.Scheduler driven by serving/reference.py.
 
@@ -7,7 +7,9 @@ Time advances by iterations: at ``now`` the requests that have arrived join the 
 queue, the policy schedules, and the iteration ends at now + its cost; an idle engine jumps
 to the next arrival (its devices draw idle power meanwhile). A closed loop of N clients
 (``concurrency`` N > 0) starts N requests at 0 s, and each finished request starts the next
-one at the end of its iteration.
+one at the end of its iteration. A decode run (every running request only decoding, until an
+arrival, a finish or a block shortage: schedule.decode_run_steps) costs its iterations one by
+one (iteration.decode_only_cost, as the step would) and does the per-request work once after.
 
 Inter-token latencies go into a histogram of ITL_BINS logarithmic bins from 1e-7 s to 1e4 s
 (400 a decade: each 0.58% wide): their percentiles are read from it (within a bin), their mean exactly.
@@ -19,14 +21,13 @@ from numba import njit
 
 from simulator.engine.kernels.iteration import D_READY, decode_cache, decode_only_cost, iteration_cost
 from simulator.engine.kernels.scenario import M_PARAMS, N_FEATURES, P_DEVICES, P_HAS_ENERGY, P_IDLE_W, P_WINDOW
+from simulator.serving.schedule import (K_FREE, K_HEAD, K_PAD_OUTPUT, K_PEAK, K_PREEMPTIONS, K_RUNNING, K_STEPS_DONE,
+                                        K_WAITING, N_STATE, blocks_for, continuous_step, decode_run_steps,
+                                        run_blocks, static_step)
 
 ITL_BINS = 4400                   # 400 a decade over 11 decades (itl_edges)
 ITL_LOG10_MIN, ITL_LOG10_MAX = -7.0, 4.0
 
-# scalar state (an int64 vector)
-(K_HEAD, K_WAITING, K_RUNNING, K_FREE, K_PEAK, K_PREEMPTIONS, K_STEPS_DONE, K_PAD_PROMPT, K_PAD_OUTPUT,
- K_ENTRIES) = range(10)
-N_STATE = 10
 # totals (a float64 vector)
 TOTALS = ("iterations", "preemptions", "peak_blocks", "energy_j", "busy_s", "end_s", "backlog_at_mid",
           "backlog_at_end", "itl_sum_s", "itl_count", "records", "record_stride")
@@ -48,138 +49,6 @@ def _itl_bin(gap_s):
         return 0
     x = (np.log10(gap_s) - ITL_LOG10_MIN) / (ITL_LOG10_MAX - ITL_LOG10_MIN) * ITL_BINS
     return min(max(int(x), 0), ITL_BINS - 1)
-
-
-@njit(cache=True, inline="always")
-def _blocks_for(tokens, block_size):
-    return (tokens + block_size - 1) // block_size
-
-
-@njit(cache=True, inline="always")
-def _cached_prefix(prefix_hit, block_size, prompt, num_tokens, hit):
-    """policy.cached_prefix."""
-    if hit == 0 or prefix_hit <= 0.0:
-        return 0
-    tokens = int(prefix_hit * prompt) // block_size * block_size
-    return min(tokens, num_tokens - 1)
-
-
-@njit(cache=True, inline="always")
-def _grow(k, blocks, r, tokens, block_size, pool):
-    """policy.Scheduler._grow: give request r the blocks for ``tokens`` positions if free."""
-    need = _blocks_for(tokens, block_size) - blocks[r]
-    if need > k[K_FREE]:
-        return False
-    if need > 0:
-        k[K_FREE] -= need
-        blocks[r] += need
-    k[K_PEAK] = max(k[K_PEAK], pool - k[K_FREE])
-    return True
-
-
-@njit(cache=True, inline="always")
-def _preempt(k, queue, blocks, computed, preempted, r):
-    """Free r's blocks, drop its KV (recompute) and put it at the head of the waiting queue."""
-    k[K_FREE] += blocks[r]
-    blocks[r] = 0
-    computed[r] = 0
-    preempted[r] += 1
-    k[K_PREEMPTIONS] += 1
-    k[K_HEAD] = (k[K_HEAD] - 1) % queue.shape[0]
-    queue[k[K_HEAD]] = r
-    k[K_WAITING] += 1
-
-
-@njit(cache=True, inline="always")
-def _continuous_step(k, queue, running, prompt, generated, computed, blocks, preempted, hit, max_tokens, max_seqs,
-                     block_size, prefix_hit, pool, ent_req, counts, starts, lengths):
-    """policy.Scheduler._continuous_step into the entry arrays; returns their count."""
-    budget = max_tokens
-    n = 0
-    any_preempted = False
-    j = 0
-    free = k[K_FREE]                           # kept local in the common case (k[K_FREE] before any call)
-    n_running = k[K_RUNNING]
-    while j < n_running and budget > 0:
-        r = running[j]
-        c = computed[r]
-        new = min(prompt[r] + generated[r] - c, budget)
-        need = _blocks_for(c + new, block_size) - blocks[r]
-        if need <= free:                       # the common case, _grow without its calls
-            if need > 0:
-                free -= need
-                blocks[r] += need
-            ent_req[n], counts[n], starts[n], lengths[n] = r, 1, c, new
-            n += 1
-            budget -= new
-            j += 1
-            continue
-        k[K_FREE] = free
-        k[K_PEAK] = max(k[K_PEAK], pool - k[K_FREE])
-        scheduled = True
-        while not _grow(k, blocks, r, computed[r] + new, block_size, pool):
-            k[K_RUNNING] -= 1
-            victim = running[k[K_RUNNING]]
-            _preempt(k, queue, blocks, computed, preempted, victim)
-            any_preempted = True
-            if victim == r:
-                scheduled = False
-                break
-        free, n_running = k[K_FREE], k[K_RUNNING]
-        if not scheduled:
-            break
-        ent_req[n], counts[n], starts[n], lengths[n] = r, 1, computed[r], new
-        n += 1
-        budget -= new
-        j += 1
-    k[K_FREE] = free
-    k[K_PEAK] = max(k[K_PEAK], pool - k[K_FREE])
-    if any_preempted:
-        return n
-    while k[K_WAITING] > 0 and budget > 0 and k[K_RUNNING] < max_seqs:
-        r = queue[k[K_HEAD]]
-        num_tokens = prompt[r] + generated[r]
-        computed[r] = _cached_prefix(prefix_hit, block_size, prompt[r], num_tokens, hit[r])
-        new = min(num_tokens - computed[r], budget)
-        if not _grow(k, blocks, r, computed[r] + new, block_size, pool):
-            computed[r] = 0
-            break
-        k[K_HEAD] = (k[K_HEAD] + 1) % queue.shape[0]
-        k[K_WAITING] -= 1
-        running[k[K_RUNNING]] = r
-        k[K_RUNNING] += 1
-        ent_req[n], counts[n], starts[n], lengths[n] = r, 1, computed[r], new
-        n += 1
-        budget -= new
-    return n
-
-
-@njit(cache=True, inline="always")
-def _static_step(k, queue, running, prompt, output, max_seqs, block_size, pool, counts, starts, lengths):
-    """policy.Scheduler._static_step: one padded entry; returns the entry count (0 or 1)."""
-    if k[K_RUNNING] == 0:
-        s = 0
-        n = 0
-        while k[K_WAITING] > 0 and k[K_RUNNING] < max_seqs:
-            r = queue[k[K_HEAD]]
-            s2, n2 = max(s, prompt[r]), max(n, output[r])
-            if (k[K_RUNNING] + 1) * _blocks_for(s2 + n2, block_size) > pool:
-                break
-            s, n = s2, n2
-            running[k[K_RUNNING]] = r
-            k[K_RUNNING] += 1
-            k[K_HEAD] = (k[K_HEAD] + 1) % queue.shape[0]
-            k[K_WAITING] -= 1
-        if k[K_RUNNING] == 0:
-            return 0
-        used = k[K_RUNNING] * _blocks_for(s + n, block_size)
-        k[K_FREE] = pool - used
-        k[K_PEAK] = max(k[K_PEAK], used)
-        k[K_PAD_PROMPT], k[K_PAD_OUTPUT], k[K_STEPS_DONE] = s, n, 0
-        counts[0], starts[0], lengths[0] = k[K_RUNNING], 0, s
-        return 1
-    counts[0], starts[0], lengths[0] = k[K_RUNNING], k[K_PAD_PROMPT] + k[K_STEPS_DONE] - 1, 1
-    return 1
 
 
 @njit(cache=True, inline="always")
@@ -279,38 +148,6 @@ def _record(records, totals, end_s, k, tokens, duration_s, iteration):
     totals[T_RECORDS] = n + 1
 
 
-@njit(cache=True, inline="always")
-def _run_blocks(running, n_running, computed, blocks, block_size, steps):
-    """Blocks the running requests add over ``steps`` more decode tokens each."""
-    need = 0
-    for j in range(n_running):
-        r = running[j]
-        need += _blocks_for(computed[r] + steps, block_size) - blocks[r]
-    return need
-
-
-@njit(cache=True, inline="always")
-def _decode_run_steps(k, running, output, generated, computed, blocks, block_size):
-    """How many decode-only iterations can follow with nothing but a token each: none of the
-    running requests finishing (the iteration that ends one runs the ordinary way) and their
-    blocks fitting the free pool (so no preemption); 0 when none can."""
-    n = k[K_RUNNING]
-    steps = 1 << 40
-    for j in range(n):
-        r = running[j]
-        steps = min(steps, output[r] - generated[r] - 1)
-    if steps <= 0 or _run_blocks(running, n, computed, blocks, block_size, steps) <= k[K_FREE]:
-        return max(steps, 0)
-    lo, hi = 0, steps                          # the blocks fit lo steps and not hi
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _run_blocks(running, n, computed, blocks, block_size, mid) <= k[K_FREE]:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
 @njit(cache=True)
 def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size, prefix_hit, static, eager_decode,
         host, pool, concurrency, records):
@@ -363,10 +200,10 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
                 totals[T_BACKLOG_END] = k[K_WAITING] + k[K_RUNNING]
             arrived += 1
         if static:
-            n_entries = _static_step(k, queue, running, prompt, output, max_seqs, block_size, pool, counts, starts,
+            n_entries = static_step(k, queue, running, prompt, output, max_seqs, block_size, pool, counts, starts,
                                      lengths)
         else:
-            n_entries = _continuous_step(k, queue, running, prompt, generated, computed, blocks, preempted, hit,
+            n_entries = continuous_step(k, queue, running, prompt, generated, computed, blocks, preempted, hit,
                                          max_tokens, max_seqs, block_size, prefix_hit, pool, ent_req, counts,
                                          starts, lengths)
         if n_entries == 0:
@@ -413,7 +250,7 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
                 position_sum += float(computed[r])
                 furthest = max(furthest, computed[r])
             if position_sum >= 0.0:
-                steps = _decode_run_steps(k, running, output, generated, computed, blocks, block_size)
+                steps = decode_run_steps(k, running, output, generated, computed, blocks, block_size)
                 if window != 0:                # no position past a local span (iteration_cost's decode path)
                     steps = min(steps, abs(window) - furthest)
         if steps > 0:
@@ -430,7 +267,7 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
                 totals[T_BUSY_S] += duration_s
                 done_steps += 1
                 if iteration % int(totals[T_RECORD_STRIDE]) == 0:      # the free blocks after this step
-                    k[K_FREE] = free0 - _run_blocks(running, batch, computed, blocks, block_size, done_steps)
+                    k[K_FREE] = free0 - run_blocks(running, batch, computed, blocks, block_size, done_steps)
                     _record(records, totals, end_s, k, batch, duration_s, iteration)
                 iteration += 1
                 now = end_s
@@ -442,7 +279,7 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
                     computed[r] += done_steps
                     generated[r] += done_steps
                     last_s[r] = now
-                    grown = _blocks_for(computed[r], block_size)
+                    grown = blocks_for(computed[r], block_size)
                     k[K_FREE] -= grown - blocks[r]
                     blocks[r] = grown
                 k[K_PEAK] = max(k[K_PEAK], pool - k[K_FREE])
