@@ -174,3 +174,26 @@ def _as_published(error: float | None, metric: str) -> float | None:
     if error is None or metric not in ("decode_tokens_per_s", "prefill_tokens_per_s"):
         return error
     return 1.0 / (1.0 + error) - 1.0
+
+
+def run_fitted() -> dict[str, dict]:
+    """{stack name: CV scheme, per-metric CV errors, runs it was fitted on} of every registry
+    stack fitted by `calibrate --from-runs` from run files (not validation/published: those
+    are cross_validated's), read from the stack's ``calibration`` record."""
+    out = {}
+    for name in sorted(registry.stack_index()):
+        record = registry.stack(name).calibration or {}
+        sources = record.get("runs_from") or []
+        if not sources or any(Path(s).parent.name == "published" for s in sources):
+            continue
+        cv = record.get("cross_validation", {})
+        out[name] = {"scheme": cv.get("scheme"), "errors": cv.get("errors", []), "runs_from": sources,
+                     "runs": (record.get("fitted_on") or {}).get("runs")}
+    return out
+
+
+def run_fitted_lines() -> list[str]:
+    """run_fitted as report lines: per stack and metric, the cross-validated median |error|."""
+    return [f"  {name} (leave one {f['scheme']} out, {f['runs']} runs): {e['metric']} n={e['n']}, median |error| "
+            f"{100 * e['median_abs_error']:.1f}%, p90 {100 * e['p90_abs_error']:.1f}%"
+            for name, f in run_fitted().items() for e in f["errors"]]

@@ -74,7 +74,7 @@ def published_report() -> tuple[str, list[dict]]:
     cross-validated error from the stack fitted on the file's other points (`calibrate
     --published`: each point predicted by a fit that never saw it); per file and metric the
     median |error| of each."""
-    from simulator.accuracy.published import compare, cross_validated
+    from simulator.accuracy.published import compare, cross_validated, run_fitted_lines
 
     comparisons = compare()
     fitted = cross_validated()
@@ -96,7 +96,9 @@ def published_report() -> tuple[str, list[dict]]:
             f"the file's points, each point held out of its own fit ({stacks}):\n\n{table}\n\n"
             "hand-set stacks:\n" + "\n".join(_published_summary(rows, "error"))
             + "\nfitted stacks, cross-validated (each point predicted by a fit without it):\n"
-            + "\n".join(_published_summary(rows, "cv_error")))
+            + "\n".join(_published_summary(rows, "cv_error"))
+            + "\nstacks fitted from run files (calibrate --from-runs), cross-validated:\n"
+            + "\n".join(run_fitted_lines()))
     return text, rows
 
 
