@@ -58,6 +58,17 @@ def _runs(args, eng):
     from simulator.serving.simulate import max_rate, serve
 
     slos = dict(ttft_slo_s=args.ttft_slo, tpot_slo_s=args.tpot_slo)
+    if args.disaggregate:
+        from simulator.api import resolve_hardware
+        from simulator.errors import WorkloadError
+        from simulator.serving.disaggregate import parse_split, serve_split
+
+        if args.trace or args.concurrency or args.max_rate:
+            raise WorkloadError("disaggregate", "expected --rate (not --trace, --concurrency or --max-rate)")
+        split = parse_split(args.disaggregate)
+        make = _request_maker(args)
+        return [serve_split(eng, resolve_hardware(args.hardware), make(rate), *split, rate, **slos)
+                for rate in args.rate], None
     if args.trace:
         return [serve(eng, read_trace(args.trace), **slos)], None
     make = _request_maker(args)
@@ -88,7 +99,8 @@ def cmd_serving(args) -> str:
     runs, best = _runs(args, eng)
     title = (f"{args.model} on {args.hardware} ({args.stack}), tp {args.tp}, {args.batching} batching: "
              f"budget {args.max_batched_tokens} tokens, {args.max_seqs} seqs, KV pool {eng.pool_blocks} blocks of "
-             f"{args.block_size}")
+             f"{args.block_size}" + (f"; disaggregated {args.disaggregate} (prefill:decode replicas)"
+                                     if args.disaggregate else ""))
     if out:
         rows.write(out, runs)
     if plot and runs:
@@ -139,6 +151,8 @@ def register(sub) -> None:
     p.add_argument("--kv-memory-fraction", type=_fraction_above_zero, default=0.9,
                    help="share of the memory left after weights and activations for the KV pool")
     p.add_argument("--prefix-hit", type=_fraction_below_one, default=0.0, help="fraction of each prompt cached")
+    p.add_argument("--disaggregate", metavar="P:D", help="P prefill and D decode replicas, the KV moved over the "
+                                                          "device's fastest link (serving/disaggregate.py)")
     p.add_argument("--eager", action="store_true", help="decode-only iterations launch eagerly (no CUDA graph)")
     p.add_argument("--ttft-slo", type=duration, help="time-to-first-token SLO (e.g. '500 ms')")
     p.add_argument("--tpot-slo", type=duration, help="time-per-output-token SLO (e.g. '50 ms')")
