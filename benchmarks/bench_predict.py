@@ -1,11 +1,12 @@
 """Speed of one prediction, against llm-analysis 0.2.2 measured in the same run.
 
   process      one `llmsim predict` process (llama-3.1-8b, h100-sxm, B 8, S 1024, N 128,
-               JSON) against one llm-analysis `infer` process (Llama-2-7b, h100-sxm-80gb, the
-               same B, S, N), interleaved: llm-analysis as pip installs it (it then imports
+               JSON; its disk cache warm, and LLMSIM_CACHE=off) against one llm-analysis
+               `infer` process (Llama-2-7b, h100-sxm-80gb, the same B, S, N), interleaved: llm-analysis as pip installs it (it then imports
                transformers) and its own core alone (transformers made unimportable). Also
                `llmsim predict` with an empty numba cache (a fresh install; its kernels run
-               as plain Python, engine/kernels/interpreted.py, so nothing is compiled).
+               as plain Python, engine/kernels/interpreted.py, so nothing is compiled) and an
+               empty disk cache.
   in process   simulator.configure(...).predict and simulator.predict per call over 10,000
                distinct random scenarios (B 1..16, S 16..2048, N 2..256: each validated on
                first sight) and over 36 repeated ones, against llm-analysis's
@@ -71,26 +72,29 @@ def _wall_s(cmd: list[str], env: dict | None = None) -> float:
 
 
 def processes(peer: str | None, repeats: int) -> dict[str, list[float]]:
-    """Wall seconds per process, the commands interleaved in each repeat (one warm-up each)."""
-    commands = {"llmsim predict": LLMSIM}
+    """Wall seconds per process, the commands interleaved in each repeat (one warm-up each).
+    ``llmsim predict`` with its disk cache (simulator/cache.py: the configuration's specs and
+    tables, not the answer: every process evaluates its scenario) and without it."""
+    commands = {"llmsim predict": LLMSIM, "llmsim predict, LLMSIM_CACHE=off": LLMSIM}
+    envs = {"llmsim predict, LLMSIM_CACHE=off": {**os.environ, "LLMSIM_CACHE": "off"}}
     if peer:
         commands["llm-analysis infer, as installed"] = [peer, "-m", "llm_analysis.analysis", *PEER_ARGS]
         commands["llm-analysis infer, core only"] = [peer, "-c", PEER_LEAN, *PEER_ARGS]
-    for cmd in commands.values():
-        _wall_s(cmd)
+    for name, cmd in commands.items():
+        _wall_s(cmd, envs.get(name))
     times = {name: [] for name in commands}
     for _ in range(repeats):
         for name, cmd in commands.items():
-            times[name].append(_wall_s(cmd))
+            times[name].append(_wall_s(cmd, envs.get(name)))
     return times
 
 
 def fresh_install_s(repeats: int = 3) -> list[float]:
-    """`llmsim predict` with an empty numba cache and an empty spec cache (a new folder each)."""
+    """`llmsim predict` with an empty numba cache and an empty disk cache (a new folder each)."""
     times = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as cache:
-            times.append(_wall_s(LLMSIM, {**os.environ, "NUMBA_CACHE_DIR": cache}))
+            times.append(_wall_s(LLMSIM, {**os.environ, "NUMBA_CACHE_DIR": cache, "LLMSIM_CACHE_DIR": cache}))
     return times
 
 
@@ -152,7 +156,7 @@ def main(repeats: int = int(os.environ.get("LLMSIM_BENCH_REPEATS", "7"))) -> Non
     times = processes(peer, repeats)
     ours = statistics.median(times["llmsim predict"])
     for name, values in times.items():
-        ratio = "" if name == "llmsim predict" else f"   llmsim / this = {ours / statistics.median(values):.2f}x"
+        ratio = "" if name.startswith("llmsim") else f"   llmsim / this = {ours / statistics.median(values):.2f}x"
         print(f"  {name:<36} {_spread(values, 1, 's')}{ratio}")
     print(f"  {'llmsim predict, empty numba cache':<36} {_spread(fresh_install_s(), 1, 's')}")
     print("\nin process (CPU us per prediction)")
