@@ -13,8 +13,8 @@ changes them), recorded with an audit hook while build() ran. A changed input, o
 missing, corrupt or unreadable entry, means building afresh; a cache folder that cannot be
 written means not caching. Neither is ever an error.
 
-Folder: $LLMSIM_CACHE_DIR, else $XDG_CACHE_HOME/llmsim, else ~/.cache/llmsim.
-LLMSIM_CACHE=off turns it off. The entries are pickles: keep the folder your own.
+Folder: $LLMSIM_CACHE_DIR, else $XDG_CACHE_HOME/llmsim, else ~/.cache/llmsim, holding at
+most MAX_ENTRIES entries (the oldest go). LLMSIM_CACHE=off turns it off. The entries are pickles: keep the folder your own.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from typing import TypeVar
 T = TypeVar("T")
 ENV_DIR, ENV_SWITCH = "LLMSIM_CACHE_DIR", "LLMSIM_CACHE"
 FORMAT = 1                              # bump when an entry's layout changes
+MAX_ENTRIES = 256                       # past this many, storing one removes the oldest (~30 kB each)
 _PACKAGE = Path(__file__).resolve().parent
 _recording: list[set] | None = None     # [files read, folders listed] while a build runs
 _hooked = False
@@ -142,6 +143,19 @@ def _store(entry: Path, depends: tuple, value) -> None:
             os.unlink(handle.name)
         except (NameError, OSError):
             pass
+        return
+    _prune(entry.parent)
+
+
+def _prune(where: Path) -> None:
+    """Remove the least recently written entries past MAX_ENTRIES (a changed source or spec
+    leaves its old entries behind)."""
+    try:
+        entries = sorted(where.glob("*.pickle"), key=lambda p: p.stat().st_mtime_ns)
+        for old in entries[:max(0, len(entries) - MAX_ENTRIES)]:
+            old.unlink()
+    except OSError:             # another process pruned it first
+        pass
 
 
 def cached(key: tuple, build: Callable[[], T]) -> T:

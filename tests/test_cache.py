@@ -122,3 +122,16 @@ def test_llmsim_predict_answers_alike_cold_warm_and_after_a_spec_edit(tmp_path):
     edited = _predict(env, *args)
     assert edited == _predict(off, *args)
     assert edited != cold
+
+
+def test_the_oldest_entries_go_past_the_limit(folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "MAX_ENTRIES", 2)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("a: 1\n")
+    build, calls = _counting(spec)
+    for age, key in enumerate(("a", "b", "c")):
+        cache.cached((key,), build)
+        os.utime(cache._entry_path((key,)), ns=(age * 10**9, age * 10**9))   # a clear order, whatever the clock's grain
+    assert len(list(folder.glob("*.pickle"))) == 2 and not cache._entry_path(("a",)).exists()
+    cache.cached(("c",), build)
+    assert len(calls) == 3                          # the newest is kept
