@@ -74,7 +74,7 @@ def test_cost_formula(result):
 
 def test_rate_is_checked_by_the_serving_simulation_and_prices_the_load():
     """--rate: each configuration's SLOs at the chosen percentile come from the serving
-    simulation of 1,000 requests at that rate (explore/plan_rate.py), the cost from the
+    simulation of 500 requests at that rate (explore/plan_rate.py), the cost from the
     devices dedicated to R x output tokens/s; a rate past the device's capacity is a miss."""
     from simulator.explore.plan_rate import requests_for
     from simulator.serving.policy import Policy

@@ -217,6 +217,8 @@ def _evaluate(precision: str, group: Group, batches: np.ndarray, prompt: int, ou
     hourly = hourly_price(assumed_prices, constants["hardware"], constants["usd_per_hour"])
     if hourly != constants["usd_per_hour"]:
         constants = {**constants, "usd_per_hour": hourly}
+    if t.rate_requests_per_s and not observe:     # the serving simulation decides: batch 1 says fit and bounds
+        batches = batches[:1]
     n = len(batches)
     values = rows_of(packed, constants, batches, np.full(n, prompt), np.full(n, output), parallel=False).values
     head = dict(hardware=constants["hardware"], devices=constants["devices"], precision=precision)
@@ -230,7 +232,10 @@ def _evaluate(precision: str, group: Group, batches: np.ndarray, prompt: int, ou
         return None, Miss(**head, batch=None, score=math.inf,
                           reasons=[f"does not fit: needs {total / 1e9:.1f} GB per device of {capacity / 1e9:.1f} GB"])
     if t.rate_requests_per_s:                   # the serving simulation decides (plan_rate.py)
-        from simulator.explore.plan_rate import evaluate_rate
+        from simulator.explore.plan_rate import alone_misses, evaluate_rate
+        alone = alone_misses(values[_COL["ttft_s"], 0], values[_COL["tpot_s"], 0], output, t)
+        if alone:
+            return None, Miss(**head, batch=1, score=max(r for r, _ in alone), reasons=[w for _, w in alone])
         return evaluate_rate(precision, group, prompt, output, t, constants["usd_per_hour"], t.slo_percentile)
     ok = np.flatnonzero(worst <= 1.0)
     if not len(ok):

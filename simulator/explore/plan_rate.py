@@ -1,5 +1,6 @@
 """``llmsim plan --rate R``: the SLO check by the serving simulation (serving/simulate.py),
-not the static-batch approximation. A configuration whose weights fit serves REQUESTS
+not the static-batch approximation. A configuration whose weights fit, and whose one
+request alone (predict --batch 1) does not already miss the TTFT or TPOT limit, serves REQUESTS
 requests of the given prompt and output lengths arriving as a Poisson process at R per
 second (seed 1) under continuous batching (serving.policy.Policy's defaults); it meets the
 targets when the run is not saturated and its TTFT and TPOT at the chosen percentile are
@@ -17,7 +18,7 @@ import numpy as np
 
 from simulator.errors import SimulatorError
 
-REQUESTS = 1000
+REQUESTS = 500
 PERCENTILES = (50, 90, 99)
 
 
@@ -25,6 +26,19 @@ def requests_for(rate: float, prompt: int, output: int):
     from simulator.serving.requests import Lengths, generate
 
     return generate(REQUESTS, rate, Lengths("fixed", prompt), Lengths("fixed", output), seed=1)
+
+
+def alone_misses(ttft_s: float, tpot_s: float, output: int, t) -> list[tuple[float, str]]:
+    """(ratio, words) of the limits one request alone already misses (predict --batch 1's
+    TTFT and TPOT: a served request's are at least these, so the run need not be simulated)."""
+    from simulator.units import format_si
+
+    out = []
+    for name, value, limit in (("TTFT", ttft_s, t.ttft_max_s), ("TPOT", tpot_s if output > 1 else 0.0, t.tpot_max_s)):
+        if math.isfinite(limit) and value > limit * (1 + 1e-9):
+            out.append((value / limit, f"{name} of one request alone {format_si(value, 's')} > "
+                                       f"{format_si(limit, 's')} (x{value / limit:.3g})"))
+    return out
 
 
 def _reasons(m: dict, key: str, t, rate: float) -> tuple[float, list[str]]:
