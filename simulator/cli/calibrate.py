@@ -113,8 +113,12 @@ def cmd_from_runs(args) -> str:
     defaults = _run_defaults(args)
     runs = [run for path in args.from_runs for run in load_runs(Path(path), defaults)]
     base = registry.stack(args.base)
+    if args.eager_decode:
+        base = base.model_copy(update={"decode_graphs": False})
     cal = calibrate_from_runs(runs, base, _knobs(args, runs), args.cv, args.per_profile)
     document = stack_document(cal, args.name, args.base, [str(p) for p in args.from_runs])
+    if args.eager_decode:
+        document["decode_graphs"] = False
     _write_stack(document, out)
     record = document["calibration"]
     if args.format == "json":
@@ -242,6 +246,8 @@ def register(sub) -> None:
                       "calibration block says; write hardware_specs/stacks/<its stack>.yaml")
     runs.add_argument("--base", default="pytorch-ref", help="the stack the fitted parameters adjust (name or path)")
     runs.add_argument("--out", help="the stack YAML to write")
+    runs.add_argument("--eager-decode", action="store_true", help="the runs' stack launches every decode step "
+                      "eagerly, without CUDA graphs (Hugging Face generate()): the new stack's decode_graphs is false")
     runs.add_argument("--params", type=name_list, help="comma-separated parameters to fit, each NAME or NAME@PREFIX "
                                                        "(only the profiles whose address starts with PREFIX, e.g. "
                                                        "@classes.gpu; default: by the measured metrics); see README")

@@ -103,7 +103,8 @@ def _model(prep, layout: Layout) -> tuple:
              devices=layout.devices, copies=layout.microbatches * layout.tp * layout.dp * layout.ep, ep=1.0,
              replicas=layout.dp * layout.ep, microbatches=layout.microbatches,
              draft_tokens=layout.draft_tokens, acceptance=layout.acceptance,
-             busy_fraction=layout.microbatches / slots)
+             busy_fraction=layout.microbatches / slots,
+             decode_host_s=0.0 if prep.stack.decode_graphs else rates.host_launch_s)
     if table.moe:
         p.update(experts=table.moe[0], experts_per_token=table.moe[1], ep=table.moe[2])
     joules = np.zeros((2, table.flops.shape[1]))

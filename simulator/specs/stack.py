@@ -139,6 +139,10 @@ class StackSpec(Strict):
     # a weight format under 16 bits quantizes the decoder layers only; the embedding and LM head
     # stay 16-bit (FP8 recipes, AWQ/GPTQ checkpoints). GGUF (llama.cpp) quantizes them too: false
     outer_weights_16bit: bool = True
+    # true: decode steps replay a CUDA graph (decode_step_overhead each); false: the host launches
+    # every kernel of a step eagerly, and a step takes at least that launch time (the prefill
+    # pass's host bound, scenario.eager_range_s), as in Hugging Face generate()
+    decode_graphs: bool = True
     kernels_per_op: dict[OpKindName, Annotated[int, Field(ge=0, le=2**31 - 1)]] = {}  # launches per operator instance (default 1)
     traffic_per_op: dict[OpKindName, Annotated[float, Field(gt=0)]] = {}    # bytes moved / fewest bytes (default 1)
     default: DeviceProfile = DeviceProfile()

@@ -16,7 +16,9 @@ dp x ep replicas (rb = B / (dp ep) sequences each) and m pipeline microbatches
   decode    stages x (sum of decode steps at positions S .. S + N - 2 + (N - 1) step
             overhead) (then the power cap) + (N - 1) stage transfers of mb tokens;
             tpot = decode / (N - 1); chunked local layers' steps are summed chunk by chunk
-            (chunked_sum_s), the others in closed form per segment
+            (chunked_sum_s), the others in closed form per segment; a stack that launches
+            decode eagerly (no CUDA graphs) takes max(step, host launch time) a step
+            (eager_range_s)
   power     energy = devices x idle x t + min(dynamic, headroom x t), headroom = devices x
             (TDP - idle) x m / (m + pp - 1) (a pipeline stage is busy m of the m + pp - 1 slots:
             splitting a pass into stages that run in turn does not raise its power budget); the
@@ -58,11 +60,14 @@ TIMES = (TTFT_S, TPOT_S, E2E_S, TOKENS_PER_S, PREFILL_ENERGY_J, DECODE_STEP_ENER
 PARAMS = ("prefill_step_overhead_s", "host_launch_s", "decode_step_overhead_s", "window", "weight_bytes",
           "kv_bytes_per_token", "pp", "capacity_bytes", "stages", "transfer_s", "transfer_s_per_token",
           "has_energy", "idle_w", "tdp_w", "devices", "copies", "experts", "experts_per_token", "ep",
-          "replicas", "microbatches", "draft_tokens", "acceptance", "busy_fraction", "local_kv_bytes_per_token")
+          "replicas", "microbatches", "draft_tokens", "acceptance", "busy_fraction", "local_kv_bytes_per_token",
+          "decode_host_s")
 (P_PREFILL_STEP_S, P_HOST_LAUNCH_S, P_DECODE_STEP_S, P_WINDOW, P_WEIGHT_BYTES, P_KV_BYTES_PER_TOKEN, P_PP,
  P_CAPACITY_BYTES, P_STAGES, P_TRANSFER_S, P_TRANSFER_S_PER_TOKEN, P_HAS_ENERGY, P_IDLE_W, P_TDP_W, P_DEVICES,
  P_COPIES, P_EXPERTS, P_EXPERTS_PER_TOKEN, P_EP, P_REPLICAS, P_MICROBATCHES, P_DRAFT_TOKENS,
- P_ACCEPTANCE, P_BUSY_FRACTION, P_LOCAL_KV_BYTES_PER_TOKEN) = range(len(PARAMS))
+ P_ACCEPTANCE, P_BUSY_FRACTION, P_LOCAL_KV_BYTES_PER_TOKEN, P_DECODE_HOST_S) = range(len(PARAMS))
+# P_DECODE_HOST_S: a stack that launches each decode step eagerly (no CUDA graph): the host's
+# time to launch one step's kernels, which bounds the step from below (0: graphed decode)
 
 # entries of a packed model tuple
 (M_FLOPS, M_MEM_S, M_ALT_MEM_S, M_OP_PREFILL, M_OP_DECODE, M_TRANSIENT, M_JOULES, M_PARAMS) = range(8)
@@ -192,7 +197,8 @@ def _decode_sum_s(op_dec, params, ws, first, last, keep):
     f0, f1, case, lines, feat_sum, scratch, dec_t = ws[W_F0], ws[W_F1], ws[W_CASE], ws[W_LINES], ws[W_DEC_FEATS], \
         ws[W_SCRATCH], ws[W_DECODE_T]
     chunk = -params[P_WINDOW] if params[P_WINDOW] < 0.0 else 0.0
-    table = ws[W_STATE][S_TABLE] > 0.0 and not keep and chunk == 0.0
+    host = params[P_DECODE_HOST_S]
+    table = ws[W_STATE][S_TABLE] > 0.0 and not keep and chunk == 0.0 and host == 0.0
     for j in range(feat_sum.shape[0]):
         feat_sum[j] = 0.0
     if keep:
@@ -216,10 +222,39 @@ def _decode_sum_s(op_dec, params, ws, first, last, keep):
         if table:
             total += steptable.total(ws[W_PIECES], seg, int(ws[W_CUTS][seg, -1]), lo, hi)
             continue
-        total += range_sums(op_dec, case[seg], lines[seg], lo, hi, scratch)
+        if host > 0.0:
+            total += eager_range_s(op_dec, case[seg], lines[seg], lo, hi, host, scratch)
+        else:
+            total += range_sums(op_dec, case[seg], lines[seg], lo, hi, scratch)
         if keep:
             for i in range(dec_t.shape[0]):
                 dec_t[i] += scratch[i]
+    return total
+
+
+@njit(cache=True)
+def eager_range_s(op, case, lines, lo, hi, host, scratch):
+    """sum over integer c in [lo, hi] of max(T(c), H): an eagerly launched step takes at least
+    the host's launch time H, and the device's step time T (range_sums at one c) does not fall
+    with c, so the steps below c* (the first with T >= H, found by bisection) take H each and
+    the rest their T. scratch gets the per-operator device times over [lo, hi] (range_sums')."""
+    if range_sums(op, case, lines, hi, hi, scratch) < host:
+        first = hi + 1.0                                    # every step host-bound
+    elif range_sums(op, case, lines, lo, lo, scratch) >= host:
+        first = lo
+    else:                                                   # T(a) < H <= T(b)
+        a, b = lo, hi
+        while b - a > 1.0:
+            mid = np.floor((a + b) / 2.0)
+            if range_sums(op, case, lines, mid, mid, scratch) >= host:
+                b = mid
+            else:
+                a = mid
+        first = b
+    total = host * (first - lo)
+    if first <= hi:
+        total += range_sums(op, case, lines, first, hi, scratch)
+    range_sums(op, case, lines, lo, hi, scratch)
     return total
 
 
