@@ -82,6 +82,30 @@ class Bench:
         self._skip(section, what, f"{type(err).__name__}: {err}"[:300])
 
 
+def eager_rate(fn, n_calls: int, cuda: bool = True) -> dict:
+    """One op (or chain) called eagerly n_calls times back to back after 20 warm-ups: device
+    seconds from the first to the last call / n (host-dispatch bound on tiny tensors; on a CPU
+    the host's), and the host's own seconds per call."""
+    import torch
+
+    for _ in range(20):
+        fn()
+    if cuda:
+        G.sync()
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+    h0 = time.perf_counter()
+    for _ in range(n_calls):
+        fn()
+    h1 = time.perf_counter()
+    device_s = (h1 - h0) / n_calls
+    if cuda:
+        e1.record()
+        G.sync()
+        device_s = e0.elapsed_time(e1) / 1000.0 / n_calls
+    return dict(eager_per_call_s=device_s, host_per_call_s=(h1 - h0) / n_calls, calls=n_calls)
+
+
 class Micro(LoopSections, Bench):
     def __init__(self, env: dict, nvml, log, deadline: float, quick: bool = False):
         super().__init__(env, log, deadline, quick, {"matmul": [], "attention": [], "elementwise": [], "copy": [],
@@ -345,25 +369,7 @@ class Micro(LoopSections, Bench):
             "argmax": lambda: torch.argmax(x, dim=-1), "index_select": lambda: table.index_select(0, ids),
             "reshape_copy": lambda: y.reshape(-1),
         }
-        res = {}
-        for name, fn in ops.items():
-            for _ in range(20):
-                fn()
-            G.sync() if dev == "cuda" else None
-            if dev == "cuda":
-                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                e0.record()
-            h0 = time.perf_counter()
-            for _ in range(n_calls):
-                fn()
-            h1 = time.perf_counter()
-            if dev == "cuda":
-                e1.record()
-                G.sync()
-                device_s = e0.elapsed_time(e1) / 1000.0 / n_calls
-            else:
-                device_s = (h1 - h0) / n_calls
-            res[name] = dict(eager_per_call_s=device_s, host_per_call_s=(h1 - h0) / n_calls, calls=n_calls)
+        res = {name: eager_rate(fn, n_calls, dev == "cuda") for name, fn in ops.items()}
         self.res["eager"] = res
         self.res["section_time_s"]["eager"] = time.perf_counter() - t0
         self.log("  eager: " + ", ".join(f"{k} {v['eager_per_call_s'] * 1e6:.1f} us" for k, v in res.items()))

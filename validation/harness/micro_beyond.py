@@ -41,7 +41,7 @@ from pathlib import Path
 from . import gpu as G
 from .fp8 import quantize_rowwise, quantize_weight
 from .jsonfile import write_json
-from .micro import Bench, _copies, _n_inner
+from .micro import Bench, _copies, _n_inner, eager_rate
 from .moe import combine, route
 from .runlog import log
 
@@ -379,20 +379,7 @@ class Beyond(Bench):
         res = {}
         for name, fn in chains.items():
             try:
-                for _ in range(20):
-                    fn()
-                G.sync()
-                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                e0.record()
-                h0 = time.perf_counter()
-                for _ in range(n_calls):
-                    fn()
-                h1 = time.perf_counter()
-                e1.record()
-                G.sync()
-                kernels = G.count_kernels(fn)["total"]
-                res[name] = dict(eager_per_call_s=e0.elapsed_time(e1) / 1000.0 / n_calls,
-                                 host_per_call_s=(h1 - h0) / n_calls, calls=n_calls, kernels=kernels)
+                res[name] = dict(eager_rate(fn, n_calls), kernels=G.count_kernels(fn)["total"])
             except Exception as e:
                 self._failed("eager_chains", dict(chain=name), e)
         self.res["eager_chains"] = res
