@@ -1,11 +1,10 @@
 """A stack that launches decode steps eagerly (StackSpec.decode_graphs false): each step takes
-at least the host's launch time (scenario.eager_range_s)."""
+at least the host's launch time (eager.eager_range_s)."""
 import numpy as np
 import pytest
 
-import simulator
 from simulator.engine.kernels.roofline import range_lines, range_sums
-from simulator.engine.kernels.scenario import eager_range_s
+from simulator.engine.kernels.eager import eager_range_s
 from simulator.specs import registry
 
 

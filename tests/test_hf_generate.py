@@ -17,7 +17,7 @@ from validation.harness import hf_generate
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RUN_FILES = sorted((ROOT / "validation" / "measurements" / "h200-sxm").glob("hf-generate-*/hf-generate-*.json"))
 # median |error| on held-out models: issue 17's 0.10 (measured 6.0% and 9.9% with the eager decode
-# steps bounded by the host's launches, scenario.eager_range_s; 10.2% and 11.9% before)
+# steps bounded by the host's launches, eager.eager_range_s; 10.2% and 11.9% before)
 LOMO_BOUND = {"ttft_s": 0.10, "tpot_s": 0.10}
 
 

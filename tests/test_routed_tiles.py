@@ -1,13 +1,12 @@
-"""Grouped GEMMs over routed experts: tiles over uneven groups (roofline.routed_tile_scale),
+"""Grouped GEMMs over routed experts: tiles over uneven groups (grouped.routed_tile_scale),
 its use in the engine, and the fit of the tile range from a pass profile (calibration/beyond.py)."""
 import math
 
-import numpy as np
 import pytest
 
 from simulator.calibration.beyond import pass_profiles, routed_tile_fields
 from simulator.calibration.launch import chain_floors
-from simulator.engine.kernels.roofline import routed_tile_scale
+from simulator.engine.kernels.grouped import routed_tile_scale
 
 
 def _by_hand(mean, sd, lo, hi):

@@ -9,7 +9,7 @@ launch section):
   expert GEMM  torch._grouped_mm, groups = experts holding tokens, rows = tokens per expert
   MoE routing  router to index_add_ without the expert GEMMs: t = n t_k + bytes / (bw f), n and
                bytes the engine's moe_route and moe_combine operators' plus the router GEMV's
-  routed tiles the grouped GEMM's M tile range [min, max] (roofline.routed_tile_scale) that best
+  routed tiles the grouped GEMM's M tile range [min, max] (grouped.routed_tile_scale) that best
                gives the measured routed / uniform time of each layer's expert GEMMs in a
                pass profile (validation/harness/pass_profile.py: the same GEMMs on the offsets
                the router made and on the same rows spread evenly), at each layer's measured
@@ -163,7 +163,7 @@ def pass_profiles(hardware_name: str) -> list[dict]:
 def routed_tile_fields(profiles: list[dict]) -> tuple[dict, list[F.Fit]]:
     """expert_gemm's group_tile_min/max: the pair (min <= max, powers of two) whose
     routed_tile_scale is nearest (median |log ratio|) the measured routed / uniform times."""
-    from simulator.engine.kernels.roofline import routed_tile_scale
+    from simulator.engine.kernels.grouped import routed_tile_scale
 
     rows = [x for doc in profiles for r in doc.get("results", []) for x in r.get("routing", [])]
     if not rows:

@@ -63,7 +63,7 @@ class Rates:
     occupancy: np.ndarray        # [ops, 4]: decode attention's blocks per sequence, split below, split and
                                  # oversubscribed memory-time scales (roofline.occupancy_scale; 0, 0, 1, 1 elsewhere)
     routing: np.ndarray          # [ops, 3]: a routed expert GEMM's k / E and its kernel's M tile range
-                                 # (roofline.routed_tile_scale; zeros elsewhere)
+                                 # (grouped.routed_tile_scale; zeros elsewhere)
     profile: DeviceProfile
     placement: Placement
     _op: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)   # phase -> op_params

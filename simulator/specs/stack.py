@@ -44,7 +44,7 @@ class GemmEfficiency(Strict):
     gemv_memory_fraction: float = Field(1.0, gt=0, le=1.5)
     # grouped GEMMs over routed experts: M tiles of the power of two >= the mean rows per group
     # within [group_tile_min, group_tile_max]; groups the router filled past a tile run another
-    # (roofline.routed_tile_scale); 0: no routing-imbalance term
+    # (grouped.routed_tile_scale); 0: no routing-imbalance term
     group_tile_min: int = Field(0, ge=0, le=2**20)
     group_tile_max: int = Field(0, ge=0, le=2**20)
 
@@ -141,7 +141,7 @@ class StackSpec(Strict):
     outer_weights_16bit: bool = True
     # true: decode steps replay a CUDA graph (decode_step_overhead each); false: the host launches
     # every kernel of a step eagerly, and a step takes at least that launch time (the prefill
-    # pass's host bound, scenario.eager_range_s), as in Hugging Face generate()
+    # pass's host bound, eager.eager_range_s), as in Hugging Face generate()
     decode_graphs: bool = True
     kernels_per_op: dict[OpKindName, Annotated[int, Field(ge=0, le=2**31 - 1)]] = {}  # launches per operator instance (default 1)
     traffic_per_op: dict[OpKindName, Annotated[float, Field(gt=0)]] = {}    # bytes moved / fewest bytes (default 1)

@@ -39,3 +39,10 @@ def fp8_linear(x, wq, sw):
 
     xq, sx = quantize_rowwise(x)
     return torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw, out_dtype=torch.bfloat16)
+
+
+def fp8_weight(n: int, k: int):
+    """(Wq [n, k] e4m3, sw [1, n] fp32) of a random bf16 weight (fp8.quantize_weight)."""
+    import torch
+
+    return quantize_weight(torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * k ** -0.5)

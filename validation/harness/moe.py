@@ -27,6 +27,8 @@ from __future__ import annotations
 # scan); floor-divide; index_select; 2 x (prepare_grouped_gemm_data + grouped GEMM); silu; mul;
 # weights[order]; to(bf16); mul; zeros_like; index_add_ = 29. Long sorts add radix passes.
 ROUTED_MLP_KERNELS = 29
+# (label, experts, top_k, hidden, moe ffn) of the MoE models the harness measures: mixtral-8x7b, qwen3-30b-a3b
+MOE_SHAPES = [("mixtral-8x7b", 8, 2, 4096, 14336), ("qwen3-30b-a3b", 128, 8, 2048, 768)]
 
 
 def route(h, w_router, experts: int, top_k: int):

@@ -21,11 +21,10 @@ max(a0 + a1 c, b0 + b1 c) is split where the two lines cross.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
+from simulator.engine.kernels.grouped import routed_tile_scale
 from simulator.graph.ops import ETOK, EXP, LPAIR, PAIR, SEQ, TOK
 
 BOUND_COMPUTE, BOUND_MEMORY, BOUND_OVERHEAD = 0, 1, 2
@@ -54,7 +53,7 @@ OP_FIELDS = (
     "local",          # 1: attention of the local layers, its pairs are LPAIR (ops.py); 0 otherwise
     "route_p",        # a routed expert GEMM: k / E, each expert's rows ~ Binomial(tokens, k / E); 0: not routed
     "group_tile_min",  # its kernel's M tile: the power of two >= the mean rows per group, within
-    "group_tile_max",  # [min, max] rows (0: no routing-imbalance term; routed_tile_scale)
+    "group_tile_max",  # [min, max] rows (0: no routing-imbalance term; grouped.routed_tile_scale)
 )
 (OP_REPEAT, OP_GEMM_N, OP_M_FEATURE, OP_PEAK, OP_OVERHEAD, OP_TILE_M, OP_TILE_N, OP_UNITS, OP_ALT_PEAK,
  OP_ALT_OVERHEAD, OP_OVERLAP, OP_HALF_LENGTH, OP_GEMV_MAX_M, OP_GEMV_SCALE, OP_BLOCKS_PER_SEQ, OP_SPLIT_BLOCKS,
@@ -114,27 +113,6 @@ def _memory_scale(p, feats) -> float:
         return 1.0
     return occupancy_scale(feats[SEQ] * p[OP_BLOCKS_PER_SEQ], p[OP_SPLIT_BLOCKS], p[OP_UNITS], p[OP_SPLIT_SCALE],
                            p[OP_OVER_SCALE])
-
-
-@njit(cache=True)
-def routed_tile_scale(mean_rows: float, sd_rows: float, tile_min: float, tile_max: float) -> float:
-    """E[ceil(m / q)] / ceil(mean / q): a grouped GEMM's tiles over routed groups against the
-    same rows spread evenly. Its kernel takes M tiles of q rows, the power of two >= the mean
-    rows per group within [tile_min, tile_max]; a group past q runs another tile (its expert's
-    weights streamed again), so the time scales with the tiles. A touched expert's rows
-    m >= 1, m ~ Normal(mean, sd): E[ceil(m / q)] = 1 + sum_{j >= 1} P(m > j q). Measured on
-    the H200 (pass-profile-1): x1.5 at 128 rows a group, x1.2 at 512, ~1 below 64."""
-    if tile_max <= 0.0 or mean_rows <= 0.0 or sd_rows <= 0.0:
-        return 1.0
-    q = max(tile_min, 1.0)
-    while q < mean_rows and q < tile_max:
-        q *= 2.0
-    tiles = 1.0
-    j = 1.0
-    while j * q <= mean_rows + 8.0 * sd_rows:
-        tiles += 0.5 * math.erfc((j * q - mean_rows) / (sd_rows * np.sqrt(2.0)))
-        j += 1.0
-    return tiles / np.ceil(mean_rows / q)
 
 
 @njit(cache=True)
