@@ -13,3 +13,18 @@ def write_spec(tmp_path):
         path.write_text(text)
         return path
     return write
+
+
+@pytest.fixture
+def cli(capsys):
+    """run(argv) -> (exit status, stdout, stderr) of the CLI in process, argparse's refusals included."""
+    from simulator.cli.main import main
+
+    def run(argv):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+    return run

@@ -24,18 +24,8 @@ PLAN = ["plan", "--model", "llama-3.2-1b", "--prompt", "256", "--output", "64", 
 SMALL_GRID = "models: llama-3.2-1b\nhardware: l4\nbatch: [1, 2]\nprompt: [128]\noutput: [1, 16]\n"
 
 
-def run(capsys, argv):
-    """(exit code, stdout, stderr) of one in-process command."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:              # argparse
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(capsys, argv, *fragments):
-    code, out, err = run(capsys, argv)
+def assert_one_line_error(cli, argv, *fragments):
+    code, out, err = cli(argv)
     assert code == 2, (argv, code, err)
     assert out == "", argv
     lines = err.strip().splitlines()
@@ -64,19 +54,19 @@ def _no_work(*args, **kwargs):
     ("/proc/self/x.png", "cannot write in folder '/proc/self'"),
     ("/no/such/folder/x.png", "no folder '/no/such/folder'"),
 ])
-def test_plot_path_that_cannot_be_written_is_refused_before_any_work(capsys, monkeypatch, path, fragment):
+def test_plot_path_that_cannot_be_written_is_refused_before_any_work(cli, monkeypatch, path, fragment):
     monkeypatch.setattr(simulator, "predict", _no_work)
     pytest.importorskip("matplotlib")
-    assert_one_line_error(capsys, ["predict", "--plot", path], "--plot", fragment)
+    assert_one_line_error(cli, ["predict", "--plot", path], "--plot", fragment)
 
 
-def test_plot_path_that_is_a_folder_is_refused(capsys, tmp_path, monkeypatch):
+def test_plot_path_that_is_a_folder_is_refused(cli, tmp_path, monkeypatch):
     (tmp_path / "picture.png").mkdir()
     monkeypatch.setattr(simulator, "predict", _no_work)
-    assert_one_line_error(capsys, ["predict", "--plot", str(tmp_path / "picture.png")], "--plot", "is a folder")
+    assert_one_line_error(cli, ["predict", "--plot", str(tmp_path / "picture.png")], "--plot", "is a folder")
 
 
-def test_unwritable_folder_is_refused(capsys, tmp_path, monkeypatch):
+def test_unwritable_folder_is_refused(cli, tmp_path, monkeypatch):
     """A folder that takes no new file (read-only): the probe file cannot be created."""
     import tempfile
 
@@ -84,10 +74,10 @@ def test_unwritable_folder_is_refused(capsys, tmp_path, monkeypatch):
         raise PermissionError(13, "Read-only file system")
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     monkeypatch.setattr(simulator, "predict", _no_work)
-    assert_one_line_error(capsys, ["predict", "--plot", str(tmp_path / "x.png")], "--plot", "Read-only file system")
+    assert_one_line_error(cli, ["predict", "--plot", str(tmp_path / "x.png")], "--plot", "Read-only file system")
     grid = tmp_path / "grid.yaml"
     grid.write_text(SMALL_GRID)
-    assert_one_line_error(capsys, ["sweep", str(grid), "--out", str(tmp_path / "rows.csv")], "--out",
+    assert_one_line_error(cli, ["sweep", str(grid), "--out", str(tmp_path / "rows.csv")], "--out",
                           "Read-only file system")
 
 
@@ -96,13 +86,13 @@ def test_unwritable_folder_is_refused(capsys, tmp_path, monkeypatch):
     ("/no/such/folder/rows.csv", "no folder"),
     ("rows.txt", "expected a file ending .csv or .parquet"),
 ])
-def test_sweep_out_is_checked_before_any_work(capsys, tmp_path, monkeypatch, out, fragment):
+def test_sweep_out_is_checked_before_any_work(cli, tmp_path, monkeypatch, out, fragment):
     import simulator.explore.sweep as sweep_module
 
     grid = tmp_path / "grid.yaml"
     grid.write_text(SMALL_GRID)
     monkeypatch.setattr(sweep_module, "sweep", _no_work)
-    assert_one_line_error(capsys, ["sweep", str(grid), "--out", out], "--out", fragment)
+    assert_one_line_error(cli, ["sweep", str(grid), "--out", out], "--out", fragment)
 
 
 # --- 2. a reader that stops early ----------------------------------------------------------------
@@ -178,16 +168,16 @@ def test_sweep_to_stdout_streams_in_chunks_and_lists_skipped_configurations(tmp_
     ("h100-sxm,l4,h100-sxm", "'h100-sxm' is named more than once"),
     ("h100-sxm,nope", "unknown hardware 'nope'"),
 ])
-def test_compare_hardware_list(capsys, monkeypatch, hardware, fragment):
+def test_compare_hardware_list(cli, monkeypatch, hardware, fragment):
     import simulator.api as api
 
     monkeypatch.setattr(api, "predict_workload", _no_work)
-    line = assert_one_line_error(capsys, ["compare", "--hardware", hardware], fragment)
+    line = assert_one_line_error(cli, ["compare", "--hardware", hardware], fragment)
     assert "--hardware" in line or "unknown hardware" in line
 
 
-def test_compare_json_is_json_with_null_for_missing(capsys):
-    code, out, _ = run(capsys, ["compare", "--hardware", "h100-sxm,groq-lpu", "--batch", "1", "--prompt", "512",
+def test_compare_json_is_json_with_null_for_missing(cli):
+    code, out, _ = cli(["compare", "--hardware", "h100-sxm,groq-lpu", "--batch", "1", "--prompt", "512",
                                 "--output", "1", "--format", "json"])
     assert code == 0
     data = strict_json(out)
@@ -198,10 +188,10 @@ def test_compare_json_is_json_with_null_for_missing(capsys):
     assert data["workload"]["batch"] == 1
 
 
-def test_compare_honours_the_draft_model(capsys):
+def test_compare_honours_the_draft_model(cli):
     argv = ["compare", "--hardware", "h100-sxm", "--batch", "1", "--format", "json"]
-    code, plain, _ = run(capsys, argv)
-    code2, drafted, _ = run(capsys, argv + ["--draft-model", "llama-3.2-1b", "--draft-tokens", "4"])
+    code, plain, _ = cli(argv)
+    code2, drafted, _ = cli(argv + ["--draft-model", "llama-3.2-1b", "--draft-tokens", "4"])
     assert code == code2 == 0
     plain_row, draft_row = strict_json(plain)["rows"][0], strict_json(drafted)["rows"][0]
     p = simulator.predict(model="llama-3.1-8b", hardware="h100-sxm", batch=1, draft_model="llama-3.2-1b",
@@ -273,10 +263,10 @@ def test_fewest_devices_equals_brute_force(batch):
         assert (best.tp, best.pp) == min(found)[2:]
 
 
-def test_compare_explains_a_model_that_needs_more_devices_than_searched(capsys, tmp_path):
+def test_compare_explains_a_model_that_needs_more_devices_than_searched(cli, tmp_path):
     """10^5 layers on Groq chips fit only on ~170k of them: the note says that, and does not
     claim that the largest split does not fit."""
-    code, out, err = run(capsys, ["compare", "--model", _deep_model(tmp_path, 100_000), "--hardware", "groq-lpu",
+    code, out, err = cli(["compare", "--model", _deep_model(tmp_path, 100_000), "--hardware", "groq-lpu",
                                   "--batch", "1", "--prompt", "128"])
     assert code == 0 and err == ""
     note = out.strip().splitlines()[-1]
@@ -289,11 +279,11 @@ def test_compare_explains_a_model_that_needs_more_devices_than_searched(capsys, 
 
 @pytest.mark.parametrize("option", ["--ttft-max", "--tpot-max"])
 @pytest.mark.parametrize("value", ["-1", "-5 ms", "0", "0 ms", "nan", "inf", "1e999", "fast", "5 GB"])
-def test_plan_time_targets_must_be_positive_finite_times(capsys, monkeypatch, option, value):
+def test_plan_time_targets_must_be_positive_finite_times(cli, monkeypatch, option, value):
     import simulator.explore.plan as plan_module
 
     monkeypatch.setattr(plan_module, "plan", _no_work)
-    assert_one_line_error(capsys, PLAN + [option, value], option)
+    assert_one_line_error(cli, PLAN + [option, value], option)
 
 
 @pytest.mark.parametrize("option,value", [
@@ -302,11 +292,11 @@ def test_plan_time_targets_must_be_positive_finite_times(capsys, monkeypatch, op
     ("--prompt", "0"), ("--prompt", "-1"), ("--output", "0"), ("--output", "-3"), ("--batch", "0"),
     ("--max-devices", "0"), ("--max-batch", "100000"), ("--prompt", "99999999999999999999"),
 ])
-def test_plan_numbers_must_be_in_range(capsys, monkeypatch, option, value):
+def test_plan_numbers_must_be_in_range(cli, monkeypatch, option, value):
     import simulator.explore.plan as plan_module
 
     monkeypatch.setattr(plan_module, "plan", _no_work)
-    line = assert_one_line_error(capsys, [*PLAN, option, value])
+    line = assert_one_line_error(cli, [*PLAN, option, value])
     assert option in line or option.lstrip("-").replace("-", "_") in line
 
 
@@ -324,15 +314,15 @@ def test_plan_library_refuses_bad_targets():
         plan("llama-3.2-1b", 16, 16, max_batch=10 ** 9)
 
 
-def test_an_8_s_ttft_does_not_meet_a_500_ms_target(capsys):
-    code, out, _ = run(capsys, PLAN + ["--ttft-max", "500 ms", "--format", "json"])
+def test_an_8_s_ttft_does_not_meet_a_500_ms_target(cli):
+    code, out, _ = cli(PLAN + ["--ttft-max", "500 ms", "--format", "json"])
     assert code == 0
     for option in strict_json(out)["options"]:
         assert 0 < option["ttft_s"] <= 0.5
 
 
-def test_plan_json_is_valid_json_with_null_for_unset_targets_and_never_fitting_misses(capsys):
-    code, out, _ = run(capsys, ["plan", "--model", "llama-3.1-70b", "--prompt", "1024", "--output", "64",
+def test_plan_json_is_valid_json_with_null_for_unset_targets_and_never_fitting_misses(cli):
+    code, out, _ = cli(["plan", "--model", "llama-3.1-70b", "--prompt", "1024", "--output", "64",
                                 "--hardware", "l4,h100-sxm", "--max-devices", "1", "--max-batch", "4",
                                 "--tpot-max", "1 us", "--format", "json"])
     assert code == 0
@@ -367,8 +357,8 @@ def test_plan_json_is_valid_json_with_null_for_unset_targets_and_never_fitting_m
     (["sweep", "grid.yaml", "--workers", "1000000000000"], "--workers"),
     (["plan", "--model", "llama-3.2-1b", "--prompt", "1.5", "--output", "4"], "--prompt"),
 ])
-def test_wrong_type_or_range_is_one_argparse_line(capsys, argv, option):
-    line = assert_one_line_error(capsys, argv, f"argument {option}")
+def test_wrong_type_or_range_is_one_argparse_line(cli, argv, option):
+    line = assert_one_line_error(cli, argv, f"argument {option}")
     assert "expected" in line or "invalid" in line
 
 
@@ -398,36 +388,36 @@ def _fail_on_second_task(monkeypatch, error):
 GRID_TWO_CHUNKS = "models: llama-3.2-1b\nhardware: [l4, h100-sxm]\nbatch: {from: 1, to: 32, step: 1}\n"
 
 
-def test_a_sweep_that_fails_midway_leaves_no_file_and_keeps_the_old_one(capsys, tmp_path, monkeypatch):
+def test_a_sweep_that_fails_midway_leaves_no_file_and_keeps_the_old_one(cli, tmp_path, monkeypatch):
     grid = tmp_path / "grid.yaml"
     grid.write_text(GRID_TWO_CHUNKS)
     out = tmp_path / "rows.csv"
     calls = _fail_on_second_task(monkeypatch, SimulatorError("a configuration went wrong"))
-    assert_one_line_error(capsys, ["sweep", str(grid), "--out", str(out), "--chunk", "32"], "went wrong")
+    assert_one_line_error(cli, ["sweep", str(grid), "--out", str(out), "--chunk", "32"], "went wrong")
     assert not out.exists() and os.listdir(tmp_path) == ["grid.yaml"]
     out.write_text("the previous rows\n")
     calls.clear()
-    assert_one_line_error(capsys, ["sweep", str(grid), "--out", str(out), "--chunk", "32"], "went wrong")
+    assert_one_line_error(cli, ["sweep", str(grid), "--out", str(out), "--chunk", "32"], "went wrong")
     assert out.read_text() == "the previous rows\n" and sorted(os.listdir(tmp_path)) == ["grid.yaml", "rows.csv"]
 
 
-def test_an_interrupted_sweep_keeps_the_rows_written(capsys, tmp_path, monkeypatch):
+def test_an_interrupted_sweep_keeps_the_rows_written(cli, tmp_path, monkeypatch):
     grid = tmp_path / "grid.yaml"
     grid.write_text(GRID_TWO_CHUNKS)
     out = tmp_path / "rows.csv"
     _fail_on_second_task(monkeypatch, KeyboardInterrupt())
-    code, _, err = run(capsys, ["sweep", str(grid), "--out", str(out), "--chunk", "32"])
+    code, _, err = cli(["sweep", str(grid), "--out", str(out), "--chunk", "32"])
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 32 and sorted(os.listdir(tmp_path)) == ["grid.yaml", "rows.csv"]
 
 
-def test_a_finished_sweep_replaces_the_file(capsys, tmp_path):
+def test_a_finished_sweep_replaces_the_file(cli, tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(SMALL_GRID)
     out = tmp_path / "rows.csv"
     out.write_text("old\n")
-    assert run(capsys, ["sweep", str(grid), "--out", str(out)])[0] == 0
+    assert cli(["sweep", str(grid), "--out", str(out)])[0] == 0
     assert len(list(csv.DictReader(out.open()))) == 4 and sorted(os.listdir(tmp_path)) == ["grid.yaml", "rows.csv"]
 
 
@@ -455,8 +445,8 @@ _NUMBER = __import__("re").compile(r"(?<![\w.])-?(?:\d[\d,]*\.?\d*(?:e[+-]?\d+)?
     PLAN + ["--ttft-max", "1 ms"],                                            # nothing meets: closest misses
     PLAN,
 ])
-def test_exit_0_tables_hold_no_nan_inf_or_negative_numbers(capsys, argv):
-    code, out, _ = run(capsys, argv)
+def test_exit_0_tables_hold_no_nan_inf_or_negative_numbers(cli, argv):
+    code, out, _ = cli(argv)
     assert code == 0
     for token in _NUMBER.findall(out):
         assert token.lower() not in ("nan", "inf", "-inf") and not token.startswith("-"), (argv, token)
@@ -469,8 +459,8 @@ def test_exit_0_tables_hold_no_nan_inf_or_negative_numbers(capsys, argv):
     ["roofline", "--output", "1", "--format", "json"],
     PLAN + ["--format", "json"],
 ])
-def test_exit_0_json_holds_no_nan_inf_or_negative_numbers(capsys, argv):
-    code, out, _ = run(capsys, argv)
+def test_exit_0_json_holds_no_nan_inf_or_negative_numbers(cli, argv):
+    code, out, _ = cli(argv)
     assert code == 0
 
     def walk(value):

@@ -8,22 +8,12 @@ import numpy as np
 import pytest
 
 from simulator.accuracy.serving import compare_file
-from simulator.cli.main import main
 from simulator.serving.policy import Policy
 from simulator.serving.requests import Lengths, generate
 from simulator.serving.simulate import engine, serve
 
 BASE = ["serving", "--model", "llama-3.2-1b", "--hardware", "h200-sxm", "--requests", "60", "--prompt", "256",
         "--output", "32"]
-
-
-def run(capsys, argv):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("text, fragments", [
@@ -35,21 +25,21 @@ def run(capsys, argv):
     ('not json\n', ["line 1", "JSON object"]),
     ('', ["at least one request"]),
 ])
-def test_bad_jsonl_trace_is_one_line_and_exit_2(capsys, tmp_path, text, fragments):
+def test_bad_jsonl_trace_is_one_line_and_exit_2(cli, tmp_path, text, fragments):
     trace = tmp_path / "trace.jsonl"
     trace.write_text(text)
     out = tmp_path / "rows.csv"
-    code, stdout, err = run(capsys, [*BASE[:5], "--trace", str(trace), "--out", str(out)])
+    code, stdout, err = cli([*BASE[:5], "--trace", str(trace), "--out", str(out)])
     assert code == 2 and stdout == ""
     assert err.count("\n") == 1 and "Traceback" not in err and str(trace) in err
     assert all(f in err for f in fragments), err
     assert not out.exists()
 
 
-def test_bad_csv_trace_names_its_line(capsys, tmp_path):
+def test_bad_csv_trace_names_its_line(cli, tmp_path):
     trace = tmp_path / "trace.csv"
     trace.write_text("arrival_s,prompt,output\n0.0,100,10\n0.5,,10\n")
-    code, _, err = run(capsys, [*BASE[:5], "--trace", str(trace)])
+    code, _, err = cli([*BASE[:5], "--trace", str(trace)])
     assert code == 2 and "line 3" in err and "prompt" in err and err.count("\n") == 1
 
 
@@ -61,25 +51,25 @@ def test_bad_csv_trace_names_its_line(capsys, tmp_path):
     (["--max-rate"], "--ttft-slo"),
     (["--prefix-hit", "1"], "below 1"),
 ])
-def test_bad_options_are_one_line(capsys, extra, fragment):
-    code, out, err = run(capsys, [*BASE, *extra])
+def test_bad_options_are_one_line(cli, extra, fragment):
+    code, out, err = cli([*BASE, *extra])
     assert code == 2 and out == "" and fragment in err and err.count("\n") == 1
 
 
-def test_trace_runs_and_counts_requests_too_long_for_the_model(capsys, tmp_path):
+def test_trace_runs_and_counts_requests_too_long_for_the_model(cli, tmp_path):
     trace = tmp_path / "t.csv"
     trace.write_text("arrival_s,prompt,output,prefix_id\n0,100,10,a\n0.01,100,10,a\n0.02,200000,5,\n")
-    code, out, _ = run(capsys, [*BASE[:5], "--trace", str(trace), "--format", "json"])
+    code, out, _ = cli([*BASE[:5], "--trace", str(trace), "--format", "json"])
     assert code == 0
     (entry,) = json.loads(out)["rates"]
     assert (entry["completed"], entry["rejected"], entry["rate"]) == (2, 1, None)
 
 
-def test_json_rates_rows_plot_and_same_seed_same_bytes(capsys, tmp_path):
+def test_json_rates_rows_plot_and_same_seed_same_bytes(cli, tmp_path):
     rows, plot = tmp_path / "rows.csv", tmp_path / "serving.png"
     argv = [*BASE, "--rate", "1,20,400", "--ttft-slo", "50 ms", "--tpot-slo", "20 ms", "--format", "json",
             "--out", str(rows), "--plot", str(plot)]
-    code, first, _ = run(capsys, argv)
+    code, first, _ = cli(argv)
     assert code == 0
     doc = json.loads(first)
     assert [e["rate"] for e in doc["rates"]] == [1.0, 20.0, 400.0]
@@ -94,14 +84,14 @@ def test_json_rates_rows_plot_and_same_seed_same_bytes(capsys, tmp_path):
         table = list(csv.DictReader(f))
     assert len(table) == 180 and {r["rate"] for r in table} == {"1", "20", "400"}
     assert plot.stat().st_size > 10_000
-    code, second, _ = run(capsys, argv[:-4])
+    code, second, _ = cli(argv[:-4])
     assert code == 0 and second == first
-    code, third, _ = run(capsys, [*argv[:-4], "--seed", "2"])
+    code, third, _ = cli([*argv[:-4], "--seed", "2"])
     assert third != first
 
 
-def test_table_and_closed_loop(capsys):
-    code, out, _ = run(capsys, [*BASE, "--concurrency", "4"])
+def test_table_and_closed_loop(cli):
+    code, out, _ = cli([*BASE, "--concurrency", "4"])
     assert code == 0 and "4 clients" in out and "TTFT p50" in out and "n/a" not in out.split("goodput")[0]
 
 

@@ -9,7 +9,6 @@ import pytest
 pytest.importorskip("flask", reason="the web extra (flask) is not installed")
 pytest.importorskip("plotly", reason="the web extra (plotly) is not installed")
 
-from simulator.cli.main import main
 from simulator.specs import registry
 from simulator.web.app import MAX_SWEEP_SCENARIOS, create_app
 from simulator.web.uploads import MAX_UPLOAD_BYTES
@@ -22,16 +21,6 @@ def client():
     app = create_app()
     yield app.test_client()
     app.extensions["llmsim_uploads"].close()
-
-
-def cli(capsys, argv):
-    """(exit status, stdout, stderr) of the CLI, argparse's refusals included."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _options(query: dict) -> list[str]:
@@ -48,8 +37,8 @@ def _options(query: dict) -> list[str]:
     ("compare", {"model": "llama-3.1-8b", "hardware": "h100-sxm,mi300x,tpu-v5e", "output": 64}),
     ("roofline", {"model": "llama-3.1-8b", "hardware": "mi300x", "batch": 2}),
 ])
-def test_api_answers_exactly_what_the_cli_prints(client, capsys, command, query):
-    code, out, _ = cli(capsys, [command, *_options(query), "--format", "json"])
+def test_api_answers_exactly_what_the_cli_prints(client, cli, command, query):
+    code, out, _ = cli([command, *_options(query), "--format", "json"])
     response = client.get(f"/api/{command}", query_string=query)
     assert code == 0 and response.status_code == 200 and response.mimetype == "application/json"
     assert response.data == out.encode()
@@ -66,8 +55,8 @@ def test_api_answers_exactly_what_the_cli_prints(client, capsys, command, query)
     ("compare", {}),
     ("roofline", {"draft_model": "llama-3.2-1b"}),
 ])
-def test_bad_input_is_400_with_the_cli_line(client, capsys, command, query):
-    code, out, err = cli(capsys, [command, *_options(query), "--format", "json"])
+def test_bad_input_is_400_with_the_cli_line(client, cli, command, query):
+    code, out, err = cli([command, *_options(query), "--format", "json"])
     response = client.get(f"/api/{command}", query_string=query)
     assert code == 2 and out == ""
     assert response.status_code == 400 and response.json == {"error": err.rstrip("\n")}
@@ -85,11 +74,11 @@ def test_no_paths_no_files_written(client, query, message):
     assert response.status_code == 400 and message in response.json["error"]
 
 
-def test_uploaded_spec_is_a_name(client, capsys):
+def test_uploaded_spec_is_a_name(client, cli):
     upload = client.post("/api/upload", data={"kind": "hardware", "file": (io.BytesIO(SPEC.read_bytes()), "my-gpu.yaml")})
     assert upload.status_code == 200 and upload.json["label"].startswith("mi300x (upload-")
     response = client.get("/api/predict", query_string={"hardware": upload.json["name"], "batch": 4})
-    code, out, _ = cli(capsys, ["predict", "--hardware", str(SPEC), "--batch", "4", "--format", "json"])
+    code, out, _ = cli(["predict", "--hardware", str(SPEC), "--batch", "4", "--format", "json"])
     assert response.data == out.encode()
 
 
@@ -121,10 +110,10 @@ def test_bad_uploads_are_refused(client, kind, name, content, status, message):
 GRID = "models: [llama-3.1-8b, llama-3.2-1b]\nhardware: [h100-sxm, tpu-v5e]\nbatch: [1, 8]\nprompt: [128, 512]\n"
 
 
-def test_sweep_answers_the_cli_rows(client, capsys, tmp_path):
+def test_sweep_answers_the_cli_rows(client, cli, tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(GRID)
-    code, out, _ = cli(capsys, ["sweep", str(grid)])
+    code, out, _ = cli(["sweep", str(grid)])
     for response in (client.post("/api/sweep", data=GRID), client.get("/api/sweep", query_string={"grid": GRID})):
         assert code == 0 and response.status_code == 200 and response.mimetype == "text/csv"
         assert response.data == out.encode()
@@ -166,30 +155,30 @@ def test_page_and_static_files(client):
     assert "llama-3.1-8b" in names["models"] and "h100-sxm" in names["hardware"] and "ideal" in names["stacks"]
 
 
-def test_ui_binds_to_localhost_by_default_and_refuses_a_bad_port(capsys):
+def test_ui_binds_to_localhost_by_default_and_refuses_a_bad_port(cli):
     from simulator.cli.main import build_parser
 
     args = build_parser("ui").parse_args(["ui"])
     assert (args.host, args.port) == ("127.0.0.1", 8765)
-    code, out, err = cli(capsys, ["ui", "--port", "70000"])
+    code, out, err = cli(["ui", "--port", "70000"])
     assert code == 2 and err.count("\n") == 1 and "argument --port" in err
 
 
-def test_ui_says_when_its_port_is_taken(capsys):
+def test_ui_says_when_its_port_is_taken(cli):
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        code, _, err = cli(capsys, ["ui", "--port", str(taken.getsockname()[1])])
+        code, _, err = cli(["ui", "--port", str(taken.getsockname()[1])])
     assert code == 2 and err.startswith("llmsim: error: <arguments>: --port: cannot listen on 127.0.0.1:")
 
 
-def test_without_flask_the_ui_says_so(capsys, monkeypatch):
+def test_without_flask_the_ui_says_so(cli, monkeypatch):
     import importlib.util
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flask" else real(name, *a))
-    code, _, err = cli(capsys, ["ui"])
+    code, _, err = cli(["ui"])
     assert code == 2 and err == "llmsim: error: llmsim ui needs flask and plotly: pip install 'llmsim[web]'\n"
 
 
@@ -197,10 +186,10 @@ def test_without_flask_the_ui_says_so(capsys, monkeypatch):
     {"model": "llama-3.1-8b", "hardware": "h100-sxm", "rate": "1,8", "requests": 200},
     {"hardware": "mi300x", "concurrency": 4, "requests": 100, "eager": "1", "ttft_slo": "200 ms"},
 ])
-def test_serving_answers_exactly_what_the_cli_prints(client, capsys, query):
+def test_serving_answers_exactly_what_the_cli_prints(client, cli, query):
     argv = [p for k, v in query.items() for p in ((f"--{k.replace('_', '-')}",) if k == "eager"
                                                   else (f"--{k.replace('_', '-')}", str(v)))]
-    code, out, _ = cli(capsys, ["serving", *argv, "--format", "json"])
+    code, out, _ = cli(["serving", *argv, "--format", "json"])
     response = client.get("/api/serving", query_string=query)
     assert code == 0 and response.status_code == 200 and response.data == out.encode()
 
