@@ -351,6 +351,15 @@ def test_a_misspelt_operator_kind_in_a_stack_is_an_error(write_spec):
     assert info.value.field.endswith("_by_kind.nrom") and "'norm'" in info.value.message
 
 
+def test_a_grouped_gemm_tile_range_must_be_a_range(write_spec):
+    text = (registry.data_root() / "hardware_specs" / "stacks" / "pytorch-ref.yaml").read_text()
+    assert "      group_tile_min: 128\n      group_tile_max: 256" in text
+    path = write_spec(text.replace("      group_tile_min: 128\n", "      group_tile_min: 512\n", 1))
+    with pytest.raises(SpecError) as info:
+        registry.stack(str(path))
+    assert "expert_gemm" in info.value.field and "group_tile_max (256)" in info.value.message
+
+
 def test_a_long_quantity_string_is_refused_at_once(write_spec):
     """The quantity pattern runs in linear time and long strings stop before it (no regex hang)."""
     import time

@@ -48,6 +48,13 @@ class GemmEfficiency(Strict):
     group_tile_min: int = Field(0, ge=0, le=2**20)
     group_tile_max: int = Field(0, ge=0, le=2**20)
 
+    @model_validator(mode="after")
+    def _group_tiles_are_a_range(self):
+        if self.group_tile_max and not 1 <= self.group_tile_min <= self.group_tile_max:
+            raise ValueError(f"group_tile_min: expected 1 to group_tile_max ({self.group_tile_max}) rows, "
+                             f"got {self.group_tile_min}")
+        return self
+
 
 class DeviceProfile(Strict):
     """Efficiency of one stack on one device (or class of devices).
