@@ -65,3 +65,21 @@ def test_the_batch_kernel_agrees_with_predict_for_an_eager_stack():
     for k in range(len(batch)):
         one, _ = _tpot(eager, model="llama-3.2-1b", batch=int(batch[k]), prompt=int(prompt[k]), output=int(output[k]))
         assert rows[sc.TPOT_S, k] == pytest.approx(one.tpot_s, rel=1e-12)
+
+
+def test_an_eager_verify_pass_takes_at_least_the_launch_time():
+    """Speculative decoding's verify pass is a decode pass: eagerly launched, at least the host's time."""
+    from simulator.api import prepare
+    from simulator.engine.predict import evaluate
+    from simulator.specs.base import Dtype
+    from simulator.specs.workload import workload
+
+    graphed, eager = _stacks()
+    kw = dict(batch=1, prompt=128, output=64, draft_model="llama-3.2-1b", draft_tokens=4)
+    bf = Dtype.bf16
+    (g_prep, e_prep), (g_draft, e_draft) = ((prepare(m, "h200-sxm", s, bf, bf, bf) for s in (graphed, eager))
+                                            for m in ("llama-3.1-8b", "llama-3.2-1b"))
+    fast = evaluate(g_prep, workload(**kw), draft=g_draft).speculative
+    slow = evaluate(e_prep, workload(**kw), draft=e_draft).speculative
+    assert fast.verify_pass_s < e_prep.rates.host_launch_s
+    assert slow.verify_pass_s == pytest.approx(e_prep.rates.host_launch_s + e_prep.rates.step_overhead_s, rel=1e-9)

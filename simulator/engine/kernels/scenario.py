@@ -326,13 +326,14 @@ def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
 @njit(cache=True)
 def _verify_pass(model, feats, mb, s, n):
     """(seconds, dynamic joules) of the target's pass over k + 1 tokens per sequence at the
-    mean decode position, composed like a decode step (stages, transfers, power cap)."""
+    mean decode position, composed like a decode step (stages, transfers, power cap; at least
+    the host's launch time when the stack launches decode eagerly)."""
     flops, mem_s, alt_mem_s, _, op_dec, _, joules, params = model
     k = params[P_DRAFT_TOKENS]
     fill_chunk_features(feats, mb, mean_decode_position(s, n), k + 1.0, params[P_WINDOW], params[P_EXPERTS],
                         params[P_EXPERTS_PER_TOKEN], params[P_EP])
     t = evaluate_point(flops, mem_s, alt_mem_s, op_dec, feats)[0].sum()
-    t = params[P_STAGES] * (t + params[P_DECODE_STEP_S])
+    t = params[P_STAGES] * (max(t, params[P_DECODE_HOST_S]) + params[P_DECODE_STEP_S])
     link_s = transfer_s(params, mb * (k + 1.0))
     if params[P_HAS_ENERGY] <= 0.0:
         return t + link_s, 0.0
