@@ -1,6 +1,7 @@
 """The harness's file schema (simulator/specs/measurement.py): every committed file loads
 unchanged, and a malformed one is refused naming its field."""
 import json
+import statistics
 
 import pytest
 
@@ -13,15 +14,42 @@ from simulator.specs.measurement import (CpuLaunch, E2EFile, GpuLaunch, MicroFil
 FILES = sorted(f for f in measurement_root().rglob("*.json") if f.name != "bands.json")   # bands.json: derived
 
 
-OWN_READERS = ("serving-", "hf-generate-", "pass-profile-", "mixed-iterations-")
+OWN_READERS = ("serving-", "hf-generate-", "pass-profile-", "mixed-iterations-", "host-modes-")
 SCHEMA_FILES = [f for f in FILES if not f.name.startswith(OWN_READERS)]
 # serving runs: accuracy/serving.py; hf-generate runs: calibration/importers/hf_generate.py; pass
-# profiles: calibration/beyond.py (routed tiles); mixed iterations: calibration/serving_host.py
+# profiles: calibration/beyond.py (routed tiles); mixed iterations: calibration/serving_host.py;
+# host modes: nothing is fitted from them (test_host_modes_show_the_host_spread below)
 
 
 def test_every_committed_measurement_file_is_a_micro_e2e_or_serving_file():
     assert len(SCHEMA_FILES) >= 21
     assert all(f.name.startswith(("micro-", "e2e-", *OWN_READERS)) for f in FILES)
+
+
+def _quantile(values, q):
+    return sorted(values)[int(q * (len(values) - 1))]
+
+
+@pytest.mark.parametrize("path", [f for f in FILES if f.name.startswith("host-modes-")],
+                         ids=lambda p: str(p.relative_to(measurement_root())))
+def test_host_modes_show_the_host_spread(path):
+    """What the README says of host-modes runs: a host-bound pass (event time within 10% of its
+    host launch time) spreads >= 1.3x p10-p90 under every condition pooled, while a GPU-bound one
+    (host time under half the event time) repeats within 6% p10-p90."""
+    doc = json.loads(path.read_text())
+    assert doc["harness"] == "host_modes" and doc["environment"]["gpu_name"]
+    host_bound, gpu_bound = [], []
+    for p in doc["points"]:
+        ev = [t for c in doc["conditions"] for t in p[c]["event_s"]]
+        host = [t for c in doc["conditions"] for t in p[c]["host_s"]]
+        assert len(ev) == len(host) == doc["reps"] * len(doc["conditions"]) and min(ev) > 0
+        ratio = _quantile(ev, 0.9) / _quantile(ev, 0.1)
+        if statistics.median(host) > 0.9 * statistics.median(ev):
+            host_bound.append(ratio)
+        elif statistics.median(host) < 0.5 * statistics.median(ev):
+            gpu_bound.append(ratio)
+    assert len(host_bound) >= 3 and len(gpu_bound) >= 3
+    assert statistics.median(host_bound) >= 1.3 and max(gpu_bound) <= 1.06
 
 
 def test_pass_profiles_carry_their_schema_and_the_routing_rows_the_fit_reads():
