@@ -158,11 +158,16 @@ class RefDecoder:
         c = self.cfg
         h = F.rms_norm(x, (c.hidden,), self.ln2[l], c.rms_norm_eps)
         if c.is_moe:
-            return x + moe_mlp(h, self.wr[l], self.wgu[l], self.wd[l], c.top_k)
+            return x + self._reduce(moe_mlp(h, self.wr[l], self.wgu[l], self.wd[l], c.top_k))
         gu = _mm(h, self.wgu[l])
         gate, up = gu.split(c.ffn, dim=-1)
         a = F.silu(gate) * up
-        return x + _mm(a, self.wd[l])
+        return x + self._reduce(_mm(a, self.wd[l]))
+
+    def _reduce(self, y):
+        """A layer's attention-output and MLP-output partial sums: whole on one device (the
+        tensor-parallel decoder, parallel_model.py, all-reduces them here)."""
+        return y
 
     def _head(self, x, B, S, return_logits):
         import torch.nn.functional as F
@@ -180,72 +185,79 @@ class RefDecoder:
 
         c = self.cfg
         B, S = tokens.shape
-        T = B * S
+        with _sdpa_ctx(self.device.type):
+            x = F.embedding(tokens.reshape(B * S), self.embed)
+            for l in range(c.layers):
+                x = self._prefill_layer(l, x, B, S, kcache[l, :B], vcache[l, :B])
+            return self._head(x, B, S, return_logits)
+
+    def _prefill_layer(self, l, x, B, S, kc, vc):
+        """Layer l of a prefill over x [B S, hidden] from position 0; writes kc/vc [B, kv_heads, :S]."""
+        import torch.nn.functional as F
+
+        c = self.cfg
         H, KV, hd = c.heads, c.kv_heads, c.head_dim
-        gqa = KV < H
         cos = self.cos[:S].view(1, S, 1, hd)
         sin = self.sin[:S].view(1, S, 1, hd)
-        with _sdpa_ctx(self.device.type):
-            x = F.embedding(tokens.reshape(T), self.embed)
-            for l in range(c.layers):
-                h = F.rms_norm(x, (c.hidden,), self.ln1[l], c.rms_norm_eps)
-                qkv = _mm(h, self.wqkv[l])
-                if c.qkv_bias:
-                    qkv = qkv + self.bqkv[l]
-                qkv = qkv.view(B, S, H + 2 * KV, hd)
-                q = qkv[:, :, :H]
-                k = qkv[:, :, H : H + KV]
-                v = qkv[:, :, H + KV :]
-                if c.qk_norm:
-                    q = F.rms_norm(q, (hd,), self.qn[l], c.rms_norm_eps)
-                    k = F.rms_norm(k, (hd,), self.kn[l], c.rms_norm_eps)
-                q = _rope(q, cos, sin)  # [B, S, H, hd]
-                k = _rope(k, cos, sin)  # [B, S, KV, hd]
-                kt, vt = k.transpose(1, 2), v.transpose(1, 2)  # [B, KV, S, hd]
-                kcache[l, :B, :, :S].copy_(kt)
-                vcache[l, :B, :, :S].copy_(vt)
-                o = F.scaled_dot_product_attention(q.transpose(1, 2), kt, vt, is_causal=True, enable_gqa=gqa)
-                o = o.transpose(1, 2).reshape(T, H * hd)
-                x = x + _mm(o, self.wo[l])
-                x = self._mlp_and_residual(l, x)
-            return self._head(x, B, S, return_logits)
+        h = F.rms_norm(x, (c.hidden,), self.ln1[l], c.rms_norm_eps)
+        qkv = _mm(h, self.wqkv[l])
+        if c.qkv_bias:
+            qkv = qkv + self.bqkv[l]
+        qkv = qkv.view(B, S, H + 2 * KV, hd)
+        q = qkv[:, :, :H]
+        k = qkv[:, :, H : H + KV]
+        v = qkv[:, :, H + KV :]
+        if c.qk_norm:
+            q = F.rms_norm(q, (hd,), self.qn[l], c.rms_norm_eps)
+            k = F.rms_norm(k, (hd,), self.kn[l], c.rms_norm_eps)
+        q = _rope(q, cos, sin)  # [B, S, H, hd]
+        k = _rope(k, cos, sin)  # [B, S, KV, hd]
+        kt, vt = k.transpose(1, 2), v.transpose(1, 2)  # [B, KV, S, hd]
+        kc[:, :, :S].copy_(kt)
+        vc[:, :, :S].copy_(vt)
+        o = F.scaled_dot_product_attention(q.transpose(1, 2), kt, vt, is_causal=True, enable_gqa=KV < H)
+        o = o.transpose(1, 2).reshape(B * S, H * hd)
+        x = x + self._reduce(_mm(o, self.wo[l]))
+        return self._mlp_and_residual(l, x)
 
     def decode(self, tokens, pos: int, kcache, vcache, return_logits=False):
         """One token per sequence (tokens [B]) at position `pos`, attending over pos+1 positions."""
         import torch.nn.functional as F
 
-        c = self.cfg
         (B,) = tokens.shape
-        H, KV, hd = c.heads, c.kv_heads, c.head_dim
-        G = H // KV
-        cos = self.cos[pos]
-        sin = self.sin[pos]
         with _sdpa_ctx(self.device.type):
             x = F.embedding(tokens, self.embed)  # [B, hidden]
-            for l in range(c.layers):
-                h = F.rms_norm(x, (c.hidden,), self.ln1[l], c.rms_norm_eps)
-                qkv = _mm(h, self.wqkv[l])
-                if c.qkv_bias:
-                    qkv = qkv + self.bqkv[l]
-                qkv = qkv.view(B, H + 2 * KV, hd)
-                q = qkv[:, :H]
-                k = qkv[:, H : H + KV]
-                v = qkv[:, H + KV :]
-                if c.qk_norm:
-                    q = F.rms_norm(q, (hd,), self.qn[l], c.rms_norm_eps)
-                    k = F.rms_norm(k, (hd,), self.kn[l], c.rms_norm_eps)
-                q = _rope(q, cos, sin)  # [B, H, hd], contiguous
-                k = _rope(k, cos, sin)
-                kc = kcache[l, :B]
-                vc = vcache[l, :B]
-                kc[:, :, pos].copy_(k)
-                vc[:, :, pos].copy_(v)
-                qg = q.view(B, KV, G, hd)
-                o = F.scaled_dot_product_attention(qg, kc[:, :, : pos + 1], vc[:, :, : pos + 1])
-                o = o.reshape(B, H * hd)
-                x = x + _mm(o, self.wo[l])
-                x = self._mlp_and_residual(l, x)
+            for l in range(self.cfg.layers):
+                x = self._decode_layer(l, x, pos, kcache[l, :B], vcache[l, :B])
             return self._head(x, B, 1, return_logits)
+
+    def _decode_layer(self, l, x, pos: int, kc, vc):
+        """Layer l of a decode step over x [B, hidden] at position `pos`; writes kc/vc[:, :, pos]."""
+        import torch.nn.functional as F
+
+        c = self.cfg
+        B = x.shape[0]
+        H, KV, hd = c.heads, c.kv_heads, c.head_dim
+        h = F.rms_norm(x, (c.hidden,), self.ln1[l], c.rms_norm_eps)
+        qkv = _mm(h, self.wqkv[l])
+        if c.qkv_bias:
+            qkv = qkv + self.bqkv[l]
+        qkv = qkv.view(B, H + 2 * KV, hd)
+        q = qkv[:, :H]
+        k = qkv[:, H : H + KV]
+        v = qkv[:, H + KV :]
+        if c.qk_norm:
+            q = F.rms_norm(q, (hd,), self.qn[l], c.rms_norm_eps)
+            k = F.rms_norm(k, (hd,), self.kn[l], c.rms_norm_eps)
+        q = _rope(q, self.cos[pos], self.sin[pos])  # [B, H, hd], contiguous
+        k = _rope(k, self.cos[pos], self.sin[pos])
+        kc[:, :, pos].copy_(k)
+        vc[:, :, pos].copy_(v)
+        qg = q.view(B, KV, H // KV, hd)
+        o = F.scaled_dot_product_attention(qg, kc[:, :, : pos + 1], vc[:, :, : pos + 1])
+        o = o.reshape(B, H * hd)
+        x = x + self._reduce(_mm(o, self.wo[l]))
+        return self._mlp_and_residual(l, x)
 
 
 _TINY = dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
