@@ -181,23 +181,39 @@ def routed_tile_fields(profiles: list[dict]) -> tuple[dict, list[F.Fit]]:
     return {"expert_gemm": {"group_tile_min": best[0], "group_tile_max": best[1]}}, [fit]
 
 
-def expert_energy_ratio(supplements: list[MicroFile]) -> float | None:
-    """(grouped expert GEMM / bf16 GEMV) dynamic J per byte of the gemv_energy loops (the
-    newest file's; median over its grouped loops; dynamic: minus the tiny-kernel loop's power x
-    time)."""
+def gemv_loop_j_per_byte(supplements: list[MicroFile]) -> dict[str, float]:
+    """Dynamic J per byte of each gemv_energy loop of the newest file that has them:
+    (energy per call - awake power x time per call) / bytes per call, the awake power being
+    the tiny-kernel loop's mean ({} when no file has the loops)."""
     for micro in reversed(supplements):
         loops = (micro.model_extra or {}).get("gemv_energy") or {}
         base = (loops.get("tiny_kernels") or {}).get("power_mean_w")
-        grouped = [v for k, v in loops.items() if k.startswith("grouped_") and v.get("energy_per_call_j") is not None]
-        gemv = loops.get("gemv_bf16") or {}
-        if base is None or not grouped or gemv.get("energy_per_call_j") is None:
+        if base is None:
             continue
+        return {k: (v["energy_per_call_j"] - base * v["time_per_call_s"]) / v["bytes_per_call"]
+                for k, v in loops.items()
+                if k != "tiny_kernels" and v.get("energy_per_call_j") is not None and v.get("bytes_per_call")}
+    return {}
 
-        def j_per_byte(v):
-            return (v["energy_per_call_j"] - base * v["time_per_call_s"]) / v["bytes_per_call"]
 
-        return float(np.median([j_per_byte(v) for v in grouped])) / j_per_byte(gemv)
-    return None
+def expert_energy_ratio(supplements: list[MicroFile]) -> float | None:
+    """(grouped expert GEMM / bf16 GEMV) dynamic J per byte of the gemv_energy loops (the
+    newest file's; median over its grouped loops)."""
+    jb = gemv_loop_j_per_byte(supplements)
+    grouped = [v for k, v in jb.items() if k.startswith("grouped_")]
+    if not grouped or "gemv_bf16" not in jb:
+        return None
+    return float(np.median(grouped)) / jb["gemv_bf16"]
+
+
+def fp8_weight_energy_ratio(supplements: list[MicroFile]) -> float | None:
+    """(FP8 / bf16) dynamic J per weight byte of the side-by-side GEMV loops (the newest
+    file's): an e4m3 weight is one byte, but its path through the scaled matmul moves and
+    converts it element by element, so a byte costs more than a bf16 byte (1.6x on an H200)."""
+    jb = gemv_loop_j_per_byte(supplements)
+    if "gemv_fp8" not in jb or "gemv_bf16" not in jb:
+        return None
+    return jb["gemv_fp8"] / jb["gemv_bf16"]
 
 
 def supplement_fields(supplements: list[MicroFile], hardware, dtype: Dtype) -> tuple[dict, list[F.Fit]]:

@@ -21,7 +21,8 @@ import dataclasses
 from pathlib import Path
 
 from simulator.calibration import fits as F
-from simulator.calibration.beyond import expert_energy_ratio, fp8_energy_ratio, is_supplement, pass_profile_paths, supplement_fields
+from simulator.calibration.beyond import (expert_energy_ratio, fp8_energy_ratio, fp8_weight_energy_ratio, is_supplement,
+                                         pass_profile_paths, supplement_fields)
 from simulator.calibration.energy import energy_fields, fit_energy
 from simulator.calibration.files import device_sessions, relative_source, supplements
 from simulator.calibration.in_context import in_context
@@ -86,6 +87,9 @@ def _isolated_fields(micro: MicroFile, hardware, dtype: Dtype, extra: list[Micro
         ratio_fp8 = fp8_energy_ratio(list(extra))
         if ratio_fp8 is not None and energy is not None and "fp8" in fields.get("dtypes", {}):
             fields["dtypes"]["fp8"]["energy_per_flop"] = quantity(energy["flop"] * ratio_fp8, "J/FLOP")
+        ratio_fp8_byte = fp8_weight_energy_ratio(list(extra))
+        if ratio_fp8_byte is not None and energy is not None and "fp8" in fields.get("dtypes", {}):
+            fields["dtypes"]["fp8"]["weight_energy_per_byte"] = quantity(energy["byte"] * ratio_fp8_byte, "J/B")
         ratio_expert = expert_energy_ratio(list(extra))
         if ratio_expert is not None and energy is not None:
             fields["expert_energy_per_byte"] = quantity(energy["byte"] * ratio_expert, "J/B")

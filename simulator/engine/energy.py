@@ -13,7 +13,9 @@ one for the compute dtype (an FP8 loop beside a bf16 one: 0.55x on an H200); oth
 in another dtype pays it x peak(bf16) / peak(dtype): the tensor cores draw about the same
 power at full rate in every dtype (the dense peaks double from bf16 to fp8 at one TDP).
 A grouped expert GEMM may have its own measured J per byte (at decode sizes it streams its
-weights at ~0.6 of a GEMV's rate while drawing the same power: 1.6x the J/B on an H200).
+weights at ~0.6 of a GEMV's rate while drawing the same power: 1.6x the J/B on an H200), and
+so may a GEMM's weights in a narrow compute dtype (weight_energy_per_byte under the profile's
+dtypes: an FP8 GEMV draws 1.6x a bf16 GEMV's J per byte on an H200, its bytes being elements).
 A measured profile may add busy power: drawn above idle whenever the device runs any
 kernel (clocks up, SMs awake), independent of the work done.
 Average power never exceeds TDP: a device that would draw more lowers its clocks. That slows
@@ -80,6 +82,9 @@ def energy_model(hardware, profile, compute_dtype, tensor_peak_flops: float, rat
                 byte_j = np.full_like(column_j, profile.attention_energy_per_byte_j)
         elif kind == OpKind.EXPERT_MATMUL and profile.expert_energy_per_byte_j is not None:
             byte_j = np.full_like(column_j, profile.expert_energy_per_byte_j)
+        elif kind == OpKind.MATMUL and profile.weight_energy_per_byte_j is not None:
+            byte_j = column_j.copy()
+            byte_j[WEIGHT_COLUMNS] = profile.weight_energy_per_byte_j
         per_op[i] = table.flops[i] * flop_j + rates.moved_bytes[i] * byte_j
     return EnergyModel(idle, power.tdp_w, phase_repeat(table, "prefill") @ per_op,
                        phase_repeat(table, "decode") @ per_op)
