@@ -1,8 +1,9 @@
 """The files the measurement harness writes and the simulator reads: one schema for both sides.
 
 ``micro-*.json`` (schema ``llmsim-harness-micro/1``: microbenchmarks, which calibration fits
-from) and ``e2e-*.json`` (``llmsim-harness-e2e/1``: end-to-end points, which accuracy compares
-with). validation/harness validates each document before it writes it; calibration and
+from), ``collectives-*.json`` (``llmsim-harness-collectives/1``: collective microbenchmarks, the
+collective model's calibration source) and ``e2e-*.json`` (``llmsim-harness-e2e/1``: end-to-end
+points, which accuracy compares with; a parallel point carries its tp, pp, ep and microbatches). validation/harness validates each document before it writes it; calibration and
 accuracy read files only through :func:`load_micro` and :func:`load_e2e`. Field meanings and
 units are in validation/harness/README.md; times are seconds, energies joules, sizes bytes.
 
@@ -22,6 +23,7 @@ from simulator.errors import SpecError
 
 MICRO_SCHEMA = "llmsim-harness-micro/1"
 E2E_SCHEMA = "llmsim-harness-e2e/1"
+COLLECTIVES_SCHEMA = "llmsim-harness-collectives/1"
 
 
 class Record(BaseModel):
@@ -222,6 +224,10 @@ class ModelPoint(PassPoint):
     activation_dtype: str | None = None        # None: dtype
     kv_dtype: str | None = None                # None: dtype
     suite: str | None = None                   # the harness suite that measured it (dense, fp8, long, moe)
+    tp: int = Field(1, gt=0)                   # tensor-parallel devices (parallel_e2e.py; 1 before the field)
+    pp: int = Field(1, gt=0)                   # pipeline stages
+    ep: int = Field(1, gt=0)                   # expert-parallel devices (attention data parallel)
+    microbatches: int = Field(1, gt=0)         # pipeline microbatches of the pass
 
     @property
     def precisions(self) -> tuple[str, str, str]:
@@ -247,6 +253,30 @@ class E2EFile(Record):
     models: list[Record] = []
     points: list[E2EPoint] = []
     energy: list[EnergyPoint] = []
+    skipped: list[Record] = []
+    errors: list[Record] = []
+
+
+class CollectiveRow(Record):
+    """One collective of ``bytes`` (nccl-tests' size: module docstring of
+    validation/harness/parallel_collectives.py) over ``world_size`` ranks."""
+
+    op: Literal["all_reduce", "all_gather", "all_to_all", "send_recv"]
+    graphed: bool                              # replayed inside a CUDA graph
+    bytes: int = Field(gt=0)
+    world_size: int = Field(gt=0)
+    latency_median_s: float = Field(gt=0)      # per call
+    latency_min_s: float | None = None
+    busbw_bytes_per_s: float = Field(ge=0)
+
+
+class CollectivesFile(Record):
+    """``collectives-*.json``: collective microbenchmarks of one device kind at one world size."""
+
+    schema_name: Literal["llmsim-harness-collectives/1"] = Field(alias="schema")
+    environment: Environment
+    run: dict[str, Any] = {}
+    collectives: list[CollectiveRow] = []
     skipped: list[Record] = []
     errors: list[Record] = []
 
@@ -286,9 +316,15 @@ def load_e2e(path: Path | str) -> E2EFile:
     return _validate(E2EFile, _read(Path(path), "end-to-end"), path, E2E_SCHEMA)
 
 
+def load_collectives(path: Path | str) -> CollectivesFile:
+    """A collective microbenchmark file, checked against the schema (a SpecError names the field)."""
+    return _validate(CollectivesFile, _read(Path(path), "collectives"), path, COLLECTIVES_SCHEMA)
+
+
 def check(doc: dict) -> None:
     """Raise unless ``doc`` (a document the harness is about to write) fits its schema."""
-    model = {MICRO_SCHEMA: MicroFile, E2E_SCHEMA: E2EFile}.get(doc.get("schema"))
+    model = {MICRO_SCHEMA: MicroFile, E2E_SCHEMA: E2EFile, COLLECTIVES_SCHEMA: CollectivesFile}.get(doc.get("schema"))
     if model is None:
-        raise ValueError(f"schema: expected {MICRO_SCHEMA!r} or {E2E_SCHEMA!r}, got {doc.get('schema')!r}")
+        raise ValueError(f"schema: expected {MICRO_SCHEMA!r}, {E2E_SCHEMA!r} or {COLLECTIVES_SCHEMA!r}, "
+                         f"got {doc.get('schema')!r}")
     model.model_validate(doc)
