@@ -19,7 +19,10 @@ mixed batch; ``mixed_forward``):
   as model.RefDecoder; final rms_norm over every token, the LM head on each entry's last
   token, argmax.
 Everything is eager (no CUDA graph), so each iteration pays the host's kernel launches; the
-simulator is run with ``decode_graphs`` off to match. The wall clock runs in real time:
+simulator is run with ``decode_graphs`` off to match. The host's speed drifts (1x to 3x over
+tens of seconds on the shared host), so each rate's run is bracketed by a host probe
+(serving_probe.py: a serving-micro grid point timed just before and just after it, and the
+CPUs' counters; simulator/serving/host_state.py reads it). The wall clock runs in real time:
 requests arrive at their times (Poisson at each rate, from --seed), an idle engine sleeps
 until the next arrival, and each iteration ends with a device synchronize (the sampled
 tokens are ready). Recorded per request: arrival, first-token and last-token times and every
@@ -326,6 +329,7 @@ def main(argv=None) -> int:
     ap.add_argument("--block-size", type=int, default=16)
     ap.add_argument("--cap-s", type=float, default=40.0, help="wall-clock cap of one rate's run (s)")
     args = ap.parse_args(argv)
+    from validation.harness import serving_probe as probe
     from validation.harness.model import RefDecoder
 
     rates = [float(x) for x in args.rates.split(",")]
@@ -337,8 +341,8 @@ def main(argv=None) -> int:
         model_type="qwen2", hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
         num_key_value_heads=2, head_dim=64, vocab_size=1000, rms_norm_eps=1e-6, rope_theta=10000.0)))
     print(f"self-check (mixed pass against the reference prefill): {check}", flush=True)
-    probe = probe_masked_attention()
-    print(f"masked attention, ms at spans 700/701/702: {probe}", flush=True)
+    attention_ms = probe_masked_attention()
+    print(f"masked attention, ms at spans 700/701/702: {attention_ms}", flush=True)
     cfg = load_spec(SPEC_DIR / f"{args.model}.yaml")
     drawn = [generate(n, rate, prompt, output, args.seed + i) for i, (rate, n) in enumerate(zip(rates, counts))]
     max_len = max(int((d.prompt + d.output).max()) for d in drawn) + 1
@@ -347,20 +351,22 @@ def main(argv=None) -> int:
     pool_blocks = args.max_seqs * blocks_for(max_len, args.block_size)     # what the slot cache holds
     warm_up(batch, policy, int(drawn[0].prompt.max()), pool_blocks)
     doc = dict(harness="serving", environment=environment(), model=cfg.name, policy=policy.__dict__,
-               pool_blocks=pool_blocks, self_check=check, masked_attention_ms=probe, prompt=args.prompt, output=args.output, slot_max_len=max_len, points=[])
+               pool_blocks=pool_blocks, self_check=check, masked_attention_ms=attention_ms, prompt=args.prompt, output=args.output, slot_max_len=max_len, points=[])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"serving-{cfg.name}.json"
     for i, (rate, d) in enumerate(zip(rates, drawn)):
         reqs = [Request(float(a), int(p), int(n)) for a, p, n in zip(d.arrival_s, d.prompt, d.output)]
+        before = probe.host_probe(batch)
         t = time.perf_counter()
         point = serve(batch, policy, reqs, pool_blocks, args.cap_s)
-        point |= dict(rate=rate, seed=args.seed + i, wall_s=round(time.perf_counter() - t, 3))
+        wall = round(time.perf_counter() - t, 3)
+        point |= dict(rate=rate, seed=args.seed + i, wall_s=wall, host_probe=probe.record(before, probe.host_probe(batch)))
         doc["points"].append(point)
         path.write_text(json.dumps(doc))
         its = point["iterations"]
         print(f"{cfg.name} rate {rate}: {len(reqs)} requests, {len(its['end_s'])} iterations, {point['status']}, "
-              f"{point['wall_s']} s", flush=True)
+              f"{point['wall_s']} s; {probe.summary(point['host_probe'])}", flush=True)
     return 0
 
 
