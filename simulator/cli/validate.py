@@ -131,6 +131,31 @@ def serving_report(root: Path, hardware: list[str] | None) -> tuple[str, dict]:
     return text, {"runs": rows, "summary": stats}
 
 
+def published_serving_report() -> tuple[str, dict]:
+    """Published serving benchmarks of others (accuracy/published_serving.py), re-simulated:
+    per point and metric the published and predicted values and the error, then the median
+    |error| per metric family."""
+    from simulator.accuracy.published_serving import compare_all, summary
+
+    rows = compare_all()
+    if not rows:
+        return "", {"points": [], "summary": {}}
+
+    def value(metric, v):
+        return f"{v:.4g}" if metric.endswith("_per_s") else f"{1e3 * v:.4g} ms"
+
+    table = render(["source", "hardware", "model", "stack", "load", "metric", "published", "predicted", "error"],
+                   [[r["file"].removesuffix(".yaml"), r["hardware"], r["model"], r["stack"], r["load"], r["metric"],
+                     value(r["metric"], r["published"]), value(r["metric"], r["predicted"]),
+                     "-" if r["error"] is None else f"{100 * r['error']:+.0f}%"] for r in rows], align_right={6, 7, 8})
+    stats = summary(rows)
+    lines = [f"  {k}: median |error| {_pct(v['median_abs_error'])} (n={v['n']})" for k, v in stats.items() if v["n"]]
+    text = ("published serving benchmarks (validation/published/serving), each point simulated by `llmsim serving` "
+            "with the file's stack (hand-set; nothing fitted to these points):\n\n" + table
+            + "\n\nover the points:\n" + "\n".join(lines))
+    return text, {"points": rows, "summary": stats}
+
+
 def cmd_validate(args) -> str:
     from simulator.report.plots import plot_path
     from simulator.accuracy.measured import load_points
@@ -168,6 +193,10 @@ def cmd_validate(args) -> str:
         text, rows = published_report()
         sections.append(text)
         data["published"] = rows
+        text, serving_rows = published_serving_report()
+        if text:
+            sections.append(text)
+            data["published_serving"] = serving_rows
     if plot:
         from simulator.report.plots import validation
         validation.draw(points, own, data.get("published", []), plot)
