@@ -36,6 +36,7 @@ bench: $(STAMP) $(PEER)
 
 readme: $(STAMP)
 	$(BIN)/python -m tools.bands
+	$(BIN)/python -m tools.serving_bands
 	$(BIN)/python -m tools.readme_tables
 	$(BIN)/python -m tools.readme_pictures
 

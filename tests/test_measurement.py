@@ -11,7 +11,7 @@ from simulator.errors import SpecError
 from simulator.specs.measurement import (CpuLaunch, E2EFile, GpuLaunch, MicroFile, check, load_e2e, load_micro,
                                          measurement_root)
 
-FILES = sorted(f for f in measurement_root().rglob("*.json") if f.name != "bands.json")   # bands.json: derived
+FILES = sorted(f for f in measurement_root().rglob("*.json") if f.name not in ("bands.json", "bands-serving.json"))  # derived
 
 
 OWN_READERS = ("serving-", "hf-generate-", "pass-profile-", "mixed-iterations-", "host-modes-")

@@ -80,11 +80,24 @@ def _runs(args, eng):
     return [serve(eng, make(rate), rate, **slos) for rate in args.rate], None
 
 
+def _confidence(args) -> dict | None:
+    """The serving error band (accuracy/serving_bands.py) of this stack on this device: its own
+    runs' where the profile used was fitted on this very spec."""
+    from simulator.accuracy import serving_bands
+    from simulator.api import resolve_hardware, resolve_stack
+    from simulator.specs import registry
+
+    hw, st = resolve_hardware(args.hardware), resolve_stack(args.stack)
+    choice = st.choose(hw, registry.hardware(hw.name) if hw.name in registry.hardware_index() else None)
+    return serving_bands.confidence(st.name, hw.name, choice.calibrated)
+
+
 def cmd_serving(args) -> str:
     from simulator.errors import WorkloadError
     from simulator.report.jsontext import json_text
     from simulator.report.output import writable_file
     from simulator.report.plots import plot_path
+    from simulator.accuracy import serving_bands
     from simulator.serving import report, rows
     from simulator.serving.simulate import engine
 
@@ -106,13 +119,16 @@ def cmd_serving(args) -> str:
     if plot and runs:
         from simulator.report.plots import serving as serving_plot
         serving_plot.draw(runs, plot, title, args.ttft_slo, args.tpot_slo)
+    conf = _confidence(args)
     if args.format == "json":
         doc = {"model": args.model, "hardware": args.hardware, "stack": args.stack, "policy": vars(_policy(args)),
-               "kv_pool_blocks": eng.pool_blocks, "rates": [r.metrics for r in runs], "notes": list(eng.notes)}
+               "kv_pool_blocks": eng.pool_blocks, "rates": [r.metrics for r in runs], "notes": list(eng.notes),
+               "confidence": conf}
         if args.max_rate:
             doc["max_rate"] = best
         return json_text(doc)
     text = report.table(title, [r.metrics for r in runs], eng.notes) if runs else title
+    text = "\n".join([text, *serving_bands.lines(conf)]) if runs else text
     if args.max_rate:
         text += ("\n\nhighest rate meeting the SLOs (p{}): {}".format(
             args.slo_percentile, f"{best:.4g} requests/s" if best is not None else "none (even a near-idle rate "
