@@ -55,3 +55,17 @@ def test_listing_an_index_again_rechecks(tmp_path):
     again = api.configured_for("llama-3.2-1b", "h100-sxm", "pytorch-ref", 1, 512, 64, kept_options)
     assert again is not kept and again.fresh() and all(map(registry.unchanged, again._located))
     assert again.predict(1, 512, 64).model_dump_json() == kept.predict(1, 512, 64).model_dump_json()
+
+
+def test_the_evaluator_builds_every_prediction_field_in_declared_order():
+    """engine/predict.py builds a Prediction's dict itself (result.built): the fields must be
+    the model's, in its order, with the same JSON as the validating constructor gives."""
+    from simulator.engine import predict as engine
+    from simulator.engine.result import MemoryReport, Prediction, field_names
+
+    assert engine._FIELDS == field_names(Prediction) == tuple(Prediction.model_fields)
+    assert engine._MEMORY_FIELDS == tuple(MemoryReport.model_fields)
+    p = simulator.predict(hardware="h100-sxm", **ARGS)
+    assert tuple(p.__dict__)[:len(engine._FIELDS)] == engine._FIELDS
+    again = Prediction.model_validate(p.model_dump(exclude={"breakdown"}))
+    assert again.model_dump_json(exclude={"breakdown"}) == p.model_dump_json(exclude={"breakdown"})

@@ -10,6 +10,7 @@ scenario only the closed-form range sums remain.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 from numba import njit, prange
@@ -170,9 +171,58 @@ def evaluate_one(packed: Packed, batch: int, prompt: int, output: int, require_f
     ws_d = sc.workspace(packed.draft_ops) if packed.draft is not packed.target else ws_t
     ws_t[sc.W_STATE][sc.S_KEEP_OPS] = 1.0
     out = results_array(2)                  # F order: the kernel's one compiled layout; scenario 0 only
-    b, s, n = (np.array([x], dtype=np.int64) for x in (batch, prompt, output))
-    sc.scenarios(packed.target, packed.draft, ws_t, ws_d, b, s, n, require_fit, out, 0, 1)
+    evaluate_into(packed, ws_t, ws_d, batch, prompt, output, require_fit, out)
     return out[:, 0], ws_t
+
+
+def evaluate_into(packed: Packed, ws_t, ws_d, batch: int, prompt: int, output: int, require_fit: bool, out) -> None:
+    """One scenario (integers B, S, N) into out[:, 0] on the workspaces ws_t, ws_d (the
+    target's again without a draft): scenario.scenarios on one point. A call's cost here is
+    mostly numba unboxing its arrays (~0.1 us each), so a configuration without a draft
+    passes its model and workspace once and B, S, N as scalars."""
+    if packed.draft is packed.target:
+        _one_plain(packed.target, ws_t, batch, prompt, output, require_fit, out)
+    else:
+        _one(packed.target, packed.draft, ws_t, ws_d, batch, prompt, output, require_fit, out)
+
+
+def bound_call(packed: Packed, ws_t, ws_d, require_fit: bool, out):
+    """f(batch, prompt, output): evaluate_into on these workspaces and ``out``, bound once.
+    Compiled, it calls the kernel's machine code for these argument types directly: numba's
+    dispatcher would type the two tuples of arrays again on every call (~2-3 us here)."""
+    plain = packed.draft is packed.target
+    fn = _one_plain if plain else _one
+    head = (packed.target, ws_t) if plain else (packed.target, packed.draft, ws_t, ws_d)
+    overloads = getattr(fn, "overloads", None)          # None: kernels running as plain Python
+    if overloads is not None:
+        types = tuple(fn.typeof_pyval(a) for a in (*head, 0, 0, 0, require_fit, out))
+        compiled = overloads.get(types)
+        if compiled is None:
+            fn.compile(types)                           # from numba's cache when it has them
+            compiled = overloads.get(types)
+        if compiled is not None:
+            fn = compiled.entry_point
+    call = functools.partial(fn, *head)
+    return lambda batch, prompt, output: call(batch, prompt, output, require_fit, out)
+
+
+@njit(cache=True)
+def _scenario_arrays(batch, prompt, output):
+    b, s, n = np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64)
+    b[0], s[0], n[0] = batch, prompt, output
+    return b, s, n
+
+
+@njit(cache=True)
+def _one_plain(model, ws, batch, prompt, output, require_fit, out):
+    b, s, n = _scenario_arrays(batch, prompt, output)
+    sc.scenarios(model, model, ws, ws, b, s, n, require_fit, out, 0, 1)
+
+
+@njit(cache=True)
+def _one(target, draft, ws_t, ws_d, batch, prompt, output, require_fit, out):
+    b, s, n = _scenario_arrays(batch, prompt, output)
+    sc.scenarios(target, draft, ws_t, ws_d, b, s, n, require_fit, out, 0, 1)
 
 
 @njit(cache=True)

@@ -18,13 +18,15 @@ import threading
 import numpy as np
 
 from simulator.accuracy.confidence import scope_of
-from simulator.engine.batch import Layout, Packed, pack, results_array, transient_bytes, weights_per_device_bytes
+from simulator.engine.batch import (Layout, Packed, bound_call, evaluate_into, pack, results_array, transient_bytes,
+                                    weights_per_device_bytes)
 from simulator.engine.bind import Rates, attention_dtype, bind, peak_for
 from simulator.engine.energy import EnergyModel, energy_model
 from simulator.engine.kernels import roofline
 from simulator.engine.kernels import scenario as sc
 from simulator.engine.kernels.phases import decode_step_features, mean_decode_position, prefill_features
-from simulator.engine.result import MemoryReport, OperatorShare, Prediction, SpeculativeReport, trusted
+from simulator.engine.result import (MemoryReport, OperatorShare, Prediction, SpeculativeReport, built, field_names,
+                                     trusted)
 from simulator.graph.lower import OpTable, lower
 from simulator.graph.ops import OpKind
 from simulator.specs.base import Dtype
@@ -95,11 +97,14 @@ def memory_report(table: OpTable, hw, w: Workload, pre_feats: np.ndarray) -> Mem
     return _memory(res, hw.capacity_bytes)
 
 
+_MEMORY_FIELDS = field_names(MemoryReport)     # weights, kv cache, activations, total, capacity, fits
+_MEMORY_ROWS = (sc.WEIGHTS_BYTES, sc.KV_CACHE_BYTES, sc.ACTIVATION_BYTES, sc.TOTAL_BYTES)
+
+
 def _memory(res, capacity: float) -> MemoryReport:
     """The memory rows of a result vector (a list of floats) as a MemoryReport."""
-    return trusted(MemoryReport, dict(weights_bytes=res[sc.WEIGHTS_BYTES], kv_cache_bytes=res[sc.KV_CACHE_BYTES],
-                                      activation_bytes=res[sc.ACTIVATION_BYTES], total_bytes=res[sc.TOTAL_BYTES],
-                                      capacity_bytes=capacity, fits=res[sc.FITS] > 0.0))
+    return built(MemoryReport, dict(zip(_MEMORY_FIELDS, (*map(res.__getitem__, _MEMORY_ROWS), capacity,
+                                                         res[sc.FITS] > 0.0))))
 
 
 def _notes(host_launch_s: float, tdp_w: float | None, res) -> list[str]:
@@ -123,6 +128,11 @@ def _notes(host_launch_s: float, tdp_w: float | None, res) -> list[str]:
 _TIMED = (("ttft_s", sc.TTFT_S), ("tpot_s", sc.TPOT_S), ("e2e_s", sc.E2E_S), ("output_tokens_per_s", sc.TOKENS_PER_S),
           ("prefill_energy_j", sc.PREFILL_ENERGY_J), ("decode_step_energy_j", sc.DECODE_STEP_ENERGY_J),
           ("energy_j", sc.ENERGY_J), ("tokens_per_j", sc.TOKENS_PER_J))
+_TIMED_NAMES, _TIMED_ROWS = (tuple(x) for x in zip(*_TIMED))
+# a Prediction's fields before and after batch, prompt and output that the workload fixes
+_HEAD = ("model", "hardware", "stack")
+_FIXED = ("weight_dtype", "activation_dtype", "kv_dtype", "tp", "pp", "dp", "ep", "microbatches", "devices")
+_FIELDS = (*_HEAD, "batch", "prompt", "output", *_FIXED, *_TIMED_NAMES, "memory", "speculative", "note", "confidence")
 
 
 class Evaluator:
@@ -136,61 +146,68 @@ class Evaluator:
         self.prep, self.draft, self.require_fit = prep, draft, require_fit
         self.packed = prep.packed(layout, draft)
         self.split = w.dp * w.ep * w.microbatches        # B / split = one microbatch's sequences
-        self.fixed = dict(model=prep.model_name, hardware=prep.hardware.name, stack=prep.stack.name,
-                          weight_dtype=w.weight_dtype, activation_dtype=w.activation_dtype.value,
-                          kv_dtype=w.kv_dtype.value, tp=w.tp, pp=w.pp, dp=w.dp, ep=w.ep,
-                          microbatches=w.microbatches, devices=w.devices)
+        self._head = (prep.model_name, prep.hardware.name, prep.stack.name)      # _HEAD's values
+        self._fixed = (w.weight_dtype, w.activation_dtype.value, w.kv_dtype.value, w.tp, w.pp, w.dp, w.ep,
+                       w.microbatches, w.devices)                                 # _FIXED's values
         self.speculation = (w.draft_tokens, w.acceptance)
         self.confidence = scope_of(prep, w)                 # accuracy/confidence.py: per scenario, cheap
         self.capacity_bytes = prep.hardware.capacity_bytes
         self.limits = (prep.rates.host_launch_s, prep.energy.tdp_w if prep.energy is not None else None)
         self._lock = threading.Lock()
-        self._scratch = self._workspaces()
+        self._scratch = self._scratch_call()
 
     def _workspaces(self):
-        """(target workspace, draft workspace, B, S, N, out): one scenario's kernel arguments."""
+        """(target workspace, draft workspace, out): one scenario's kernel arguments."""
         p = self.packed
         ws_t = sc.workspace(p.n_ops)
         ws_d = sc.workspace(p.draft_ops) if p.draft is not p.target else ws_t
-        return ws_t, ws_d, *(np.zeros(1, dtype=np.int64) for _ in range(3)), results_array(2)   # column 0 used
+        return ws_t, ws_d, results_array(2)          # column 0 used
+
+    def _scratch_call(self):
+        """(batch.bound_call on the reused workspaces, its result vector)."""
+        ws_t, ws_d, out = self._workspaces()
+        return bound_call(self.packed, ws_t, ws_d, self.require_fit, out), out[:, 0]
 
     def results(self, batch: int, prompt: int, output: int, keep: bool = False):
         """(result vector as a list, per-operator prefill times, summed decode times) of one
-        scenario (scenario.scenarios on one point; the per-operator times only when ``keep``).
-        The workspaces are reused (their prefill and decode lines too, while B and S repeat);
+        scenario (batch.evaluate_into; the per-operator times only when ``keep``). The
+        workspaces are reused (their prefill and decode lines too, while B and S repeat);
         ``keep`` and a thread that finds them busy take fresh ones (a reused prefill leaves
         the per-operator times unfilled)."""
-        mine = not keep and self._lock.acquire(blocking=False)
-        try:
-            ws_t, ws_d, b, s, n, out = self._scratch if mine else self._workspaces()
-            b[0], s[0], n[0] = batch, prompt, output
-            ws_t[sc.W_STATE][sc.S_KEEP_OPS] = 1.0 if keep else 0.0
-            p = self.packed
-            sc.scenarios(p.target, p.draft, ws_t, ws_d, b, s, n, self.require_fit, out, 0, 1)
-            if keep:
-                return out[:, 0].tolist(), ws_t[sc.W_PREFILL_T].copy(), ws_t[sc.W_DECODE_T].copy()
-            return out[:, 0].tolist(), None, None
-        finally:
-            if mine:
+        if not keep and self._lock.acquire(blocking=False):
+            try:
+                call, column = self._scratch
+                call(batch, prompt, output)
+                return column.tolist(), None, None
+            finally:
                 self._lock.release()
+        ws_t, ws_d, out = self._workspaces()
+        ws_t[sc.W_STATE][sc.S_KEEP_OPS] = 1.0 if keep else 0.0
+        evaluate_into(self.packed, ws_t, ws_d, batch, prompt, output, self.require_fit, out)
+        if keep:
+            return out[:, 0].tolist(), ws_t[sc.W_PREFILL_T].copy(), ws_t[sc.W_DECODE_T].copy()
+        return out[:, 0].tolist(), None, None
 
     def __call__(self, batch: int, prompt: int, output: int, notes=()) -> Prediction:
         """The Prediction of one scenario; ``notes`` (e.g. a dtype fallback) come first."""
         res = self.results(batch, prompt, output)[0]
         memory = _memory(res, self.capacity_bytes)
-        values = dict(self.fixed, batch=batch, prompt=prompt, output=output, memory=memory, speculative=None)
+        confidence = self.confidence(batch, prompt, output)
         if res[sc.TTFT_S] != res[sc.TTFT_S]:                  # NaN: it does not fit
-            values.update(dict.fromkeys(name for name, _ in _TIMED), note="; ".join([
-                *notes, f"does not fit: needs {memory.total_bytes / 1e9:.1f} GB per device of "
-                        f"{memory.capacity_bytes / 1e9:.1f} GB"]), confidence=self.confidence(batch, prompt, output))
-            return trusted(Prediction, values, {"_breakdown_of": list})
-        for name, row in _TIMED:
-            x = res[row]
-            values[name] = None if x != x else x
-        if res[sc.TOKENS_PER_ITERATION] == res[sc.TOKENS_PER_ITERATION]:
-            values["speculative"] = self._speculative(res)
-        values.update(note="; ".join([*notes, *_notes(*self.limits, res)]), confidence=self.confidence(batch, prompt, output))
-        return trusted(Prediction, values, {"_breakdown_of": functools.partial(self.breakdown, batch, prompt, output)})
+            note = "; ".join([*notes, f"does not fit: needs {memory.total_bytes / 1e9:.1f} GB per device of "
+                                      f"{memory.capacity_bytes / 1e9:.1f} GB"])
+            return built(Prediction, self._values(batch, prompt, output, (None,) * len(_TIMED), memory, None,
+                                                  note, confidence), {"_breakdown_of": list})
+        timed = [None if x != x else x for x in map(res.__getitem__, _TIMED_ROWS)]
+        speculative = self._speculative(res) if res[sc.TOKENS_PER_ITERATION] == res[sc.TOKENS_PER_ITERATION] else None
+        note = "; ".join([*notes, *_notes(*self.limits, res)])
+        return built(Prediction, self._values(batch, prompt, output, timed, memory, speculative, note, confidence),
+                     {"_breakdown_of": functools.partial(self.breakdown, batch, prompt, output)})
+
+    def _values(self, batch, prompt, output, timed, memory, speculative, note, confidence) -> dict:
+        """A Prediction's fields in declared order (_FIELDS), for result.built."""
+        return dict(zip(_FIELDS, (*self._head, batch, prompt, output, *self._fixed, *timed, memory, speculative, note,
+                                  confidence)))
 
     def _speculative(self, res) -> SpeculativeReport:
         k, a = self.speculation
