@@ -4,7 +4,8 @@ Measured runs live in ``validation/measurements/<hardware>/[<session>/]e2e-*.jso
 (written by validation/harness; the top folder's name is the hardware spec's name). Each prefill point
 (B, S) is predicted as the TTFT of B x S; each decode point (B, C) as the decode step at
 position C (prompt C, output 2), each at the precisions it ran in (weights, activations, KV
-cache: an FP8 W8A8 point as fp8, fp8, bf16). Energy points compare joules per call.
+cache: an FP8 W8A8 point as fp8, fp8, bf16) and its layout (tp, pp, ep, microbatches of a
+parallel run; 1 each on one device). Energy points compare joules per call.
 Error = (predicted - measured) / measured.
 """
 from __future__ import annotations
@@ -37,13 +38,23 @@ class Point:
     activation_dtype: str | None = None
     kv_dtype: str | None = None
     suite: str | None = None               # the harness suite (dense, fp8, long, moe); None before suites
+    tp: int = 1                            # parallel runs (validation/harness/parallel_e2e.py): the layout
+    pp: int = 1
+    ep: int = 1
+    microbatches: int = 1
 
     @classmethod
     def of(cls, hardware: str, row: ModelPoint, metric: str, value: float, source: str) -> Point:
         """A point from a harness record (an e2e file's point or energy row)."""
         w, a, kv = row.precisions
         return cls(hardware, row.model, row.phase, row.batch, row.length, metric, value, source, row.dtype,
-                   w, a, kv, row.suite)
+                   w, a, kv, row.suite, row.tp, row.pp, row.ep, row.microbatches)
+
+    @property
+    def layout(self) -> dict:
+        """The workload fields of a parallel run (tp, pp, ep, microbatches); {} on one device."""
+        fields = dict(tp=self.tp, pp=self.pp, ep=self.ep, microbatches=self.microbatches)
+        return {k: v for k, v in fields.items() if v != 1}
 
     @property
     def precisions(self) -> tuple[Dtype, Dtype, Dtype]:
@@ -54,7 +65,9 @@ class Point:
     @property
     def label(self) -> str:
         what = "S" if self.phase == "prefill" else "C"
-        return f"{self.model}{'' if self.dtype == 'bf16' else ' ' + self.dtype} {self.phase} B={self.batch} {what}={self.length}"
+        where = "".join(f" {k}={v}" for k, v in self.layout.items())
+        return (f"{self.model}{'' if self.dtype == 'bf16' else ' ' + self.dtype}{where} {self.phase} B={self.batch} "
+                f"{what}={self.length}")
 
 
 def load_points(root: Path | None = None) -> list[Point]:
@@ -83,11 +96,11 @@ def predict_point(point: Point, stack, profile_from: str | None = None, hardware
     StackSpec ``stack`` predict with ones not (yet) in the registry."""
     hw = hardware or registry.hardware(point.hardware)
     name, arch = _measured_architecture(point.model)
-    prep = prepare((name, arch), hw, stack, *point.precisions, profile_from=profile_from)
+    prep = prepare((name, arch), hw, stack, *point.precisions, tp=point.tp, profile_from=profile_from, ep=point.ep)
     if point.phase == "prefill":
-        p = evaluate(prep, workload(batch=point.batch, prompt=point.length, output=1), require_fit=False)
+        p = evaluate(prep, workload(batch=point.batch, prompt=point.length, output=1, **point.layout), require_fit=False)
         return p.ttft_s if point.metric == "latency" else p.prefill_energy_j
-    p = evaluate(prep, workload(batch=point.batch, prompt=point.length, output=2), require_fit=False)
+    p = evaluate(prep, workload(batch=point.batch, prompt=point.length, output=2, **point.layout), require_fit=False)
     return p.tpot_s if point.metric == "latency" else p.decode_step_energy_j
 
 

@@ -74,6 +74,8 @@ def _entry(rank, world, port, backend, fn, args, result_path):
     device = f"cuda:{rank}" if backend == "nccl" else "cpu"
     if backend == "nccl":
         torch.cuda.set_device(rank)
+    else:                                  # the CPU's cores shared among the ranks
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     kw = {"device_id": torch.device(device)} if backend == "nccl" else {}
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, **kw)
     try:
