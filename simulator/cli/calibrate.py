@@ -181,10 +181,26 @@ def cmd_calibrate(args) -> str:
     hw = registry.hardware(args.hardware)
     paths = [Path(m) for m in args.micro] if args.micro else list(newest_micros(measurement_root() / hw.name).values())
     fields, fits = fit_device(hw, paths)
-    text = f"{hw.name}: stack {args.stack} fitted from {', '.join(relative_source(p) for p in paths)}\n\n{_fit_report(fits)}"
+    fields, fits, links = _with_collectives(fields, fits, hw, args)
+    text = f"{hw.name}: stack {args.stack} fitted from {', '.join(relative_source(p) for p in paths)}\n\n{_fit_report(fits)}{links}"
     if args.dry_run:
         return text + "\n\n" + yaml.safe_dump({hw.name: fields}, sort_keys=False)
     return text + "\n\n" + _write_entry(args.stack, hw.name, fields)
+
+
+def _with_collectives(fields: dict, fits: list, hw, args) -> tuple[dict, list, str]:
+    """The collective fits (calibration/collectives.py) from --collectives, else the device's
+    collectives-*.json; nothing changes for a device without such files."""
+    from simulator.calibration.collectives import device_files, fit_collectives, report_rows, with_collectives
+    from simulator.specs.measurement import load_collectives
+
+    paths = [Path(p) for p in args.collectives] if args.collectives else device_files(hw.name)
+    if not paths:
+        return fields, fits, ""
+    algorithm = registry.stack(args.stack).collective_algorithm
+    fields, fits = with_collectives(fields, fits, hw, paths, algorithm)
+    rows = report_rows(fit_collectives([load_collectives(p) for p in paths], hw, algorithm))
+    return fields, fits, "\n\n" + render(["collective fit", "fixed us", "per hop us", "bus GB/s", "of link"], rows)
 
 
 def progress(message: str) -> None:
@@ -234,6 +250,8 @@ def register(sub) -> None:
     p.add_argument("--stack", default="pytorch-ref")
     p.add_argument("--micro", action="append", help="microbenchmark JSON, repeatable, one per dtype "
                                                     "(default: the newest of each dtype under validation/measurements/HW)")
+    p.add_argument("--collectives", action="append", help="collective microbenchmark JSON, repeatable (default: "
+                                                          "the device's collectives-*.json, if any)")
     p.add_argument("--this-machine", action="store_true", help="measure this CPU: write hardware_specs/cpu/NAME.yaml "
                                                                 "and, with torch installed, its stack entry")
     p.add_argument("--name", help="with --this-machine: the spec's name (default: from the CPU model, e.g. intel-xeon-2c-vm)")
