@@ -7,6 +7,9 @@ lengths as recorded), the same policy (token budget, max seqs, block size; decod
 iterations eager when the file says decode_graphs false) on the hardware the folder names,
 stack pytorch-ref. Compared per rate: TTFT p50 and p90, TPOT p50 (s) and output tokens/s
 over the run (first arrival to last token); error = (predicted - measured) / measured.
+A run recorded with a host probe (the harness's fixed pass timed before and after it) is
+simulated with the host terms scaled to the host's speed the probe measured
+(serving/host_state.py; ``host_scale`` in its row, None without a probe).
 Requests the harness did not finish (a run stopped at its time cap) are left out of the
 measured percentiles and counted.
 """
@@ -47,6 +50,7 @@ def _observed(arrival, first, last, output) -> dict:
 def compare_file(path: Path, hardware: str, stack: str = "pytorch-ref") -> list[dict]:
     """One row per measured rate: model, rate, requests, unfinished, measured and predicted
     METRICS, their errors, and whether the simulation calls the rate saturated."""
+    from simulator.serving.host_state import host_scale, scaled
     from simulator.serving.simulate import engine, serve
 
     try:
@@ -62,12 +66,14 @@ def compare_file(path: Path, hardware: str, stack: str = "pytorch-ref") -> list[
         arrival, output = _times(r["arrival_s"]), np.array(r["output"], dtype=np.int64)
         first, last = _times(r["first_s"]), _times(r["last_s"])
         reqs = Requests(arrival, np.array(r["prompt"], dtype=np.int64), output, np.ones(len(arrival), dtype=np.int64))
-        run = serve(eng, reqs, point["rate"])
+        scale = host_scale(eng, point["host_probe"]) if point.get("host_probe") else None
+        run = serve(scaled(eng, scale) if scale else eng, reqs, point["rate"])
         measured = _observed(arrival, first, last, output)
         predicted = _observed(run.requests.arrival_s, run.first_s, run.last_s, run.requests.output)
         row = {"model": model, "hardware": hardware, "session": Path(path).parent.name, "rate": point["rate"],
                "requests": len(arrival),
-               "unfinished": int((~np.isfinite(last)).sum()), "saturated_predicted": run.metrics["saturated"]}
+               "unfinished": int((~np.isfinite(last)).sum()), "saturated_predicted": run.metrics["saturated"],
+               "host_scale": scale}
         for key in METRICS:
             m, p = measured[key], predicted[key]
             row[f"measured_{key}"], row[f"predicted_{key}"] = m, p

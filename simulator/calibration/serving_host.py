@@ -4,18 +4,24 @@ under a device's folder, pooled; never from the serving runs):
 
   host_s      = pass + L x (layer + decode_layer [D > 0] + fresh_chunk_layer x F
                 + cached_chunk_layer x K + concat_layer [groups > 1])
+  wall_s      = roofline.combine(device_s, host_s, p): the p-norm of the device's work and
+                the host's launches (p the overlap exponent; the max as p grows)
   scheduler_s = scheduler + scheduler_per_running x R
 D decode entries, F chunks from position 0, K chunks over cached positions,
-groups = [D > 0] + F + K, L layers, R requests running after the step. Each term is a set of
-launches the harness makes (MixedBatch.forward): per iteration the inputs, masks and LM head;
-per layer the dense kernels, the decode group's scatter, gather and masked attention, each
-chunk's own attention call with its transposes, and the concat of the groups' outputs; each
-launch's cost is the host's, so the coefficients are seconds of host work. The pass is
-timed to its device synchronize, so a point counts only where the device cannot be what
-bounds it: its floor max(2 N T / peak, 2 N / bandwidth) (N active parameters, T tokens,
-bf16) under FLOOR_SHARE of the measured time (a point's mean over the micro's rounds where
-it has one, else its median). Least squares on relative error (soft L1),
-every coefficient >= 0. The scheduler's two numbers: a line through Scheduler.step + finish.
+groups = [D > 0] + F + K, L layers, R requests running after the step. Each host term is a
+set of launches the harness makes (MixedBatch.forward): per iteration the inputs, masks and
+LM head; per layer the dense kernels, the decode group's scatter, gather and masked
+attention, each chunk's own attention call with its transposes, and the concat of the
+groups' outputs; each launch's cost is the host's, so the coefficients are seconds of host
+work. device_s is the simulator's own (kernels/iteration.iteration_device_s under the
+profile fitted so far, prefill step overhead included). The launches overlap the device's
+work only in part where the two are alike (a chunk of a few hundred tokens beside the
+decodes): p says how much. The host terms start from the points whose device seconds are
+under FLOOR_SHARE of the measured time (non-negative least squares), then the six terms and
+p are fitted together over every point: least squares on relative error (soft L1), each
+term >= 0, p in [P_MIN, P_MAX]; the measured time is a point's mean over the micro's rounds
+where it has one, else its median. The scheduler's two numbers: a line through
+Scheduler.step + finish.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ from simulator.calibration.profile import quantity
 TERMS = ("pass", "layer", "decode_layer", "fresh_chunk_layer", "cached_chunk_layer", "concat_layer")
 SCHEDULER = ("scheduler", "scheduler_per_running")
 FLOOR_SHARE = 0.4
+P_MIN, P_MAX = 1.0, 30.0
+STACK = "pytorch-ref"                # the stack whose kernel structure the harness runs
 
 
 def micro_files(hardware_name: str) -> list[Path]:
@@ -47,35 +55,63 @@ def design(rows: list[dict]) -> np.ndarray:
     return np.array(out, dtype=float)
 
 
-def device_floor_s(rows: list[dict], hardware) -> np.ndarray:
-    """max(2 N T / peak, 2 N / bandwidth) of each row's model (bf16 weights)."""
-    from simulator.api import resolve_model
-    from simulator.engine.bind import peak_for
-    from simulator.graph.transformer import active_parameter_count, build
-    from simulator.specs.base import Dtype
+def row_entries(r: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, lengths) of a micro row's entries (serving_micro.entries: decode entries at
+    context .. context + D - 1, F chunks from 0, K chunks from cached_start)."""
+    d, c, f, k = r["decode"], r["context"], r["fresh_chunks"], r["cached_chunks"]
+    starts = [c + i for i in range(d)] + [0] * f + [r["cached_start"]] * k
+    lengths = [1] * d + [r["fresh_length"]] * f + [r["cached_length"]] * k
+    return np.array(starts, dtype=np.int64), np.array(lengths, dtype=np.int64)
 
-    peak = peak_for(hardware.peak_flops(), Dtype.bf16, hardware.name)
-    bandwidth = hardware.main_memory.bandwidth_bytes_per_s
-    params = {}
-    out = []
+
+def device_s(rows: list[dict], hardware, fields: dict) -> np.ndarray:
+    """Each row's device seconds (iteration.iteration_device_s) with the device entry
+    ``fields`` (the profile fitted so far) in the STACK's place for ``hardware``."""
+    from simulator.calibration.profile import profile_from_fields
+    from simulator.engine.kernels.iteration import decode_cache, iteration_device_s
+    from simulator.graph.ops import N_FEATURES
+    from simulator.serving.policy import Policy
+    from simulator.serving.simulate import engine
+    from simulator.specs import registry
+
+    base = registry.stack(STACK)
+    stack = base.model_copy(update={"devices": {**base.devices, hardware.name: profile_from_fields(fields)}})
+    feats, scratch = np.zeros(N_FEATURES), np.zeros(N_FEATURES)
+    models, out = {}, []
     for r in rows:
-        if r["model"] not in params:
-            params[r["model"]] = active_parameter_count(build(resolve_model(r["model"])[1]))
-        n = params[r["model"]]
-        out.append(max(2.0 * n * r["tokens"] / peak, 2.0 * n / bandwidth))
+        if r["model"] not in models:
+            eng = engine(r["model"], hardware, stack, Policy(decode_graphs=False))
+            models[r["model"]] = (eng.model, decode_cache(eng.model[0].shape[0], 256))
+        model, cache = models[r["model"]]
+        starts, lengths = row_entries(r)
+        counts = np.ones(len(starts), dtype=np.int64)
+        out.append(iteration_device_s(model, cache, counts, starts, lengths, len(starts), feats, scratch)[0])
     return np.array(out)
 
 
-def fit_mixed(rows: list[dict], hardware) -> F.Fit:
+def overlapped_s(device: np.ndarray, host: np.ndarray, p: float) -> np.ndarray:
+    """roofline.combine(device, host, p) of each row."""
+    from simulator.engine.kernels.roofline import combine
+
+    return np.array([combine(float(d), float(h), p) for d, h in zip(device, host)])
+
+
+def fit_mixed(rows: list[dict], hardware, fields: dict) -> F.Fit:
     from scipy.optimize import least_squares, nnls
 
     wall = np.array([r.get("wall_mean_s", r["wall_s"]) for r in rows])
-    keep = device_floor_s(rows, hardware) < FLOOR_SHARE * wall
-    X, y = design(rows)[keep], wall[keep]
-    x0, _ = nnls(X, y)
-    res = least_squares(lambda c: X @ c / y - 1.0, np.maximum(x0, 1e-7), bounds=(0.0, np.inf), loss="soft_l1",
-                        f_scale=0.05)
-    return F.Fit("mixed-pass host", {k: float(v) for k, v in zip(TERMS, res.x)}, X @ res.x / y - 1.0)
+    X, dev = design(rows), device_s(rows, hardware, fields)
+    keep = dev < FLOOR_SHARE * wall
+    x0, _ = nnls(X[keep], wall[keep])
+    start = np.r_[np.maximum(x0, 1e-7), 4.0]
+
+    def residual(theta):
+        return overlapped_s(dev, X @ theta[:-1], theta[-1]) / wall - 1.0
+
+    lower, upper = np.r_[np.zeros(len(TERMS)), P_MIN], np.r_[np.full(len(TERMS), np.inf), P_MAX]
+    res = least_squares(residual, start, bounds=(lower, upper), loss="soft_l1", f_scale=0.05)
+    params = {k: float(v) for k, v in zip(TERMS, res.x)} | {"overlap_exponent": float(res.x[-1])}
+    return F.Fit("mixed-pass host", params, residual(res.x))
 
 
 def fit_scheduler(rows: list[dict]) -> F.Fit:
@@ -85,10 +121,10 @@ def fit_scheduler(rows: list[dict]) -> F.Fit:
     return F.Fit("serving scheduler", {k: float(v) for k, v in zip(SCHEDULER, c)}, (c[0] + c[1] * R) / t - 1.0)
 
 
-def serving_host_fields(hardware) -> tuple[dict, list[F.Fit], list[str]]:
-    """({"mixed_host": {term: "x s"}}, fits, sources) from every micro file of the device
-    pooled (each session's host as it ran, so no one session's host speed decides them),
-    or ({}, [], [])."""
+def serving_host_fields(hardware, fields: dict) -> tuple[dict, list[F.Fit], list[str]]:
+    """({"mixed_host": {term: "x s"}, "mixed_overlap_exponent": p}, fits, sources) from every
+    micro file of the device pooled (each session's host as it ran, so no one session's host
+    speed decides them), device seconds under the entry ``fields``; or ({}, [], [])."""
     import json
 
     from simulator.calibration.files import relative_source
@@ -97,16 +133,17 @@ def serving_host_fields(hardware) -> tuple[dict, list[F.Fit], list[str]]:
     if not files:
         return {}, [], []
     docs = [json.loads(f.read_text()) for f in files]
-    mixed = fit_mixed([r for d in docs for r in d["mixed"]], hardware)
+    mixed = fit_mixed([r for d in docs for r in d["mixed"]], hardware, fields)
     sched = fit_scheduler([r for d in docs for r in d["scheduler"]])
-    values = {**mixed.params, **sched.params}
-    return ({"mixed_host": {k: quantity(v, "s") for k, v in values.items()}}, [mixed, sched],
+    values = {k: v for k, v in mixed.params.items() if k in TERMS} | sched.params
+    return ({"mixed_host": {k: quantity(v, "s") for k, v in values.items()},
+             "mixed_overlap_exponent": round(mixed.params["overlap_exponent"], 4)}, [mixed, sched],
             [relative_source(f) for f in files])
 
 
 def with_serving_host(fields: dict, fits: list, hardware) -> tuple[dict, list]:
     """calibrate's hook: the device entry with the mixed-pass host fields and their source."""
-    more, more_fits, sources = serving_host_fields(hardware)
+    more, more_fits, sources = serving_host_fields(hardware, fields)
     if not more:
         return fields, fits
     return {**fields, **more, "fitted_from": "; ".join([fields.get("fitted_from", ""), *sources])}, fits + more_fits

@@ -5,8 +5,9 @@ that can never run rejected, then the numba loop (serving/loop.py) and the metri
 KV pool (blocks, per device) = floor(kv_memory_fraction x (capacity - weights - the largest
 activation of one pass over max_batched_tokens tokens) / (block_size x KV bytes per token));
 the weights and the activation are scenario.memory_rows' (the same footprint predict
-reports). The profile's eager mixed-pass host terms (calibration/serving_host.py), where
-it has them, cost the eager iterations (kernels/iteration.py). A request is rejected (counted, not served) when prompt + output exceeds the
+reports). The profile's eager mixed-pass host terms and their overlap with the device
+(calibration/serving_host.py), where it has them, cost the eager iterations
+(kernels/iteration.py). A request is rejected (counted, not served) when prompt + output exceeds the
 model's max_position_embeddings or its blocks exceed the whole pool.
 Serving runs one replica on tp devices: pp, dp, ep, microbatches 1, no speculative decoding.
 """
@@ -86,7 +87,8 @@ def engine(model, hardware, stack, policy: Policy, **options) -> Engine:
         raise WorkloadError("hardware", f"{prep.hardware.name} has no memory left for a KV cache: weights "
                                         f"{params[sc.P_WEIGHT_BYTES] / 1e9:.1f} GB and activations {act / 1e9:.2f} GB "
                                         f"of {params[sc.P_CAPACITY_BYTES] / 1e9:.1f} GB per device")
-    host = host_terms(prep.rates.profile.mixed_host_s, resolve_model(model)[1].num_layers)
+    profile = prep.rates.profile
+    host = host_terms(profile.mixed_host_s, resolve_model(model)[1].num_layers, profile.mixed_overlap_exponent)
     return Engine(packed.target, host, policy, pool, per_block, resolve_model(model)[1].max_positions,
                   int(params[sc.P_DEVICES]), usd_per_hour(prep.hardware), tuple(notes))
 

@@ -98,6 +98,7 @@ class DeviceProfile(Strict):
     fitted_for: str = ""     # fit_facts.digest of the spec it was fitted on ("": compare with the registry's)
     host_fitted_from: list[str] = []                               # sessions the host launch costs are the median of
     mixed_host_s: dict[str, SecondsOrZero] = Field({}, alias="mixed_host")  # eager mixed pass: calibration/serving_host.py
+    mixed_overlap_exponent: float = Field(0.0, ge=0.0)   # its host launches and device work as a p-norm (0: max)
     # fields that differ when the stack computes in another dtype (a CPU's fp32 GEMMs run on
     # AVX-512, its bf16 ones on AMX): {dtype: {field: value}}, applied by for_dtype
     dtypes: dict[Dtype, dict[str, Any]] = {}

@@ -16,10 +16,12 @@ forward pass over the flattened tokens, as vLLM runs it.
              position c = sum(count x start) / B, whose features B (c + 1) pairs and cached
              positions are the batch's exactly; with a sliding window that some sequence has
              outgrown, evaluate_point at the summed features instead
-  time_s     eager (a chunk, or a stack without decode graphs): max(device_s + prefill step
-             overhead, host_s), host_s the host launch time of one pass, or where the
-             profile has the eager mixed pass's host terms (``host``, calibration/
-             serving_host.py) mixed_host_s of the iteration's groups; a graphed decode step:
+  time_s     eager (a chunk, or a stack without decode graphs): the host's launches and the
+             device's work overlapping, roofline.combine(device_s + prefill step overhead,
+             host_s, p): their p-norm (p 0: the max), host_s the host launch time of one
+             pass, or where the profile has the eager mixed pass's host terms (``host``,
+             calibration/serving_host.py) mixed_host_s of the iteration's groups and p its
+             overlap exponent (fitted with them); a graphed decode step:
              device_s + decode step overhead (scenario.plain's TTFT and TPOT terms); plus,
              with those terms, the scheduler's seconds at the running count; then the power
              cap (scenario.power_limited_s)
@@ -33,7 +35,7 @@ import numpy as np
 from numba import njit
 
 from simulator.engine.kernels.phases import GROWING, fill_chunk_features, fill_decode_lines, touched_experts
-from simulator.engine.kernels.roofline import CONSTANT, MIN_OF_MAX, OP_OVERHEAD, OP_REPEAT, _instance, range_lines
+from simulator.engine.kernels.roofline import OP_OVERHEAD, OP_REPEAT, _instance, combine, line_step_s, range_lines
 from simulator.engine.kernels.scenario import (M_ALT_MEM_S, M_FLOPS, M_JOULES, M_MEM_S, M_OP_DECODE, M_OP_PREFILL,
                                                M_PARAMS, P_DECODE_STEP_S, P_EP, P_EXPERTS, P_EXPERTS_PER_TOKEN,
                                                P_HAS_ENERGY, P_HOST_LAUNCH_S, P_PREFILL_STEP_S, P_WINDOW, dynamic_j,
@@ -45,18 +47,20 @@ from simulator.graph.ops import EXP, ETOK, N_FEATURES, ONE, TOK
 D_READY, D_CASE, D_LINES, D_F0, D_F1, D_J = range(6)
 # host terms of an eager mixed pass (host_terms), seconds an iteration; H_ON 0: none
 HOST_TERMS = ("on", "pass", "layers", "decode", "fresh", "cached", "concat", "scheduler",
-              "scheduler_running")
-(H_ON, H_PASS, H_LAYERS, H_DECODE, H_FRESH, H_CACHED, H_CONCAT, H_SCHED, H_SCHED_RUNNING) = range(9)
+              "scheduler_running", "overlap")
+(H_ON, H_PASS, H_LAYERS, H_DECODE, H_FRESH, H_CACHED, H_CONCAT, H_SCHED, H_SCHED_RUNNING, H_OVERLAP) = range(10)
 N_HOST = len(HOST_TERMS)
 
 
-def host_terms(mixed_host_s: dict, layers: int) -> np.ndarray:
+def host_terms(mixed_host_s: dict, layers: int, overlap: float = 0.0) -> np.ndarray:
     """The ``host`` vector of a profile's mixed_host fields (calibration/serving_host.TERMS,
-    s) for a model of ``layers`` layers: the per-layer terms times the layers; zeros (off)
-    when the profile has none."""
+    s) for a model of ``layers`` layers: the per-layer terms times the layers, and the
+    host/device overlap exponent (the profile's mixed_overlap_exponent); zeros (off) when the
+    profile has no host terms."""
     h = np.zeros(N_HOST)
     if not mixed_host_s:
         return h
+    h[H_OVERLAP] = overlap
     g = mixed_host_s.get
     h[H_ON], h[H_PASS] = 1.0, g("pass", 0.0)
     h[H_LAYERS], h[H_DECODE] = layers * g("layer", 0.0), layers * g("decode_layer", 0.0)
@@ -117,22 +121,15 @@ def _decode_lines_at(model, cache, batch):
 @njit(cache=True, inline="always")
 def decode_step_device_s(model, cache, batch, position):
     """Device seconds of a decode step of ``batch`` sequences at mean position ``position``
-    (a float): the sum over operators of their range_lines line values at c, x repeat."""
+    (a float): the sum over operators of their range_lines lines at c (roofline.line_step_s),
+    x repeat."""
     if cache[D_READY][batch] == 0:
         _decode_lines_at(model, cache, batch)
     op = model[M_OP_DECODE]
-    case, L = cache[D_CASE], cache[D_LINES]          # indexed in place: no per-operator views
-    c = position
+    case, lines = cache[D_CASE][batch], cache[D_LINES][batch]
     total = 0.0
     for i in range(op.shape[0]):
-        if case[batch, i] == CONSTANT:
-            t = L[batch, i, 0, 0]
-        elif case[batch, i] == MIN_OF_MAX:       # roofline._min_of_max
-            t = min(max(L[batch, i, 0, 0] + L[batch, i, 0, 1] * c, L[batch, i, 1, 0] + L[batch, i, 1, 1] * c),
-                    max(L[batch, i, 2, 0] + L[batch, i, 2, 1] * c, L[batch, i, 3, 0] + L[batch, i, 3, 1] * c))
-        else:
-            t = max(L[batch, i, 0, 0] + L[batch, i, 0, 1] * c, L[batch, i, 1, 0] + L[batch, i, 1, 1] * c) + op[i, OP_OVERHEAD]
-        total += t * op[i, OP_REPEAT]
+        total += line_step_s(case[i], lines[i], op[i, OP_OVERHEAD], position) * op[i, OP_REPEAT]
     return total
 
 
@@ -179,7 +176,7 @@ def mixed_features(model, cache, counts, starts, lengths, n_entries, outgrown, f
 def _time_s(params, device_s, eager, host, host_s, running):
     """Seconds of a pass of device_s device seconds (module docstring: time_s, before the cap)."""
     if eager:
-        time_s = max(device_s + params[P_PREFILL_STEP_S], host_s)
+        time_s = combine(device_s + params[P_PREFILL_STEP_S], host_s, host[H_OVERLAP])
     else:
         time_s = device_s + params[P_DECODE_STEP_S]
     if host[H_ON] > 0.0:
@@ -218,11 +215,10 @@ def decode_only_cost(model, cache, batch, position_sum, eager_decode, host, runn
     return time_s, energy_j(params, time_s, dyn)
 
 
-@njit(cache=True)
-def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decode, host, running, feats, scratch):
-    """(seconds, joules) of one iteration over its entries (module docstring).
-    ``eager_decode``: decode-only iterations run eagerly too (no CUDA graph); ``host``: the
-    host_terms vector; ``running``: requests running after the step."""
+@njit(cache=True, inline="always")
+def _device_s(model, cache, counts, starts, lengths, n_entries, feats, scratch):
+    """(device seconds, has a chunk) of an iteration that is not a plain decode run's step
+    (module docstring: device_s); feats gets its feature vector."""
     params = model[M_PARAMS]
     window = params[P_WINDOW]
     batch = 0
@@ -236,17 +232,44 @@ def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decod
             prefill = True
         if window != 0 and starts[e] + 1 > abs(window):      # a local span (window or chunk) outgrown
             outgrown = True
-    if not prefill and not outgrown and batch < cache[D_READY].shape[0] and n_entries == batch:
-        return decode_only_cost(model, cache, batch, position_sum, eager_decode, host, running)
     if not prefill and not outgrown and batch < cache[D_READY].shape[0]:
         position = position_sum / batch
         device_s = decode_step_device_s(model, cache, batch, position)
         for j in range(N_FEATURES):
             feats[j] = cache[D_F0][batch, j] + cache[D_F1][batch, j] * position
-    else:
-        mixed_features(model, cache, counts, starts, lengths, n_entries, outgrown, feats, scratch)
-        op = model[M_OP_PREFILL] if prefill else model[M_OP_DECODE]
-        device_s = pass_device_s(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], op, feats)
+        return device_s, prefill
+    mixed_features(model, cache, counts, starts, lengths, n_entries, outgrown, feats, scratch)
+    op = model[M_OP_PREFILL] if prefill else model[M_OP_DECODE]
+    return pass_device_s(model[M_FLOPS], model[M_MEM_S], model[M_ALT_MEM_S], op, feats), prefill
+
+
+@njit(cache=True)
+def iteration_device_s(model, cache, counts, starts, lengths, n_entries, feats, scratch):
+    """Device seconds of one iteration over its entries with the prefill step overhead of an
+    eager pass (what the host's launches overlap with: _time_s), and whether it has a chunk;
+    the serving microbenchmark's fit (calibration/serving_host.py) calls it per point."""
+    device_s, prefill = _device_s(model, cache, counts, starts, lengths, n_entries, feats, scratch)
+    return device_s + model[M_PARAMS][P_PREFILL_STEP_S], prefill
+
+
+@njit(cache=True)
+def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decode, host, running, feats, scratch):
+    """(seconds, joules) of one iteration over its entries (module docstring).
+    ``eager_decode``: decode-only iterations run eagerly too (no CUDA graph); ``host``: the
+    host_terms vector; ``running``: requests running after the step."""
+    params = model[M_PARAMS]
+    window = params[P_WINDOW]
+    batch = 0
+    position_sum = 0.0
+    plain_decode = n_entries > 0
+    for e in range(n_entries):
+        batch += counts[e]
+        position_sum += counts[e] * float(starts[e])
+        if lengths[e] > 1 or counts[e] != 1 or (window != 0 and starts[e] + 1 > abs(window)):
+            plain_decode = False
+    if plain_decode and batch < cache[D_READY].shape[0]:
+        return decode_only_cost(model, cache, batch, position_sum, eager_decode, host, running)
+    device_s, prefill = _device_s(model, cache, counts, starts, lengths, n_entries, feats, scratch)
     eager = prefill or eager_decode
     host_s = params[P_HOST_LAUNCH_S]
     if eager and host[H_ON] > 0.0:

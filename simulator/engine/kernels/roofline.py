@@ -350,6 +350,17 @@ def range_lines(flops, mem_s, alt_mem_s, op, feats0, feats1, case, lines):
             L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0, c1, m0, m1
 
 
+@njit(cache=True, inline="always")
+def line_step_s(case, lines, overhead, c):
+    """One operator's step time (before repeat) at a position c (any real) from its
+    range_lines case and lines ([4, 2]); range_sums sums the same over integer c."""
+    if case == CONSTANT:
+        return lines[0, 0]
+    if case == MIN_OF_MAX:
+        return _min_of_max(lines, c)
+    return max(lines[0, 0] + lines[0, 1] * c, lines[1, 0] + lines[1, 1] * c) + overhead
+
+
 @njit(cache=True)
 def range_sums(op, case, lines, lo, hi, time_s):
     """time_s[i] = operator i's time (x repeat) summed over integer c in [lo, hi], from

@@ -1,0 +1,67 @@
+"""The host's speed during one serving run, from the harness's probe (validation/harness/
+serving.py: a fixed host-bound synthetic iteration timed just before and just after each
+rate's run, in the same process):
+
+  host_scale = host seconds the probe took / mixed_host_s(probe)
+  host seconds the probe took: h with combine(device_s, h, p) = median(probe wall s),
+                     (m^p - d^p)^(1/p) (m itself when p is 0: the max)
+  scaled host terms = host_scale x every term of iteration.host_terms (pass, layers, groups,
+                      scheduler; the overlap exponent p kept)
+mixed_host_s(probe) is the profile's host seconds of that very pass and device_s its device
+seconds (iteration.iteration_device_s); calibration/serving_host.py fits the host terms and
+p from the serving microbenchmark, pooled over its sessions: an average host. The probe's
+decode batch keeps its device seconds under DEVICE_SHARE of its host seconds (checked:
+``host_bound``), so its wall time measures the host. The scale is the environment's state
+(a shared host's CPUs ran 1x to 3x slower over tens of seconds in the committed runs),
+measured by a microbenchmark, never by the run it scales.
+"""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+
+import numpy as np
+
+from simulator.engine.kernels.iteration import H_ON, H_OVERLAP, decode_cache, iteration_device_s, mixed_host_s
+from simulator.graph.ops import N_FEATURES
+
+DEVICE_SHARE = 0.5                # the probe's device seconds must stay under this share of its host seconds
+
+
+def probe_entries(probe: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, lengths) of the probe's decode entries: ``decode`` sequences at positions
+    context .. context + decode - 1 (serving_micro.entries' decode rows)."""
+    d, c = int(probe["decode"]), int(probe["context"])
+    return np.arange(c, c + d, dtype=np.int64), np.ones(d, dtype=np.int64)
+
+
+def probe_seconds(eng, probe: dict) -> tuple[float, float]:
+    """(device seconds, profile host seconds) of the probe pass."""
+    starts, lengths = probe_entries(probe)
+    n = len(starts)
+    cache = decode_cache(eng.model[0].shape[0], n)
+    device_s, _ = iteration_device_s(eng.model, cache, np.ones(n, dtype=np.int64), starts, lengths, n,
+                                     np.zeros(N_FEATURES), np.zeros(N_FEATURES))
+    return device_s, mixed_host_s(eng.host, starts, lengths, n)
+
+
+def host_scale(eng, probe: dict) -> float | None:
+    """The host's speed the probe measured over the profile's (module docstring), the probe's
+    median over its samples before and after the run; None when the profile has no host
+    terms or the probe is not host-bound."""
+    samples = list(probe.get("before_s", [])) + list(probe.get("after_s", []))
+    if eng.host[H_ON] <= 0.0 or not samples:
+        return None
+    device_s, host_s = probe_seconds(eng, probe)
+    measured, p = statistics.median(samples), eng.host[H_OVERLAP]
+    if device_s >= DEVICE_SHARE * min(host_s, measured):
+        return None
+    took = (measured ** p - device_s ** p) ** (1.0 / p) if p > 0.0 else measured
+    return took / host_s
+
+
+def scaled(eng, scale: float):
+    """The engine with every host term times ``scale`` (the on flag and the overlap exponent kept)."""
+    host = eng.host * scale
+    host[H_ON], host[H_OVERLAP] = eng.host[H_ON], eng.host[H_OVERLAP]
+    return dataclasses.replace(eng, host=host)
