@@ -181,13 +181,50 @@ class Configured:
         key = (batch, prompt, output)
         notes = self._checked.get(key) if type(batch) is int is type(prompt) is type(output) else None
         if notes is None:
-            w = checkpoint_weights(self.model, workload(**self.options, batch=batch, prompt=prompt, output=output))
+            w = scenario_workload(self._parts[2], batch, prompt, output, self.options)
+            if w is None:                     # not plain ints, or a bad one: workload() says why
+                w = checkpoint_weights(self.model, workload(**self.options, batch=batch, prompt=prompt,
+                                                            output=output))
             notes = tuple(_notes(self.model, self.hardware, w))
             if type(batch) is int is type(prompt) is type(output):
                 if len(self._checked) >= _MAX_CHECKED:
                     self._checked.clear()
                 self._checked[key] = notes
         return self.evaluator(batch, prompt, output, notes)
+
+
+_SCENARIO = ("batch", "prompt", "output")
+_scenario_check = []          # [TypeAdapter of (B, S, N) with the Workload fields' own rules], built on first use
+
+
+def scenario_workload(base: Workload, batch, prompt, output, given=()) -> Workload | None:
+    """``base`` (a checked workload) with another batch, prompt and output (and ``given``
+    among the fields set, as workload(**given, batch=...) would have them), checked by the
+    Workload's own rules (each field's validators, then its cross-field _consistent) without
+    validating the other fields again (~8 us instead of ~25 here); None when B, S, N are not
+    plain ints or break a rule (the full workload() then raises its error)."""
+    if not type(batch) is int is type(prompt) is type(output):
+        return None
+    if not _scenario_check:
+        from typing import Annotated
+
+        from pydantic import TypeAdapter
+        fields = [Workload.model_fields[name] for name in _SCENARIO]
+        _scenario_check.append(TypeAdapter(tuple[tuple(Annotated[(f.annotation, *f.metadata)] for f in fields)]))
+    try:
+        values = _scenario_check[0].validate_python((batch, prompt, output))
+    except ValueError:                        # pydantic's ValidationError
+        return None
+    w = Workload.__new__(Workload)
+    object.__setattr__(w, "__dict__", {**base.__dict__, **dict(zip(_SCENARIO, values))})
+    object.__setattr__(w, "__pydantic_fields_set__", base.model_fields_set | set(given) | set(_SCENARIO))
+    object.__setattr__(w, "__pydantic_extra__", None)
+    object.__setattr__(w, "__pydantic_private__", None)
+    try:
+        Workload._consistent(w)
+    except WorkloadError:
+        return None
+    return w
 
 
 def configure(model, hardware, stack, **options) -> Configured:

@@ -69,3 +69,27 @@ def test_the_evaluator_builds_every_prediction_field_in_declared_order():
     assert tuple(p.__dict__)[:len(engine._FIELDS)] == engine._FIELDS
     again = Prediction.model_validate(p.model_dump(exclude={"breakdown"}))
     assert again.model_dump_json(exclude={"breakdown"}) == p.model_dump_json(exclude={"breakdown"})
+
+
+def test_a_new_scenario_of_a_configuration_is_checked_by_the_workloads_own_rules():
+    """Configured.predict checks an unseen (B, S, N) with the Workload fields' validators and
+    its cross-field check only (api.scenario_workload): the same workload as workload()
+    builds, and the same errors (through workload() itself) for bad values."""
+    import pytest
+
+    from simulator.errors import WorkloadError
+    from simulator.specs.workload import workload
+
+    for model, options in (("llama-3.1-8b", {"dp": 2}), ("llama-3.1-8b-awq", {}), ("llama-3.1-8b", {"tp": 2})):
+        c = simulator.configure(model, "h100-sxm", **options)
+        w = api.scenario_workload(c._parts[2], 4, 100, 10, c.options)
+        full = api.checkpoint_weights(c.model, workload(**c.options, batch=4, prompt=100, output=10))
+        assert w == full and w.model_fields_set == full.model_fields_set
+    c = simulator.configure("llama-3.1-8b", "h100-sxm", dp=2)
+    for bad in ((3, 100, 10), (0, 100, 10), (True, 100, 10), (2, 2**62, 2**62), (2, 100, 1.0)):
+        assert api.scenario_workload(c._parts[2], *bad, c.options) is None
+        with pytest.raises(WorkloadError) as err:
+            c.predict(*bad)
+        with pytest.raises(WorkloadError) as direct:
+            workload(**c.options, batch=bad[0], prompt=bad[1], output=bad[2])
+        assert str(err.value) == str(direct.value)

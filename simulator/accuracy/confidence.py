@@ -37,7 +37,7 @@ from bisect import bisect_left
 from simulator.accuracy import bands as B
 from simulator.accuracy.coverage import FitRange, fit_range
 from simulator.engine.kernels.phases import mean_decode_position
-from simulator.engine.result import Band, Confidence, ErrorBand
+from simulator.engine.result import Band, Confidence, ErrorBand, trusted
 from simulator.specs.stack import DeviceProfile
 
 COVERAGE = (B.QUANTILES[1] - B.QUANTILES[0]) / 100.0
@@ -76,7 +76,7 @@ class Residuals:
 
     def band(self) -> Band:
         """measured / predicted = 1 / (1 + r): the high residual gives the low ratio."""
-        return Band(low=1.0 / (1.0 + self.high), high=1.0 / (1.0 + self.low))
+        return trusted(Band, {"low": 1.0 / (1.0 + self.high), "high": 1.0 / (1.0 + self.low)})
 
 
 def _envelope_all(rs: list[Residuals], source: str) -> Residuals | None:
@@ -335,18 +335,24 @@ def _assemble(scope: Scope, mb: int, s: int, n: int) -> Confidence:
     reasons = _call_reasons(scope, mb, s, n)
     texts = list(dict.fromkeys(text for _, text in reasons))
     if scope.lossless:
-        return Confidence(profile=scope.profile, calibrated=False, extrapolated=texts, error_band=None)
+        return _confidence(scope.profile, False, texts, None)
     widen = {ph: any(p in (ph, "both") for p, _ in reasons) for ph in PHASES}
     ttft = _pick(scope, "prefill", B.region("prefill", mb, s), widen["prefill"])
     tpot = None if n == 1 else _pick(scope, "decode", B.region("decode", mb, mean_decode_position(s, n)),
                                      widen["decode"])
     if ttft is None and tpot is None:
-        return Confidence(profile=scope.profile, calibrated=scope.calibrated, extrapolated=texts, error_band=None)
+        return _confidence(scope.profile, scope.calibrated, texts, None)
     source = "; ".join(f"{name}: {r.source}" for name, r in (("TTFT", ttft), ("TPOT", tpot)) if r is not None)
     assumption = "; ".join(dict.fromkeys(r.assumption for r in (ttft, tpot) if r is not None and r.assumption))
-    return Confidence(profile=scope.profile, calibrated=scope.calibrated, extrapolated=texts,
-                      error_band=ErrorBand(ttft=ttft.band() if ttft else None, tpot=tpot.band() if tpot else None,
-                                           coverage=COVERAGE, source=source, assumption=assumption))
+    band = trusted(ErrorBand, dict(ttft=ttft.band() if ttft else None, tpot=tpot.band() if tpot else None,
+                                   coverage=COVERAGE, source=source, assumption=assumption))
+    return _confidence(scope.profile, scope.calibrated, texts, band)
+
+
+def _confidence(profile: str, calibrated: bool, extrapolated: list[str], band) -> Confidence:
+    """A Confidence of values built here (result.trusted: valid by construction, no re-validation)."""
+    return trusted(Confidence, dict(profile=profile, calibrated=calibrated, extrapolated=extrapolated,
+                                    error_band=band))
 
 
 def scope_of(prep, w) -> Scope:
