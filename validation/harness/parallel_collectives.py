@@ -28,14 +28,11 @@ import traceback
 import warnings
 from pathlib import Path
 
+from simulator.calibration.collectives import OPS          # op name -> the engine's operator kind
 from simulator.engine.collectives import cost_terms
-from simulator.graph.ops import OpKind
 from simulator.specs.measurement import COLLECTIVES_SCHEMA
-from validation.harness import HARNESS_VERSION
 from validation.harness import parallel_dist as D
 
-OPS = {"all_reduce": OpKind.ALL_REDUCE, "all_gather": OpKind.ALL_GATHER, "all_to_all": OpKind.ALL_TO_ALL,
-       "send_recv": OpKind.SEND_RECV}
 KiB, GiB = 1 << 10, 1 << 30
 TARGET_REPEAT_S = 2e-3          # calls per repeat chosen so that one repeat lasts about this long
 MAX_CALLS = 64
@@ -150,21 +147,14 @@ def _worker(ctx: D.Rank, ops, sizes, graphs: bool, repeats: int, budget_s: float
 def run(world: int, out: Path, ops=tuple(OPS), sizes=None, graphs=True, repeats=10, budget_s=480.0,
         backend=None, quick=False) -> Path:
     """Measure, write ``collectives-<slug>-w<world>.json`` under ``out``; its path."""
-    from validation.harness.jsonfile import write_json
-
     t0 = time.perf_counter()
     sizes = sizes or sizes_bytes()
     part = D.launch(world, _worker, list(ops), list(sizes), graphs, repeats, budget_s, backend=backend)
     env = part["environment"]
     doc = dict(schema=COLLECTIVES_SCHEMA, environment=env,
-               run=dict(harness_version=HARNESS_VERSION, quick=quick, argv=sys.argv[1:], world_size=world,
-                        backend=env["backend"], repeats=repeats, status="complete" if not part["errors"] else "partial",
-                        elapsed_s=time.perf_counter() - t0),
+               run=D.run_block(world, quick, part["errors"], t0, backend=env["backend"], repeats=repeats),
                **{k: part[k] for k in ("collectives", "skipped", "errors")})
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"collectives-{D.slug(env)}-w{world}.json"
-    write_json(path, doc)
-    return path
+    return D.write(out, f"collectives-{D.slug(env)}-w{world}.json", doc)
 
 
 def main(argv=None) -> int:

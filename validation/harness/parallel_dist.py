@@ -171,3 +171,22 @@ def slowest_int(ctx: Rank, value: int) -> int:
 def slug(env: dict) -> str:
     """The device part of a file name: the GPU's slug, or the CPU's."""
     return env.get("gpu_slug") or env.get("cpu_slug") or "cpu"
+
+
+def run_block(world: int, quick: bool, errors: list, t0: float, **extra) -> dict:
+    """A parallel file's ``run`` block: version, arguments, world size, status, elapsed seconds."""
+    import sys
+
+    from validation.harness import HARNESS_VERSION
+
+    return dict(harness_version=HARNESS_VERSION, quick=quick, argv=sys.argv[1:], world_size=world, **extra,
+                status="partial" if errors else "complete", elapsed_s=time.perf_counter() - t0)
+
+
+def write(out: Path, name: str, doc: dict) -> Path:
+    """``doc`` checked against its schema and written as out/name (jsonfile.write_json)."""
+    from validation.harness.jsonfile import write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / name, doc)
+    return out / name

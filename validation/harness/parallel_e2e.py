@@ -24,7 +24,6 @@ import warnings
 from pathlib import Path
 
 from simulator.specs.measurement import E2E_SCHEMA
-from validation.harness import HARNESS_VERSION
 from validation.harness import parallel_dist as D
 from validation.harness import points as P
 
@@ -138,19 +137,15 @@ def run(mode: str, world: int, out: Path, models, quick=False, microbatches=1, c
         budget_s=480.0, backend=None, grid=None) -> Path:
     """Measure one mode at one world size (``grid``: grid_of(quick) unless given); write and
     return the e2e file."""
-    from validation.harness.jsonfile import write_json
-
     t0 = time.perf_counter()
-    part = D.launch(world, _worker, mode, list(models), grid or grid_of(quick), microbatches, capacity_factor, budget_s, backend=backend)
-    doc = dict(schema=E2E_SCHEMA, environment=part.pop("environment"),
-               run=dict(harness_version=HARNESS_VERSION, quick=quick, budget_s=budget_s, argv=sys.argv[1:], mode=mode,
-                        world_size=world, microbatches=microbatches, capacity_factor=capacity_factor,
-                        status="complete" if not part["errors"] else "partial", elapsed_s=time.perf_counter() - t0),
+    part = D.launch(world, _worker, mode, list(models), grid or grid_of(quick), microbatches, capacity_factor, budget_s,
+                    backend=backend)
+    env = part.pop("environment")
+    doc = dict(schema=E2E_SCHEMA, environment=env,
+               run=D.run_block(world, quick, part["errors"], t0, budget_s=budget_s, mode=mode, microbatches=microbatches,
+                               capacity_factor=capacity_factor),
                energy=[], **part)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"e2e-{D.slug(doc['environment'])}-{mode}{world}.json"
-    write_json(path, doc)
-    return path
+    return D.write(out, f"e2e-{D.slug(env)}-{mode}{world}.json", doc)
 
 
 def main(argv=None) -> int:
