@@ -222,3 +222,36 @@ def test_a_knob_on_named_devices_gives_them_entries_of_their_own():
     assert "devices.h100-sxm" in slot.group and all(a.startswith("devices.h100") for a in slot.group)
     stack = p.stack(np.array([0.5]))
     assert stack.devices["h100-sxm"].gemm.peak_fraction == pytest.approx(0.5 * stack.classes["gpu"].gemm.peak_fraction)
+
+
+def test_a_stream_cap_bounds_the_gemv_fraction_per_compute_unit():
+    """gemv_bytes_per_unit_s caps each device's GEMV fraction at x units / bandwidth, after
+    memory_scale (in either order given), and leaves a device without compute units alone."""
+    from simulator.calibration.knobs import device_factor, stream_factor
+
+    cap, scale = KNOBS["gemv_bytes_per_unit_s"], KNOBS["memory_scale"]
+    h100 = registry.hardware("h100-sxm")
+    assert stream_factor(h100) == pytest.approx(132 / 3.35e12)
+    base = registry.stack("llama.cpp").classes["gpu"]
+    f = {"stream": stream_factor(h100)}
+    for values in ({cap: 8e9, scale: 0.5}, {scale: 0.5, cap: 8e9}):
+        out = adjusted(base, values, f)
+        assert out.gemm.gemv_memory_fraction == pytest.approx(min(0.5 * 0.8, 8e9 * 132 / 3.35e12))
+        assert out.gemm.memory_fraction == pytest.approx(0.4)          # prefill GEMMs: the scale only
+    assert adjusted(base, {cap: 1e9, scale: 0.5}, {}).gemm.gemv_memory_fraction == pytest.approx(0.4)
+    assert adjusted(base, {cap: 1e11}, f).gemm.gemv_memory_fraction == pytest.approx(0.8)   # not binding
+    assert device_factor(cap, h100, None) == stream_factor(h100)
+    assert device_factor(scale, h100, None) is None
+
+
+def test_a_stream_cap_slows_batch_one_decode_only_where_it_binds():
+    """The fit gives every CUDA device of the class its own entry; at a cap of 8 GB/s per SM
+    the H100's batch-1 decode slows, the RTX 4090's (128 SMs for 1 TB/s) does not."""
+    from simulator.accuracy.published import published_root
+    from simulator.calibration.from_runs import Problem, parse_use
+
+    runs = load_runs(published_root() / "llama-cpp-llama2-7b-q4_0.yaml")[:3]
+    p = Problem(runs, registry.stack("llama.cpp"), [parse_use("gemv_bytes_per_unit_s@classes.gpu")])
+    assert {"devices.h100-sxm", "devices.rtx-4090"} <= set(p.slots[0].group)
+    free, capped = (p.obs.predicted(p.stack(np.array([x]))) for x in (1e12, 8e9))
+    assert capped[0] > 1.2 * free[0] and capped[2] == pytest.approx(free[2])   # h100-sxm, rtx-4090

@@ -116,3 +116,20 @@ def test_beyond_envelope_suites(key):
 def test_beyond_envelope_suites_have_40_points_each():
     for suite in ("fp8", "long", "moe"):
         assert len(SUITES[(suite, "decode")]) + len(SUITES[(suite, "prefill")]) >= 40
+
+
+def test_llama_cpp_published_cross_validated_error():
+    """Issue 17: llama.cpp's published tg128 and pp512 points, each predicted by a fit
+    without it (the committed llama.cpp-fitted record, fitted with the file's own parameter
+    list), median |error| on tokens/s <= 15% for decode and for prompt."""
+    from simulator.accuracy.published import cross_validated, load, published_root
+    from simulator.specs import registry
+
+    path = published_root() / "llama-cpp-llama2-7b-q4_0.yaml"
+    spec = load(path)
+    record = registry.stack(spec.calibration.stack).calibration
+    assert [p["name"] for p in record["parameters"]] == spec.calibration.params
+    held = cross_validated()[path.stem]["points"]
+    for metric in ("decode_tokens_per_s", "prefill_tokens_per_s"):
+        errors = [abs(held[f"points.{i}"]) for i, p in enumerate(spec.points) if p.metric == metric]
+        assert len(errors) == 10 and np.median(errors) <= 0.15

@@ -21,7 +21,7 @@ from scipy.optimize import least_squares
 
 from simulator.api import predict_many, resolve_hardware, resolve_model
 from simulator.calibration.importers.runs import Run
-from simulator.calibration.knobs import Knob, adjusted, cycle_factor, lower_bound
+from simulator.calibration.knobs import Knob, adjusted, device_factor, lower_bound
 from simulator.errors import SimulatorError, SpecError, UnknownNameError
 from simulator.specs import registry
 from simulator.specs.base import Dtype
@@ -75,12 +75,12 @@ def _matches(address: str, prefix: str | None) -> bool:
 
 
 def expanded(base: StackSpec, uses: list[tuple[Knob, str | None]]) -> tuple[StackSpec, dict[str, str]]:
-    """For a per-device (rate) knob: every registered device with compute units and a clock
-    whose profile it would change gets its own entry (a copy of that profile), so each can
-    take its own peak fraction; for a knob on ``devices.NAME...``, every registered device of
-    such a name that has no entry of its own gets one likewise. Returns the stack and {new
-    address: the address copied}."""
-    rates = [prefix for k, prefix in uses if k.kind == "rate"]
+    """For a per-device knob (rate, stream): every registered device with the spec facts it
+    needs (compute units and a clock; compute units) whose profile it would change gets its
+    own entry (a copy of that profile), so each can take its own fraction; for a knob on
+    ``devices.NAME...``, every registered device of such a name that has no entry of its own
+    gets one likewise. Returns the stack and {new address: the address copied}."""
+    rates = [(k, prefix) for k, prefix in uses if k.per_device]
     named = [prefix for _, prefix in uses if prefix and prefix.startswith("devices.")]
     if not rates and not named:
         return base, {}
@@ -93,12 +93,17 @@ def expanded(base: StackSpec, uses: list[tuple[Knob, str | None]]) -> tuple[Stac
         address = address_of(base, hw)
         if address.startswith("devices."):
             continue
-        rate = any(_matches(address, p) for p in rates) and getattr(hw, "compute_units", None) \
-            and getattr(hw, "clock_hz", None)
+        rate = any(_matches(address, p) and _has_facts(k, hw) for k, p in rates)
         if rate or any(_matches(f"devices.{hw.name}", p) for p in named):
             added[hw.name] = addresses(base)[address]
             origin[f"devices.{hw.name}"] = address
     return base.model_copy(update={"devices": {**base.devices, **added}}), origin
+
+
+def _has_facts(k: Knob, hw) -> bool:
+    """Whether ``hw``'s spec gives what the per-device knob ``k`` needs: compute units, and a
+    clock for a rate."""
+    return bool(getattr(hw, "compute_units", None)) and (k.kind != "rate" or bool(getattr(hw, "clock_hz", None)))
 
 
 def _resolved(run: Run):
@@ -150,15 +155,18 @@ class Observations:
         return np.array([per_run[m][i] if m in per_run else np.nan for i, m in zip(self.run_of, self.metric)])
 
 
-def _cycle(address: str, dtype: Dtype) -> float | None:
-    """cycle_factor of a devices.NAME address's device (None for a class, an unknown name, or
-    a device without a peak for ``dtype``)."""
+def _factors(address: str, knobs: list[Knob], dtype: Dtype) -> dict:
+    """{knob kind: device_factor} of a devices.NAME address's device for the per-device knobs
+    (empty for a class or an unknown name; None for a device without the facts)."""
     if not address.startswith("devices."):
-        return None
-    try:
-        return cycle_factor(registry.hardware(address[len("devices."):]), dtype)
-    except SimulatorError:
-        return None
+        return {}
+    out = {}
+    for k in knobs:
+        try:
+            out[k.kind] = device_factor(k, registry.hardware(address[len("devices."):]), dtype)
+        except SimulatorError:
+            out[k.kind] = None
+    return out
 
 
 class Problem:
@@ -171,9 +179,9 @@ class Problem:
         self.obs = Observations(runs)
         self.base, self.origin = expanded(base, uses)
         profiles = addresses(self.base)
-        rates = any(k.kind == "rate" for k, _ in uses)
+        per_device = [k for k, _ in uses if k.per_device]
         dtype = Dtype(Counter(r.activation_dtype or "bf16" for r in runs).most_common(1)[0][0])
-        self.cycle = {a: _cycle(a, dtype) if rates else None for a in profiles}
+        self.factors = {a: _factors(a, per_device, dtype) for a in profiles}
         used = sorted({address_of(self.base, hw) for _, hw, _, _ in self.obs.configs.values()})
         groups: list[list[str]] = []
         for a in (used if per_profile else []):
@@ -195,7 +203,7 @@ class Problem:
         self.targets = {a: [s for s in self.slots if s.group is None or a in s.group] for a in profiles}
         self.lower = np.array([lower_bound(s.knob, [profiles[a] for a in (s.group or profiles)]) for s in self.slots])
         self.upper = np.array([s.knob.upper for s in self.slots])
-        self.typical = np.array([self._start(s, profiles) if s.knob.kind == "rate" else TYPICAL[s.knob.kind]
+        self.typical = np.array([self._start(s, profiles) if s.knob.per_device else TYPICAL[s.knob.kind]
                                  for s in self.slots])
         # a start on a bound (a shift of a cost the base has at 0) is nudged inside by 1% of its
         # typical step: least_squares' trf freezes a variable that starts on its bound
@@ -218,16 +226,20 @@ class Problem:
         return self.origin.get(address, address)
 
     def _start(self, slot: Slot, profiles) -> float:
-        """x0: the knob's neutral value; for a rate, the median rate the base's fractions imply."""
-        if slot.knob.kind != "rate":
-            return slot.knob.start
-        implied = [profiles[a].gemm.peak_fraction / self.cycle[a] for a in (slot.group or profiles) if self.cycle[a]]
+        """x0: the knob's neutral value; for a rate or stream, the median value the base's
+        fractions imply (peak_fraction, gemv_memory_fraction over the device factor)."""
+        k = slot.knob
+        if not k.per_device:
+            return k.start
+        field = k.fields[0][len("gemm."):]
+        implied = [getattr(profiles[a].gemm, field) / self.factors[a][k.kind] for a in (slot.group or profiles)
+                   if self.factors[a].get(k.kind)]
         return float(np.median(implied)) if implied else 1.0
 
     def stack(self, x) -> StackSpec:
         """The base with each profile's knobs set to x."""
         values = {a: {s.knob: x[self.slots.index(s)] for s in slots} for a, slots in self.targets.items()}
-        new = {a: adjusted(p, values[a], self.cycle[a]) if values[a] else p for a, p in addresses(self.base).items()}
+        new = {a: adjusted(p, values[a], self.factors[a]) if values[a] else p for a, p in addresses(self.base).items()}
         return self.base.model_copy(update={
             "default": new["default"],
             "classes": {k: new[f"classes.{k}"] for k in self.base.classes},
@@ -254,11 +266,14 @@ def fit(problem: Problem, mask: np.ndarray | None = None) -> Fit:
     m, p = int(mask.sum()), len(res.x)
     sigma = np.full(p, np.nan)
     if m > p:
-        jtj = res.jac.T @ res.jac
+        # in units of each knob's typical step: a B/s knob's column is ~1e-11 per unit, a
+        # fraction's ~1 (unscaled, the small one would read as unidentified)
+        jac = res.jac * problem.typical
+        jtj = jac.T @ jac
         s2 = float(res.fun @ res.fun) / (m - p)
         cov = np.linalg.pinv(jtj) * s2
         identified = np.abs(np.diag(jtj)) > 1e-12 * max(float(np.abs(np.diag(jtj)).max()), 1e-300)
-        sigma = np.where(identified, np.sqrt(np.clip(np.diag(cov), 0, None)), np.nan)
+        sigma = np.where(identified, problem.typical * np.sqrt(np.clip(np.diag(cov), 0, None)), np.nan)
     return Fit(res.x, sigma, res.active_mask != 0, float(np.sqrt(np.mean(res.fun ** 2))))
 
 

@@ -87,7 +87,7 @@ def stack_document(cal: Calibration, name: str, base: str, sources: list[str], n
         if written is None and address in p.origin:          # a device entry the fit added
             section0, _, key0 = p.origin[address].partition(".")
             written = (raw.get(section0) or {}).get(key0) if key0 else raw.get("default")
-        holder[key or "default"] = adjusted_raw(dict(written or {}), profiles[address], values, p.cycle[address])
+        holder[key or "default"] = adjusted_raw(dict(written or {}), profiles[address], values, p.factors[address])
     cv = "; ".join(f"{r['metric']} median |error| {100 * r['median_abs_error']:.1f}% (n={r['n']})"
                    for r in summary(p, cal.cv))
     raw.update(name=name, description=f"calibrated from end-to-end runs on top of {base} ({p.base.description})",
