@@ -115,3 +115,24 @@ def test_the_joint_fit_recovers_known_host_terms_and_exponent():
     fit = serving_host.fit_mixed([{**r, "wall_mean_s": w} for r, w in zip(rows, walls)], hw, fields)
     assert fit.params["overlap_exponent"] == pytest.approx(3.5, rel=1e-3)
     np.testing.assert_allclose([fit.params[k] for k in serving_host.TERMS], truth, rtol=2e-3)
+
+
+def test_the_warm_up_meets_the_runs_chunk_lengths_and_frees_the_slots():
+    """serving.warm_up runs every given prompt length as a chunk beside decodes, then frees the slots."""
+    pytest.importorskip("torch")
+    from validation.harness.config import config_from_dict
+    from validation.harness.model import RefDecoder
+    from validation.harness.serving import MixedBatch, warm_up
+
+    cfg = config_from_dict("t", dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                     num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=100,
+                                     rms_norm_eps=1e-5, rope_theta=1e4))
+    batch = MixedBatch(RefDecoder(cfg, device="cpu", max_positions=200), 16, 120)
+    seen = []
+    forward = batch.forward
+    batch.forward = lambda chunks: (seen.append(chunks), forward(chunks))[1]
+    prompts = [30, 41, 57, 64, 80]
+    warm_up(batch, Policy(max_batched_tokens=256, max_seqs=16, decode_graphs=False), prompts, 16 * 8)
+    fresh = {ch.length for chunks in seen for ch in chunks if ch.length > 1}
+    assert set(prompts) <= fresh and any(len(chunks) > 1 and any(c.length == 1 for c in chunks) for chunks in seen)
+    assert not batch.slot_of and len(batch.free) == 16
