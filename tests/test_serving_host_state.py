@@ -81,9 +81,8 @@ def test_a_probed_run_is_simulated_at_its_probes_host_speed(tmp_path):
     assert a["host_scale"] < 1.0 and a["predicted_tpot_p50_s"] < b["predicted_tpot_p50_s"]
 
 
-def test_the_harness_probe_times_its_point_and_frees_the_slots():
-    pytest.importorskip("torch")
-    from validation.harness import serving_probe
+def _tiny_batch(slots, max_len):
+    """A one-layer CPU decoder's MixedBatch (torch needed)."""
     from validation.harness.config import config_from_dict
     from validation.harness.model import RefDecoder
     from validation.harness.serving import MixedBatch
@@ -91,7 +90,15 @@ def test_the_harness_probe_times_its_point_and_frees_the_slots():
     cfg = config_from_dict("t", dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
                                      num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=100,
                                      rms_norm_eps=1e-5, rope_theta=1e4))
-    batch = MixedBatch(RefDecoder(cfg, device="cpu", max_positions=400), 32, 300)
+    return MixedBatch(RefDecoder(cfg, device="cpu", max_positions=max_len + 64), slots, max_len)
+
+
+def test_the_harness_probe_times_its_point_and_frees_the_slots():
+    pytest.importorskip("torch")
+    from validation.harness import serving_probe
+    from validation.harness.serving import MixedBatch
+
+    batch = _tiny_batch(32, 300)
     before, after = serving_probe.host_probe(batch, reps=3), serving_probe.host_probe(batch, reps=3)
     assert not batch.slot_of and len(batch.free) == 32
     entry = serving_probe.record(before, after)
@@ -120,14 +127,9 @@ def test_the_joint_fit_recovers_known_host_terms_and_exponent():
 def test_the_warm_up_meets_the_runs_chunk_lengths_and_frees_the_slots():
     """serving.warm_up runs every given prompt length as a chunk beside decodes, then frees the slots."""
     pytest.importorskip("torch")
-    from validation.harness.config import config_from_dict
-    from validation.harness.model import RefDecoder
-    from validation.harness.serving import MixedBatch, warm_up
+    from validation.harness.serving import warm_up
 
-    cfg = config_from_dict("t", dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-                                     num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=100,
-                                     rms_norm_eps=1e-5, rope_theta=1e4))
-    batch = MixedBatch(RefDecoder(cfg, device="cpu", max_positions=200), 16, 120)
+    batch = _tiny_batch(16, 120)
     seen = []
     forward = batch.forward
     batch.forward = lambda chunks: (seen.append(chunks), forward(chunks))[1]
