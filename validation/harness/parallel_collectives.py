@@ -14,7 +14,8 @@ factor = 2 (n - 1) / n (all-reduce), (n - 1) / n (all-gather, all-to-all), 1 (se
 bandwidth factor of simulator/engine/collectives.cost_terms, the one statement of it.
 A repeat runs ``calls_per_repeat`` back-to-back calls (eager) or replays one graph holding
 that many (graphed), every rank starting after a barrier; its time is the slowest rank's.
-Writes ``collectives-<slug>-w<world>.json`` (schema llmsim-harness-collectives/1).
+Writes ``collectives-<slug>-w<world>.json`` (schema llmsim-harness-collectives/1; rank 0 rewrites it
+after each op, so a run cut short keeps what it measured).
 
     python -m validation.harness.parallel_collectives --out DIR --world N [--quick]
 """
@@ -93,9 +94,8 @@ def _graphed(ctx: D.Rank, call, calls: int):
     return g
 
 
-def measure_one(ctx: D.Rank, op: str, nbytes: int, graphed: bool, repeats: int) -> dict:
-    """One row: the per-call times of ``repeats`` repeats (module docstring)."""
-    call = make_call(ctx, op, nbytes)
+def measure_one(ctx: D.Rank, op: str, nbytes: int, call, graphed: bool, repeats: int) -> dict:
+    """One row: the per-call times of ``repeats`` repeats of ``call`` (make_call; module docstring)."""
     one = statistics.median(D.timed(ctx, call, 3, warmups=1))
     calls = max(1, min(MAX_CALLS, int(TARGET_REPEAT_S / max(one, 1e-7))))
     calls = int(D.slowest_int(ctx, calls))                 # every rank the same count
@@ -114,47 +114,53 @@ def measure_one(ctx: D.Rank, op: str, nbytes: int, graphed: bool, repeats: int) 
                 busbw_bytes_per_s=algbw * factor)
 
 
-def _worker(ctx: D.Rank, ops, sizes, graphs: bool, repeats: int, budget_s: float) -> dict:
-    """Every (op, size, eager/graphed) row on this rank; rank 0's document is kept."""
+def _worker(ctx: D.Rank, ops, sizes, graphs: bool, repeats: int, budget_s: float, out: Path, run_info: dict):
+    """Every (op, size, eager/graphed) row; rank 0 writes the file after each op."""
     import torch
 
     warnings.filterwarnings("ignore", category=FutureWarning)    # all_gather_into_tensor's rename
     t0 = time.perf_counter()
-    rows, skipped, errors = [], [], []
+    env = D.environment(ctx)
+    name = f"collectives-{D.slug(env)}-w{ctx.world}.json"
+    doc = dict(schema=COLLECTIVES_SCHEMA, environment=env, run=dict(run_info, backend=ctx.backend), collectives=[],
+               skipped=[], errors=[])
     modes = [False, True] if (graphs and ctx.cuda) else [False]
     for op in ops:
-        for nbytes in sizes:
-            for graphed in modes:
-                item = dict(op=op, bytes=nbytes, graphed=graphed)
-                if op == "send_recv" and ctx.world < 2:
-                    skipped.append(dict(item, reason="unsupported: a send/recv ring needs two ranks"))
-                    continue
-                if D.slowest_int(ctx, int(time.perf_counter() - t0 > budget_s)):
-                    skipped.append(dict(item, reason=f"time budget: {budget_s:.0f} s spent"))
-                    continue
+        for nbytes, graphed in ((b, g) for b in sizes for g in modes):
+            item = dict(op=op, bytes=nbytes, graphed=graphed)
+            if op == "send_recv" and ctx.world < 2:
+                doc["skipped"].append(dict(item, reason="unsupported: a send/recv ring needs two ranks"))
+                continue
+            if D.slowest_int(ctx, int(time.perf_counter() - t0 > budget_s)):
+                doc["skipped"].append(dict(item, reason=f"time budget: {budget_s:.0f} s spent"))
+                continue
+            call = failed = None
+            try:                               # every rank allocates, or none measures (no rank waits alone)
+                call = make_call(ctx, op, nbytes)
+            except Exception as e:
+                failed = f"{type(e).__name__}: {e}"[:400]
+            if D.slowest_int(ctx, int(failed is not None)):
+                doc["skipped"].append(dict(item, reason=f"out of memory on a rank: {failed or 'another rank'}"))
+            else:
                 try:
-                    rows.append(measure_one(ctx, op, nbytes, graphed, repeats))
-                except Exception as e:                      # a failed size is recorded, the rest run
-                    errors.append(dict(item, reason=f"{type(e).__name__}: {e}"[:400],
-                                       traceback=traceback.format_exc()[-1500:]))
-                    if ctx.cuda:
-                        torch.cuda.synchronize()
-                if ctx.cuda:
-                    torch.cuda.empty_cache()
-    return dict(environment=D.environment(ctx), collectives=rows, skipped=skipped, errors=errors)
+                    doc["collectives"].append(measure_one(ctx, op, nbytes, call, graphed, repeats))
+                except Exception as e:         # a failed size is recorded, the rest run
+                    doc["errors"].append(dict(item, reason=f"{type(e).__name__}: {e}"[:400],
+                                              traceback=traceback.format_exc()[-1500:]))
+            call = None
+            if ctx.cuda:
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+        D.flush(ctx, out, name, doc)
+    return D.flush(ctx, out, name, doc, "partial" if doc["errors"] else "complete")
 
 
 def run(world: int, out: Path, ops=tuple(OPS), sizes=None, graphs=True, repeats=10, budget_s=480.0,
         backend=None, quick=False) -> Path:
     """Measure, write ``collectives-<slug>-w<world>.json`` under ``out``; its path."""
-    t0 = time.perf_counter()
-    sizes = sizes or sizes_bytes()
-    part = D.launch(world, _worker, list(ops), list(sizes), graphs, repeats, budget_s, backend=backend)
-    env = part["environment"]
-    doc = dict(schema=COLLECTIVES_SCHEMA, environment=env,
-               run=D.run_block(world, quick, part["errors"], t0, backend=env["backend"], repeats=repeats),
-               **{k: part[k] for k in ("collectives", "skipped", "errors")})
-    return D.write(out, f"collectives-{D.slug(env)}-w{world}.json", doc)
+    run_info = D.run_block(world, quick, repeats=repeats)
+    return D.launch(world, _worker, list(ops), list(sizes or sizes_bytes()), graphs, repeats, budget_s, Path(out),
+                    run_info, backend=backend)
 
 
 def main(argv=None) -> int:

@@ -173,20 +173,25 @@ def slug(env: dict) -> str:
     return env.get("gpu_slug") or env.get("cpu_slug") or "cpu"
 
 
-def run_block(world: int, quick: bool, errors: list, t0: float, **extra) -> dict:
-    """A parallel file's ``run`` block: version, arguments, world size, status, elapsed seconds."""
+def run_block(world: int, quick: bool, **extra) -> dict:
+    """A parallel file's ``run`` block as the launching process knows it (flush adds the
+    status and the elapsed seconds)."""
     import sys
 
     from validation.harness import HARNESS_VERSION
 
     return dict(harness_version=HARNESS_VERSION, quick=quick, argv=sys.argv[1:], world_size=world, **extra,
-                status="partial" if errors else "complete", elapsed_s=time.perf_counter() - t0)
+                started_unix_s=time.time(), status="running", elapsed_s=None)
 
 
-def write(out: Path, name: str, doc: dict) -> Path:
-    """``doc`` checked against its schema and written as out/name (jsonfile.write_json)."""
+def flush(ctx: Rank, out: Path, name: str, doc: dict, status: str = "running") -> Path:
+    """Rank 0 writes ``doc`` (checked against its schema, jsonfile.write_json) as out/name with
+    its status and elapsed seconds, so a run cut short still leaves every point measured so far."""
     from validation.harness.jsonfile import write_json
 
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / name, doc)
-    return out / name
+    path = out / name
+    if ctx.rank == 0:
+        doc["run"].update(status=status, elapsed_s=time.time() - doc["run"]["started_unix_s"])
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(path, doc)
+    return path

@@ -7,12 +7,14 @@ point timed on every rank after a barrier and recorded as the slowest rank's tim
 Per run: the mode's self-check on a tiny model (parallel_model.self_check: TP and PP on the
 dense bf16 tiny model, EP on the MoE one), then per model its random-weight slice on every
 rank and the grid below. Prefill (B, S): eager calls under CUDA events (perf_counter on the
-CPU), 2 warm-ups, points.prefill_reps repeats. Decode (B, C): the whole step of every rank,
+CPU): a warm-up, one call that sizes the repeats (points.prefill_reps), a warm-up, the repeats. Decode (B, C): the whole step of every rank,
 collectives included, captured in one CUDA graph (points.DECODE_* warm-ups and replays); on
 the CPU eager steps. ``batch`` is the whole batch: EP gives each rank B / ep sequences (B is
 rounded up to a multiple of ep), PP splits it into min(M, B) microbatches. Writes
 ``e2e-<slug>-<mode><n>.json`` (the e2e schema; every point with suite = mode, tp, pp, ep,
-microbatches, world_size, backend, graphed; EP points with capacity_factor, dropped_slots).
+microbatches, world_size, backend, graphed; EP points with capacity_factor, dropped_slots), which
+rank 0 rewrites after the self-check and after each model. A point whose caches some rank
+cannot allocate is skipped on every rank (no rank waits in a collective alone).
 """
 from __future__ import annotations
 
@@ -55,10 +57,21 @@ def _model_points(ctx, mode, model, cfg, grid, microbatches, capacity_factor, de
             model.microbatches = m
         b = B // ep
         t0 = time.perf_counter()
-        try:
+        kc = vc = toks = fn = g = None
+        try:                                   # every rank allocates, or none measures (no rank waits alone)
             if ctx.cuda:
                 torch.cuda.reset_peak_memory_stats()
             kc, vc = model.new_cache(b, P.cache_len(L + 1))
+            failed = None
+        except Exception as e:
+            failed = f"{type(e).__name__}: {e}"[:400]
+        if D.slowest_int(ctx, int(failed is not None)):
+            skipped.append(dict(key, reason=f"out of memory on a rank: {failed or 'another rank'}"))
+            kc = vc = None
+            if ctx.cuda:
+                torch.cuda.empty_cache()
+            continue
+        try:
             if phase == "prefill":
                 toks = model.random_tokens(b, L)
                 fn = lambda: model.prefill(toks, kc, vc)  # noqa: E731
@@ -101,8 +114,8 @@ def grid_of(quick: bool) -> list[tuple[str, int, int]]:
     return [("prefill", b, s) for b, s in pre] + [("decode", b, c) for b, c in dec]
 
 
-def _worker(ctx, mode, models, grid, microbatches, capacity_factor, budget_s):
-    """Self-check, then every model's points, on this rank; rank 0's lists are kept (every
+def _worker(ctx, mode, models, grid, microbatches, capacity_factor, budget_s, out, run_info):
+    """Self-check, then every model's points; rank 0 writes the file after each model (every
     rank's times entered each record through the slowest-rank reduction)."""
     import torch
 
@@ -111,41 +124,40 @@ def _worker(ctx, mode, models, grid, microbatches, capacity_factor, budget_s):
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     deadline = time.perf_counter() + budget_s
-    doc = dict(environment=D.environment(ctx), models=[], points=[], skipped=[], errors=[])
+    env = D.environment(ctx)
+    name = f"e2e-{D.slug(env)}-{mode}{ctx.world}.json"
+    doc = dict(schema=E2E_SCHEMA, environment=env, run=run_info, self_check=None, models=[], points=[], energy=[],
+               skipped=[], errors=[])
     doc["self_check"] = self_check(ctx, mode, "moe" if mode == "ep" else "bf16")
-    for name in models:
+    D.flush(ctx, out, name, doc)
+    for spec in models:
         try:
-            cfg = C.load_spec(name)
+            cfg = C.load_spec(spec)
             longest = max(L for _, _, L in grid) + 64
             model = build(mode, cfg, ctx, P.round_up(longest, 64) + 64, microbatches, capacity_factor,
                           dtype=torch.bfloat16 if ctx.cuda or cfg.is_moe else torch.float32)
         except Exception as e:
-            doc["errors"].append(dict(model=name, reason=f"{type(e).__name__}: {e}"[:400],
+            doc["errors"].append(dict(model=spec, reason=f"{type(e).__name__}: {e}"[:400],
                                       traceback=traceback.format_exc()[-1500:]))
             continue
         pts, skipped = _model_points(ctx, mode, model, model.cfg, grid, microbatches, capacity_factor, deadline)
         doc["models"].append(dict(cfg.to_json(), mode=mode, world_size=ctx.world, points_measured=len(pts)))
         doc["points"] += pts
         doc["skipped"] += skipped
+        D.flush(ctx, out, name, doc)
         del model
         if ctx.cuda:
             torch.cuda.empty_cache()
-    return doc
+    return D.flush(ctx, out, name, doc, "partial" if doc["errors"] else "complete")
 
 
 def run(mode: str, world: int, out: Path, models, quick=False, microbatches=1, capacity_factor=2.0,
         budget_s=480.0, backend=None, grid=None) -> Path:
-    """Measure one mode at one world size (``grid``: grid_of(quick) unless given); write and
-    return the e2e file."""
-    t0 = time.perf_counter()
-    part = D.launch(world, _worker, mode, list(models), grid or grid_of(quick), microbatches, capacity_factor, budget_s,
-                    backend=backend)
-    env = part.pop("environment")
-    doc = dict(schema=E2E_SCHEMA, environment=env,
-               run=D.run_block(world, quick, part["errors"], t0, budget_s=budget_s, mode=mode, microbatches=microbatches,
-                               capacity_factor=capacity_factor),
-               energy=[], **part)
-    return D.write(out, f"e2e-{D.slug(env)}-{mode}{world}.json", doc)
+    """Measure one mode at one world size (``grid``: grid_of(quick) unless given); the e2e file."""
+    run_info = D.run_block(world, quick, budget_s=budget_s, mode=mode, microbatches=microbatches,
+                           capacity_factor=capacity_factor)
+    return D.launch(world, _worker, mode, list(models), grid or grid_of(quick), microbatches, capacity_factor,
+                    budget_s, Path(out), run_info, backend=backend)
 
 
 def main(argv=None) -> int:
