@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from simulator import freshness
 from simulator.engine import predict as engine
 from simulator.engine.batch import evaluate_many
 from simulator.engine.kernels.scenario import OUTPUTS
@@ -140,6 +141,7 @@ class Configured:
         self.evaluator = engine.evaluator(prep, w, draft)
         self._checked = {(w.batch, w.prompt, w.output): tuple(notes)}
         self._located = self._locate()
+        self._epoch = None              # freshness.epoch() when fresh() last stat'ed the files; None: stat next
 
     def _locate(self) -> tuple:
         """registry.located() of each spec given by name or path (fresh()'s fast check)."""
@@ -158,15 +160,26 @@ class Configured:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._epoch = None                                  # another process: its own watches
         prep, draft, w = self._parts
         self.evaluator = engine.evaluator(prep, w, draft)
 
     def fresh(self) -> bool:
         """Whether each spec given by name or path still resolves to the object held: one
-        stat each while no file changed (registry.unchanged), else resolved again (the
-        registry re-reads a changed file)."""
-        if all(map(registry.unchanged, self._located)):
+        ioctl while the watched files raised no event (simulator/freshness.py) and no index
+        was listed again; else one stat each (registry.unchanged), watching them first;
+        else resolved again (the registry re-reads a changed file). A relative path (its
+        meaning moves with the working directory) is stat'ed on every call."""
+        if self._epoch is not None and self._epoch == freshness.epoch() and self._located[0][3] == registry._listings[0]:
             return True
+        watched = self._epoch is not None or (
+            bool(self._located) and all(place[2] is None for place in self._located)
+            and freshness.watch([place[0] for place in self._located]))
+        now = freshness.epoch() if watched else None        # before the stats: a later event moves it
+        if all(map(registry.unchanged, self._located)):
+            self._epoch = now
+            return True
+        self._epoch = None
         model, hardware, stack, draft = self.given
         same = ((type(model) is not str or resolve_model(model)[1] is self.model[1])
                 and (type(hardware) is not str or resolve_hardware(hardware) is self.hardware)

@@ -93,3 +93,69 @@ def test_a_new_scenario_of_a_configuration_is_checked_by_the_workloads_own_rules
         with pytest.raises(WorkloadError) as direct:
             workload(**c.options, batch=bad[0], prompt=bad[1], output=bad[2])
         assert str(err.value) == str(direct.value)
+
+
+def _watched_prediction(root, monkeypatch):
+    """A copy of the spec folders as the registry's data root, and a kept configuration of
+    its h100-sxm whose fresh() has watched its files (simulator/freshness.py)."""
+    import shutil
+
+    for folder in ("hardware_specs", "model_specs"):
+        shutil.copytree(registry.data_root() / folder, root / folder)
+    monkeypatch.setattr(registry, "_DATA_ROOT", root)
+    monkeypatch.setattr(api, "_configured", {})          # none kept from the real data root
+    first = simulator.predict(hardware="h100-sxm", **ARGS)
+    simulator.predict(hardware="h100-sxm", **ARGS)                  # the first fresh(): watches, then stats
+    device = str(root / "hardware_specs" / "gpu" / "h100-sxm.yaml")
+    kept = next(c for c in api._configured.values() if c._located and c._located[1][0] == device)
+    return first, kept, root / "hardware_specs" / "gpu" / "h100-sxm.yaml"
+
+
+def _renamed(path, old, new):
+    path.write_text(path.read_text().replace(f"name: {old}", f"name: {new}"))
+
+
+def test_a_watched_configuration_sees_an_edit_and_a_file_replaced(tmp_path, monkeypatch):
+    from simulator import freshness
+
+    first, kept, path = _watched_prediction(tmp_path, monkeypatch)
+    if freshness.epoch() is None:                # no inotify here: fresh() stats every call (tested above)
+        return
+    assert kept._epoch is not None and kept.fresh()
+    stat = os.stat(path)
+    path.write_text(path.read_text().replace("bandwidth: 3.35 TB/s", "bandwidth: 3.36 TB/s"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = simulator.predict(hardware="h100-sxm", **ARGS)
+    assert second.tpot_s < first.tpot_s
+    simulator.predict(hardware="h100-sxm", **ARGS)
+    replacement = tmp_path / "new.yaml"
+    replacement.write_text(path.read_text().replace("bandwidth: 3.36 TB/s", "bandwidth: 6.7 TB/s"))
+    os.replace(replacement, path)                # an editor's atomic save: another inode at the path
+    assert simulator.predict(hardware="h100-sxm", **ARGS).tpot_s < second.tpot_s
+
+
+def test_a_forked_child_watches_with_a_queue_of_its_own(tmp_path, monkeypatch):
+    from simulator import freshness
+
+    first, kept, path = _watched_prediction(tmp_path, monkeypatch)
+    old = freshness._state["queue"]
+    if old is None:
+        return
+    before = freshness.epoch()
+    freshness._after_fork()                      # what a child runs (os.register_at_fork)
+    new = freshness._state["queue"]
+    assert new is not old and new.paths == old.paths and freshness.epoch() > before
+    assert kept.fresh() and kept._epoch == freshness.epoch()      # the count moved: stat'ed again
+    path.write_text(path.read_text().replace("bandwidth: 3.35 TB/s", "bandwidth: 6.7 TB/s"))
+    assert simulator.predict(hardware="h100-sxm", **ARGS).tpot_s < first.tpot_s
+
+
+def test_without_a_watcher_every_call_stats(tmp_path, monkeypatch):
+    from simulator import freshness
+
+    monkeypatch.setitem(freshness._state, "queue", None)
+    monkeypatch.setitem(freshness._state, "failed", True)
+    first, kept, path = _watched_prediction(tmp_path, monkeypatch)
+    assert kept._epoch is None and kept.fresh()
+    path.write_text(path.read_text().replace("bandwidth: 3.35 TB/s", "bandwidth: 6.7 TB/s"))
+    assert simulator.predict(hardware="h100-sxm", **ARGS).tpot_s < first.tpot_s
