@@ -75,7 +75,8 @@ def test_calibrate_cli_reports_the_collective_fit():
     args = argparse.Namespace(collectives=[str(CANNED)], stack="pytorch-ref")
     fields, fits, text = _with_collectives({}, [], hw, args)
     assert "all_reduce n=4 graphed" in text and "bus GB/s" in text and "collective" in fields["kernel_overhead_by_kind"]
-    assert _with_collectives({"a": 1}, [], hw, argparse.Namespace(collectives=None, stack="pytorch-ref")) == ({"a": 1}, [], "")
+    none = argparse.Namespace(collectives=None, stack="pytorch-ref")
+    assert _with_collectives({"a": 1}, [], hw, none) == ({"a": 1}, [], "")
 
 
 def test_bad_collectives_file_names_the_field(tmp_path):

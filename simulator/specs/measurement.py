@@ -3,8 +3,9 @@
 ``micro-*.json`` (schema ``llmsim-harness-micro/1``: microbenchmarks, which calibration fits
 from), ``collectives-*.json`` (``llmsim-harness-collectives/1``: collective microbenchmarks, the
 collective model's calibration source) and ``e2e-*.json`` (``llmsim-harness-e2e/1``: end-to-end
-points, which accuracy compares with; a parallel point carries its tp, pp, ep and microbatches). validation/harness validates each document before it writes it; calibration and
-accuracy read files only through :func:`load_micro` and :func:`load_e2e`. Field meanings and
+points, which accuracy compares with; a parallel point carries its tp, pp, ep and microbatches).
+validation/harness validates each document before it writes it; calibration and accuracy read
+files only through :func:`load_micro`, :func:`load_collectives` and :func:`load_e2e`. Field meanings and
 units are in validation/harness/README.md; times are seconds, energies joules, sizes bytes.
 
 Each record types the fields the simulator reads and keeps every other field the harness

@@ -9,8 +9,9 @@ dense bf16 tiny model, EP on the MoE one), then per model its random-weight slic
 rank and the grid below. Prefill (B, S): eager calls under CUDA events (perf_counter on the
 CPU): a warm-up, one call that sizes the repeats (points.prefill_reps), a warm-up, the
 repeats. Decode (B, C): the whole step of every rank, collectives included, captured in one
-CUDA graph (points.DECODE_* warm-ups and replays); on the CPU eager steps. ``batch`` is the whole batch: EP gives each rank B / ep sequences (B is
-rounded up to a multiple of ep), PP splits it into min(M, B) microbatches. Writes
+CUDA graph (points.DECODE_* warm-ups and replays); on the CPU eager steps. ``batch`` is the
+whole batch: EP gives each rank B / ep sequences (B is rounded up to a multiple of ep), PP
+splits it into min(M, B) microbatches. Writes
 ``e2e-<slug>-<mode><n>.json`` (the e2e schema; every point with suite = mode, tp, pp, ep,
 microbatches, world_size, backend, graphed; EP points with capacity_factor, dropped_slots), which
 rank 0 rewrites after the self-check and after each model. A point whose caches some rank

@@ -213,7 +213,8 @@ class EPDecoder(RefDecoder):
         self.cfg = cfg                                        # routing over every expert
         lo, hi = ctx.rank * self.local, (ctx.rank + 1) * self.local
         if full is not None:
-            for name in ("embed", "lm_head", "final_norm", "cos", "sin", "ln1", "ln2", "wqkv", "bqkv", "wo", "qn", "kn"):
+            for name in ("embed", "lm_head", "final_norm", "cos", "sin", "ln1", "ln2", "wqkv", "bqkv", "wo", "qn",
+                         "kn"):
                 setattr(self, name, getattr(full, name))
         self.wr = list(full.wr) if full is not None else [self._router() for _ in range(cfg.layers)]
         if full is not None:
@@ -336,8 +337,8 @@ def self_check(ctx, mode: str, variant: str = "bf16", S: int = 13, B: int = 4, m
         dist.all_reduce(dropped)
         out["dropped_slots"] = int(dropped.item())
     return dict(mode=mode, world_size=ctx.world, backend=ctx.backend, model=cfg.name, variant=variant,
-                dtype=str(dtype).removeprefix("torch."), batch=B, prompt_len=S, microbatches=microbatches if mode == "pp" else 1,
-                **out)
+                dtype=str(dtype).removeprefix("torch."), batch=B, prompt_len=S,
+                microbatches=microbatches if mode == "pp" else 1, **out)
 
 
 def _gathered(ctx, mode, res, B, vocab, dtype):
