@@ -9,6 +9,7 @@ import pytest
 
 import simulator
 import simulator.accuracy.serving
+import simulator.specs.registry
 from simulator.engine.kernels import scenario as sc
 from simulator.engine.kernels.iteration import H_CACHED, H_CONCAT, H_DECODE, H_FRESH, H_LAYERS, H_ON, H_OVERLAP, \
     H_PASS, H_SCHED, H_SCHED_RUNNING, decode_cache, iteration_device_s
@@ -40,6 +41,21 @@ def test_near_zero_load_equals_predict_batch_1(model, device):
     assert run.metrics["tpot_s"]["p50"] == pytest.approx(p.tpot_s, rel=1e-9)
     assert run.metrics["e2e_s"]["p50"] == pytest.approx(p.e2e_s, rel=1e-9)
     assert not run.metrics["saturated"] and run.metrics["preemptions"] == 0
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "llama-3.2-1b"])
+def test_near_zero_load_of_an_eager_stack_equals_predict_batch_1(model):
+    """A stack that launches every decode step eagerly (hf-transformers: decode_graphs false;
+    on the H100 no mixed-pass host terms) served with eager decode steps: each step is
+    scenario.decode_step_s, max(device, host launch time) + decode step overhead, as predict
+    sums them, so TTFT and TPOT equal predict --batch 1's within 1e-9."""
+    assert not simulator.specs.registry.stack("hf-transformers").decode_graphs
+    eng = engine(model, "h100-sxm", "hf-transformers", Policy(decode_graphs=False))
+    assert eng.host[H_ON] == 0.0
+    run = serve(eng, generate(40, 0.01, Lengths("fixed", 512), Lengths("fixed", 64), seed=2), 0.01)
+    p = simulator.predict(model=model, hardware="h100-sxm", stack="hf-transformers", batch=1, prompt=512, output=64)
+    assert run.metrics["tpot_s"]["p50"] == pytest.approx(p.tpot_s, rel=1e-9)
+    assert run.metrics["ttft_s"]["p50"] == pytest.approx(p.ttft_s, rel=1e-9)
 
 
 def test_near_zero_load_with_the_mixed_pass_host_terms():

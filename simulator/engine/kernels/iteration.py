@@ -21,8 +21,9 @@ forward pass over the flattened tokens, as vLLM runs it.
              host_s, p): their p-norm (p 0: the max), host_s the host launch time of one
              pass, or where the profile has the eager mixed pass's host terms (``host``,
              calibration/serving_host.py) mixed_host_s of the iteration's groups and p its
-             overlap exponent (fitted with them); a graphed decode step:
-             device_s + decode step overhead (scenario.plain's TTFT and TPOT terms); plus,
+             overlap exponent (fitted with them); a decode-only step without those terms:
+             scenario.decode_step_s (max(device_s, host launch time when eager) + decode
+             step overhead, predict's TPOT step); plus,
              with those terms, the scheduler's seconds at the running count; then the power
              cap (scenario.power_limited_s)
   energy_j   scenario.energy_j of that time and the pass's dynamic joules (the prefill or
@@ -37,9 +38,9 @@ from numba import njit
 from simulator.engine.kernels.phases import GROWING, fill_chunk_features, fill_decode_lines, touched_experts
 from simulator.engine.kernels.roofline import OP_OVERHEAD, OP_REPEAT, _instance, combine, line_step_s, range_lines
 from simulator.engine.kernels.scenario import (M_ALT_MEM_S, M_FLOPS, M_JOULES, M_MEM_S, M_OP_DECODE, M_OP_PREFILL,
-                                               M_PARAMS, P_DECODE_STEP_S, P_EP, P_EXPERTS, P_EXPERTS_PER_TOKEN,
-                                               P_HAS_ENERGY, P_HOST_LAUNCH_S, P_PREFILL_STEP_S, P_WINDOW, dynamic_j,
-                                               energy_j, power_limited_s)
+                                               M_PARAMS, P_EP, P_EXPERTS, P_EXPERTS_PER_TOKEN,
+                                               P_HAS_ENERGY, P_HOST_LAUNCH_S, P_PREFILL_STEP_S, P_WINDOW, decode_step_s,
+                                               dynamic_j, energy_j, power_limited_s)
 from simulator.graph.ops import EXP, ETOK, N_FEATURES, ONE, TOK
 
 # entries of a decode-line cache (decode_cache): per batch size B, its lines and features, and
@@ -174,11 +175,13 @@ def mixed_features(model, cache, counts, starts, lengths, n_entries, outgrown, f
 
 @njit(cache=True, inline="always")
 def _time_s(params, device_s, eager, host, host_s, running):
-    """Seconds of a pass of device_s device seconds (module docstring: time_s, before the cap)."""
+    """Seconds of a pass of device_s device seconds (module docstring: time_s, before the
+    cap); ``eager`` for a chunk or an eager pass with the host terms, else a decode step
+    (host_s its launch time, 0 when graphed)."""
     if eager:
         time_s = combine(device_s + params[P_PREFILL_STEP_S], host_s, host[H_OVERLAP])
     else:
-        time_s = device_s + params[P_DECODE_STEP_S]
+        time_s = decode_step_s(device_s, host_s, params)
     if host[H_ON] > 0.0:
         time_s += host[H_SCHED] + host[H_SCHED_RUNNING] * running
     return time_s
@@ -204,10 +207,11 @@ def decode_only_cost(model, cache, batch, position_sum, eager_decode, host, runn
     params = model[M_PARAMS]
     position = position_sum / batch
     device_s = decode_step_device_s(model, cache, batch, position)
-    host_s = params[P_HOST_LAUNCH_S]
-    if eager_decode and host[H_ON] > 0.0:
+    mixed = eager_decode and host[H_ON] > 0.0          # the harness's eager pass, its host terms
+    host_s = params[P_HOST_LAUNCH_S] if eager_decode else 0.0
+    if mixed:
         host_s = host[H_PASS] + host[H_LAYERS] + host[H_DECODE]
-    time_s = _time_s(params, device_s, eager_decode, host, host_s, running)
+    time_s = _time_s(params, device_s, mixed, host, host_s, running)
     if params[P_HAS_ENERGY] <= 0.0:
         return time_s, 0.0
     dyn = cache[D_J][batch, 0] + cache[D_J][batch, 1] * position
@@ -270,8 +274,8 @@ def iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decod
     if plain_decode and batch < cache[D_READY].shape[0]:
         return decode_only_cost(model, cache, batch, position_sum, eager_decode, host, running)
     device_s, prefill = _device_s(model, cache, counts, starts, lengths, n_entries, feats, scratch)
-    eager = prefill or eager_decode
-    host_s = params[P_HOST_LAUNCH_S]
+    eager = prefill or (eager_decode and host[H_ON] > 0.0)
+    host_s = params[P_HOST_LAUNCH_S] if prefill or eager_decode else 0.0
     if eager and host[H_ON] > 0.0:
         host_s = mixed_host_s(host, starts, lengths, n_entries)
     return _finish_cost(model, params, device_s, eager, prefill, host, host_s, running, feats)

@@ -323,6 +323,13 @@ def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
         out[TOKENS_PER_S, k] = b * n / out[E2E_S, k]
 
 
+@njit(cache=True, inline="always")
+def decode_step_s(device_s, host_s, params):
+    """One decode step's seconds on one stage: max(device seconds, the host's launch time
+    host_s; 0 for a stack that replays a CUDA graph) + the decode step overhead."""
+    return max(device_s, host_s) + params[P_DECODE_STEP_S]
+
+
 @njit(cache=True)
 def _verify_pass(model, feats, mb, s, n):
     """(seconds, dynamic joules) of the target's pass over k + 1 tokens per sequence at the
@@ -333,7 +340,7 @@ def _verify_pass(model, feats, mb, s, n):
     fill_chunk_features(feats, mb, mean_decode_position(s, n), k + 1.0, params[P_WINDOW], params[P_EXPERTS],
                         params[P_EXPERTS_PER_TOKEN], params[P_EP])
     t = evaluate_point(flops, mem_s, alt_mem_s, op_dec, feats)[0].sum()
-    t = params[P_STAGES] * (max(t, params[P_DECODE_HOST_S]) + params[P_DECODE_STEP_S])
+    t = params[P_STAGES] * decode_step_s(t, params[P_DECODE_HOST_S], params)
     link_s = transfer_s(params, mb * (k + 1.0))
     if params[P_HAS_ENERGY] <= 0.0:
         return t + link_s, 0.0
