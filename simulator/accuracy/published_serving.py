@@ -39,7 +39,9 @@ TOP = {"source", "vague", "prompt", "output", "requests", "seed", "policy", "poi
 
 
 def root() -> Path:
-    return Path(__file__).resolve().parents[2] / "validation" / "published" / "serving"
+    from simulator.accuracy.published import published_root
+
+    return published_root() / "serving"
 
 
 def _positive(path, field, value, whole=False):
