@@ -64,6 +64,8 @@ def test_collective_profile_fields_read_back_and_nothing_changes_without_files()
     assert got == pytest.approx(a - 6 * hw.interconnect[0].latency_s, rel=0.05)     # beyond the link's hops
     assert 15e-6 < parse(fields["prefill_launch_overhead_by_kind"]["collective"], "time") < 30e-6
     assert fields["fitted_from"].endswith("collectives-synthetic-w4.json") and len(fits) == 8
+    truth = json.loads(CANNED.read_text())["run"]["parameters"]["all_reduce graphed"]["bus_bandwidth_bytes_per_s"]
+    assert fields["collective_bandwidth_fraction"] == pytest.approx(min(1.0, truth / 450e9), rel=0.02)
     assert CC.device_files("h200-sxm") == []                 # no device has such files yet
     assert CC.with_collectives({"x": 1}, [], hw) == ({"x": 1}, [])
 
@@ -174,3 +176,24 @@ def test_collective_microbenchmarks_write_a_valid_file(tmp_path):
         assert r.busbw_bytes_per_s == pytest.approx(r.bytes / r.latency_median_s * PC.bus_factor(r.op, 2))
     env = data.environment.model_dump()
     assert env["backend"] == "gloo" and env["env_vars"]["NCCL_NVLS_ENABLE"] == "0"
+
+
+def test_the_achieved_collective_bandwidth_slows_only_the_collectives():
+    """A profile's collective_bandwidth_fraction divides the link's bandwidth for collectives
+    (bind._bind_collectives): at tp 2 the all-reduce's link time doubles at 0.5, the rest stays."""
+    import numpy as np
+
+    from simulator.api import prepare
+    from simulator.graph.ops import OpKind
+    from simulator.specs.base import Dtype
+
+    bf = Dtype.bf16
+    stack = registry.stack("pytorch-ref")
+    profile = stack.devices["h200-sxm"]
+    half = stack.model_copy(update={"devices": {**stack.devices, "h200-sxm": profile.model_copy(
+        update={"collective_bandwidth_fraction": 0.5})}})
+    full_r, half_r = (prepare("llama-3.1-8b", "h200-sxm", s, bf, bf, bf, tp=2).rates for s in (stack, half))
+    coll = np.array([OpKind(int(k)).is_collective for k in full_r.table.kind])
+    assert coll.any()
+    assert np.allclose(half_r.mem_s[coll], 2 * full_r.mem_s[coll])
+    assert np.array_equal(half_r.mem_s[~coll], full_r.mem_s[~coll])

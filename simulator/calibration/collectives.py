@@ -18,9 +18,9 @@ link (factor 0): its rows are not fitted. The profile receives what its fields c
 all-reduce's a - hops x L (what a call costs beyond the link latency the engine already adds;
 decode steps are graphed and all-reduce is tensor parallelism's collective), and
 ``prefill_launch_overhead_by_kind.collective`` = the median eager call of at most
-HOST_BOUND_BYTES (back-to-back eager calls that small are bound by the host's launch). The
-achieved bandwidth has no profile field yet: the engine keeps the datasheet W, and the fit
-report shows how far W_bus is from it.
+HOST_BOUND_BYTES (back-to-back eager calls that small are bound by the host's launch), and
+``collective_bandwidth_fraction`` = the median over world sizes of the graphed all-reduce's
+W_bus / W (at most 1), which the engine divides W by (bind._bind_collectives).
 """
 from __future__ import annotations
 
@@ -120,6 +120,9 @@ def profile_fields(fits: list[CollectiveFit], files: list[CollectivesFile], hard
         fields["kernel_overhead_by_kind"] = {"collective": quantity(max(0.0, float(np.median(graphed))), "s")}
     if eager:
         fields["prefill_launch_overhead_by_kind"] = {"collective": quantity(float(np.median(eager)), "s")}
+    shares = [f.link_fraction for f in fits if f.op == "all_reduce" and f.graphed]
+    if shares:
+        fields["collective_bandwidth_fraction"] = round(min(1.0, float(np.median(shares))), 4)
     return fields
 
 
@@ -140,7 +143,7 @@ def with_collectives(fields: dict, fits: list, hardware, paths: list[Path] | Non
     cfits = fit_collectives(files, hardware, algorithm)
     merged = dict(fields)
     for key, value in profile_fields(cfits, files, hardware).items():
-        merged[key] = {**merged.get(key, {}), **value}
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
     if cfits:
         from simulator.calibration.files import relative_source
         from simulator.calibration.profile import profile_from_fields

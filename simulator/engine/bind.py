@@ -183,8 +183,10 @@ def _op_fractions(kind: OpKind, profile: DeviceProfile) -> tuple[float, float]:
     return 1.0, profile.memory_fraction_by_kind.get(kind.stack_name, profile.elementwise_memory_fraction)
 
 
-def _bind_collectives(table: OpTable, hardware, stack: StackSpec, moved, mem_s, overhead) -> None:
-    """Replace the memory terms of collective operators by their link time, in place."""
+def _bind_collectives(table: OpTable, hardware, stack: StackSpec, profile: DeviceProfile, moved, mem_s,
+                      overhead) -> None:
+    """Replace the memory terms of collective operators by their link time, in place: factor x
+    P / (W x the profile's achieved fraction of it) + hops x L."""
     rows = [i for i, code in enumerate(table.kind) if OpKind(int(code)).is_collective]
     if not rows:
         return
@@ -196,7 +198,7 @@ def _bind_collectives(table: OpTable, hardware, stack: StackSpec, moved, mem_s, 
         algorithm = "ring" if link.topology in ("switch", "ring") else "tree"
     for i in rows:
         factor, hops = cost_terms(OpKind(int(table.kind[i])), int(table.group[i]), algorithm)
-        mem_s[i] = moved[i] * factor / link.bandwidth_per_direction_bytes_per_s
+        mem_s[i] = moved[i] * factor / (link.bandwidth_per_direction_bytes_per_s * profile.collective_bandwidth_fraction)
         overhead[i] += hops * link.latency_s
 
 
@@ -250,7 +252,7 @@ def bind(table: OpTable, hardware, stack: StackSpec, compute_dtype: Dtype, profi
         overhead[i] = kernels * profile.kernel_overhead_by_kind_s.get(kind.stack_name, profile.kernel_overhead_s)
         host_launch_s += table.repeat[i] * kernels * profile.prefill_launch_overhead_by_kind_s.get(
             kind.stack_name, profile.prefill_launch_overhead_s)
-    _bind_collectives(table, hardware, stack, moved, mem_s, overhead)
+    _bind_collectives(table, hardware, stack, profile, moved, mem_s, overhead)
     alt_peak, alt_mem_s = _bind_pim(table, hardware, profile, compute_dtype, moved, column_s_per_byte)
     return Rates(table, compute_peak, np.ascontiguousarray(mem_s), moved, overhead, tile_m, tile_n, units,
                  alt_peak, alt_mem_s, overhead.copy(), overlap, host_launch_s, half_length, gemv_max_m, gemv_scale,

@@ -94,6 +94,8 @@ class DeviceProfile(Strict):
     attention_energy_per_byte_j: EnergyPerByte | None = Field(None, alias="attention_energy_per_byte")
     expert_energy_per_byte_j: EnergyPerByte | None = Field(None, alias="expert_energy_per_byte")  # grouped expert GEMMs
     weight_energy_per_byte_j: EnergyPerByte | None = Field(None, alias="weight_energy_per_byte")  # a GEMM's weights (per dtype)
+    # achieved bus bandwidth of a collective / the link's per-direction datasheet figure (calibration/collectives.py)
+    collective_bandwidth_fraction: Annotated[float, Field(gt=0, le=1.0)] = 1.0
     fitted_from: str = ""                                          # files/fit the numbers come from
     fitted_for: str = ""     # fit_facts.digest of the spec it was fitted on ("": compare with the registry's)
     host_fitted_from: list[str] = []                               # sessions the host launch costs are the median of
