@@ -273,29 +273,43 @@ def test_loop_interpreted_equals_compiled():
     assert run.metrics["preemptions"] == preemptions > 0
 
 
-def test_committed_serving_runs_within_the_errors_reached():
+def test_committed_serving_runs_within_the_errors_reached(tmp_path):
     """The committed H200 continuous-batching runs re-simulated with the mixed-pass host terms
     and overlap exponent fitted from the serving microbenchmark (never from these runs): the
-    median |error| each metric reached, so a change that worsens them fails.
-    serving-2026-12-02-probe (8 rates, each bracketed by the harness's host probe, so the
-    simulation runs at the host speed the probe measured): TTFT p50 13.8%, p90 9.7%, TPOT p50
-    4.7%, tokens/s 1.1%. The 12 earlier rates (no probe: the profile's pooled, average host):
-    37.5%, 51.1%, 32.1%, 7.1%; their decode-only iterations took 0.9-1.9x (median 1.4x) the
-    modelled host time, in phases of seconds (the shared host ran slower for much of them)."""
-    from simulator.accuracy.serving import compare_all, summary
+    median |error| each metric reached, so a change that worsens them fails (TTFT p50, p90,
+    TPOT p50, tokens/s).
+    Probed (serving-2026-12-02-probe, -probe2: 11 rates, each bracketed by the harness's host
+    probe and simulated at the host speed it measured): 22.4%, 24.3%, 8.3%, 1.4%; the same
+    runs at the profile's average host (probes dropped): 9.0%, 11.9%, 10.2%, 3.5%. The 12
+    earlier rates (no probe): 37.7%, 49.5%, 32.3%, 7.0%; their decode-only iterations took
+    0.9-1.9x (median 1.4x) the modelled host time, in phases of seconds (the shared host ran
+    slower for much of them); the probes miss such phases within a run (probe2's 8B at 32/s:
+    1.6x for its first 10 s, probes at 1.0x)."""
+    import json
+
+    from simulator.accuracy.serving import compare_all, compare_file, measured_files, summary
     from simulator.cli.validate import serving_report
 
     rows = compare_all(hardware=["h200-sxm"])
     probed = [r for r in rows if r["host_scale"] is not None]
     earlier = [r for r in rows if r["host_scale"] is None]
-    assert len(rows) == 20 and len(probed) == 8 and {r["session"] for r in probed} == {"serving-2026-12-02-probe"}
+    assert len(rows) == 23 and len(probed) == 11
+    assert {r["session"] for r in probed} == {"serving-2026-12-02-probe", "serving-2026-12-02-probe2"}
     assert all(0.5 < r["host_scale"] < 1.5 for r in probed)
-    bounds = {"probed": (probed, {"ttft_p50_s": 0.14, "ttft_p90_s": 0.10, "tpot_p50_s": 0.05,
-                                  "output_tokens_per_s": 0.012}),
-              "earlier": (earlier, {"ttft_p50_s": 0.38, "ttft_p90_s": 0.52, "tpot_p50_s": 0.33,
-                                    "output_tokens_per_s": 0.072})}
+    average = []
+    for path, hw in measured_files():
+        doc = json.loads(path.read_text())
+        if any("host_probe" in pt for pt in doc["points"]):
+            doc["points"] = [{k: v for k, v in pt.items() if k != "host_probe"} for pt in doc["points"]]
+            copy = tmp_path / path.parent.name / path.name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_text(json.dumps(doc))
+            average += compare_file(copy, hw)
+    bounds = {"probed": (probed, (0.23, 0.25, 0.09, 0.015)),
+              "probed at the average host": (average, (0.10, 0.12, 0.11, 0.036)),
+              "earlier": (earlier, (0.38, 0.50, 0.33, 0.071))}
     for name, (group, bound) in bounds.items():
-        for key, stats in summary(group).items():
-            assert stats["n"] == len(group) and stats["median_abs_error"] <= bound[key], (name, key, stats)
+        for (key, stats), b in zip(summary(group).items(), bound):
+            assert stats["n"] == len(group) and stats["median_abs_error"] <= b, (name, key, stats)
     text, data = serving_report(simulator.accuracy.serving.ROOT, ["h200-sxm"])
-    assert "serving runs" in text and "TPOT p50: median |error| 26" in text and len(data["runs"]) == 20
+    assert "serving runs" in text and "TPOT p50: median |error| 20.8%" in text and len(data["runs"]) == 23
