@@ -13,6 +13,12 @@
                LLMAnalysis.inference per call (its configs built once; it refuses scenarios
                that do not fit, hence the ranges); simulator.predict_many per scenario.
 
+Bytecode: pip compiles an installed package's modules (the peer's and numpy's .pyc are
+there); this source tree's are compiled here first (compileall into its __pycache__ folders,
+as a first run would write them) so that neither side pays Python's compiler in the timings:
+an environment with PYTHONDONTWRITEBYTECODE=1 (this one) otherwise recompiles llmsim's ~45
+modules in every process (~0.15 s here).
+
 llm-analysis runs in its own interpreter: LLMSIM_PEER_PYTHON, else .venv-bench/bin/python
 (`make bench` creates it: its transformers and huggingface-hub pins would change this
 venv). Without it the peer lines are skipped. This machine's timings vary 30-40% from run
@@ -71,6 +77,13 @@ def _wall_s(cmd: list[str], env: dict | None = None) -> float:
     return time.perf_counter() - t0
 
 
+def compile_bytecode() -> None:
+    """The package's .pyc, as pip writes them on install (see the module docstring)."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "simulator"), quiet=1)
+
+
 def processes(peer: str | None, repeats: int) -> dict[str, list[float]]:
     """Wall seconds per process, the commands interleaved in each repeat (one warm-up each).
     ``llmsim predict`` with its disk cache (simulator/cache.py: the configuration's specs and
@@ -125,14 +138,22 @@ def in_process(distinct: int = 10_000, repeats: int = 5) -> dict[str, list[float
             for b, s, n in calls:
                 f(b, s, n)
             times[name].append((time.process_time() - t0) / len(calls))
-    b, s, n = (np.array(a) for a in zip(*scenarios))
-    simulator.predict_many("llama-3.1-8b", "h100-sxm", batch=b, prompt=s, output=n)
-    many = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    grid = np.meshgrid(np.arange(1, 17), np.linspace(16, 2048, 64).astype(int), np.arange(2, 257, 25), indexing="ij")
+    arrays = {"simulator.predict_many (wall)": [np.array(a) for a in zip(*scenarios)],
+              "predict_many, 16x64x10 grid (wall)": [a.ravel() for a in grid]}
+    for name, (b, s, n) in arrays.items():
         simulator.predict_many("llama-3.1-8b", "h100-sxm", batch=b, prompt=s, output=n)
-        many.append((time.perf_counter() - t0) / len(scenarios))
-    times["simulator.predict_many (wall)"] = many
+        many = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            simulator.predict_many("llama-3.1-8b", "h100-sxm", batch=b, prompt=s, output=n)
+            many.append((time.perf_counter() - t0) / len(b))
+        times[name] = many
+    spec = str(ROOT / "model_specs" / "llama-3.1-8b.yaml")
+    t0 = time.process_time()
+    for _ in range(10_000):
+        os.stat(spec)
+    times["one os.stat (by name: 3 a call)"] = [(time.process_time() - t0) / 10_000]
     return times
 
 
@@ -152,7 +173,8 @@ def main(repeats: int = int(os.environ.get("LLMSIM_BENCH_REPEATS", "7"))) -> Non
     peer = peer_python()
     if peer is None:
         print("llm-analysis not found (LLMSIM_PEER_PYTHON or .venv-bench): peer lines skipped")
-    print("\none process, warm caches (wall s)")
+    compile_bytecode()
+    print("\none process, warm caches, compiled bytecode (wall s)")
     times = processes(peer, repeats)
     ours = statistics.median(times["llmsim predict"])
     for name, values in times.items():
@@ -165,8 +187,8 @@ def main(repeats: int = int(os.environ.get("LLMSIM_BENCH_REPEATS", "7"))) -> Non
     for name, values in calls.items():
         ratio = f"   llm-analysis / this = {peer_us / statistics.median(values):.1f}x" if peer_us else ""
         print(f"  {name:<36} {_spread(values, 1e6, 'us')}{ratio}")
-    rate = 1 / statistics.median(calls["simulator.predict_many (wall)"])
-    print(f"  simulator.predict_many: {rate:,.0f} scenarios/s")
+    for name in ("simulator.predict_many (wall)", "predict_many, 16x64x10 grid (wall)"):
+        print(f"  {name}: {1 / statistics.median(calls[name]):,.0f} scenarios/s")
     if peer_us:
         print(f"  {'llm-analysis LLMAnalysis.inference':<36} median {peer_us * 1e6:,.1f} us")
 

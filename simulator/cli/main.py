@@ -46,8 +46,6 @@ FEW_POINTS = ("predict", "compare", "roofline")     # run their kernels as plain
 
 
 def cmd_predict(args) -> str:
-    from simulator.report.table import prediction_table
-
     plot = None
     if args.plot:
         from simulator.report.plots import plot_path
@@ -58,6 +56,8 @@ def cmd_predict(args) -> str:
         breakdown.draw(p, plot)
     if args.format == "json":
         return p.model_dump_json(indent=2)
+    from simulator.report.table import prediction_table    # only a table needs it (units, formatting)
+
     return prediction_table(p) + (f"\n\nwrote {plot}" if plot else "")
 
 
