@@ -255,3 +255,23 @@ def test_a_stream_cap_slows_batch_one_decode_only_where_it_binds():
     assert {"devices.h100-sxm", "devices.rtx-4090"} <= set(p.slots[0].group)
     free, capped = (p.obs.predicted(p.stack(np.array([x]))) for x in (1e12, 8e9))
     assert capped[0] > 1.2 * free[0] and capped[2] == pytest.approx(free[2])   # h100-sxm, rtx-4090
+
+
+def test_a_fit_with_a_cap_also_starts_from_the_other_side_of_its_kinks():
+    """A per-device knob makes the objective piecewise: the fit starts from the base and from
+    caps at half with shifted costs at their floor, and keeps the lower cost."""
+    from simulator.accuracy.published import published_root
+    from simulator.calibration.from_runs import Problem, fit, parse_use
+
+    runs = load_runs(published_root() / "llama-cpp-llama2-7b-q4_0.yaml")[:5]
+    uses = [parse_use(u) for u in ("kernel_overhead_s@classes.gpu", "gemv_bytes_per_unit_s@classes.gpu")]
+    p = Problem(runs, registry.stack("llama.cpp"), uses)
+    base, other = p.starts
+    assert other[1] == pytest.approx(0.5 * base[1]) and other[0] < base[0] and other[0] > p.lower[0]
+    assert len(Problem(runs, registry.stack("llama.cpp"), uses[:1]).starts) == 1
+    starts, alone = p.starts, []
+    for x0 in starts:
+        p.starts = [x0]
+        alone.append(fit(p).rms_log)
+    p.starts = starts
+    assert fit(p).rms_log == pytest.approx(min(alone))

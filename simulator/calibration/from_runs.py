@@ -209,6 +209,14 @@ class Problem:
         # typical step: least_squares' trf freezes a variable that starts on its bound
         inside = np.minimum(NUDGE * self.typical, (self.upper - self.lower) / 2)
         self.start = np.clip([self._start(s, profiles) for s in self.slots], self.lower + inside, self.upper - inside)
+        # a per-device cap or rate makes the objective piecewise (which devices it binds on), so
+        # one start can stop in a local minimum: also start from the other side of the kinks,
+        # caps and rates at half (binding on more devices), shifted costs at their floor
+        self.starts = [self.start]
+        if any(s.knob.per_device for s in self.slots):
+            other = np.where([s.knob.per_device for s in self.slots], 0.5 * self.start, self.start)
+            other = np.where([s.knob.kind == "shift" for s in self.slots], self.lower + inside, other)
+            self.starts.append(np.clip(other, self.lower + inside, self.upper - inside))
         pred = self.obs.predicted(base)
         if not np.isfinite(pred).all():
             i = int(np.flatnonzero(~np.isfinite(pred))[0])
@@ -259,10 +267,12 @@ class Fit:
 
 
 def fit(problem: Problem, mask: np.ndarray | None = None) -> Fit:
-    """Least squares on the observations in ``mask`` (all by default), from the base (x0)."""
+    """Least squares on the observations in ``mask`` (all by default), from each of the
+    problem's starts (the base x0 first); the lowest cost wins."""
     mask = np.ones(len(problem.obs.value), bool) if mask is None else mask
-    res = least_squares(problem.residuals, problem.start, bounds=(problem.lower, problem.upper),
-                        x_scale=problem.typical, args=(mask,), method="trf", xtol=TOL, ftol=TOL, gtol=TOL)
+    res = min((least_squares(problem.residuals, x0, bounds=(problem.lower, problem.upper), x_scale=problem.typical,
+                             args=(mask,), method="trf", xtol=TOL, ftol=TOL, gtol=TOL) for x0 in problem.starts),
+              key=lambda r: r.cost)
     m, p = int(mask.sum()), len(res.x)
     sigma = np.full(p, np.nan)
     if m > p:
