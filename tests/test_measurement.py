@@ -14,11 +14,12 @@ from simulator.specs.measurement import (CpuLaunch, E2EFile, GpuLaunch, MicroFil
 FILES = sorted(f for f in measurement_root().rglob("*.json") if f.name not in ("bands.json", "bands-serving.json"))  # derived
 
 
-OWN_READERS = ("serving-", "hf-generate-", "pass-profile-", "mixed-iterations-", "host-modes-")
+OWN_READERS = ("serving-", "hf-generate-", "pass-profile-", "mixed-iterations-", "host-modes-", "llama-bench-")
 SCHEMA_FILES = [f for f in FILES if not f.name.startswith(OWN_READERS)]
 # serving runs: accuracy/serving.py; hf-generate runs: calibration/importers/hf_generate.py; pass
 # profiles: calibration/beyond.py (routed tiles); mixed iterations: calibration/serving_host.py;
-# host modes: nothing is fitted from them (test_host_modes_show_the_host_spread below)
+# host modes: nothing is fitted from them (test_host_modes_show_the_host_spread below);
+# llama-bench runs: calibration/importers/llama_bench.py (tests/test_llama_bench_h200.py)
 
 
 def test_every_committed_measurement_file_is_a_micro_e2e_or_serving_file():
