@@ -119,16 +119,23 @@ def serving_report(root: Path, hardware: list[str] | None) -> tuple[str, dict]:
         scale = 1.0 if key == "output_tokens_per_s" else 1e3
         return "-" if m is None or p is None else f"{m * scale:.4g} / {p * scale:.4g} ({100 * e:+.0f}%)"
 
-    table = render(["hardware", "session", "model", "rate/s", "n", *(short[k] for k in METRICS)],
+    table = render(["hardware", "session", "model", "rate/s", "n", "host", *(short[k] for k in METRICS)],
                    [[r["hardware"], r["session"], r["model"], f"{r['rate']:g}", str(r["requests"]),
-                     *(cell(r, k) for k in METRICS)] for r in rows], align_right={3, 4})
+                     "-" if r.get("host_scale") is None else f"x{r['host_scale']:.2f}",
+                     *(cell(r, k) for k in METRICS)] for r in rows], align_right={3, 4, 5})
     stats = summary(rows)
     lines = [f"  {short[k]}: median |error| {_pct(v['median_abs_error'])}, max {_pct(v['max_abs_error'])} "
              f"(n={v['n']})" for k, v in stats.items() if v["n"]]
+    sessions = {s: summary([r for r in rows if r["session"] == s]) for s in dict.fromkeys(r["session"] for r in rows)}
+    lines += ["by session (median |error| " + " / ".join(short[k] for k in METRICS) + "):"]
+    lines += [f"  {s}: " + " / ".join(_pct(v[k]["median_abs_error"]) if v[k]["n"] else "-" for k in METRICS)
+              + f" (n={max(v[k]['n'] for k in METRICS)})" for s, v in sessions.items()]
     text = ("serving runs (continuous batching, validation/harness/serving.py), each rate re-simulated with its own "
-            "requests and policy; measured / predicted (TTFT and TPOT in ms), error:\n\n" + table
+            "requests and policy; 'host': the host speed a run's probe measured, which it is simulated at "
+            "(serving/host_state.py; '-': no probe, the profile's host); measured / predicted (TTFT and TPOT in ms), "
+            "error:\n\n" + table
             + "\n\nover the runs:\n" + "\n".join(lines))
-    return text, {"runs": rows, "summary": stats}
+    return text, {"runs": rows, "summary": stats, "by_session": sessions}
 
 
 def published_serving_report() -> tuple[str, dict]:
