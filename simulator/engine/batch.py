@@ -181,9 +181,9 @@ def evaluate_into(packed: Packed, ws_t, ws_d, batch: int, prompt: int, output: i
     mostly numba unboxing its arrays (~0.1 us each), so a configuration without a draft
     passes its model and workspace once and B, S, N as scalars."""
     if packed.draft is packed.target:
-        _one_plain(packed.target, ws_t, batch, prompt, output, require_fit, out)
+        _one_plain(packed.target, ws_t, require_fit, out, batch, prompt, output)
     else:
-        _one(packed.target, packed.draft, ws_t, ws_d, batch, prompt, output, require_fit, out)
+        _one(packed.target, packed.draft, ws_t, ws_d, require_fit, out, batch, prompt, output)
 
 
 def bound_call(packed: Packed, ws_t, ws_d, require_fit: bool, out):
@@ -195,15 +195,14 @@ def bound_call(packed: Packed, ws_t, ws_d, require_fit: bool, out):
     head = (packed.target, ws_t) if plain else (packed.target, packed.draft, ws_t, ws_d)
     overloads = getattr(fn, "overloads", None)          # None: kernels running as plain Python
     if overloads is not None:
-        types = tuple(fn.typeof_pyval(a) for a in (*head, 0, 0, 0, require_fit, out))
+        types = tuple(fn.typeof_pyval(a) for a in (*head, require_fit, out, 0, 0, 0))
         compiled = overloads.get(types)
         if compiled is None:
             fn.compile(types)                           # from numba's cache when it has them
             compiled = overloads.get(types)
         if compiled is not None:
             fn = compiled.entry_point
-    call = functools.partial(fn, *head)
-    return lambda batch, prompt, output: call(batch, prompt, output, require_fit, out)
+    return functools.partial(fn, *head, require_fit, out)
 
 
 @njit(cache=True)
@@ -214,13 +213,13 @@ def _scenario_arrays(batch, prompt, output):
 
 
 @njit(cache=True)
-def _one_plain(model, ws, batch, prompt, output, require_fit, out):
+def _one_plain(model, ws, require_fit, out, batch, prompt, output):
     b, s, n = _scenario_arrays(batch, prompt, output)
     sc.scenarios(model, model, ws, ws, b, s, n, require_fit, out, 0, 1)
 
 
 @njit(cache=True)
-def _one(target, draft, ws_t, ws_d, batch, prompt, output, require_fit, out):
+def _one(target, draft, ws_t, ws_d, require_fit, out, batch, prompt, output):
     b, s, n = _scenario_arrays(batch, prompt, output)
     sc.scenarios(target, draft, ws_t, ws_d, b, s, n, require_fit, out, 0, 1)
 
