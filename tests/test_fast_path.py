@@ -159,3 +159,18 @@ def test_without_a_watcher_every_call_stats(tmp_path, monkeypatch):
     assert kept._epoch is None and kept.fresh()
     path.write_text(path.read_text().replace("bandwidth: 3.35 TB/s", "bandwidth: 6.7 TB/s"))
     assert simulator.predict(hardware="h100-sxm", **ARGS).tpot_s < first.tpot_s
+
+
+def test_threads_sharing_a_configuration_get_each_scenarios_own_prediction():
+    """Threads predicting at once through one kept configuration (its reused per-batch
+    workspaces, or fresh ones when busy) give what one thread gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    scenarios = [(b, s, n) for b in (1, 2, 8, 32) for s in (64, 700, 3000) for n in (1, 2, 90)] * 3
+    one = {x: simulator.predict(hardware="h100-sxm", model="llama-3.2-1b", batch=x[0], prompt=x[1], output=x[2])
+           .model_dump_json(exclude={"breakdown"}) for x in scenarios}
+    with ThreadPoolExecutor(4) as pool:
+        many = list(pool.map(lambda x: simulator.predict(hardware="h100-sxm", model="llama-3.2-1b", batch=x[0],
+                                                         prompt=x[1], output=x[2]).model_dump_json(
+                                                             exclude={"breakdown"}), scenarios))
+    assert many == [one[x] for x in scenarios]
