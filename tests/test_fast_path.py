@@ -64,9 +64,12 @@ def test_the_evaluator_builds_every_prediction_field_in_declared_order():
     from simulator.engine.result import MemoryReport, Prediction, field_names
 
     assert engine._FIELDS == field_names(Prediction) == tuple(Prediction.model_fields)
-    assert engine._MEMORY_FIELDS == tuple(MemoryReport.model_fields)
-    p = simulator.predict(hardware="h100-sxm", **ARGS)
-    assert tuple(p.__dict__)[:len(engine._FIELDS)] == engine._FIELDS
+    for p in (simulator.predict(hardware="h100-sxm", **ARGS), simulator.predict(hardware="h100-sxm", batch=4096,
+                                                                                 model="llama-3.1-8b")):
+        assert tuple(p.__dict__)[:len(engine._FIELDS)] == engine._FIELDS         # fits and does not fit
+        assert tuple(p.memory.__dict__) == tuple(MemoryReport.model_fields)
+    evaluator = simulator.configure("llama-3.1-8b", "h100-sxm").evaluator
+    assert tuple(evaluator._values(4, 5, 6, (None,) * len(engine._TIMED), None, None, "", None)) == engine._FIELDS
     again = Prediction.model_validate(p.model_dump(exclude={"breakdown"}))
     assert again.model_dump_json(exclude={"breakdown"}) == p.model_dump_json(exclude={"breakdown"})
 

@@ -26,7 +26,7 @@ from simulator.engine.kernels import roofline
 from simulator.engine.kernels import scenario as sc
 from simulator.engine.kernels.phases import decode_step_features, mean_decode_position, prefill_features
 from simulator.engine.result import (MemoryReport, OperatorShare, Prediction, SpeculativeReport, built, field_names,
-                                     trusted)
+                                     fields_set, trusted)
 from simulator.graph.lower import OpTable, lower
 from simulator.graph.ops import OpKind
 from simulator.specs.base import Dtype
@@ -98,14 +98,15 @@ def memory_report(table: OpTable, hw, w: Workload, pre_feats: np.ndarray) -> Mem
     return _memory(res, hw.capacity_bytes)
 
 
-_MEMORY_FIELDS = field_names(MemoryReport)     # weights, kv cache, activations, total, capacity, fits
-_MEMORY_ROWS = (sc.WEIGHTS_BYTES, sc.KV_CACHE_BYTES, sc.ACTIVATION_BYTES, sc.TOTAL_BYTES)
+_MEMORY_SET = fields_set(MemoryReport)
 
 
 def _memory(res, capacity: float) -> MemoryReport:
-    """The memory rows of a result vector (a list of floats) as a MemoryReport."""
-    return built(MemoryReport, dict(zip(_MEMORY_FIELDS, (*map(res.__getitem__, _MEMORY_ROWS), capacity,
-                                                         res[sc.FITS] > 0.0))))
+    """The memory rows of a result vector (a list of floats) as a MemoryReport (its fields
+    in declared order, a test checks)."""
+    return built(MemoryReport, {"weights_bytes": res[sc.WEIGHTS_BYTES], "kv_cache_bytes": res[sc.KV_CACHE_BYTES],
+                                "activation_bytes": res[sc.ACTIVATION_BYTES], "total_bytes": res[sc.TOTAL_BYTES],
+                                "capacity_bytes": capacity, "fits": res[sc.FITS] > 0.0}, _MEMORY_SET)
 
 
 def _notes(host_launch_s: float, tdp_w: float | None, res) -> list[str]:
@@ -134,6 +135,7 @@ _TIMED_NAMES, _TIMED_ROWS = (tuple(x) for x in zip(*_TIMED))
 _HEAD = ("model", "hardware", "stack")
 _FIXED = ("weight_dtype", "activation_dtype", "kv_dtype", "tp", "pp", "dp", "ep", "microbatches", "devices")
 _FIELDS = (*_HEAD, "batch", "prompt", "output", *_FIXED, *_TIMED_NAMES, "memory", "speculative", "note", "confidence")
+_PREDICTION_SET = fields_set(Prediction)
 
 
 class Evaluator:
@@ -204,17 +206,22 @@ class Evaluator:
             note = "; ".join([*notes, f"does not fit: needs {memory.total_bytes / 1e9:.1f} GB per device of "
                                       f"{memory.capacity_bytes / 1e9:.1f} GB"])
             return built(Prediction, self._values(batch, prompt, output, (None,) * len(_TIMED), memory, None,
-                                                  note, confidence), {"_breakdown_of": list})
+                                                  note, confidence), {"_breakdown_of": list}, _PREDICTION_SET)
         timed = [None if x != x else x for x in map(res.__getitem__, _TIMED_ROWS)]
         speculative = self._speculative(res) if res[sc.TOKENS_PER_ITERATION] == res[sc.TOKENS_PER_ITERATION] else None
         note = "; ".join([*notes, *_notes(*self.limits, res)])
         return built(Prediction, self._values(batch, prompt, output, timed, memory, speculative, note, confidence),
-                     {"_breakdown_of": functools.partial(self.breakdown, batch, prompt, output)})
+                     {"_breakdown_of": functools.partial(self.breakdown, batch, prompt, output)}, _PREDICTION_SET)
 
     def _values(self, batch, prompt, output, timed, memory, speculative, note, confidence) -> dict:
         """A Prediction's fields in declared order (_FIELDS), for result.built."""
-        return dict(zip(_FIELDS, (*self._head, batch, prompt, output, *self._fixed, *timed, memory, speculative, note,
-                                  confidence)))
+        (model, hardware, stack), f, t = self._head, self._fixed, timed
+        return {"model": model, "hardware": hardware, "stack": stack, "batch": batch, "prompt": prompt,
+                "output": output, "weight_dtype": f[0], "activation_dtype": f[1], "kv_dtype": f[2], "tp": f[3],
+                "pp": f[4], "dp": f[5], "ep": f[6], "microbatches": f[7], "devices": f[8], "ttft_s": t[0],
+                "tpot_s": t[1], "e2e_s": t[2], "output_tokens_per_s": t[3], "prefill_energy_j": t[4],
+                "decode_step_energy_j": t[5], "energy_j": t[6], "tokens_per_j": t[7], "memory": memory,
+                "speculative": speculative, "note": note, "confidence": confidence}
 
     def _speculative(self, res) -> SpeculativeReport:
         k, a = self.speculation

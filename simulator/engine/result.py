@@ -132,7 +132,7 @@ def _template(cls) -> tuple[dict, set, tuple]:
     return fields, set(fields), tuple(fields)
 
 
-_set = object.__setattr__
+_set, _new = object.__setattr__, object.__new__     # BaseModel defines neither: these are its own
 
 
 def trusted(cls, values: dict, private: dict | None = None):
@@ -154,12 +154,18 @@ def field_names(cls) -> tuple[str, ...]:
     return _template(cls)[2]
 
 
-def built(cls, fields: dict, private: dict | None = None):
+def fields_set(cls) -> set:
+    """The set of ``cls``'s field names that its instances built here share (``built``)."""
+    return _template(cls)[1]
+
+
+def built(cls, fields: dict, private: dict | None = None, names: set | None = None):
     """trusted() of ``fields`` that hold every field of ``cls`` in declared order (the
-    caller's promise: field_names(cls)); the dict becomes the instance's own."""
-    model = cls.__new__(cls)
+    caller's promise: field_names(cls)); the dict becomes the instance's own. ``names``:
+    fields_set(cls), when the caller keeps it."""
+    model = _new(cls)
     _set(model, "__dict__", fields)
-    _set(model, "__pydantic_fields_set__", _template(cls)[1])
+    _set(model, "__pydantic_fields_set__", names if names is not None else _template(cls)[1])
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", private)
     return model
