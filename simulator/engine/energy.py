@@ -41,8 +41,7 @@ class EnergyModel:
     """idle_w (idle plus busy power) is drawn all through a pass; the dynamic energy of a
     pass is joules_per_feature @ features (each operator's FLOPs and bytes at its class's
     coefficients, summed over operators), so a sweep prices any scenario with one dot product.
-    The power cap and the energy of a phase are kernels/scenario.py's (power_limited_s,
-    energy_j)."""
+    The energy of a phase is kernels/scenario.py's energy_j (capped at the power limit)."""
 
     idle_w: float
     tdp_w: float

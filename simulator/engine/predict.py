@@ -109,20 +109,14 @@ def _memory(res, capacity: float) -> MemoryReport:
                                 "capacity_bytes": capacity, "fits": res[sc.FITS] > 0.0}, _MEMORY_SET)
 
 
-def _notes(host_launch_s: float, tdp_w: float | None, res) -> list[str]:
-    """What bounds a scenario beyond the roofline: the host launching the prefill's kernels,
-    the power cap (``tdp_w`` None: no energy model)."""
+def _notes(host_launch_s: float, res) -> list[str]:
+    """What bounds a scenario beyond the roofline: the host launching the prefill's kernels.
+    (The power limit stretches no pass: kernels/scenario.py's power note.)"""
     notes = []
     device_s = res[sc.PREFILL_DEVICE_S]
     if host_launch_s > device_s:
         notes.append(f"prefill is host-bound: launching its kernels takes {host_launch_s * 1e3:.2f} ms, "
                      f"the device work {device_s * 1e3:.2f} ms")
-    if tdp_w is not None:
-        for phase, row in (("prefill", sc.PREFILL_POWER_SLOWDOWN), ("decode", sc.DECODE_POWER_SLOWDOWN)):
-            slowdown = res[row]
-            if slowdown > 1.001:
-                notes.append(f"{phase} is power-limited: {100 * (slowdown - 1):.0f}% slower than its "
-                             f"roofline at {tdp_w:.0f} W")
     return notes
 
 
@@ -155,7 +149,7 @@ class Evaluator:
         self.speculation = (w.draft_tokens, w.acceptance)
         self.confidence = scope_of(prep, w)                 # accuracy/confidence.py: per scenario, cheap
         self.capacity_bytes = prep.hardware.capacity_bytes
-        self.limits = (prep.rates.host_launch_s, prep.energy.tdp_w if prep.energy is not None else None)
+        self.host_launch_s = prep.rates.host_launch_s
         self._lock = threading.Lock()
         self._scratch: dict = {}          # batch -> _scratch_call(): its workspace keeps that batch's decode lines
 
@@ -209,7 +203,7 @@ class Evaluator:
                                                   note, confidence), {"_breakdown_of": list}, _PREDICTION_SET)
         timed = [None if x != x else x for x in map(res.__getitem__, _TIMED_ROWS)]
         speculative = self._speculative(res) if res[sc.TOKENS_PER_ITERATION] == res[sc.TOKENS_PER_ITERATION] else None
-        note = "; ".join([*notes, *_notes(*self.limits, res)])
+        note = "; ".join([*notes, *_notes(self.host_launch_s, res)])
         return built(Prediction, self._values(batch, prompt, output, timed, memory, speculative, note, confidence),
                      {"_breakdown_of": functools.partial(self.breakdown, batch, prompt, output)}, _PREDICTION_SET)
 

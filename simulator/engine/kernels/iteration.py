@@ -24,8 +24,8 @@ forward pass over the flattened tokens, as vLLM runs it.
              overlap exponent (fitted with them); a decode-only step without those terms:
              scenario.decode_step_s (max(device_s, host launch time when eager) + decode
              step overhead, predict's TPOT step); plus,
-             with those terms, the scheduler's seconds at the running count; then the power
-             cap (scenario.power_limited_s)
+             with those terms, the scheduler's seconds at the running count (the power
+             limit stretches no pass: scenario.py's power note)
   energy_j   scenario.energy_j of that time and the pass's dynamic joules (the prefill or
              decode energy per feature)
 Only pp = 1 configurations (one stage; the serving loop checks it).
@@ -40,7 +40,7 @@ from simulator.engine.kernels.roofline import OP_OVERHEAD, OP_REPEAT, _instance,
 from simulator.engine.kernels.scenario import (M_ALT_MEM_S, M_FLOPS, M_JOULES, M_MEM_S, M_OP_DECODE, M_OP_PREFILL,
                                                M_PARAMS, P_EP, P_EXPERTS, P_EXPERTS_PER_TOKEN,
                                                P_HAS_ENERGY, P_HOST_LAUNCH_S, P_PREFILL_STEP_S, P_WINDOW, decode_step_s,
-                                               dynamic_j, energy_j, power_limited_s)
+                                               dynamic_j, energy_j)
 from simulator.graph.ops import EXP, ETOK, N_FEATURES, ONE, TOK
 
 # entries of a decode-line cache (decode_cache): per batch size B, its lines and features, and
@@ -194,7 +194,6 @@ def _finish_cost(model, params, device_s, eager, prefill, host, host_s, running,
     if params[P_HAS_ENERGY] <= 0.0:
         return time_s, 0.0
     dyn = dynamic_j(params, model[M_JOULES][0 if prefill else 1], feats)
-    time_s = power_limited_s(params, time_s, dyn)
     return time_s, energy_j(params, time_s, dyn)
 
 
@@ -215,7 +214,6 @@ def decode_only_cost(model, cache, batch, position_sum, eager_decode, host, runn
     if params[P_HAS_ENERGY] <= 0.0:
         return time_s, 0.0
     dyn = cache[D_J][batch, 0] + cache[D_J][batch, 1] * position
-    time_s = power_limited_s(params, time_s, dyn)
     return time_s, energy_j(params, time_s, dyn)
 
 

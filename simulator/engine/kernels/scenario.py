@@ -22,8 +22,8 @@ dp x ep replicas (rb = B / (dp ep) sequences each) and m pipeline microbatches
   power     energy = devices x idle x t + min(dynamic, headroom x t), headroom = devices x
             (TDP - idle) x m / (m + pp - 1) (a pipeline stage is busy m of the m + pp - 1 slots:
             splitting a pass into stages that run in turn does not raise its power budget); the
-            limit does not stretch t (power_limited_s: compute-bound kernels already run at its
-            sustained rate, memory-bound ones keep their speed); the dynamic energy is
+            limit does not stretch t (compute-bound kernels already run at its sustained rate,
+            bind.py; memory-bound ones keep their speed at the lower clock); the dynamic energy is
             copies (m x tp x dp x ep table copies) x joules_per_feature @ features
   e2e       ttft + (N - 1) tpot; output tokens/s = B N / e2e; tokens/J = B N / energy
   speculative (Leviathan et al., 2023) a draft proposes k tokens, the target verifies them
@@ -49,11 +49,11 @@ from simulator.graph.ops import LKV, LPAIR, N_FEATURES
 # rows of a result vector / matrix
 OUTPUTS = ("ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s", "prefill_energy_j", "decode_step_energy_j",
            "energy_j", "tokens_per_j", "weights_bytes", "kv_cache_bytes", "activation_bytes", "memory_total_bytes",
-           "fits", "prefill_device_s", "prefill_power_slowdown", "decode_power_slowdown", "plain_tpot_s",
+           "fits", "prefill_device_s", "plain_tpot_s",
            "draft_step_s", "verify_pass_s", "tokens_per_iteration", "plain_e2e_s")
 (TTFT_S, TPOT_S, E2E_S, TOKENS_PER_S, PREFILL_ENERGY_J, DECODE_STEP_ENERGY_J, ENERGY_J, TOKENS_PER_J,
- WEIGHTS_BYTES, KV_CACHE_BYTES, ACTIVATION_BYTES, TOTAL_BYTES, FITS, PREFILL_DEVICE_S, PREFILL_POWER_SLOWDOWN,
- DECODE_POWER_SLOWDOWN, PLAIN_TPOT_S, DRAFT_STEP_S, VERIFY_PASS_S, TOKENS_PER_ITERATION, PLAIN_E2E_S) = range(len(OUTPUTS))
+ WEIGHTS_BYTES, KV_CACHE_BYTES, ACTIVATION_BYTES, TOTAL_BYTES, FITS, PREFILL_DEVICE_S, PLAIN_TPOT_S, DRAFT_STEP_S,
+ VERIFY_PASS_S, TOKENS_PER_ITERATION, PLAIN_E2E_S) = range(len(OUTPUTS))
 N_OUTPUTS = len(OUTPUTS)
 TIMES = (TTFT_S, TPOT_S, E2E_S, TOKENS_PER_S, PREFILL_ENERGY_J, DECODE_STEP_ENERGY_J, ENERGY_J, TOKENS_PER_J)
 
@@ -108,16 +108,6 @@ def _headroom_w(params):
     """Dynamic power the devices can draw on average over a pass: devices x (TDP - idle) x
     the fraction of the pass each is busy (a pipeline stage works m of the m + pp - 1 slots)."""
     return params[P_DEVICES] * (params[P_TDP_W] - params[P_IDLE_W]) * params[P_BUSY_FRACTION]
-
-
-@njit(cache=True)
-def power_limited_s(params, time_s, dyn_j):
-    """A phase's time under the power limit: unchanged. Compute-bound kernels already run at
-    the limit's sustained rate (bind.py caps them, engine/power.py); memory-bound work keeps
-    its speed when the clocks drop, and its energy is capped at the limit (energy_j). (A
-    pass-wide stretch to dynamic / headroom had throttled long-context decode, which the GPU
-    runs at full bandwidth while at its limit.)"""
-    return time_s
 
 
 @njit(cache=True)
@@ -301,12 +291,8 @@ def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
         ttft = stages * max(state[S_PREFILL_DEVICE_S], params[P_HOST_LAUNCH_S])    # the stages' work
         steps = n - 1
         dec = stages * (_decode_sum_s(op_dec, params, ws, s, s + n - 2, keep) + params[P_DECODE_STEP_S] * steps)
-        if energy:                                   # the power cap slows the work, not the links
+        if energy:
             pre_dyn, dec_dyn = state[S_PRE_DYN_J], dynamic_j(params, joules[1], dec_feats)
-            limited_ttft, limited_dec = power_limited_s(params, ttft, pre_dyn), power_limited_s(params, dec, dec_dyn)
-            out[PREFILL_POWER_SLOWDOWN, k] = limited_ttft / ttft
-            out[DECODE_POWER_SLOWDOWN, k] = limited_dec / dec if steps else 1.0
-            ttft, dec = limited_ttft, limited_dec
         ttft += transfer_s(params, mb * s)          # then the stage-boundary transfers
         dec += steps * transfer_s(params, mb)
         if energy:
@@ -345,7 +331,7 @@ def _verify_pass(model, feats, mb, s, n):
     if params[P_HAS_ENERGY] <= 0.0:
         return t + link_s, 0.0
     dyn = dynamic_j(params, joules[1], feats)
-    return power_limited_s(params, t, dyn) + link_s, dyn
+    return t + link_s, dyn
 
 
 @njit(cache=True)
