@@ -369,3 +369,15 @@ def test_a_long_quantity_string_is_refused_at_once(write_spec):
         registry.load_hardware_file(path)
     assert info.value.field == "memory.0.bandwidth" and "character string" in info.value.message
     assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("line, field", [("collective_bandwidth_fraction: 1.5", "collective_bandwidth_fraction"),
+                                         ("weight_energy_per_byte: -1 J/B", "weight_energy_per_byte")])
+def test_a_profile_share_or_energy_out_of_range_names_its_field(write_spec, line, field):
+    text = (registry.data_root() / "hardware_specs" / "stacks" / "pytorch-ref.yaml").read_text()
+    anchor = "    decode_step_overhead: "
+    assert anchor in text
+    path = write_spec(text.replace(anchor, f"    {line}\n{anchor}", 1))
+    with pytest.raises(SpecError) as info:
+        registry.stack(str(path))
+    assert field in info.value.field
