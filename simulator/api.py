@@ -42,6 +42,12 @@ def resolve_stack(stack):
     return registry.stack(stack) if isinstance(stack, str) else stack
 
 
+def profile_choice(hw, st, profile_from: str | None = None):
+    """The stack entry ``hw`` is predicted with: StackSpec.choose against the registry's spec
+    of the device's name (None where the registry has no such device)."""
+    return st.choose(hw, registry.hardware(hw.name) if hw.name in registry.hardware_index() else None, profile_from)
+
+
 def prepare(model, hardware, stack, weight_dtype, activation_dtype: Dtype, kv_dtype: Dtype, tp: int = 1,
             profile_from: str | None = None, ep: int = 1) -> engine.Prepared:
     """engine.prepare after resolving names, with the stack entry StackSpec.choose picks
@@ -53,7 +59,7 @@ def prepare(model, hardware, stack, weight_dtype, activation_dtype: Dtype, kv_dt
     kept = _kept.get(key)
     if kept is not None and kept[0][0] is arch and kept[0][1] is hw and kept[0][2] is st and kept[1].model_name == name:
         return kept[1]
-    choice = st.choose(hw, registry.hardware(hw.name) if hw.name in registry.hardware_index() else None, profile_from)
+    choice = profile_choice(hw, st, profile_from)
     prep = engine.prepare(name, arch, hw, st, weight_dtype, activation_dtype, kv_dtype, tp, ep, choice)
     if len(_kept) >= _MAX_KEPT:
         _kept.clear()

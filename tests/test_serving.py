@@ -289,6 +289,7 @@ def test_committed_serving_runs_within_the_errors_reached(tmp_path):
 
     from simulator.accuracy.serving import compare_all, compare_file, measured_files, summary
     from simulator.cli.validate import serving_report
+    from simulator.specs.measurement import measurement_root
 
     rows = compare_all(hardware=["h200-sxm"])
     probed = [r for r in rows if r["host_scale"] is not None]
@@ -311,5 +312,5 @@ def test_committed_serving_runs_within_the_errors_reached(tmp_path):
     for name, (group, bound) in bounds.items():
         for (key, stats), b in zip(summary(group).items(), bound):
             assert stats["n"] == len(group) and stats["median_abs_error"] <= b, (name, key, stats)
-    text, data = serving_report(simulator.accuracy.serving.ROOT, ["h200-sxm"])
+    text, data = serving_report(measurement_root(), ["h200-sxm"])
     assert "serving runs" in text and "TPOT p50: median |error| 20.8%" in text and len(data["runs"]) == 23

@@ -144,11 +144,15 @@ def compare_all(folder: Path | None = None) -> list[dict]:
     return [r for p in sorted((folder or root()).glob("*.yaml")) for r in compare_file(p)]
 
 
+def family(metric: str) -> str:
+    """A published metric's family: "ttft", "tpot" or "throughput"."""
+    return next((f for f in ("ttft", "tpot") if metric.startswith(f + "_")), "throughput")
+
+
 def summary(rows: list[dict]) -> dict:
     """Per metric family (throughput, TTFT, TPOT): n and the median |error|."""
-    families = {"throughput": ("requests_per_s", "output_tokens_per_s"), "ttft": ("ttft_",), "tpot": ("tpot_",)}
     out = {}
-    for family, prefixes in families.items():
-        errs = [abs(r["error"]) for r in rows if r["error"] is not None and r["metric"].startswith(prefixes)]
-        out[family] = {"n": len(errs), "median_abs_error": float(np.median(errs)) if errs else None}
+    for fam in ("throughput", "ttft", "tpot"):
+        errs = [abs(r["error"]) for r in rows if r["error"] is not None and family(r["metric"]) == fam]
+        out[fam] = {"n": len(errs), "median_abs_error": float(np.median(errs)) if errs else None}
     return out

@@ -26,7 +26,7 @@ from simulator.serving.policy import Policy
 from simulator.serving.requests import Requests
 
 METRICS = ("ttft_p50_s", "ttft_p90_s", "tpot_p50_s", "output_tokens_per_s")
-ROOT = Path(__file__).resolve().parents[2] / "validation" / "measurements"
+SHORT = {"ttft_p50_s": "TTFT p50", "ttft_p90_s": "TTFT p90", "tpot_p50_s": "TPOT p50", "output_tokens_per_s": "tokens/s"}
 
 
 def _times(values) -> np.ndarray:
@@ -82,12 +82,15 @@ def compare_file(path: Path, hardware: str, stack: str = "pytorch-ref") -> list[
     return rows
 
 
-def measured_files(root: Path = ROOT) -> list[tuple[Path, str]]:
-    """(file, hardware name) of every committed serving measurement."""
-    return [(p, p.parents[1].name) for p in sorted(root.glob("*/*/serving-*.json"))]
+def measured_files(root: Path | None = None) -> list[tuple[Path, str]]:
+    """(file, hardware name) of every committed serving measurement (under ``root``, else the
+    data root's validation/measurements)."""
+    from simulator.specs.measurement import measurement_root
+
+    return [(p, p.parents[1].name) for p in sorted((root or measurement_root()).glob("*/*/serving-*.json"))]
 
 
-def compare_all(root: Path = ROOT, hardware: list[str] | None = None) -> list[dict]:
+def compare_all(root: Path | None = None, hardware: list[str] | None = None) -> list[dict]:
     """compare_file over every committed serving file (of the ``hardware`` devices when given)."""
     return [row for path, hw in measured_files(root) if not hardware or hw in hardware
             for row in compare_file(path, hw)]

@@ -18,7 +18,8 @@ import functools
 import json
 from pathlib import Path
 
-METRICS = ("ttft_p50_s", "ttft_p90_s", "tpot_p50_s", "output_tokens_per_s")
+from simulator.accuracy.serving import METRICS, SHORT
+
 FAMILY = {"ttft_p50_s": "ttft", "ttft_p90_s": "ttft", "tpot_p50_s": "tpot", "output_tokens_per_s": "throughput"}
 MEASURED_STACK = "pytorch-ref"      # the stack the serving harness runs
 GENERATED_BY = ("python -m tools.serving_bands (simulator/accuracy/serving_bands.py) from validation/measurements/"
@@ -48,8 +49,7 @@ def derive() -> dict:
     published: dict = {}
     for row in published_serving.compare_all():
         if row["error"] is not None:
-            family = next((f for f in ("ttft", "tpot") if row["metric"].startswith(f)), "throughput")
-            published.setdefault(row["stack"], {}).setdefault(family, []).append(row["error"])
+            published.setdefault(row["stack"], {}).setdefault(published_serving.family(row["metric"]), []).append(row["error"])
     return {"generated_by": GENERATED_BY,
             "measured": {MEASURED_STACK: {hw: {k: _band(v) for k, v in m.items()} for hw, m in sorted(measured.items())}},
             "published": {st: {f: _band(v) for f, v in sorted(m.items())} for st, m in sorted(published.items())}}
@@ -100,8 +100,6 @@ def lines(conf: dict | None) -> list[str]:
     """The table's lines: the band of each metric in percent, its source and reasons."""
     if not conf:
         return []
-    short = {"ttft_p50_s": "TTFT p50", "ttft_p90_s": "TTFT p90", "tpot_p50_s": "TPOT p50",
-             "output_tokens_per_s": "tokens/s"}
-    parts = [f"{short[k]} {100 * lo:+.0f}%..{100 * hi:+.0f}%" for k, (lo, hi) in conf["error_band"].items()]
+    parts = [f"{SHORT[k]} {100 * lo:+.0f}%..{100 * hi:+.0f}%" for k, (lo, hi) in conf["error_band"].items()]
     out = [f"error band ({conf['source']}, n={conf['n']}; predicted - measured): " + ", ".join(parts)]
     return out + [f"  {r}" for r in conf["reasons"]]

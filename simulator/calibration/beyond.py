@@ -29,7 +29,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from simulator.calibration import fits as F
-from simulator.calibration.profile import quantity, ratio
+from simulator.calibration.profile import merge_fields, quantity, ratio
 from simulator.engine.bind import peak_for
 from simulator.specs.base import Dtype
 from simulator.specs.measurement import MicroFile
@@ -224,7 +224,6 @@ def supplement_fields(supplements: list[MicroFile], hardware, dtype: Dtype) -> t
     for part, part_fits in (fp8_gemm_fields(supplements, hardware, units), quantize_fields(supplements, bandwidth),
                             expert_gemm_fields(supplements, hardware, dtype, units),
                             routing_fields(supplements, bandwidth), routed_tile_fields(pass_profiles(hardware.name))):
-        for key, value in part.items():
-            fields[key] = {**fields.get(key, {}), **value} if isinstance(value, dict) else value
+        merge_fields(fields, part)
         fits += part_fits
     return fields, fits

@@ -27,7 +27,7 @@ from simulator.calibration.energy import energy_fields, fit_energy
 from simulator.calibration.files import device_sessions, relative_source, supplements
 from simulator.calibration.in_context import in_context
 from simulator.calibration.launch import host_floors, launch_fields
-from simulator.calibration.profile import merge_dtype_fields, profile_from_fields, quantity, ratio
+from simulator.calibration.profile import merge_dtype_fields, merge_fields, profile_from_fields, quantity, ratio
 from simulator.calibration.serving_host import with_serving_host
 from simulator.engine.bind import peak_for
 from simulator.specs.base import Dtype
@@ -81,8 +81,7 @@ def _isolated_fields(micro: MicroFile, hardware, dtype: Dtype, extra: list[Micro
     fits = [gemm, *(streams[k] for k in ("norm", "residual_add", "activation")), prefill, decode]
     if extra:
         more, more_fits = supplement_fields(list(extra), hardware, dtype)
-        for key, value in more.items():
-            fields[key] = {**fields.get(key, {}), **value} if isinstance(value, dict) else value
+        merge_fields(fields, more)
         fits += more_fits
         ratio_fp8 = fp8_energy_ratio(list(extra))
         if ratio_fp8 is not None and energy is not None and "fp8" in fields.get("dtypes", {}):

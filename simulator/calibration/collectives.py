@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator.calibration import fits as F
-from simulator.calibration.profile import quantity
+from simulator.calibration.profile import merge_fields, quantity
 from simulator.engine.collectives import cost_terms
 from simulator.graph.ops import OpKind
 from simulator.specs.measurement import CollectivesFile, load_collectives, measurement_root
@@ -141,9 +141,7 @@ def with_collectives(fields: dict, fits: list, hardware, paths: list[Path] | Non
         return fields, fits
     files = [load_collectives(p) for p in paths]
     cfits = fit_collectives(files, hardware, algorithm)
-    merged = dict(fields)
-    for key, value in profile_fields(cfits, files, hardware).items():
-        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    merged = merge_fields(dict(fields), profile_fields(cfits, files, hardware))
     if cfits:
         from simulator.calibration.files import relative_source
         from simulator.calibration.profile import profile_from_fields

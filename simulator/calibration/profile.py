@@ -27,6 +27,14 @@ def shift_times(quantities: dict, add_s: float = 0.0, scale: float = 1.0) -> dic
     return {k: quantity(parse_quantity(v, "time") * scale + add_s, "s") for k, v in quantities.items()}
 
 
+def merge_fields(fields: dict, more: dict) -> dict:
+    """``fields`` updated by ``more`` one level deep: a mapping field (e.g. a by-kind table)
+    gains ``more``'s keys, any other field is replaced. Updates and returns ``fields``."""
+    for key, value in more.items():
+        fields[key] = {**fields.get(key, {}), **value} if isinstance(value, dict) else value
+    return fields
+
+
 def profile_from_fields(fields: dict) -> DeviceProfile:
     return DeviceProfile.model_validate(fields)
 

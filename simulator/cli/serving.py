@@ -84,12 +84,10 @@ def _confidence(args) -> dict | None:
     """The serving error band (accuracy/serving_bands.py) of this stack on this device: its own
     runs' where the profile used was fitted on this very spec."""
     from simulator.accuracy import serving_bands
-    from simulator.api import resolve_hardware, resolve_stack
-    from simulator.specs import registry
+    from simulator.api import profile_choice, resolve_hardware, resolve_stack
 
     hw, st = resolve_hardware(args.hardware), resolve_stack(args.stack)
-    choice = st.choose(hw, registry.hardware(hw.name) if hw.name in registry.hardware_index() else None)
-    return serving_bands.confidence(st.name, hw.name, choice.calibrated)
+    return serving_bands.confidence(st.name, hw.name, profile_choice(hw, st).calibrated)
 
 
 def cmd_serving(args) -> str:

@@ -106,13 +106,11 @@ def serving_report(root: Path, hardware: list[str] | None) -> tuple[str, dict]:
     """The serving runs (accuracy/serving.py) re-simulated: per run the measured and predicted
     TTFT p50/p90, TPOT p50 and output tokens/s with their errors, then the median and max
     |error| of each over the runs."""
-    from simulator.accuracy.serving import METRICS, compare_all, summary
+    from simulator.accuracy.serving import METRICS, SHORT as short, compare_all, summary
 
     rows = compare_all(root, hardware)
     if not rows:
         return "", {"runs": [], "summary": {}}
-    short = {"ttft_p50_s": "TTFT p50", "ttft_p90_s": "TTFT p90", "tpot_p50_s": "TPOT p50",
-             "output_tokens_per_s": "tokens/s"}
 
     def cell(r, key):
         m, p, e = r[f"measured_{key}"], r[f"predicted_{key}"], r[f"error_{key}"]
