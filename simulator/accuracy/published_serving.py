@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from simulator.errors import SpecError
+from simulator.specs.base import Strict
 
 METRICS = {   # published name -> (run metric, statistic or None for a scalar)
     "requests_per_s": ("requests_per_s", None),
@@ -33,9 +36,66 @@ METRICS = {   # published name -> (run metric, statistic or None for a scalar)
     "ttft_mean_s": ("ttft_s", "mean"), "ttft_p50_s": ("ttft_s", "p50"), "ttft_p99_s": ("ttft_s", "p99"),
     "tpot_mean_s": ("tpot_s", "mean"), "tpot_p50_s": ("tpot_s", "p50"), "tpot_p99_s": ("tpot_s", "p99"),
 }
-CONFIG = ("stack", "model", "hardware", "tp", "weight_dtype", "activation_dtype", "kv_dtype")
-POLICY = ("max_batched_tokens", "max_seqs", "block_size", "kv_memory_fraction")
-TOP = {"source", "vague", "prompt", "output", "requests", "seed", "policy", "points", *CONFIG}
+Published = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class Point(Strict):
+    """One load and what was published at it (module docstring)."""
+
+    concurrency: int | None = Field(None, gt=0)
+    rate: Literal["inf"] | Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    requests_per_s: Published | None = None
+    output_tokens_per_s: Published | None = None
+    ttft_mean_s: Published | None = None
+    ttft_p50_s: Published | None = None
+    ttft_p99_s: Published | None = None
+    tpot_mean_s: Published | None = None
+    tpot_p50_s: Published | None = None
+    tpot_p99_s: Published | None = None
+
+    @model_validator(mode="after")
+    def _one_load_and_a_metric(self):
+        if (self.concurrency is None) == (self.rate is None):
+            raise ValueError("expected one of concurrency or rate")
+        if not self.published():
+            raise ValueError(f"expected at least one published metric ({', '.join(METRICS)})")
+        return self
+
+    def published(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in METRICS if getattr(self, k) is not None}
+
+    def load(self) -> tuple[str, float]:
+        """("concurrency", N) or ("rate", R/s; inf: every request at 0 s)."""
+        if self.concurrency is not None:
+            return "concurrency", self.concurrency
+        return "rate", math.inf if self.rate == "inf" else self.rate
+
+
+class PolicyFields(Strict):
+    """The Policy fields a file may state (the rest keep the engine's defaults)."""
+
+    max_batched_tokens: int | None = Field(None, gt=0)
+    max_seqs: int | None = Field(None, gt=0)
+    block_size: int | None = Field(None, gt=0)
+    kv_memory_fraction: float | None = Field(None, gt=0, le=1)
+
+
+class ServingFile(Strict):
+    source: str
+    vague: str = ""
+    stack: str
+    model: str
+    hardware: str
+    tp: int = Field(1, gt=0)
+    weight_dtype: str | None = None
+    activation_dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+    prompt: int | str               # tokens, or uniform:LO:HI / lognormal:MEAN:SD
+    output: int | str
+    requests: int = Field(1000, gt=0)
+    seed: int = 0
+    policy: PolicyFields = PolicyFields()
+    points: list[Point] = Field(min_length=1)
 
 
 def root() -> Path:
@@ -44,70 +104,26 @@ def root() -> Path:
     return published_root() / "serving"
 
 
-def _positive(path, field, value, whole=False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    if not ok or (whole and int(value) != value):
-        raise SpecError(path, field, f"expected a positive {'whole number' if whole else 'number'}, got {value!r}")
-    return int(value) if whole else float(value)
-
-
-def _lengths(path, field, value):
+def _lengths(path, field: str, value):
+    """A length field as serving's Lengths (a whole number, uniform or lognormal text)."""
     from simulator.serving.requests import parse_lengths
 
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(_positive(path, field, value, True))
-    if isinstance(value, str) and not value.startswith("file:"):
-        try:
-            return parse_lengths(value, field)
-        except SpecError as err:
-            raise SpecError(path, field, err.expected) from None
-    raise SpecError(path, field, f"expected a whole number of tokens, uniform:LO:HI or lognormal:MEAN:SD, got {value!r}")
+    if isinstance(value, str) and value.startswith("file:"):
+        raise SpecError(str(path), field, f"expected a whole number of tokens, uniform:LO:HI or lognormal:MEAN:SD, "
+                                          f"got {value!r}")
+    try:
+        return parse_lengths(str(value), field)
+    except SpecError as err:
+        raise SpecError(str(path), field, err.expected) from None
 
 
-def load(path: Path) -> dict:
-    """The file, checked: every field known, every number positive, every point a load and at
-    least one published metric (SpecError naming the file and field otherwise)."""
-    from simulator.specs.registry import read_yaml
+def load(path: Path) -> tuple[ServingFile, object, object]:
+    """(the file, its prompt and output Lengths), checked by the schema above: one line naming
+    the file and field otherwise."""
+    from simulator.specs.registry import read_yaml, validate
 
-    doc = read_yaml(Path(path))
-    if not isinstance(doc, dict):
-        raise SpecError(path, "", "expected a mapping of source, stack, model, hardware, prompt, output, points")
-    unknown = sorted(set(doc) - TOP)
-    if unknown:
-        raise SpecError(path, unknown[0], f"unknown field; expected one of {', '.join(sorted(TOP))}")
-    for field in ("source", "stack", "model", "hardware", "prompt", "output", "points"):
-        if field not in doc:
-            raise SpecError(path, field, "required")
-    policy = doc.get("policy") or {}
-    bad = sorted(set(policy) - set(POLICY)) if isinstance(policy, dict) else ["policy"]
-    if bad:
-        raise SpecError(path, f"policy.{bad[0]}" if bad[0] != "policy" else "policy",
-                        f"expected a mapping of {', '.join(POLICY)}")
-    out = {"path": Path(path), "prompt": _lengths(path, "prompt", doc["prompt"]),
-           "output": _lengths(path, "output", doc["output"]),
-           "requests": _positive(path, "requests", doc.get("requests", 1000), True),
-           "seed": int(doc.get("seed", 0)), "policy": dict(policy),
-           "config": {k: doc[k] for k in CONFIG if k in doc}, "points": []}
-    if not isinstance(doc["points"], list) or not doc["points"]:
-        raise SpecError(path, "points", "expected a list of points")
-    for i, p in enumerate(doc["points"]):
-        where = f"points[{i}]"
-        if not isinstance(p, dict) or ("concurrency" in p) == ("rate" in p):
-            raise SpecError(path, where, "expected a mapping with one of concurrency or rate, and published metrics")
-        extra = sorted(set(p) - {"concurrency", "rate", *METRICS})
-        if extra:
-            raise SpecError(path, f"{where}.{extra[0]}", f"unknown metric; expected one of {', '.join(METRICS)}")
-        values = {k: _positive(path, f"{where}.{k}", v) for k, v in p.items() if k in METRICS}
-        if not values:
-            raise SpecError(path, where, f"expected at least one published metric ({', '.join(METRICS)})")
-        if "concurrency" in p:
-            load_ = ("concurrency", _positive(path, f"{where}.concurrency", p["concurrency"], True))
-        elif p["rate"] in ("inf", float("inf")):
-            load_ = ("rate", math.inf)
-        else:
-            load_ = ("rate", _positive(path, f"{where}.rate", p["rate"]))
-        out["points"].append((load_, values))
-    return out
+    spec = validate(ServingFile, read_yaml(Path(path)), path)
+    return spec, _lengths(path, "prompt", spec.prompt), _lengths(path, "output", spec.output)
 
 
 def compare_file(path: Path) -> list[dict]:
@@ -117,22 +133,20 @@ def compare_file(path: Path) -> list[dict]:
     from simulator.serving.requests import generate
     from simulator.serving.simulate import engine, serve
 
-    f = load(path)
-    cfg = dict(f["config"])
-    model, hardware, stack = cfg.pop("model"), cfg.pop("hardware"), cfg.pop("stack")
-    policy = Policy(**f["policy"])
-    eng = engine(model, hardware, stack, policy, **cfg)
+    f, prompt, output = load(path)
+    policy = Policy(**f.policy.model_dump(exclude_none=True))
+    options = f.model_dump(include={"tp", "weight_dtype", "activation_dtype", "kv_dtype"}, exclude_none=True)
+    eng = engine(f.model, f.hardware, f.stack, policy, **options)
     rows = []
-    for (kind, value), published in f["points"]:
-        if kind == "concurrency":
-            run = serve(eng, generate(f["requests"], None, f["prompt"], f["output"], f["seed"]), concurrency=value)
-        else:
-            rate = None if math.isinf(value) else value
-            run = serve(eng, generate(f["requests"], rate, f["prompt"], f["output"], f["seed"]), rate)
-        for name, target in published.items():
+    for point in f.points:
+        kind, value = point.load()
+        closed = kind == "concurrency"
+        reqs = generate(f.requests, None if closed or math.isinf(value) else value, prompt, output, f.seed)
+        run = serve(eng, reqs, concurrency=value) if closed else serve(eng, reqs, None if math.isinf(value) else value)
+        for name, target in point.published().items():
             metric, stat = METRICS[name]
             got = run.metrics[metric] if stat is None else run.metrics[metric][stat]
-            rows.append({"file": f["path"].name, "model": model, "hardware": hardware, "stack": stack,
+            rows.append({"file": Path(path).name, "model": f.model, "hardware": f.hardware, "stack": f.stack,
                          "load": f"{kind} {value:g}", "metric": name, "published": target, "predicted": got,
                          "error": None if got is None else (got - target) / target,
                          "saturated": bool(run.metrics.get("saturated"))})
