@@ -70,8 +70,7 @@ def prepare(model_name: str, arch: Architecture, hardware, stack: StackSpec, wei
     """Lower ``arch`` at these precisions on tp x ep devices and bind it to ``hardware`` and
     ``stack`` (``weight_format`` a Dtype or a WeightFormat: group-scaled storage) with the
     stack entry ``choice`` (default: StackSpec.choose without a registry spec to compare)."""
-    table = lower(arch, weight_format, activation_dtype, kv_dtype, stack.attention == "unfused", tp, ep,
-                  stack.outer_weights_16bit)
+    table = lower(arch, weight_format, activation_dtype, kv_dtype, tp=tp, ep=ep, **stack.lowering())
     choice = choice or stack.choose(hardware)
     rates = bind(table, hardware, stack, activation_dtype, choice.profile, attention_dtype(activation_dtype, kv_dtype))
     em = energy_model(hardware, rates.profile, activation_dtype,

@@ -54,11 +54,9 @@ def fewest_devices(arch, hw, stack, w: Workload, max_devices: int | None = MAX_D
     that fits ``arch`` (an Architecture) on ``hw`` (a hardware spec) with ``stack`` (a
     StackSpec), or None (nothing fits; or it needs more than one device and the device has
     no link)."""
-    unfused = stack.attention == "unfused"
     best = None
     for tp in _tp_degrees(arch) if hw.interconnect else [1]:
-        table = lower(arch, w.weight_format, w.activation_dtype, w.kv_dtype, unfused, tp,
-                      outer_16bit=stack.outer_weights_16bit)
+        table = lower(arch, w.weight_format, w.activation_dtype, w.kv_dtype, tp=tp, **stack.lowering())
         features = prefill_features(w.batch, w.prompt, table.window, table.moe)
 
         def fits(pp: int, tp=tp, table=table, features=features) -> bool:
