@@ -12,6 +12,10 @@ simulated with the host terms scaled to the host's speed the probe measured
 (serving/host_state.py; ``host_scale`` in its row, None without a probe).
 Requests the harness did not finish (a run stopped at its time cap) are left out of the
 measured percentiles and counted.
+The rates of one file ran in one process, in order, so the token counts its passes had run
+(iteration.new_shapes: a pass of a new count pays the profile's first_shape) carry from one
+rate's simulation to the next, starting from those of the harness's warm-up (warm_up_tokens)
+and its host probe's pass.
 """
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ import numpy as np
 
 from simulator.errors import SpecError
 from simulator.serving.metrics import per_request
-from simulator.serving.policy import Policy
-from simulator.serving.requests import Requests
+from simulator.serving.policy import Policy, Request, Scheduler
+from simulator.serving.requests import Lengths, Requests, generate, parse_lengths
 
+NOT_RUNS = ("serving-shapes-",)     # serving_shapes.py's microbenchmark (calibration/serving_host.py reads it)
 METRICS = ("ttft_p50_s", "ttft_p90_s", "tpot_p50_s", "output_tokens_per_s")
 SHORT = {"ttft_p50_s": "TTFT p50", "ttft_p90_s": "TTFT p90", "tpot_p50_s": "TPOT p50", "output_tokens_per_s": "tokens/s"}
 
@@ -47,9 +52,51 @@ def _observed(arrival, first, last, output) -> dict:
             "output_tokens_per_s": float(output[done].sum()) / span if span > 0 else None}
 
 
+WIDE_WARM_UP_SINCE = "2026-12-02T05:11:47+00:00"   # harness commit 8c7f2fe: the warm-up's second wave
+WARM_UP_PROMPTS, WARM_UP_SEED_OFFSET, WARM_UP_OUTPUT = 48, 1000, 16
+
+
+def warm_up_tokens(doc: dict) -> list[int]:
+    """The token counts of the passes validation/harness/serving.warm_up ran before a file's
+    first rate (restated from the harness, which records them as ``warm_up_tokens`` since it
+    does): 8 requests of the longest prompt admitted at once, 8 tokens each; then, in files
+    from WIDE_WARM_UP_SINCE on, 48 prompts drawn as the runs draw theirs (seed + 1000, within
+    the slot cache) arriving one a step, 16 tokens each. The longest prompt is the first
+    rate's (before WIDE_WARM_UP_SINCE) or the 48 prompts'. None for a file the harness did not
+    write."""
+    if "warm_up_tokens" in doc:
+        return [int(t) for t in doc["warm_up_tokens"]]
+    if doc.get("harness") != "serving":         # not the harness's file: no warm-up known
+        return []
+    policy, first = Policy(**doc["policy"]), doc["points"][0]
+    wide = doc["environment"]["date_utc"] >= WIDE_WARM_UP_SINCE
+    if wide:
+        drawn = generate(WARM_UP_PROMPTS, None, parse_lengths(doc["prompt"], "prompt"),
+                         Lengths("fixed", WARM_UP_OUTPUT), first["seed"] + WARM_UP_SEED_OFFSET).prompt
+        prompts = [min(int(x), doc["slot_max_len"] - 17) for x in drawn]
+        waves = [([Request(0.0, max(prompts), 8) for _ in range(8)], 8),
+                 ([Request(0.0, q, WARM_UP_OUTPUT) for q in prompts], 1)]
+    else:
+        waves = [([Request(0.0, max(first["requests"]["prompt"]), 8) for _ in range(8)], 8)]
+    tokens = []
+    for reqs, per_step in waves:
+        sched = Scheduler(policy, reqs, doc["pool_blocks"])
+        arrived = 0
+        while arrived < len(reqs) or not sched.idle:
+            for _ in range(min(per_step, len(reqs) - arrived)):
+                sched.arrive(arrived)
+                arrived += 1
+            chunks = sched.step()
+            if chunks:
+                tokens.append(sum(len(c.ids) * c.length for c in chunks))
+                sched.finish(chunks, 0.0)
+    return tokens
+
+
 def compare_file(path: Path, hardware: str, stack: str = "pytorch-ref") -> list[dict]:
     """One row per measured rate: model, rate, requests, unfinished, measured and predicted
     METRICS, their errors, and whether the simulation calls the rate saturated."""
+    from simulator.engine.kernels.iteration import new_shapes
     from simulator.serving.host_state import host_scale, scaled
     from simulator.serving.simulate import engine, serve
 
@@ -57,6 +104,9 @@ def compare_file(path: Path, hardware: str, stack: str = "pytorch-ref") -> list[
         doc = json.loads(Path(path).read_text())
         policy = Policy(**doc["policy"])
         model, points = doc["model"], doc["points"]
+        seen = new_shapes(policy.max_batched_tokens)
+        for t in warm_up_tokens(doc):
+            seen[min(t, policy.max_batched_tokens)] = 1
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SpecError(str(path), "", f"expected a serving measurement file ({type(exc).__name__})") from None
     eng = engine(model, hardware, stack, policy)
@@ -67,7 +117,9 @@ def compare_file(path: Path, hardware: str, stack: str = "pytorch-ref") -> list[
         first, last = _times(r["first_s"]), _times(r["last_s"])
         reqs = Requests(arrival, np.array(r["prompt"], dtype=np.int64), output, np.ones(len(arrival), dtype=np.int64))
         scale = host_scale(eng, point["host_probe"]) if point.get("host_probe") else None
-        run = serve(scaled(eng, scale) if scale else eng, reqs, point["rate"])
+        if point.get("host_probe"):
+            seen[min(int(point["host_probe"]["decode"]), policy.max_batched_tokens)] = 1
+        run = serve(scaled(eng, scale) if scale else eng, reqs, point["rate"], seen=seen)
         measured = _observed(arrival, first, last, output)
         predicted = _observed(run.requests.arrival_s, run.first_s, run.last_s, run.requests.output)
         row = {"model": model, "hardware": hardware, "session": Path(path).parent.name, "rate": point["rate"],
@@ -87,7 +139,8 @@ def measured_files(root: Path | None = None) -> list[tuple[Path, str]]:
     data root's validation/measurements)."""
     from simulator.specs.measurement import measurement_root
 
-    return [(p, p.parents[1].name) for p in sorted((root or measurement_root()).glob("*/*/serving-*.json"))]
+    return [(p, p.parents[1].name) for p in sorted((root or measurement_root()).glob("*/*/serving-*.json"))
+            if not p.name.startswith(NOT_RUNS)]
 
 
 def compare_all(root: Path | None = None, hardware: list[str] | None = None) -> list[dict]:

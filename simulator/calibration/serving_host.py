@@ -22,6 +22,14 @@ p are fitted together over every point: least squares on relative error (soft L1
 term >= 0, p in [P_MIN, P_MAX]; the measured time is a point's mean over the micro's rounds
 where it has one, else its median. The scheduler's two numbers: a line through
 Scheduler.step + finish.
+
+first_shape (s): what a pass adds the first time its process runs its token count (the
+GEMMs' first use of that row count), from validation/harness/serving_shapes.py's files
+(``serving-shapes-*.json``; none: no term): per model, each new pass's and (beside decodes:
+without, it adds a decode group) new-token-count pass's wall seconds less the least of its
+two repeats, at the profile's host speed (divided
+by host_scale, serving/host_state.py's formula, of that model's host probe under the terms
+just fitted); the median over every sample of every model.
 """
 from __future__ import annotations
 
@@ -43,6 +51,12 @@ def micro_files(hardware_name: str) -> list[Path]:
     from simulator.specs.measurement import measurement_root
 
     return sorted((measurement_root() / hardware_name).glob("*/mixed-iterations-*.json"))
+
+
+def shape_files(hardware_name: str) -> list[Path]:
+    from simulator.specs.measurement import measurement_root
+
+    return sorted((measurement_root() / hardware_name).glob("*/serving-shapes-*.json"))
 
 
 def design(rows: list[dict]) -> np.ndarray:
@@ -114,6 +128,35 @@ def fit_mixed(rows: list[dict], hardware, fields: dict) -> F.Fit:
     return F.Fit("mixed-pass host", params, residual(res.x))
 
 
+def probe_scale(model_doc: dict, hardware, fields: dict, params: dict) -> float:
+    """host_scale (serving/host_state.py) of a serving-shapes model's host probe: the probe's
+    host seconds ((m^p - d^p)^(1/p) of its median wall m and device seconds d) over the host
+    seconds the fitted terms ``params`` give that pass."""
+    probe = model_doc["host_probe"]
+    row = dict(model=model_doc["model"], layers=model_doc["layers"], decode=int(probe["decode"]),
+               context=int(probe["context"]), fresh_chunks=0, fresh_length=0, cached_chunks=0, cached_start=0,
+               cached_length=0)
+    d = float(device_s([row], hardware, fields)[0])
+    host = float(design([row])[0] @ np.array([params[k] for k in TERMS]))
+    m, p = float(np.median(list(probe["before_s"]) + list(probe["after_s"]))), params["overlap_exponent"]
+    return (max(m ** p - d ** p, 0.0) ** (1.0 / p) if p > 0.0 else m) / host
+
+
+def fit_first_shape(docs: list[dict], hardware, fields: dict, params: dict) -> F.Fit:
+    """first_shape (module docstring) over the serving-shapes files ``docs``."""
+    samples = []
+    for doc in docs:
+        for m in doc["models"]:
+            scale = probe_scale(m, hardware, fields, params)
+            for r in m["shapes"]:
+                base = min(r["repeat_s"])
+                new = [r["new_s"]] + ([r["new_t_s"]] if r["decode"] > 0 else [])   # D = 0's new_t adds a decode group
+                samples += [(t - base) / scale for t in new]
+    value = max(float(np.median(samples)), 0.0)
+    return F.Fit("first use of a token count", {"first_shape": value}, np.array(samples) / value - 1.0
+                 if value > 0 else np.zeros(len(samples)))
+
+
 def fit_scheduler(rows: list[dict]) -> F.Fit:
     R = np.array([r["running"] for r in rows], float)
     t = np.array([r["step_s"] + r["finish_s"] for r in rows])
@@ -136,9 +179,14 @@ def serving_host_fields(hardware, fields: dict) -> tuple[dict, list[F.Fit], list
     mixed = fit_mixed([r for d in docs for r in d["mixed"]], hardware, fields)
     sched = fit_scheduler([r for d in docs for r in d["scheduler"]])
     values = {k: v for k, v in mixed.params.items() if k in TERMS} | sched.params
+    fits, shapes = [mixed, sched], shape_files(hardware.name)
+    if shapes:
+        first = fit_first_shape([json.loads(f.read_text()) for f in shapes], hardware, fields, mixed.params)
+        values |= first.params
+        fits.append(first)
     return ({"mixed_host": {k: quantity(v, "s") for k, v in values.items()},
-             "mixed_overlap_exponent": round(mixed.params["overlap_exponent"], 4)}, [mixed, sched],
-            [relative_source(f) for f in files])
+             "mixed_overlap_exponent": round(mixed.params["overlap_exponent"], 4)}, fits,
+            [relative_source(f) for f in files + shapes])
 
 
 def with_serving_host(fields: dict, fits: list, hardware) -> tuple[dict, list]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.engine.kernels.iteration import D_READY, decode_cache, decode_only_cost, iteration_cost
+from simulator.engine.kernels.iteration import D_READY, decode_cache, decode_only_cost, first_use_s, iteration_cost
 from simulator.engine.kernels.scenario import M_PARAMS, N_FEATURES, P_DEVICES, P_HAS_ENERGY, P_IDLE_W, P_WINDOW
 from simulator.serving.schedule import (K_FREE, K_HEAD, K_PAD_OUTPUT, K_PEAK, K_PREEMPTIONS, K_RUNNING, K_STEPS_DONE,
                                         K_WAITING, N_STATE, blocks_for, continuous_step, decode_run_steps,
@@ -150,9 +150,10 @@ def _record(records, totals, end_s, k, tokens, duration_s, iteration):
 
 @njit(cache=True)
 def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size, prefix_hit, static, eager_decode,
-        host, pool, concurrency, records):
+        host, pool, concurrency, records, seen):
     """Serve the requests (arrays sorted by arrival_s; with ``concurrency`` > 0 arrival_s is
-    overwritten with the closed loop's start times; ``host``: iteration.host_terms). Returns (first_s, last_s, preemptions
+    overwritten with the closed loop's start times; ``host``: iteration.host_terms; ``seen``:
+    the token counts the process has run, updated: iteration.new_shapes). Returns (first_s, last_s, preemptions
     per request, ITL histogram, totals (TOTALS)); ``records`` [R, N_RECORD] gets sampled
     iterations (kv_blocks column: free blocks, turned into used by the caller)."""
     n = arrival_s.shape[0]
@@ -215,10 +216,16 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
             continue
         duration_s, joules = iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decode, host,
                                             k[K_RUNNING], feats, scratch)
-        end_s = now + duration_s
         tokens = 0
+        chunked = False
         for e in range(n_entries):
             tokens += counts[e] * lengths[e]
+            chunked = chunked or lengths[e] > 1
+        if chunked or eager_decode:                    # an eager pass (a graphed step replays its capture)
+            first = first_use_s(host, seen, tokens)
+            duration_s += first
+            joules += idle_w * first
+        end_s = now + duration_s
         n_done = _finish(k, static, running, prompt, output, generated, computed, blocks, ent_req, lengths,
                          n_entries, end_s, first_s, last_s, itl, last_gap, totals, finished, pool)
         done += n_done
@@ -258,6 +265,10 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
             free0 = k[K_FREE]
             while done_steps < steps and not (arrived < started and arrival_s[arrived] <= now):
                 duration_s, joules = decode_only_cost(model, cache, batch, position_sum, eager_decode, host, batch)
+                if done_steps == 0 and eager_decode:
+                    first = first_use_s(host, seen, batch)
+                    duration_s += first
+                    joules += idle_w * first
                 end_s = now + duration_s
                 gap = end_s - now
                 itl[_itl_bin(gap)] += batch

@@ -21,7 +21,7 @@ import numpy as np
 from simulator.api import _prepared, resolve_model
 from simulator.engine.batch import transient_bytes
 from simulator.engine.kernels import scenario as sc
-from simulator.engine.kernels.iteration import host_terms
+from simulator.engine.kernels.iteration import host_terms, new_shapes
 from simulator.engine.kernels.phases import chunk_features
 from simulator.engine.predict import layout_of
 from simulator.errors import WorkloadError
@@ -103,9 +103,10 @@ def admissible(eng: Engine, reqs: Requests) -> np.ndarray:
 
 
 def serve(eng: Engine, reqs: Requests, rate: float | None = None, concurrency: int = 0,
-          ttft_slo_s: float | None = None, tpot_slo_s: float | None = None) -> Run:
+          ttft_slo_s: float | None = None, tpot_slo_s: float | None = None, seen: np.ndarray | None = None) -> Run:
     """Serve ``reqs`` (sorted by arrival; with ``concurrency`` N > 0 a closed loop of N
-    clients sets the arrivals) and measure the run."""
+    clients sets the arrivals) and measure the run. ``seen``: the token counts the engine's
+    process has run before (iteration.new_shapes, updated; None: a fresh process)."""
     keep = admissible(eng, reqs)
     served = reqs.subset(keep)
     p = eng.policy
@@ -115,7 +116,8 @@ def serve(eng: Engine, reqs: Requests, rate: float | None = None, concurrency: i
         eng.model, arrival, np.ascontiguousarray(served.prompt, dtype=np.int64),
         np.ascontiguousarray(served.output, dtype=np.int64), np.ascontiguousarray(served.prefix, dtype=np.int64),
         p.max_batched_tokens, p.max_seqs, p.block_size, p.prefix_hit, p.batching == STATIC, not p.decode_graphs,
-        eng.host, eng.pool_blocks, concurrency, records)
+        eng.host, eng.pool_blocks, concurrency, records,
+        new_shapes(p.max_batched_tokens) if seen is None else seen)
     served = Requests(arrival, served.prompt, served.output, served.prefix)
     records = records[:int(totals[loop.T_RECORDS])].copy()
     records[:, 3] = eng.pool_blocks - records[:, 3]            # free -> used blocks

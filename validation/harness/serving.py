@@ -289,13 +289,15 @@ def serve(batch: MixedBatch, policy: Policy, reqs: list[Request], pool_blocks: i
                 iterations=it)
 
 
-def warm_up(batch: MixedBatch, policy: Policy, prompts: list[int], pool_blocks: int) -> None:
+def warm_up(batch: MixedBatch, policy: Policy, prompts: list[int], pool_blocks: int) -> list[int]:
     """Mixed iterations before the timed runs: 8 requests of the longest prompt at once (every
     decode batch size up to 8), then ``prompts`` (drawn as the runs draw theirs, another seed)
     arriving one a step, each decoding 16 tokens beside the others: the chunk lengths and
     decode counts the runs meet, so their first use (kernels chosen and loaded per shape, the
     caching allocator's blocks) falls before the timed runs (the first rate of a run without
-    it had its first 20 chunked iterations 1.3-2x slower than its later ones)."""
+    it had its first 20 chunked iterations 1.3-2x slower than its later ones). Returns each
+    pass's token count (the file's warm_up_tokens: simulator/accuracy/serving.py)."""
+    tokens = []
     waves = (([Request(0.0, max(prompts), 8) for _ in range(8)], 8), ([Request(0.0, p, 16) for p in prompts], 1))
     for reqs, per_step in waves:
         sched = Scheduler(policy, reqs, pool_blocks)
@@ -308,8 +310,10 @@ def warm_up(batch: MixedBatch, policy: Policy, prompts: list[int], pool_blocks: 
             if chunks:
                 batch.assign(sched.running, chunks)
                 batch.forward(chunks)
+                tokens.append(sum(len(ch.ids) * ch.length for ch in chunks))
                 sched.finish(chunks, 0.0)
         batch.assign([], [])
+    return tokens
 
 
 def environment() -> dict:
@@ -359,9 +363,9 @@ def main(argv=None) -> int:
     batch = MixedBatch(model, args.max_seqs, max_len)
     pool_blocks = args.max_seqs * blocks_for(max_len, args.block_size)     # what the slot cache holds
     warm = generate(48, None, prompt, Lengths("fixed", 16), args.seed + 1000).prompt
-    warm_up(batch, policy, [min(int(x), max_len - 17) for x in warm], pool_blocks)     # within the slot cache
+    warmed = warm_up(batch, policy, [min(int(x), max_len - 17) for x in warm], pool_blocks)  # within the slot cache
     doc = dict(harness="serving", environment=environment(), model=cfg.name, policy=policy.__dict__,
-               pool_blocks=pool_blocks, self_check=check, masked_attention_ms=attention_ms, prompt=args.prompt, output=args.output, slot_max_len=max_len, points=[])
+               pool_blocks=pool_blocks, warm_up_tokens=warmed, self_check=check, masked_attention_ms=attention_ms, prompt=args.prompt, output=args.output, slot_max_len=max_len, points=[])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"serving-{cfg.name}.json"

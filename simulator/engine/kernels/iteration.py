@@ -25,7 +25,8 @@ forward pass over the flattened tokens, as vLLM runs it.
              scenario.decode_step_s (max(device_s, host launch time when eager) + decode
              step overhead, predict's TPOT step); plus,
              with those terms, the scheduler's seconds at the running count (the power
-             limit stretches no pass: scenario.py's power note)
+             limit stretches no pass: scenario.py's power note); the serving loop adds
+             first_use_s where an eager pass's token count is new to the engine's process
   energy_j   scenario.energy_j of that time and the pass's dynamic joules (the prefill or
              decode energy per feature)
 Only pp = 1 configurations (one stage; the serving loop checks it).
@@ -48,8 +49,9 @@ from simulator.graph.ops import EXP, ETOK, N_FEATURES, ONE, TOK
 D_READY, D_CASE, D_LINES, D_F0, D_F1, D_J = range(6)
 # host terms of an eager mixed pass (host_terms), seconds an iteration; H_ON 0: none
 HOST_TERMS = ("on", "pass", "layers", "decode", "fresh", "cached", "concat", "scheduler",
-              "scheduler_running", "overlap")
-(H_ON, H_PASS, H_LAYERS, H_DECODE, H_FRESH, H_CACHED, H_CONCAT, H_SCHED, H_SCHED_RUNNING, H_OVERLAP) = range(10)
+              "scheduler_running", "overlap", "first_shape")
+(H_ON, H_PASS, H_LAYERS, H_DECODE, H_FRESH, H_CACHED, H_CONCAT, H_SCHED, H_SCHED_RUNNING, H_OVERLAP,
+ H_FIRST_SHAPE) = range(11)
 N_HOST = len(HOST_TERMS)
 
 
@@ -68,7 +70,27 @@ def host_terms(mixed_host_s: dict, layers: int, overlap: float = 0.0) -> np.ndar
     h[H_FRESH], h[H_CACHED] = layers * g("fresh_chunk_layer", 0.0), layers * g("cached_chunk_layer", 0.0)
     h[H_CONCAT] = layers * g("concat_layer", 0.0)
     h[H_SCHED], h[H_SCHED_RUNNING] = g("scheduler", 0.0), g("scheduler_per_running", 0.0)
+    h[H_FIRST_SHAPE] = g("first_shape", 0.0)
     return h
+
+
+def new_shapes(max_tokens: int) -> np.ndarray:
+    """An engine process's record of the token counts its passes have run (first_use_s):
+    none yet, for passes of 0..max_tokens tokens."""
+    return np.zeros(max_tokens + 1, dtype=np.uint8)
+
+
+@njit(cache=True, inline="always")
+def first_use_s(host, seen, tokens):
+    """Seconds an eager pass of ``tokens`` tokens adds when the process has not run that token
+    count before (the GEMMs' first use of that row count: the library's kernel choice and
+    loading, measured by validation/harness/serving_shapes.py, fitted by calibration/
+    serving_host.py as ``first_shape``); marks it run. 0 without host terms, and for a count
+    beyond ``seen`` (an empty ``seen``: not tracked)."""
+    if host[H_ON] <= 0.0 or host[H_FIRST_SHAPE] <= 0.0 or tokens >= seen.shape[0] or seen[tokens] != 0:
+        return 0.0
+    seen[tokens] = 1
+    return host[H_FIRST_SHAPE]
 
 
 @njit(cache=True, inline="always")
