@@ -41,6 +41,7 @@ import numpy as np
 from pydantic import BeforeValidator, Field
 
 from simulator.engine.batch import Layout
+from simulator.explore.axes import Grid
 from simulator.errors import SpecError, UnknownNameError
 from simulator.specs import registry
 from simulator.specs.base import Dtype, Strict
@@ -150,31 +151,6 @@ class Group:
     kv_dtype: Dtype
     layout: Layout = Layout()        # tp, pp, dp, ep, microbatches; draft_tokens > 0 with a draft model
     draft_model: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Grid:
-    path: str
-    groups: tuple[Group, ...]
-    batch: np.ndarray        # int64 axes; scenarios run batch-major, output fastest
-    prompt: np.ndarray
-    output: np.ndarray
-
-    @property
-    def scenarios_per_group(self) -> int:
-        return len(self.batch) * len(self.prompt) * len(self.output)
-
-    @property
-    def scenarios(self) -> int:
-        return len(self.groups) * self.scenarios_per_group
-
-    @staticmethod
-    def slice_axes(batch, prompt, output, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(B, S, N) of scenarios start..stop-1 of a configuration: flat indices into
-        batch x prompt x output, output fastest."""
-        k = np.arange(start, stop, dtype=np.int64)
-        per_b = len(prompt) * len(output)
-        return batch[k // per_b], prompt[(k // len(output)) % len(prompt)], output[k % len(output)]
 
 
 def _check_keys(path: str, data: dict, allowed, where: str = "") -> None:

@@ -40,20 +40,20 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simulator.explore import whatif
-from simulator.explore.cost import usd_per_hour, usd_per_million
 from simulator.engine import batch as kernel
 from simulator.engine.kernels import interpreted, scenario as sc
-from simulator.api import prepare
 from simulator.errors import SimulatorError
-from simulator.specs import registry
-from simulator.specs.quant import parse_weight_format
-from simulator.explore.grid import Grid, Group, load_grid
-from simulator.explore.csvfmt import rows_csv
+from simulator.explore.axes import Grid, Named, slice_axes
+from simulator.explore.cost import usd_per_million
+from simulator.explore.startup import load_light
 from simulator.explore.writers import Rows, SCENARIO_COLUMNS, nan_if_none, open_writer
+
+if TYPE_CHECKING:
+    from simulator.explore.grid import Group
 
 CHUNK_SCENARIOS = 65_536
 _FROM_KERNEL = {"ttft_s": sc.TTFT_S, "tpot_s": sc.TPOT_S, "e2e_s": sc.E2E_S, "output_tokens_per_s": sc.TOKENS_PER_S,
@@ -65,13 +65,19 @@ _FROM_KERNEL = {"ttft_s": sc.TTFT_S, "tpot_s": sc.TPOT_S, "e2e_s": sc.E2E_S, "ou
 class Skipped:
     """A configuration that cannot run, and why."""
 
-    group: Group
+    group: Group | Named
     reason: str
 
 
 def configuration(group: Group) -> tuple[kernel.Packed, dict]:
     """(packed arrays, constant row fields) of one configuration; raises SimulatorError
     when it cannot run."""
+    from simulator.api import prepare                   # the specs and graph code: only where a
+    from simulator.explore import whatif                # configuration is prepared (not from the
+    from simulator.explore.cost import usd_per_hour     # disk cache, cli/sweep.py)
+    from simulator.specs import registry
+    from simulator.specs.quant import parse_weight_format
+
     hw = whatif.scale(registry.hardware(group.hardware), group.factors)
     g, layout = group, group.layout
     args = (hw, g.stack, parse_weight_format(g.weight_dtype), g.activation_dtype, g.kv_dtype, layout.tp)
@@ -113,13 +119,37 @@ def rows_of(packed: kernel.Packed, constants: dict, b, s, n, parallel: bool) -> 
     return Rows(constants, values)
 
 
+def _configured(group) -> tuple[kernel.Packed, dict] | Skipped:
+    """configured(group) of a Group; a configuration already prepared (what configured gave:
+    prepare_grid's groups) as it is."""
+    return group if isinstance(group, (tuple, Skipped)) else configured(group)
+
+
+def _prepared(group) -> tuple[kernel.Packed, dict] | Skipped:
+    done = _configured(group)
+    if isinstance(done, Skipped) and not isinstance(done.group, Named):
+        g = done.group
+        return Skipped(Named(g.model, g.hardware, g.stack, g.weight_dtype, g.layout), done.reason)
+    return done
+
+
+def prepare_grid(grid: Grid | str | Path) -> Grid:
+    """The grid (or grid file) with each configuration prepared: groups are what
+    configured() gives for each, in order (one that cannot run named by axes.Named)."""
+    if not isinstance(grid, Grid):
+        from simulator.explore.grid import load_grid
+        grid = load_grid(Path(grid))
+    return dataclasses.replace(grid, groups=tuple(_prepared(g) for g in grid.groups))
+
+
 def evaluate_piece(group: Group, axes: tuple, start: int, stop: int, parallel: bool = False) -> Rows | Skipped:
-    """Rows of the scenarios start..stop-1 of a configuration (a Dask task's unit of work)."""
-    done = configured(group)
+    """Rows of the scenarios start..stop-1 of a configuration (a Dask task's unit of work);
+    ``group`` a Group or its prepared configuration."""
+    done = _configured(group)
     if isinstance(done, Skipped):
         return done
     packed, constants = done
-    b, s, n = Grid.slice_axes(*axes, start, stop)
+    b, s, n = slice_axes(*axes, start, stop)
     return rows_of(packed, constants, b, s, n, parallel)
 
 
@@ -203,18 +233,24 @@ class _WrittenBehind:
 
 
 def _start_kernels(grid: Grid, csv: bool) -> float:
-    """Seconds to load (a fresh install: compile) the kernels a local sweep calls, on one
-    scenario of its first configuration that runs (and one CSV row), so that a sweep's rate
-    is its own and not numba's start-up."""
+    """Seconds to load (a fresh install: compile) the kernels a local sweep calls, on two
+    scenarios of its first configuration that runs (and one CSV row), so that a sweep's rate
+    is its own and not numba's start-up. Two: the results of one scenario would be an array
+    both C- and F-contiguous, which numba types, and loads, as a kernel of its own. Cached
+    kernels load without numba's compiler set-up (startup.py)."""
     started = time.perf_counter()
     for group in grid.groups:
-        done = configured(group)
+        done = _configured(group)
         if not isinstance(done, Skipped):
-            b, s, n = Grid.slice_axes(grid.batch, grid.prompt, grid.output, 0, 1)
             prepared_s = time.perf_counter() - started          # preparing is the sweep's work
+            load_light(kernel._evaluate_parallel)
+            if csv:
+                from simulator.explore import csvfmt
+                load_light(csvfmt.format_rows)
+            b, s, n = slice_axes(grid.batch, grid.prompt, grid.output, 0, min(2, grid.scenarios_per_group))
             kernel.evaluate_many(done[0], b, s, n, True)
             if csv:
-                rows_csv("", np.zeros((len(SCENARIO_COLUMNS), 1)), np.zeros(len(SCENARIO_COLUMNS), dtype=np.int64))
+                csvfmt.rows_csv("", np.zeros((len(SCENARIO_COLUMNS), 1)), np.zeros(len(SCENARIO_COLUMNS), dtype=np.int64))
             return time.perf_counter() - started - prepared_s
     return 0.0
 
@@ -222,13 +258,15 @@ def _start_kernels(grid: Grid, csv: bool) -> float:
 def sweep(grid, out, chunk_scenarios: int = CHUNK_SCENARIOS, scheduler: str | None = None,
           workers: int | None = None, progress: Callable[[int, int], None] | None = None,
           observe: Callable[[Rows], None] | None = None) -> SweepSummary:
-    """Run a grid (a Grid or a grid file path) and write its rows to ``out`` (a path: .csv,
-    or .parquet with pyarrow; or a binary file object, CSV). Locally unless ``scheduler``
-    or ``workers`` is given (Dask). ``progress(done, total)`` is called after each chunk,
-    ``observe(rows)`` with each chunk of rows written."""
-    interpreted.skip_blas_probe()
+    """Run a grid (a Grid, prepared or not: prepare_grid, or a grid file path) and write its
+    rows to ``out`` (a path: .csv, or .parquet with pyarrow; or a binary file object, CSV).
+    Locally unless ``scheduler`` or ``workers`` is given (Dask). ``progress(done, total)``
+    is called after each chunk, ``observe(rows)`` with each chunk of rows written."""
+    interpreted.skip_blas_probe()           # a cached kernel's environment imports numba.np.arraymath
     started = time.perf_counter()
-    grid = grid if isinstance(grid, Grid) else load_grid(Path(grid))
+    if not isinstance(grid, Grid):
+        from simulator.explore.grid import load_grid
+        grid = load_grid(Path(grid))
     summary = SweepSummary(scenarios=grid.scenarios, configurations=len(grid.groups))
     if scheduler is None and workers is None:
         summary.startup_s = _start_kernels(grid, not str(out).lower().endswith(".parquet"))

@@ -27,6 +27,7 @@ SCENARIO_COLUMNS = {
 }
 COLUMNS = (*GROUP_COLUMNS, *SCENARIO_COLUMNS)
 _KINDS = np.array(list(SCENARIO_COLUMNS.values()), dtype=np.int64)
+_NUMPY = {INT: np.int64, FLOAT: np.float64, BOOL: np.bool_}
 
 
 @dataclasses.dataclass
@@ -67,10 +68,13 @@ class CsvWriter:
 
 
 class ParquetWriter:
-    """Parquet (pyarrow), one row group per chunk. Every column but the per-scenario floats
-    is dictionary-encoded (a float result rarely repeats: trying its dictionary first cost
-    half the writing time). A configuration's constant columns are built once, at the
-    longest chunk, and sliced (no copy) for the others."""
+    """Parquet (pyarrow), one row group per chunk. A configuration's constant columns are
+    dictionary arrays of one value (built once, at the longest chunk, and sliced: no copy),
+    written as they are: no value is hashed, and none has min/max statistics (they are the
+    one value; computing them took most of the writing time). The other non-float columns
+    are dictionary-encoded too (a float result rarely repeats: trying its dictionary first
+    cost half the writing time). The file's schema is Parquet's own (no Arrow schema kept),
+    so a reader sees string, int64, double and bool columns."""
 
     def __init__(self, path):
         try:
@@ -82,16 +86,22 @@ class ParquetWriter:
         self._pa = pa
         types = {str: pa.string(), int: pa.int64(), float: pa.float64(), INT: pa.int64(), FLOAT: pa.float64(),
                  BOOL: pa.bool_()}
-        self._schema = pa.schema([(c, types[t]) for c, t in {**GROUP_COLUMNS, **SCENARIO_COLUMNS}.items()])
+        self._types = [types[t] for t in GROUP_COLUMNS.values()]
+        fields = [(c, pa.dictionary(pa.int32(), t)) for c, t in zip(GROUP_COLUMNS, self._types)]
+        fields += [(c, types[t]) for c, t in SCENARIO_COLUMNS.items()]
+        self._schema = pa.schema(fields)
         encoded = [c for c in COLUMNS if SCENARIO_COLUMNS.get(c) != FLOAT]
-        self._writer = pq.ParquetWriter(str(path), self._schema, use_dictionary=encoded)
+        self._writer = pq.ParquetWriter(str(path), self._schema, use_dictionary=encoded, store_schema=False,
+                                        write_statistics=list(SCENARIO_COLUMNS))
         self._kept = (None, [])            # (constants, their columns)
 
     def _constant_columns(self, constants: dict, n: int) -> list:
         kept_for, columns = self._kept
         if kept_for is not constants or len(columns[0]) < n:
             pa = self._pa
-            columns = [pa.repeat(pa.scalar(constants[c], self._schema.field(c).type), n) for c in GROUP_COLUMNS]
+            zeros = pa.array(np.zeros(n, dtype=np.int32))
+            columns = [pa.DictionaryArray.from_arrays(zeros, pa.array([constants[c]], t))
+                       for c, t in zip(GROUP_COLUMNS, self._types)]
             self._kept = (constants, columns)
         return [c if len(c) == n else c.slice(0, n) for c in columns]
 
@@ -99,7 +109,7 @@ class ParquetWriter:
         pa, n = self._pa, len(rows)
         columns = self._constant_columns(rows.constants, n)
         for values, kind in zip(rows.values, SCENARIO_COLUMNS.values()):
-            columns.append(pa.array(values.astype({INT: np.int64, FLOAT: np.float64, BOOL: np.bool_}[kind])))
+            columns.append(pa.array(values.astype(_NUMPY[kind], copy=False)))
         self._writer.write_table(pa.Table.from_arrays(columns, schema=self._schema))
 
     def close(self) -> None:
