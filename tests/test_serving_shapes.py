@@ -125,3 +125,21 @@ def test_the_warm_up_token_counts_are_the_harness_warm_ups():
 def test_the_shapes_microbenchmark_is_no_serving_run():
     files = [p for p, _ in acc.measured_files()]
     assert SHAPES.exists() and SHAPES not in files and WIDE in files
+
+
+def test_the_host_monitor_times_its_task_beside_the_caller_and_stops():
+    """validation/harness/serving_monitor.Monitor: samples every PERIOD_S over the window asked
+    for, as seconds from its start, each the task's seconds; the process ends on stop."""
+    import time
+
+    from validation.harness.serving_monitor import PERIOD_S, Monitor
+
+    monitor = Monitor()
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    time.sleep(0.3)
+    got = monitor.since(t0, 0.3)
+    monitor.stop()
+    assert not monitor.proc.is_alive()
+    assert 0.3 / PERIOD_S / 4 <= len(got["start_s"]) <= 0.3 / PERIOD_S + 1
+    assert all(0.0 <= s <= 0.3 for s in got["start_s"]) and min(got["task_s"]) > 0.0

@@ -27,7 +27,10 @@ requests arrive at their times (Poisson at each rate, from --seed), an idle engi
 until the next arrival, and each iteration ends with a device synchronize (the sampled
 tokens are ready). Recorded per request: arrival, first-token and last-token times and every
 token's time; per iteration: its start and end, decode tokens, prefill tokens, entries,
-running and waiting counts (times in s from the run's start).
+running and waiting counts, the seconds until the pass's launches returned (host_s) and the
+thread's CPU seconds in them (host_cpu_s) (times in s from the run's start). With
+--host-monitor, a process pinned to the last CPU times a fixed pure-Python task every 10 ms
+over the whole session (serving_monitor.py); each rate keeps its samples.
 """
 from __future__ import annotations
 
@@ -243,7 +246,8 @@ def serve(batch: MixedBatch, policy: Policy, reqs: list[Request], pool_blocks: i
 
     sched = Scheduler(policy, reqs, pool_blocks)
     tokens: list[list[float]] = [[] for _ in reqs]
-    it = {k: [] for k in ("start_s", "end_s", "decode", "prefill_tokens", "entries", "running", "waiting")}
+    it = {k: [] for k in ("start_s", "end_s", "decode", "prefill_tokens", "entries", "running", "waiting",
+                          "host_s", "host_cpu_s")}
     arrived, done = 0, 0
     t0 = time.perf_counter()
     status = "complete"
@@ -263,8 +267,10 @@ def serve(batch: MixedBatch, policy: Policy, reqs: list[Request], pool_blocks: i
                 if gap > 0.002:
                     time.sleep(gap - 0.001)
             continue
+        cpu = time.thread_time()
         batch.assign(sched.running, chunks)
         batch.forward(chunks)
+        launched, cpu = time.perf_counter() - t0, time.thread_time() - cpu
         if batch.m.device.type == "cuda":
             torch.cuda.synchronize()
         end = time.perf_counter() - t0
@@ -274,13 +280,15 @@ def serve(batch: MixedBatch, policy: Policy, reqs: list[Request], pool_blocks: i
                 tokens[ch.ids[0]].append(round(end, 6))
         done += len(sched.finish(chunks, end))
         it["start_s"].append(round(start, 6))
+        it["host_s"].append(round(launched - start, 6))
+        it["host_cpu_s"].append(round(cpu, 6))
         it["end_s"].append(round(end, 6))
         it["decode"].append(sum(1 for ch in chunks if ch.length == 1))
         it["prefill_tokens"].append(sum(ch.length for ch in chunks if ch.length > 1))
         it["entries"].append(len(chunks))
         it["running"].append(len(sched.running))
         it["waiting"].append(len(sched.waiting))
-    return dict(status=status, preemptions=sched.preemptions, peak_blocks=sched.peak_blocks,
+    return dict(status=status, preemptions=sched.preemptions, peak_blocks=sched.peak_blocks, t0_perf_s=t0,
                 requests=dict(arrival_s=[round(r.arrival_s, 6) for r in reqs], prompt=[r.prompt for r in reqs],
                               output=[r.output for r in reqs], first_s=[None if math.isnan(r.first_s) else
                                                                        round(r.first_s, 6) for r in reqs],
@@ -341,9 +349,13 @@ def main(argv=None) -> int:
     ap.add_argument("--max-seqs", type=int, default=64)
     ap.add_argument("--block-size", type=int, default=16)
     ap.add_argument("--cap-s", type=float, default=40.0, help="wall-clock cap of one rate's run (s)")
+    ap.add_argument("--host-monitor", action="store_true", help="time a fixed CPU task beside the runs (another CPU)")
     args = ap.parse_args(argv)
+    from validation.harness import serving_monitor
     from validation.harness import serving_probe as probe
     from validation.harness.model import RefDecoder
+
+    monitor = serving_monitor.Monitor() if args.host_monitor else None
 
     rates = [float(x) for x in args.rates.split(",")]
     counts = [int(x) for x in args.requests.split(",")]
@@ -376,11 +388,15 @@ def main(argv=None) -> int:
         point = serve(batch, policy, reqs, pool_blocks, args.cap_s)
         wall = round(time.perf_counter() - t, 3)
         point |= dict(rate=rate, seed=args.seed + i, wall_s=wall, host_probe=probe.record(before, probe.host_probe(batch)))
+        if monitor is not None:
+            point["host_monitor"] = monitor.since(point["t0_perf_s"], wall)
         doc["points"].append(point)
         path.write_text(json.dumps(doc))
         its = point["iterations"]
         print(f"{cfg.name} rate {rate}: {len(reqs)} requests, {len(its['end_s'])} iterations, {point['status']}, "
               f"{point['wall_s']} s; {probe.summary(point['host_probe'])}", flush=True)
+    if monitor is not None:
+        monitor.stop()
     return 0
 
 
