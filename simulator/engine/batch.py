@@ -205,37 +205,37 @@ def bound_call(packed: Packed, ws_t, ws_d, require_fit: bool, out):
     return functools.partial(fn, *head, require_fit, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _scenario_arrays(batch, prompt, output):
     b, s, n = np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64)
     b[0], s[0], n[0] = batch, prompt, output
     return b, s, n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_plain(model, ws, require_fit, out, batch, prompt, output):
     b, s, n = _scenario_arrays(batch, prompt, output)
     sc.scenarios(model, model, ws, ws, b, s, n, require_fit, out, 0, 1)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one(target, draft, ws_t, ws_d, require_fit, out, batch, prompt, output):
     b, s, n = _scenario_arrays(batch, prompt, output)
     sc.scenarios(target, draft, ws_t, ws_d, b, s, n, require_fit, out, 0, 1)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _block(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out, start, stop):
     sc.scenarios(target, draft, sc.workspace(n_ops, table), sc.workspace(draft_ops, table), batch, prompt, output,
                  require_fit, out, start, stop)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _evaluate_serial(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out):
     _block(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out, 0, batch.shape[0])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _evaluate_parallel(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out):
     n = batch.shape[0]
     for blk in prange((n + BLOCK - 1) // BLOCK):

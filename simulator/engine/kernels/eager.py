@@ -7,7 +7,7 @@ from numba import njit
 from simulator.engine.kernels.roofline import range_sums
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def eager_range_s(op, case, lines, lo, hi, host, scratch):
     """sum over integer c in [lo, hi] of max(T(c), H): an eagerly launched step takes at least
     the host's launch time H, and the device's step time T (range_sums at one c) does not fall

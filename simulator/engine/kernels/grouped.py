@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def routed_tile_scale(mean_rows: float, sd_rows: float, tile_min: float, tile_max: float) -> float:
     """E[ceil(m / q)] / ceil(mean / q): a grouped GEMM's tiles over routed groups against the
     same rows spread evenly. Its kernel takes M tiles of q rows, the power of two >= the mean

@@ -17,7 +17,7 @@ from numba import njit
 from simulator.graph.ops import ETOK, EXP, KV, LKV, LPAIR, N_FEATURES, ONE, PAIR, SEQ, TOK
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def causal_pairs(seq_len: float, window: float) -> float:
     """sum_{c=0..S-1} local_span(c): query-key pairs of one causal sequence of S tokens:
     S(S+1)/2 (W = 0); W(W+1)/2 + (S - W) W for S > W (sliding); q C(C+1)/2 + r(r+1)/2 with
@@ -32,7 +32,7 @@ def causal_pairs(seq_len: float, window: float) -> float:
     return window * (window + 1) / 2.0 + (seq_len - window) * float(window)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def local_kept(positions: float, window: float) -> float:
     """Positions a local layer's KV cache holds for a sequence of ``positions``: all (W = 0),
     else at most |W|: the window, or the current chunk at its fullest (vLLM frees the blocks
@@ -40,7 +40,7 @@ def local_kept(positions: float, window: float) -> float:
     return positions if window == 0 else min(positions, abs(window))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def local_read(start: float, length: float, window: float) -> float:
     """Cached positions a local layer reads in a pass over ``length`` tokens after ``start``:
     the cache's min(start + length, W) (sliding; all when W = 0), or for chunks of C = -W the
@@ -50,7 +50,7 @@ def local_read(start: float, length: float, window: float) -> float:
     return local_kept(start + length, window)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def touched_experts(tokens: float, experts: float, top_k: float, ep: float) -> tuple[float, float]:
     """(EXP, ETOK) for ``tokens`` tokens on one device: experts touched there and tokens per
     touched expert. With uniform routing of top-k among E experts, an expert escapes one
@@ -68,7 +68,7 @@ def expert_features(tokens: float, moe: tuple | None) -> tuple[float, float]:
     return touched_experts(float(tokens), *map(float, moe)) if moe else (0.0, 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def fill_prefill_features(feats, batch: float, prompt: float, window: float, experts: float, top_k: float,
                           ep: float):
     """The prefill feature vector into ``feats`` (numba: the sweep kernel calls it too)."""
@@ -92,7 +92,7 @@ def prefill_features(batch: int, prompt: int, window: int, moe: tuple | None = N
 GROWING, CAPPED = 0, 1      # decode segments: local span c + 1 (c + 1 <= |W|), or past it
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def fill_decode_lines(batch: float, experts: float, top_k: float, ep: float, window: float, f0, f1):
     """Decode-step features f0[seg] + f1[seg] c of both segment kinds ([2, features] each):
     GROWING attends over c + 1 positions in every layer; CAPPED over c + 1 in the global
@@ -117,7 +117,7 @@ def fill_decode_lines(batch: float, experts: float, top_k: float, ep: float, win
         f0[CAPPED, j] = batch * window if window > 0 else 0.0     # B W
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def decode_step_span(segment: int, first: float, last: float, window: float) -> tuple[float, float]:
     """(lo, hi): the positions of decode steps first..last that fall in ``segment`` (empty
     when hi < lo): GROWING while c + 1 <= |W|, CAPPED after."""
@@ -160,7 +160,7 @@ def _chunk_segments(growing: np.ndarray, lo: int, hi: int, chunk: int) -> list:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mean_decode_position(prompt, output):
     """The middle of the decode steps' positions prompt..prompt + output - 2 (tokens 2..N)."""
     return prompt + (output - 2) // 2
@@ -172,7 +172,7 @@ def decode_step_features(batch: int, position: int, window: int, moe: tuple | No
     return chunk_features(batch, position, 1, window, moe)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def fill_chunk_features(feats, batch: float, start: float, length: float, window: float, experts: float,
                         top_k: float, ep: float):
     """A pass over ``length`` new tokens per sequence at positions start..start+length-1 with

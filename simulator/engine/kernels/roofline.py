@@ -18,6 +18,16 @@ per-operator parameter is one more name in OP_FIELDS (filled by engine/bind.py).
 Decode: a decode step at position c has features linear in c (f0 + f1 c), so the sum of
 step times over an integer range of c is computed in closed form: each operator's
 max(a0 + a1 c, b0 + b1 c) is split where the two lines cross.
+
+Speed (the rule every kernel module here follows): numba counts references to arrays with
+atomic increments, and keeps a function's counts when it cannot prove them paired: when the
+function has a branch that raises (a float division's ZeroDivisionError: hence
+error_model="numpy", which gives numpy's inf and nan instead, as the plain-Python kernels on
+numpy floats do), or passes an array on to another call and then branches, or takes a view
+or a tuple item per iteration. Such counts once cost 2/3 of a pass's and of a sweep
+scenario's time. So a function called per operator or per scenario reads its arrays first
+and computes on scalars after (_factors, _instance, _lines), and hot loops index arrays in
+place (op[i, OP_PEAK], not a row view op[i]).
 """
 from __future__ import annotations
 
@@ -69,7 +79,7 @@ def op_params(n_ops: int) -> np.ndarray:
     return op
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gemm_efficiency(m: float, n: float, tile_m: float, tile_n: float, units: float, groups: float = 1.0) -> float:
     """Fraction of the (already de-rated) peak a GEMM of m x n outputs reaches: useful
     outputs over padded tile outputs, times the filled fraction of the last wave. A grouped
@@ -86,13 +96,13 @@ def gemm_efficiency(m: float, n: float, tile_m: float, tile_n: float, units: flo
     return padding * tiles / (waves * units)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def attention_efficiency(length: float, half_length: float) -> float:
     """L / (L + L0): the fraction of its rate attention reaches at an attended length L."""
     return length / (length + half_length) if half_length > 0.0 else 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def occupancy_scale(blocks: float, split_blocks: float, units: float, split_scale: float, over_scale: float) -> float:
     """Memory-time multiplier of a kernel launching ``blocks`` thread blocks on ``units``
     compute units: below split_blocks it splits each block's sequence to fill the units
@@ -105,74 +115,43 @@ def occupancy_scale(blocks: float, split_blocks: float, units: float, split_scal
     return 1.0
 
 
-@njit(cache=True)
-def _memory_scale(p, feats) -> float:
-    """Decode attention's occupancy regime at B = feats[SEQ] sequences (occupancy_scale of
-    B x blocks_per_seq blocks); 1 for every other operator."""
-    if p[OP_BLOCKS_PER_SEQ] <= 0.0:
-        return 1.0
-    return occupancy_scale(feats[SEQ] * p[OP_BLOCKS_PER_SEQ], p[OP_SPLIT_BLOCKS], p[OP_UNITS], p[OP_SPLIT_SCALE],
-                           p[OP_OVER_SCALE])
+@njit(cache=True, error_model="numpy", inline="always")
+def _factors(op, i, feats):
+    """(host rate, alternative rate, host compute-time factor, host memory-time factor) of
+    operator i at a feature vector. On the host unit a GEMM loses to tile and wave
+    quantization (not when it runs as a GEMV: at most gemv_max_m rows, its memory time x
+    gemv_scale), an attention operator with L0 > 0 reaches L / (L + L0) of its rate at L =
+    pairs / tokens (a local layer's pairs: LPAIR), a routed grouped GEMM's uneven groups
+    (routed_tile_scale at its mean rows per group m = ETOK, binomial routing's sd = sqrt(m
+    (1 - k / E)): a trained router's load can only be more uneven) scale both times, and
+    decode attention's occupancy regime at B = SEQ sequences (occupancy_scale of B x
+    blocks_per_seq blocks) its memory time; the alternative unit runs at alt_peak. Every
+    array read comes first (the module's speed note)."""
+    m_feature = int(op[i, OP_M_FEATURE])
+    m, tokens, mean = feats[m_feature], feats[TOK], feats[ETOK]
+    groups = feats[EXP] if m_feature == ETOK else 1.0     # EXP groups of ETOK rows: a grouped GEMM
+    pairs = feats[LPAIR] if op[i, OP_LOCAL] > 0.0 else feats[PAIR]
+    blocks = feats[SEQ] * op[i, OP_BLOCKS_PER_SEQ]
+    peak, gemm_n, half_length, route_p = op[i, OP_PEAK], op[i, OP_GEMM_N], op[i, OP_HALF_LENGTH], op[i, OP_ROUTE_P]
+    tile_m, tile_n, units, gemv_max_m = op[i, OP_TILE_M], op[i, OP_TILE_N], op[i, OP_UNITS], op[i, OP_GEMV_MAX_M]
+    blocks_per_seq, split_blocks = op[i, OP_BLOCKS_PER_SEQ], op[i, OP_SPLIT_BLOCKS]
+    split_scale, over_scale, gemv_scale = op[i, OP_SPLIT_SCALE], op[i, OP_OVER_SCALE], op[i, OP_GEMV_SCALE]
+    tile_min, tile_max, alt_peak = op[i, OP_GROUP_TILE_MIN], op[i, OP_GROUP_TILE_MAX], op[i, OP_ALT_PEAK]
+    gemv = gemm_n > 0 and m <= gemv_max_m
+    if gemm_n > 0 and not gemv:
+        peak *= gemm_efficiency(m, gemm_n, tile_m, tile_n, units, groups)
+    if half_length > 0.0 and tokens > 0.0:
+        peak *= attention_efficiency(pairs / tokens, half_length)
+    routed = 1.0
+    if route_p > 0.0 and m_feature == ETOK and not gemv:
+        routed = routed_tile_scale(mean, np.sqrt(mean * max(1.0 - route_p, 0.0)), tile_min, tile_max)
+    occupancy = 1.0
+    if blocks_per_seq > 0.0:
+        occupancy = occupancy_scale(blocks, split_blocks, units, split_scale, over_scale)
+    return peak, alt_peak, routed, routed * occupancy * (gemv_scale if gemv else 1.0)
 
 
-@njit(cache=True)
-def _routed_scale(p, feats) -> float:
-    """routed_tile_scale of a routed expert GEMM at its mean rows per group m = feats[ETOK],
-    with binomial routing's sd = sqrt(m (1 - k / E)) (a trained router's load can only be more
-    uneven); 1 for every other operator."""
-    if p[OP_ROUTE_P] <= 0.0 or int(p[OP_M_FEATURE]) != ETOK or _is_gemv(p, feats):
-        return 1.0
-    mean = feats[ETOK]
-    return routed_tile_scale(mean, np.sqrt(mean * max(1.0 - p[OP_ROUTE_P], 0.0)), p[OP_GROUP_TILE_MIN],
-                             p[OP_GROUP_TILE_MAX])
-
-
-@njit(cache=True)
-def _is_gemv(p, feats) -> bool:
-    """An operator (parameter row p) is a GEMM of few enough rows to run as a GEMV kernel."""
-    return p[OP_GEMM_N] > 0 and feats[int(p[OP_M_FEATURE])] <= p[OP_GEMV_MAX_M]
-
-
-@njit(cache=True)
-def _rate(p, peak, feats, quantize):
-    """Achieved compute rate (FLOP/s) at a feature vector. A GEMM (``quantize``) loses to tile
-    and wave quantization (not when it runs as a GEMV); an attention operator with L0 > 0
-    reaches L / (L + L0) of its rate at L = pairs / tokens (a local layer's pairs: LPAIR)."""
-    m_feature = int(p[OP_M_FEATURE])
-    if quantize and p[OP_GEMM_N] > 0 and not _is_gemv(p, feats):
-        groups = feats[EXP] if m_feature == ETOK else 1.0     # EXP groups of ETOK rows: a grouped GEMM
-        peak *= gemm_efficiency(feats[m_feature], p[OP_GEMM_N], p[OP_TILE_M], p[OP_TILE_N], p[OP_UNITS], groups)
-    if quantize and p[OP_HALF_LENGTH] > 0.0 and feats[TOK] > 0.0:
-        pairs = feats[LPAIR] if p[OP_LOCAL] > 0.0 else feats[PAIR]
-        peak *= attention_efficiency(pairs / feats[TOK], p[OP_HALF_LENGTH])
-    return peak
-
-
-@njit(cache=True)
-def _terms(flops_row, mem_row, p, peak, feats, host):
-    """(compute s, memory s) of one instance at a feature vector, on the host unit (tiles,
-    attention length, GEMV scale apply) or the alternative unit (none of them do)."""
-    f = 0.0
-    tm = 0.0
-    for j in range(feats.shape[0]):
-        f += flops_row[j] * feats[j]
-        tm += mem_row[j] * feats[j]
-    if host:
-        routed, memory = _host_scales(p, feats)
-        return routed * f / _rate(p, peak, feats, host), memory * tm
-    return f / _rate(p, peak, feats, host), tm
-
-
-@njit(cache=True)
-def _host_scales(p, feats):
-    """(compute-time, memory-time) factors on the host unit beyond the rate: a routed grouped
-    GEMM's uneven groups (both), decode attention's occupancy regime and a GEMV's bandwidth
-    (memory)."""
-    routed = _routed_scale(p, feats)
-    return routed, routed * _memory_scale(p, feats) * (p[OP_GEMV_SCALE] if _is_gemv(p, feats) else 1.0)
-
-
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def combine(compute_s: float, memory_s: float, p: float) -> float:
     """max(compute, memory) when p <= 0, else the p-norm (compute^p + memory^p)^(1/p)."""
     if p <= 0.0 or compute_s == 0.0 or memory_s == 0.0:
@@ -181,20 +160,29 @@ def combine(compute_s: float, memory_s: float, p: float) -> float:
     return big * ((compute_s / big) ** p + (memory_s / big) ** p) ** (1.0 / p)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _instance(i, flops, mem_s, alt_mem_s, op, feats):
-    """(seconds, bound, unit) of one instance of operator i at a feature vector. An operator
+    """(seconds, bound, unit) of one instance of operator i at a feature vector: compute
+    seconds flops @ f / rate, memory seconds mem_s @ f, each x its _factors. An operator
     with an alternative unit (alt_peak > 0: compute in memory) runs where it is faster; unit
-    is 1 when that is the alternative. GEMMs of at most gemv_max_m rows run as a GEMV."""
-    p = op[i]
-    tc, tm = _terms(flops[i], mem_s[i], p, p[OP_PEAK], feats, True)
-    o = p[OP_OVERHEAD]
-    t = combine(tc, tm, p[OP_OVERLAP])
+    is 1 when that is the alternative (alt_mem_s @ f its memory seconds). Array reads first
+    (the module's speed note)."""
+    f = 0.0
+    tm = 0.0
+    am = 0.0
+    for j in range(feats.shape[0]):
+        f += flops[i, j] * feats[j]
+        tm += mem_s[i, j] * feats[j]
+        am += alt_mem_s[i, j] * feats[j]
+    rate, alt_rate, compute, memory = _factors(op, i, feats)
+    o, alt_o, overlap = op[i, OP_OVERHEAD], op[i, OP_ALT_OVERHEAD], op[i, OP_OVERLAP]
+    tc, tm = compute * f / rate, memory * tm
+    t = combine(tc, tm, overlap)
     unit = 0
-    if p[OP_ALT_PEAK] > 0.0:
-        ac, am = _terms(flops[i], alt_mem_s[i], p, p[OP_ALT_PEAK], feats, False)
-        if max(ac, am) + p[OP_ALT_OVERHEAD] < t + o:
-            tc, tm, o, t = ac, am, p[OP_ALT_OVERHEAD], max(ac, am)
+    if alt_rate > 0.0:
+        ac = f / alt_rate
+        if max(ac, am) + alt_o < t + o:
+            tc, tm, o, t = ac, am, alt_o, max(ac, am)
             unit = 1
     if o > max(tc, tm):
         bound = BOUND_OVERHEAD
@@ -205,7 +193,7 @@ def _instance(i, flops, mem_s, alt_mem_s, op, feats):
     return t + o, bound, unit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def evaluate_point(flops, mem_s, alt_mem_s, op, feats):
     """Per-operator time (s, x repeat), bound and unit of a pass at one feature vector."""
     n_ops = flops.shape[0]
@@ -218,7 +206,19 @@ def evaluate_point(flops, mem_s, alt_mem_s, op, feats):
     return time_s, bound, unit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def pass_time_s(flops, mem_s, alt_mem_s, op, feats, time_s):
+    """evaluate_point's per-operator times into time_s, allocating nothing (three arrays a
+    pass, the allocator's atomic counters included, cost more than a small pass); returns
+    their sum in operator order (numba's time_s.sum())."""
+    total = 0.0
+    for i in range(flops.shape[0]):
+        time_s[i] = _instance(i, flops, mem_s, alt_mem_s, op, feats)[0] * op[i, OP_REPEAT]
+        total += time_s[i]
+    return total
+
+
+@njit(cache=True, error_model="numpy")
 def evaluate_each(flops, mem_s, alt_mem_s, op, feats):
     """Per-operator time (s, x repeat) with operator i at its own feature vector feats[i]
     (calibration: one measured kernel call per row)."""
@@ -229,7 +229,7 @@ def evaluate_each(flops, mem_s, alt_mem_s, op, feats):
     return time_s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _linear_sum(x0: float, x1: float, lo: float, hi: float) -> float:
     """Sum of x0 + x1 c over integers c in [lo, hi] (0 when hi < lo)."""
     if hi < lo:
@@ -238,7 +238,7 @@ def _linear_sum(x0: float, x1: float, lo: float, hi: float) -> float:
     return count * x0 + x1 * (lo + hi) * count / 2.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _max_linear_sum(a0, a1, b0, b1, lo, hi):
     """Sum over integers c in [lo, hi] of max(a0 + a1 c, b0 + b1 c)."""
     if hi < lo:
@@ -254,14 +254,14 @@ def _max_linear_sum(a0, a1, b0, b1, lo, hi):
     return _linear_sum(a0, a1, lo, split) + _linear_sum(b0, b1, split + 1.0, hi)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _min_of_max(lines, c):
     """min(max(line0, line1), max(line2, line3)) at c; lines is [4, 2] (intercept, slope)."""
     return min(max(lines[0, 0] + lines[0, 1] * c, lines[1, 0] + lines[1, 1] * c),
                max(lines[2, 0] + lines[2, 1] * c, lines[3, 0] + lines[3, 1] * c))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _min_of_max_sum(lines, lo, hi):
     """Sum over integers c in [lo, hi] of _min_of_max. Between two crossings of any pair of
     the four lines their order is fixed, so the function is linear there: split the range
@@ -292,28 +292,36 @@ def _min_of_max_sum(lines, lo, hi):
     return total
 
 
-@njit(cache=True)
-def _lines(flops_row, mem_row, p, peak, feats0, feats1, host):
-    """(compute intercept, slope, memory intercept, slope) in c of one instance whose
-    features are feats0 + feats1 c; the rate is taken at feats0 (it must not depend on c)."""
+@njit(cache=True, error_model="numpy", inline="always")
+def _lines(flops, mem_s, alt_mem_s, op, i, feats0, feats1):
+    """(compute intercept, slope, memory intercept, slope) in c of one instance of operator i
+    whose features are feats0 + feats1 c on the host unit, then the same four on the
+    alternative unit; the rates and factors are taken at feats0 (they must not depend on c).
+    Array reads first (the module's speed note)."""
     f0 = 0.0
     f1 = 0.0
     m0 = 0.0
     m1 = 0.0
+    a0 = 0.0
+    a1 = 0.0
     for j in range(feats0.shape[0]):
-        f0 += flops_row[j] * feats0[j]
-        f1 += flops_row[j] * feats1[j]
-        m0 += mem_row[j] * feats0[j]
-        m1 += mem_row[j] * feats1[j]
-    rate = _rate(p, peak, feats0, host)
-    compute, scale = _host_scales(p, feats0) if host else (1.0, 1.0)
-    return compute * f0 / rate, compute * f1 / rate, m0 * scale, m1 * scale
+        f0 += flops[i, j] * feats0[j]
+        f1 += flops[i, j] * feats1[j]
+        m0 += mem_s[i, j] * feats0[j]
+        m1 += mem_s[i, j] * feats1[j]
+        a0 += alt_mem_s[i, j] * feats0[j]
+        a1 += alt_mem_s[i, j] * feats1[j]
+    rate, alt_rate, compute, scale = _factors(op, i, feats0)
+    host = (compute * f0 / rate, compute * f1 / rate, m0 * scale, m1 * scale)
+    if alt_rate > 0.0:
+        return host, (f0 / alt_rate, f1 / alt_rate, a0, a1)
+    return host, (0.0, 0.0, 0.0, 0.0)
 
 
 CONSTANT, MIN_OF_MAX, MAX = 0, 1, 2    # how an operator's step time depends on the position c
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def range_lines(flops, mem_s, alt_mem_s, op, feats0, feats1, case, lines):
     """For decode steps whose features are feats0 + feats1 c, each operator's case and lines
     (intercept, slope in c) into case[i] and lines[i] ([4, 2]):
@@ -327,30 +335,24 @@ def range_lines(flops, mem_s, alt_mem_s, op, feats0, feats1, case, lines):
     GEMM's M and the batch are fixed; decode passes have half_length 0). Lines depend on the batch only, so a sweep computes
     them once per batch size."""
     for i in range(flops.shape[0]):
-        p = op[i]
-        c0, c1, m0, m1 = _lines(flops[i], mem_s[i], p, p[OP_PEAK], feats0, feats1, True)
-        has_alt = p[OP_ALT_PEAK] > 0.0
-        a0 = a1 = b0 = b1 = 0.0
-        if has_alt:
-            a0, a1, b0, b1 = _lines(flops[i], alt_mem_s[i], p, p[OP_ALT_PEAK], feats0, feats1, False)
-        L = lines[i]
-        o, ao = p[OP_OVERHEAD], p[OP_ALT_OVERHEAD]
+        (c0, c1, m0, m1), (a0, a1, b0, b1) = _lines(flops, mem_s, alt_mem_s, op, i, feats0, feats1)
+        has_alt, o, ao, overlap = op[i, OP_ALT_PEAK] > 0.0, op[i, OP_OVERHEAD], op[i, OP_ALT_OVERHEAD], op[i, OP_OVERLAP]
         if c1 == 0.0 and m1 == 0.0 and a1 == 0.0 and b1 == 0.0:
-            step = combine(c0, m0, p[OP_OVERLAP]) + o
+            step = combine(c0, m0, overlap) + o
             if has_alt:
                 step = min(step, max(a0, b0) + ao)
             case[i] = CONSTANT
-            L[0, 0] = step
+            lines[i, 0, 0] = step
         elif has_alt:
             case[i] = MIN_OF_MAX
-            L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0 + o, c1, m0 + o, m1
-            L[2, 0], L[2, 1], L[3, 0], L[3, 1] = a0 + ao, a1, b0 + ao, b1
+            lines[i, 0, 0], lines[i, 0, 1], lines[i, 1, 0], lines[i, 1, 1] = c0 + o, c1, m0 + o, m1
+            lines[i, 2, 0], lines[i, 2, 1], lines[i, 3, 0], lines[i, 3, 1] = a0 + ao, a1, b0 + ao, b1
         else:
             case[i] = MAX
-            L[0, 0], L[0, 1], L[1, 0], L[1, 1] = c0, c1, m0, m1
+            lines[i, 0, 0], lines[i, 0, 1], lines[i, 1, 0], lines[i, 1, 1] = c0, c1, m0, m1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def line_step_s(case, lines, overhead, c):
     """One operator's step time (before repeat) at a position c (any real) from its
     range_lines case and lines ([4, 2]); range_sums sums the same over integer c."""
@@ -361,28 +363,28 @@ def line_step_s(case, lines, overhead, c):
     return max(lines[0, 0] + lines[0, 1] * c, lines[1, 0] + lines[1, 1] * c) + overhead
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def range_sums(op, case, lines, lo, hi, time_s):
     """time_s[i] = operator i's time (x repeat) summed over integer c in [lo, hi], from
     range_lines' cases and lines, in closed form; returns the total."""
     total = 0.0
     count = hi - lo + 1.0
     for i in range(op.shape[0]):
-        L = lines[i]
         if hi < lo:
             t = 0.0
         elif case[i] == CONSTANT:
-            t = L[0, 0] * count
+            t = lines[i, 0, 0] * count
         elif case[i] == MIN_OF_MAX:
-            t = _min_of_max_sum(L, lo, hi)
+            t = _min_of_max_sum(lines[i], lo, hi)
         else:
-            t = _max_linear_sum(L[0, 0], L[0, 1], L[1, 0], L[1, 1], lo, hi) + op[i, OP_OVERHEAD] * count
+            t = _max_linear_sum(lines[i, 0, 0], lines[i, 0, 1], lines[i, 1, 0], lines[i, 1, 1], lo, hi) \
+                + op[i, OP_OVERHEAD] * count
         time_s[i] = t * op[i, OP_REPEAT]
         total += time_s[i]
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def evaluate_range(flops, mem_s, alt_mem_s, op, feats0, feats1, lo, hi):
     """Per-operator sums of time (s, x repeat) over integer c in [lo, hi], where the
     features at c are feats0 + feats1 c (range_lines, then range_sums)."""

@@ -42,7 +42,7 @@ from simulator.engine.kernels.phases import (CAPPED, GROWING, causal_pairs, deco
                                              mean_decode_position)
 from simulator.engine.kernels import steptable
 from simulator.engine.kernels.eager import eager_range_s
-from simulator.engine.kernels.roofline import evaluate_point, range_lines, range_sums
+from simulator.engine.kernels.roofline import evaluate_point, pass_time_s, range_lines, range_sums
 from simulator.engine.kernels.roofline import OP_LOCAL
 from simulator.graph.ops import LKV, LPAIR, N_FEATURES
 
@@ -81,7 +81,7 @@ S_BATCH, S_PROMPT, S_ACT, S_PREFILL_DEVICE_S, S_PRE_DYN_J, S_HAVE_PREFILL, S_KEE
 # operator; W_PIECES [2 segments, 3 (x0, t0, slope), pieces], their counts in W_CUTS[seg, -1]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def workspace(n_ops, table=False):
     """Scratch arrays for one model's scenarios (reused while B or (B, S) repeat); ``table``
     sums decode steps from a step table (S_TABLE)."""
@@ -94,7 +94,7 @@ def workspace(n_ops, table=False):
             np.zeros(n_ops), np.zeros(n_ops), np.zeros((2, pieces + 1)), np.zeros((2, 3, pieces)), np.zeros(n_ops))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dynamic_j(params, joules_per_feature, feats):
     """Joules above idle of a pass (or sum of passes) with features feats: copies x j @ f."""
     joules = 0.0
@@ -103,20 +103,20 @@ def dynamic_j(params, joules_per_feature, feats):
     return params[P_COPIES] * joules
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _headroom_w(params):
     """Dynamic power the devices can draw on average over a pass: devices x (TDP - idle) x
     the fraction of the pass each is busy (a pipeline stage works m of the m + pp - 1 slots)."""
     return params[P_DEVICES] * (params[P_TDP_W] - params[P_IDLE_W]) * params[P_BUSY_FRACTION]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def energy_j(params, time_s, dyn_j):
     """devices x idle x t + min(dynamic, headroom x t)."""
     return params[P_DEVICES] * params[P_IDLE_W] * time_s + min(dyn_j, _headroom_w(params) * time_s)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def activation_bytes(transient, feats):
     """The largest prefill operator working set: max_i transient_i @ f."""
     act = -np.inf
@@ -128,7 +128,7 @@ def activation_bytes(transient, feats):
     return act
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def kv_cache_bytes(params, sequences, positions):
     """sequences x (positions x global + local_kept(positions) x local kv bytes per token) / pp
     (one device's stages; the global part is all layers' bytes less the local layers')."""
@@ -138,26 +138,42 @@ def kv_cache_bytes(params, sequences, positions):
     return sequences * per_sequence / params[P_PP]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _memory(params, act, sequences, positions):
+    """(KV cache bytes, total bytes, fits) per device: weights + the KV cache of ``sequences``
+    over ``positions`` + the largest transient ``act``, within capacity."""
+    kv = kv_cache_bytes(params, sequences, positions)
+    total = params[P_WEIGHT_BYTES] + kv + act
+    return kv, total, total <= params[P_CAPACITY_BYTES]
+
+
+@njit(cache=True, error_model="numpy")
 def memory_rows(params, act, sequences, positions, res):
-    """Per device: weights + KV cache of ``sequences`` over ``positions`` + the largest
-    transient ``act`` into res's memory rows; True when within capacity."""
-    res[WEIGHTS_BYTES] = params[P_WEIGHT_BYTES]
-    res[KV_CACHE_BYTES] = kv_cache_bytes(params, sequences, positions)
-    res[ACTIVATION_BYTES] = act
-    res[TOTAL_BYTES] = res[WEIGHTS_BYTES] + res[KV_CACHE_BYTES] + act
-    fits = res[TOTAL_BYTES] <= params[P_CAPACITY_BYTES]
+    """_memory into res's memory rows (a result vector); True when within capacity."""
+    kv, total, fits = _memory(params, act, sequences, positions)
+    res[WEIGHTS_BYTES], res[KV_CACHE_BYTES], res[ACTIVATION_BYTES], res[TOTAL_BYTES] = \
+        params[P_WEIGHT_BYTES], kv, act, total
     res[FITS] = 1.0 if fits else 0.0
     return fits
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _memory_into(params, act, sequences, positions, out, k):
+    """memory_rows into column k of a result matrix (no column view: it costs a reference count)."""
+    kv, total, fits = _memory(params, act, sequences, positions)
+    out[WEIGHTS_BYTES, k], out[KV_CACHE_BYTES, k], out[ACTIVATION_BYTES, k], out[TOTAL_BYTES, k] = \
+        params[P_WEIGHT_BYTES], kv, act, total
+    out[FITS, k] = 1.0 if fits else 0.0
+    return fits
+
+
+@njit(cache=True, error_model="numpy")
 def transfer_s(params, tokens):
     """The (m + pp - 2) stage-boundary transfers of one pass over ``tokens`` tokens."""
     return params[P_TRANSFER_S] + params[P_TRANSFER_S_PER_TOKEN] * tokens
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def tokens_per_iteration(draft_tokens, acceptance):
     """E = (1 - a^(k+1)) / (1 - a): tokens one speculative iteration yields (k + 1 at a = 1)."""
     if acceptance >= 1.0:
@@ -165,7 +181,7 @@ def tokens_per_iteration(draft_tokens, acceptance):
     return (1.0 - acceptance ** (draft_tokens + 1.0)) / (1.0 - acceptance)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _decode_lines(flops, mem_s, alt_mem_s, op_dec, params, mb, ws):
     """Decode operator lines of both segment kinds at batch mb (once per batch size), and
     their step tables when ws's S_TABLE is set."""
@@ -179,24 +195,16 @@ def _decode_lines(flops, mem_s, alt_mem_s, op_dec, params, mb, ws):
             cuts[seg, -1] = steptable.build(op_dec, case[seg], lines[seg], scratch, cuts[seg], p[0], p[1], p[2])
 
 
-@njit(cache=True)
-def _decode_sum_s(op_dec, params, ws, first, last, keep):
-    """Decode steps at positions first..last: the sum of their times (per operator into
-    ws's W_DECODE_T when ``keep``; from the step tables when S_TABLE, except with chunked
-    local layers, whose steps past the first chunk chunked_sum_s adds) and of their features
-    (into W_DEC_FEATS)."""
-    f0, f1, case, lines, feat_sum, scratch, dec_t = ws[W_F0], ws[W_F1], ws[W_CASE], ws[W_LINES], ws[W_DEC_FEATS], \
-        ws[W_SCRATCH], ws[W_DECODE_T]
-    chunk = -params[P_WINDOW] if params[P_WINDOW] < 0.0 else 0.0
-    host = params[P_DECODE_HOST_S]
-    table = ws[W_STATE][S_TABLE] > 0.0 and not keep and chunk == 0.0 and host == 0.0
+@njit(cache=True, error_model="numpy")
+def decode_features(f0, f1, window, first, last, feat_sum):
+    """The features of the decode steps at positions first..last summed into feat_sum, from
+    _decode_lines' f0 + f1 c per segment (chunked local layers' P_l, K_l past the first
+    chunk: B sum of (c mod C) + 1)."""
+    chunk = -window if window < 0.0 else 0.0
     for j in range(feat_sum.shape[0]):
         feat_sum[j] = 0.0
-    if keep:
-        dec_t[:] = 0.0
-    total = 0.0
     for seg in range(2):
-        lo, hi = decode_step_span(seg, first, last, params[P_WINDOW])
+        lo, hi = decode_step_span(seg, first, last, window)
         if hi < lo:
             continue
         count = hi - lo + 1.0
@@ -205,15 +213,38 @@ def _decode_sum_s(op_dec, params, ws, first, last, keep):
         if seg == CAPPED and chunk > 0.0:
             for j in (LPAIR, LKV):             # B sum of (c mod C) + 1
                 feat_sum[j] += f1[GROWING, j] * (causal_pairs(hi + 1.0, -chunk) - causal_pairs(lo, -chunk))
-            total += chunked_sum_s(op_dec, case[GROWING], lines[GROWING], lo, hi, chunk, scratch, ws[W_LOCAL_T])
-            if keep:
-                for i in range(dec_t.shape[0]):
-                    dec_t[i] += scratch[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _table_sum_s(pieces, cuts, window, first, last):
+    """The decode steps at positions first..last summed from the step tables (steptable.total
+    per segment): no chunked local layers, a graphed decode."""
+    total = 0.0
+    for seg in range(2):
+        lo, hi = decode_step_span(seg, first, last, window)
+        if hi >= lo:
+            total += steptable.total(pieces, seg, int(cuts[seg, cuts.shape[1] - 1]), lo, hi)
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _decode_sum_s(op_dec, params, case, lines, scratch, dec_t, local_t, first, last, keep):
+    """The decode steps at positions first..last summed per operator (into dec_t when
+    ``keep``): closed-form range sums per segment (eager_range_s when the stack launches decode
+    eagerly), chunked local layers' steps past the first chunk by chunked_sum_s."""
+    window = params[P_WINDOW]
+    chunk = -window if window < 0.0 else 0.0
+    host = params[P_DECODE_HOST_S]
+    if keep:
+        dec_t[:] = 0.0
+    total = 0.0
+    for seg in range(2):
+        lo, hi = decode_step_span(seg, first, last, window)
+        if hi < lo:
             continue
-        if table:
-            total += steptable.total(ws[W_PIECES], seg, int(ws[W_CUTS][seg, -1]), lo, hi)
-            continue
-        if host > 0.0:
+        if seg == CAPPED and chunk > 0.0:
+            total += chunked_sum_s(op_dec, case[GROWING], lines[GROWING], lo, hi, chunk, scratch, local_t)
+        elif host > 0.0:
             total += eager_range_s(op_dec, case[seg], lines[seg], lo, hi, host, scratch)
         else:
             total += range_sums(op_dec, case[seg], lines[seg], lo, hi, scratch)
@@ -223,7 +254,7 @@ def _decode_sum_s(op_dec, params, ws, first, last, keep):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def chunked_sum_s(op, case, lines, lo, hi, chunk, time_s, local_s):
     """Decode steps at positions lo..hi (all past the first chunk) of a chunked-attention model,
     per operator into time_s (x repeat), from the GROWING lines (every span c + 1): a global
@@ -249,7 +280,7 @@ def chunked_sum_s(op, case, lines, lo, hi, chunk, time_s, local_s):
     return time_s.sum()
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
     """Scenarios start..stop-1 of one model into out[:, k] (the target of a speculative
     configuration without its draft). With ws's S_KEEP_OPS set, the last scenario's
@@ -258,9 +289,13 @@ def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
     not split evenly. Consecutive scenarios sharing B (and S) reuse decode lines (and the
     prefill)."""
     flops, mem_s, alt_mem_s, op_pre, op_dec, transient, joules, params = model
-    feats, dec_feats, state, pre_t = ws[W_FEATS], ws[W_DEC_FEATS], ws[W_STATE], ws[W_PREFILL_T]
+    feats, dec_feats, f0, f1, case, lines, scratch, state, pre_t, dec_t, cuts, pieces, local_t = ws
     keep, stages, energy = state[S_KEEP_OPS] > 0.0, params[P_STAGES], params[P_HAS_ENERGY] > 0.0
     speculative = params[P_DRAFT_TOKENS] > 0.0
+    prefill_j, decode_j = joules[0], joules[1]      # row views once, not per scenario (roofline.py: speed)
+    window = params[P_WINDOW]
+    # step tables (built per batch size, _decode_lines): not for chunked layers or eager decode
+    tables = state[S_TABLE] > 0.0 and not keep and window >= 0.0 and params[P_DECODE_HOST_S] == 0.0
     for k in range(start, stop):
         b, s, n = float(batch[k]), float(prompt[k]), float(output[k])
         for r in range(N_OUTPUTS):
@@ -277,22 +312,25 @@ def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
                                   params[P_EP])
             state[S_ACT] = activation_bytes(transient, feats)
             state[S_BATCH], state[S_PROMPT], state[S_HAVE_PREFILL] = mb, s, 0.0
-        fits = memory_rows(params, state[S_ACT], rb, s + n, out[:, k])
+        fits = _memory_into(params, state[S_ACT], rb, s + n, out, k)
         if require_fit and not fits and not (speculative and n >= 2):    # speculation checks both models
             continue
         if state[S_HAVE_PREFILL] == 0.0:
-            times = evaluate_point(flops, mem_s, alt_mem_s, op_pre, feats)[0]
-            if keep:
-                pre_t[:] = times
-            state[S_PREFILL_DEVICE_S] = times.sum() + params[P_PREFILL_STEP_S]
-            state[S_PRE_DYN_J] = dynamic_j(params, joules[0], feats) if energy else 0.0
+            state[S_PREFILL_DEVICE_S] = pass_time_s(flops, mem_s, alt_mem_s, op_pre, feats, pre_t) \
+                + params[P_PREFILL_STEP_S]
+            state[S_PRE_DYN_J] = dynamic_j(params, prefill_j, feats) if energy else 0.0
             state[S_HAVE_PREFILL] = 1.0
         out[PREFILL_DEVICE_S, k] = state[S_PREFILL_DEVICE_S]
         ttft = stages * max(state[S_PREFILL_DEVICE_S], params[P_HOST_LAUNCH_S])    # the stages' work
         steps = n - 1
-        dec = stages * (_decode_sum_s(op_dec, params, ws, s, s + n - 2, keep) + params[P_DECODE_STEP_S] * steps)
+        if tables:
+            dec = _table_sum_s(pieces, cuts, window, s, s + n - 2)
+        else:
+            dec = _decode_sum_s(op_dec, params, case, lines, scratch, dec_t, local_t, s, s + n - 2, keep)
+        decode_features(f0, f1, window, s, s + n - 2, dec_feats)
+        dec = stages * (dec + params[P_DECODE_STEP_S] * steps)
         if energy:
-            pre_dyn, dec_dyn = state[S_PRE_DYN_J], dynamic_j(params, joules[1], dec_feats)
+            pre_dyn, dec_dyn = state[S_PRE_DYN_J], dynamic_j(params, decode_j, dec_feats)
         ttft += transfer_s(params, mb * s)          # then the stage-boundary transfers
         dec += steps * transfer_s(params, mb)
         if energy:
@@ -309,14 +347,14 @@ def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
         out[TOKENS_PER_S, k] = b * n / out[E2E_S, k]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def decode_step_s(device_s, host_s, params):
     """One decode step's seconds on one stage: max(device seconds, the host's launch time
     host_s; 0 for a stack that replays a CUDA graph) + the decode step overhead."""
     return max(device_s, host_s) + params[P_DECODE_STEP_S]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _verify_pass(model, feats, mb, s, n):
     """(seconds, dynamic joules) of the target's pass over k + 1 tokens per sequence at the
     mean decode position, composed like a decode step (stages, transfers, power cap; at least
@@ -334,7 +372,7 @@ def _verify_pass(model, feats, mb, s, n):
     return t + link_s, dyn
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def scenarios(target, draft, ws_t, ws_d, batch, prompt, output, require_fit, out, start, stop):
     """Scenarios start..stop-1 into out[:, k]: plain, or speculative when the target's
     draft_tokens > 0 (``draft`` is then the draft model; pass the target again otherwise)."""
@@ -349,7 +387,7 @@ def scenarios(target, draft, ws_t, ws_d, batch, prompt, output, require_fit, out
                        float(prompt[k]), float(output[k]), require_fit)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _speculate(target, feats, res, d, b, s, n, require_fit):
     """Compose the target's (res) and the draft's (d) plain results into res."""
     params = target[M_PARAMS]

@@ -28,7 +28,7 @@ def max_pieces(n_ops: int) -> int:
     return 6 * n_ops + 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cuts(case, lines, cuts):
     """The last position before each crossing of two lines of one operator (sorted, unique)
     into cuts; returns their count."""
@@ -58,7 +58,7 @@ def _cuts(case, lines, cuts):
     return unique
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def build(op, case, lines, scratch, cuts, x0, t0, slope):
     """The pieces of T for one segment's range_lines output (case, lines) into x0, t0 and
     slope (each at least max_pieces long); returns the piece count. ``scratch`` [ops] and
@@ -76,11 +76,12 @@ def build(op, case, lines, scratch, cuts, x0, t0, slope):
     return pieces
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def total(tables, seg, pieces, lo, hi):
     """sum over integers c in [lo, hi] (lo >= 0; 0 when hi < lo) of T from build's pieces in
     tables[seg] ([3, pieces]: x0, t0, slope). Indexes the table in place: a slice or view per
-    call costs more than the sum."""
+    call costs more than the sum; inlined (once per sweep scenario), so that its caller keeps
+    no reference counts (roofline.py's speed note)."""
     if hi < lo:
         return 0.0
     first, last = 0, pieces - 1                 # binary search: the last piece with x0 <= lo
