@@ -78,6 +78,9 @@ def test_a_warm_process_writes_the_parquet_the_library_writes(tmp_path, grid):
         got, expected = pq.read_table(tmp_path / f"{name}.parquet"), pq.read_table(tmp_path / "lib.parquet")
         assert got.schema == expected.schema and got.num_rows == 24            # 1 configuration x 4 x 2 x 3
         assert repr(got.to_pylist()) == repr(expected.to_pylist())             # repr: nan as 'nan'
+    types = {f.name: str(f.type) for f in got.schema}
+    assert types["model"] == "string" and types["tp"] == "int64" and types["fits"] == "bool"
+    assert types["ttft_s"] == types["acceptance"] == "double" and not any(f.nullable for f in got.schema)
 
 
 def test_load_light_applies_once_and_only_to_a_cached_dispatcher():

@@ -153,10 +153,10 @@ def _write_value(buf, pos, x, kind):
 
 @njit(cache=True)
 def _format_block(buf, pos, prefix, values, kinds, start, stop):
+    width = prefix.shape[0]
     for r in range(start, stop):
-        for i in range(prefix.shape[0]):
-            buf[pos + i] = prefix[i]
-        pos += prefix.shape[0]
+        buf[pos:pos + width] = prefix
+        pos += width
         for c in range(values.shape[0]):
             if c:
                 buf[pos] = 44
