@@ -139,3 +139,43 @@ def test_the_warm_up_meets_the_runs_chunk_lengths_and_frees_the_slots():
     fresh = {ch.length for chunks in seen for ch in chunks if ch.length > 1}
     assert set(prompts) <= fresh and any(len(chunks) > 1 and any(c.length == 1 for c in chunks) for chunks in seen)
     assert not batch.slot_of and len(batch.free) == 16
+
+
+def test_one_segment_is_the_scaled_engine_and_the_loop_equals_the_reference_in_segments():
+    """A run in one segment at scale 1.7 is the engine scaled by 1.7, bit for bit; in three
+    segments the numba loop and the plain-Python scheduler agree bit for bit, and a slower
+    middle segment makes the run's end later than its fast start alone would."""
+    import dataclasses
+
+    from simulator.serving import reference
+    from simulator.serving.requests import Lengths, generate
+    from simulator.serving.simulate import serve
+
+    eng = dataclasses.replace(_eng(), pool_blocks=400)
+    reqs = generate(150, 40.0, Lengths("uniform", 64, 700), Lengths("uniform", 1, 120), seed=4)
+    one = serve(eng, reqs, 40.0, segments=(np.array([0.0]), np.array([1.7])))
+    scaled = serve(host_state.scaled(eng, 1.7), reqs, 40.0)
+    assert np.array_equal(one.first_s, scaled.first_s) and np.array_equal(one.last_s, scaled.last_s)
+    segments = (np.array([0.0, 1.0, 2.5]), np.array([0.8, 1.6, 1.0]))
+    run = serve(eng, reqs, 40.0, segments=segments)
+    ref = reference.run(eng.model, eng.policy, reqs.arrival_s, reqs.prompt, reqs.output, reqs.prefix, 400, 0,
+                        eng.host, None, segments)
+    assert np.array_equal(run.first_s, ref["first_s"]) and np.array_equal(run.last_s, ref["last_s"])
+    fast = serve(eng, reqs, 40.0, segments=(np.array([0.0]), np.array([0.8])))
+    assert np.nanmax(run.last_s) > np.nanmax(fast.last_s)
+
+
+def test_segments_follow_the_runs_cpu_task_against_the_probes():
+    """host_segments: each task sample starts a segment whose scale is the probe's scale x the
+    running median of SEGMENT_SAMPLES task times over the probes' median task; none without
+    task samples or probe tasks."""
+    eng = _eng()
+    probe = {**_probe(eng, 1.0), "task_before_s": [1e-3] * 5, "task_after_s": [1e-3] * 5}
+    task = {"start_s": [0.25 * i for i in range(10)], "task_s": [1e-3] * 5 + [2e-3] * 5}
+    start, scale = host_state.host_segments(eng, {"host_probe": probe, "cpu_task": task})
+    base = host_state.host_scale(eng, probe)
+    assert list(start) == task["start_s"]
+    np.testing.assert_allclose(scale[[0, 1, 8, 9]], [base, base, 2 * base, 2 * base], rtol=1e-12)
+    assert host_state.host_segments(eng, {"host_probe": probe}) is None
+    assert host_state.host_segments(eng, {"host_probe": {**probe, "task_before_s": [], "task_after_s": []},
+                                          "cpu_task": task}) is None

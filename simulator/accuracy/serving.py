@@ -9,7 +9,9 @@ stack pytorch-ref. Compared per rate: TTFT p50 and p90, TPOT p50 (s) and output 
 over the run (first arrival to last token); error = (predicted - measured) / measured.
 A run recorded with a host probe (the harness's fixed pass timed before and after it) is
 simulated with the host terms scaled to the host's speed the probe measured
-(serving/host_state.py; ``host_scale`` in its row, None without a probe).
+(serving/host_state.py; ``host_scale`` in its row, None without a probe), and one that also
+timed the harness's CPU task during the run in segments of that speed (host_segments;
+``host_segmented`` in its row).
 Requests the harness did not finish (a run stopped at its time cap) are left out of the
 measured percentiles and counted.
 The rates of one file ran in one process, in order, so the token counts its passes had run
@@ -97,7 +99,7 @@ def compare_file(path: Path, hardware: str, stack: str = "pytorch-ref") -> list[
     """One row per measured rate: model, rate, requests, unfinished, measured and predicted
     METRICS, their errors, and whether the simulation calls the rate saturated."""
     from simulator.engine.kernels.iteration import new_shapes
-    from simulator.serving.host_state import host_scale, scaled
+    from simulator.serving.host_state import host_scale, host_segments, scaled
     from simulator.serving.simulate import engine, serve
 
     try:
@@ -119,13 +121,15 @@ def compare_file(path: Path, hardware: str, stack: str = "pytorch-ref") -> list[
         scale = host_scale(eng, point["host_probe"]) if point.get("host_probe") else None
         if point.get("host_probe"):
             seen[min(int(point["host_probe"]["decode"]), policy.max_batched_tokens)] = 1
-        run = serve(scaled(eng, scale) if scale else eng, reqs, point["rate"], seen=seen)
+        segments = host_segments(eng, point)
+        run = serve(eng if segments is not None else scaled(eng, scale) if scale else eng, reqs, point["rate"],
+                    seen=seen, segments=segments)
         measured = _observed(arrival, first, last, output)
         predicted = _observed(run.requests.arrival_s, run.first_s, run.last_s, run.requests.output)
         row = {"model": model, "hardware": hardware, "session": Path(path).parent.name, "rate": point["rate"],
                "requests": len(arrival),
                "unfinished": int((~np.isfinite(last)).sum()), "saturated_predicted": run.metrics["saturated"],
-               "host_scale": scale}
+               "host_scale": scale, "host_segmented": segments is not None}
         for key in METRICS:
             m, p = measured[key], predicted[key]
             row[f"measured_{key}"], row[f"predicted_{key}"] = m, p

@@ -14,6 +14,15 @@ decode batch keeps its device seconds under DEVICE_SHARE of its host seconds (ch
 ``host_bound``), so its wall time measures the host. The scale is the environment's state
 (a shared host's CPUs ran 1x to 3x slower over tens of seconds in the committed runs),
 measured by a microbenchmark, never by the run it scales.
+
+Within a run the host moves too (a shared host's CPU ran a run's passes 1.6-1.8x slower for
+seconds between probes that read it normal). The harness times a fixed CPU task
+(validation/harness/serving_monitor.task, ~1 ms) on the run's own thread every 0.25 s
+between iterations (``cpu_task``) and after each probe's passes (``task_before_s``,
+``task_after_s``); a run that has them is simulated in segments (host_segments):
+  segment j from the j-th task's start: scale_j = host_scale x m_j / median(task at the probes)
+m_j the median of the SEGMENT_SAMPLES task times centred on j: the CPU's speed on that
+thread, a measurement of the environment beside the run's passes, not of them.
 """
 from __future__ import annotations
 
@@ -26,6 +35,7 @@ from simulator.engine.kernels.iteration import H_ON, H_OVERLAP, decode_cache, it
 from simulator.graph.ops import N_FEATURES
 
 DEVICE_SHARE = 0.5                # the probe's device seconds must stay under this share of its host seconds
+SEGMENT_SAMPLES = 5               # task samples in each segment's running median (0.25 s apart: ~1.25 s)
 
 
 def probe_entries(probe: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -65,3 +75,17 @@ def scaled(eng, scale: float):
     host = eng.host * scale
     host[H_ON], host[H_OVERLAP] = eng.host[H_ON], eng.host[H_OVERLAP]
     return dataclasses.replace(eng, host=host)
+
+
+def host_segments(eng, point: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(segment starts s, host scales) of a measured run whose harness timed its CPU task
+    during the run and at its probes (module docstring); None without them or a probe scale."""
+    probe, task = point.get("host_probe") or {}, point.get("cpu_task") or {}
+    ref = list(probe.get("task_before_s", [])) + list(probe.get("task_after_s", []))
+    times = np.asarray(task.get("task_s", []), dtype=np.float64)
+    base = host_scale(eng, probe) if probe else None
+    if base is None or not ref or times.size < SEGMENT_SAMPLES:
+        return None
+    half = SEGMENT_SAMPLES // 2
+    smooth = np.array([np.median(times[max(i - half, 0):i + half + 1]) for i in range(times.size)])
+    return np.asarray(task["start_s"], dtype=np.float64), base * smooth / statistics.median(ref)

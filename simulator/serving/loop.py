@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.engine.kernels.iteration import D_READY, decode_cache, decode_only_cost, first_use_s, iteration_cost
+from simulator.engine.kernels.iteration import (D_READY, decode_cache, decode_only_cost, first_use_s, host_at,
+                                               iteration_cost)
 from simulator.engine.kernels.scenario import M_PARAMS, N_FEATURES, P_DEVICES, P_HAS_ENERGY, P_IDLE_W, P_WINDOW
 from simulator.serving.schedule import (K_FREE, K_HEAD, K_PAD_OUTPUT, K_PEAK, K_PREEMPTIONS, K_RUNNING, K_STEPS_DONE,
                                         K_WAITING, N_STATE, blocks_for, continuous_step, decode_run_steps,
@@ -150,10 +151,12 @@ def _record(records, totals, end_s, k, tokens, duration_s, iteration):
 
 @njit(cache=True)
 def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size, prefix_hit, static, eager_decode,
-        host, pool, concurrency, records, seen):
+        host, pool, concurrency, records, seen, seg_start_s, seg_scale):
     """Serve the requests (arrays sorted by arrival_s; with ``concurrency`` > 0 arrival_s is
     overwritten with the closed loop's start times; ``host``: iteration.host_terms; ``seen``:
-    the token counts the process has run, updated: iteration.new_shapes). Returns (first_s, last_s, preemptions
+    the token counts the process has run, updated: iteration.new_shapes; seg_start_s,
+    seg_scale: the host's speed in segments of time, iteration.host_at, empty for a steady
+    host). Returns (first_s, last_s, preemptions
     per request, ITL histogram, totals (TOTALS)); ``records`` [R, N_RECORD] gets sampled
     iterations (kv_blocks column: free blocks, turned into used by the caller)."""
     n = arrival_s.shape[0]
@@ -178,6 +181,8 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
     k = np.zeros(N_STATE, dtype=np.int64)
     k[K_FREE] = pool
     cache = decode_cache(model[0].shape[0], max_seqs)
+    host_now = host.copy()
+    k_seg = -1
     feats = np.zeros(N_FEATURES)
     scratch = np.zeros(N_FEATURES)
     idle_w = params[P_DEVICES] * params[P_IDLE_W] if params[P_HAS_ENERGY] > 0.0 else 0.0
@@ -214,7 +219,8 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
             totals[T_ENERGY_J] += idle_w * gap
             now = arrival_s[arrived]
             continue
-        duration_s, joules = iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decode, host,
+        k_seg = host_at(host, seg_start_s, seg_scale, k_seg, now, host_now)
+        duration_s, joules = iteration_cost(model, cache, counts, starts, lengths, n_entries, eager_decode, host_now,
                                             k[K_RUNNING], feats, scratch)
         tokens = 0
         chunked = False
@@ -222,7 +228,7 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
             tokens += counts[e] * lengths[e]
             chunked = chunked or lengths[e] > 1
         if chunked or eager_decode:                    # an eager pass (a graphed step replays its capture)
-            first = first_use_s(host, seen, tokens)
+            first = first_use_s(host_now, seen, tokens)
             duration_s += first
             joules += idle_w * first
         end_s = now + duration_s
@@ -264,9 +270,10 @@ def run(model, arrival_s, prompt, output, hit, max_tokens, max_seqs, block_size,
             done_steps = 0
             free0 = k[K_FREE]
             while done_steps < steps and not (arrived < started and arrival_s[arrived] <= now):
-                duration_s, joules = decode_only_cost(model, cache, batch, position_sum, eager_decode, host, batch)
+                k_seg = host_at(host, seg_start_s, seg_scale, k_seg, now, host_now)
+                duration_s, joules = decode_only_cost(model, cache, batch, position_sum, eager_decode, host_now, batch)
                 if done_steps == 0 and eager_decode:
-                    first = first_use_s(host, seen, batch)
+                    first = first_use_s(host_now, seen, batch)
                     duration_s += first
                     joules += idle_w * first
                 end_s = now + duration_s

@@ -9,18 +9,19 @@ import math
 
 import numpy as np
 
-from simulator.engine.kernels.iteration import N_HOST, decode_cache, first_use_s, iteration_cost, new_shapes
+from simulator.engine.kernels.iteration import N_HOST, decode_cache, first_use_s, host_at, iteration_cost, new_shapes
 from simulator.engine.kernels.scenario import M_PARAMS, P_DEVICES, P_HAS_ENERGY, P_IDLE_W
 from simulator.graph.ops import N_FEATURES
 from simulator.serving.policy import Policy, Request, Scheduler
 
 
 def run(model: tuple, policy: Policy, arrival_s, prompt, output, prefix, pool_blocks: int,
-        concurrency: int = 0, host=None, seen=None) -> dict:
+        concurrency: int = 0, host=None, seen=None, segments=None) -> dict:
     """Serve the requests; returns per-request arrays (arrival_s, first_s, last_s,
     preemptions), every inter-token gap (itl_s), iterations, preemptions, peak_blocks,
     energy_j and end_s. ``host``: iteration.host_terms (None: off); ``seen``: the token counts
-    the process has run (iteration.new_shapes; None: none yet), updated."""
+    the process has run (iteration.new_shapes; None: none yet), updated; ``segments``: the
+    host's speed in time segments (seg_start_s, seg_scale: iteration.host_at; None: steady)."""
     n = len(arrival_s)
     reqs = [Request(float(a), int(p), int(o), bool(h)) for a, p, o, h in zip(arrival_s, prompt, output, prefix)]
     started = n
@@ -34,6 +35,8 @@ def run(model: tuple, policy: Policy, arrival_s, prompt, output, prefix, pool_bl
     cache = decode_cache(model[0].shape[0], policy.max_seqs)
     host = np.zeros(N_HOST) if host is None else host
     seen = new_shapes(policy.max_batched_tokens) if seen is None else seen
+    seg_start_s, seg_scale = segments if segments is not None else (np.zeros(0), np.zeros(0))
+    host_now, k_seg = host.copy(), -1
     feats, scratch = np.zeros(N_FEATURES), np.zeros(N_FEATURES)
     now = reqs[0].arrival_s if n else 0.0
     arrived = done = iterations = 0
@@ -53,10 +56,11 @@ def run(model: tuple, policy: Policy, arrival_s, prompt, output, prefix, pool_bl
         counts = np.array([len(c.ids) for c in chunks], dtype=np.int64)
         starts = np.array([c.start for c in chunks], dtype=np.int64)
         lengths = np.array([c.length for c in chunks], dtype=np.int64)
+        k_seg = host_at(host, seg_start_s, seg_scale, k_seg, now, host_now)
         duration, joules = iteration_cost(model, cache, counts, starts, lengths, len(chunks),
-                                          not policy.decode_graphs, host, len(sched.running), feats, scratch)
+                                          not policy.decode_graphs, host_now, len(sched.running), feats, scratch)
         if not policy.decode_graphs or (lengths > 1).any():         # an eager pass
-            first = first_use_s(host, seen, int((counts * lengths).sum()))
+            first = first_use_s(host_now, seen, int((counts * lengths).sum()))
             duration += first
             joules += idle_w * first
         end = now + duration

@@ -103,10 +103,13 @@ def admissible(eng: Engine, reqs: Requests) -> np.ndarray:
 
 
 def serve(eng: Engine, reqs: Requests, rate: float | None = None, concurrency: int = 0,
-          ttft_slo_s: float | None = None, tpot_slo_s: float | None = None, seen: np.ndarray | None = None) -> Run:
+          ttft_slo_s: float | None = None, tpot_slo_s: float | None = None, seen: np.ndarray | None = None,
+          segments: tuple[np.ndarray, np.ndarray] | None = None) -> Run:
     """Serve ``reqs`` (sorted by arrival; with ``concurrency`` N > 0 a closed loop of N
     clients sets the arrivals) and measure the run. ``seen``: the token counts the engine's
-    process has run before (iteration.new_shapes, updated; None: a fresh process)."""
+    process has run before (iteration.new_shapes, updated; None: a fresh process);
+    ``segments``: (start s, scale) of the host's speed over time (iteration.host_at; None:
+    the engine's host throughout)."""
     keep = admissible(eng, reqs)
     served = reqs.subset(keep)
     p = eng.policy
@@ -117,7 +120,8 @@ def serve(eng: Engine, reqs: Requests, rate: float | None = None, concurrency: i
         np.ascontiguousarray(served.output, dtype=np.int64), np.ascontiguousarray(served.prefix, dtype=np.int64),
         p.max_batched_tokens, p.max_seqs, p.block_size, p.prefix_hit, p.batching == STATIC, not p.decode_graphs,
         eng.host, eng.pool_blocks, concurrency, records,
-        new_shapes(p.max_batched_tokens) if seen is None else seen)
+        new_shapes(p.max_batched_tokens) if seen is None else seen,
+        *(segments if segments is not None else (np.zeros(0), np.zeros(0))))
     served = Requests(arrival, served.prompt, served.output, served.prefix)
     records = records[:int(totals[loop.T_RECORDS])].copy()
     records[:, 3] = eng.pool_blocks - records[:, 3]            # free -> used blocks

@@ -30,7 +30,9 @@ token's time; per iteration: its start and end, decode tokens, prefill tokens, e
 running and waiting counts, the seconds until the pass's launches returned (host_s) and the
 thread's CPU seconds in them (host_cpu_s) (times in s from the run's start). With
 --host-monitor, a process pinned to the last CPU times a fixed pure-Python task every 10 ms
-over the whole session (serving_monitor.py); each rate keeps its samples.
+over the whole session (serving_monitor.py); each rate keeps its samples. Every
+--task-every-s (0.25 s) the run's own thread times that task between two iterations
+(``cpu_task``; about 1 ms each, 0.4% of the run), and the host probe times it too.
 """
 from __future__ import annotations
 
@@ -240,9 +242,14 @@ def self_check(cfg, device="cuda") -> dict:
     return {"logits_rel_err": worst, "argmax_equal": same}
 
 
-def serve(batch: MixedBatch, policy: Policy, reqs: list[Request], pool_blocks: int, cap_s: float) -> dict:
-    """Serve ``reqs`` in real time; returns the per-request and per-iteration records."""
+def serve(batch: MixedBatch, policy: Policy, reqs: list[Request], pool_blocks: int, cap_s: float,
+          task_every_s: float = 0.0) -> dict:
+    """Serve ``reqs`` in real time; returns the per-request and per-iteration records. With
+    ``task_every_s`` > 0, between iterations at most that often, serving_monitor.task on this
+    thread (about 1 ms: the run's own CPU's speed), its start and seconds kept (``cpu_task``)."""
     import torch
+
+    from validation.harness.serving_monitor import task
 
     sched = Scheduler(policy, reqs, pool_blocks)
     tokens: list[list[float]] = [[] for _ in reqs]
@@ -251,7 +258,11 @@ def serve(batch: MixedBatch, policy: Policy, reqs: list[Request], pool_blocks: i
     arrived, done = 0, 0
     t0 = time.perf_counter()
     status = "complete"
+    tasks = {"start_s": [], "task_s": []}
     while done < len(reqs):
+        if task_every_s > 0 and (not tasks["start_s"] or time.perf_counter() - t0 - tasks["start_s"][-1] >= task_every_s):
+            tasks["start_s"].append(round(time.perf_counter() - t0, 6))
+            tasks["task_s"].append(round(task(), 7))
         now = time.perf_counter() - t0
         if now > cap_s:
             status = "stopped at the time cap"
@@ -289,6 +300,7 @@ def serve(batch: MixedBatch, policy: Policy, reqs: list[Request], pool_blocks: i
         it["running"].append(len(sched.running))
         it["waiting"].append(len(sched.waiting))
     return dict(status=status, preemptions=sched.preemptions, peak_blocks=sched.peak_blocks, t0_perf_s=t0,
+                cpu_task=tasks,
                 requests=dict(arrival_s=[round(r.arrival_s, 6) for r in reqs], prompt=[r.prompt for r in reqs],
                               output=[r.output for r in reqs], first_s=[None if math.isnan(r.first_s) else
                                                                        round(r.first_s, 6) for r in reqs],
@@ -350,6 +362,7 @@ def main(argv=None) -> int:
     ap.add_argument("--block-size", type=int, default=16)
     ap.add_argument("--cap-s", type=float, default=40.0, help="wall-clock cap of one rate's run (s)")
     ap.add_argument("--host-monitor", action="store_true", help="time a fixed CPU task beside the runs (another CPU)")
+    ap.add_argument("--task-every-s", type=float, default=0.25, help="time a fixed CPU task on the run's thread this often")
     args = ap.parse_args(argv)
     from validation.harness import serving_monitor
     from validation.harness import serving_probe as probe
@@ -385,7 +398,7 @@ def main(argv=None) -> int:
         reqs = [Request(float(a), int(p), int(n)) for a, p, n in zip(d.arrival_s, d.prompt, d.output)]
         before = probe.host_probe(batch)
         t = time.perf_counter()
-        point = serve(batch, policy, reqs, pool_blocks, args.cap_s)
+        point = serve(batch, policy, reqs, pool_blocks, args.cap_s, args.task_every_s)
         wall = round(time.perf_counter() - t, 3)
         point |= dict(rate=rate, seed=args.seed + i, wall_s=wall, host_probe=probe.record(before, probe.host_probe(batch)))
         if monitor is not None:

@@ -8,6 +8,8 @@ iteration timed before and after each rate's run, and the CPUs' counters.
                      irq, softirq, steal) and the mean of /proc/cpuinfo's "cpu MHz" (Linux;
                      {} elsewhere): steal counts the time a hypervisor gave this machine's
                      CPUs to others
+  task_before_s, task_after_s  TASKS timings of serving_monitor.task just after each probe's
+                     passes (the thread's CPU speed at the probe, beside the run's cpu_task)
 The simulator reads the probe times (simulator/serving/host_state.py); the counters are
 recorded to tell a slow host's causes apart.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 
 PROBE = (16, 128, 0, 0, 0, 0, 0)
 REPS = 20
+TASKS = 10                        # serving_monitor.task after the probe's passes, on the same thread
 STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
 
@@ -48,16 +51,19 @@ def host_probe(batch, reps: int = REPS) -> dict:
     d, c = PROBE[:2]
     point = (d, max(min(c, batch.k.shape[3] - d - 1), 0), *PROBE[2:])
     sync = torch.cuda.synchronize if batch.m.device.type == "cuda" else (lambda: None)
+    from validation.harness.serving_monitor import task
+
     cpu = cpu_counters()
     times = [round(time_once(batch, point, sync)[1], 7) for _ in range(reps)]
     batch.assign([], [])
-    return dict(decode=d, context=point[1], times_s=times, cpu=cpu)
+    return dict(decode=d, context=point[1], times_s=times, cpu=cpu, task_s=[round(task(), 7) for _ in range(TASKS)])
 
 
 def record(before: dict, after: dict) -> dict:
     """A point's host_probe entry (module docstring) from the probes before and after it."""
     return dict(decode=before["decode"], context=before["context"], before_s=before["times_s"],
-                after_s=after["times_s"], cpu_before=before["cpu"], cpu_after=after["cpu"])
+                after_s=after["times_s"], cpu_before=before["cpu"], cpu_after=after["cpu"],
+                task_before_s=before.get("task_s", []), task_after_s=after.get("task_s", []))
 
 
 def summary(entry: dict) -> str:

@@ -74,6 +74,25 @@ def host_terms(mixed_host_s: dict, layers: int, overlap: float = 0.0) -> np.ndar
     return h
 
 
+@njit(cache=True)
+def host_at(host, seg_start_s, seg_scale, k, now, out):
+    """The host terms at simulated time ``now`` when the host's speed moves in segments
+    (segment j from seg_start_s[j] on runs at seg_scale[j] x ``host``'s terms:
+    serving/host_state.host_segments), into ``out`` (the on flag and the overlap exponent
+    kept); ``k`` the segment in use, returned updated (time only grows). No segments: out is
+    host, k stays -1."""
+    if seg_start_s.shape[0] == 0:
+        return k
+    j = max(k, 0)
+    while j + 1 < seg_start_s.shape[0] and seg_start_s[j + 1] <= now:
+        j += 1
+    if j != k:
+        for i in range(host.shape[0]):
+            out[i] = host[i] * seg_scale[j]
+        out[H_ON], out[H_OVERLAP] = host[H_ON], host[H_OVERLAP]
+    return j
+
+
 def new_shapes(max_tokens: int) -> np.ndarray:
     """An engine process's record of the token counts its passes have run (first_use_s):
     none yet, for passes of 0..max_tokens tokens."""
