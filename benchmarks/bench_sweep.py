@@ -6,7 +6,8 @@ repeats; this machine's timings vary 30-40% from run to run.
                           kernel alone (wall, both cores; and CPU time per scenario of the
                           serial kernel), the whole sweep to CSV in process, and `llmsim
                           sweep ... --out` processes to CSV and Parquet (start-up, imports,
-                          loading numba's cached kernels, writing)
+                          loading numba's cached kernels and the grid prepared on disk by an
+                          earlier process, writing, exit)
   mixed grid              examples/sweep-mixed.yaml: 10 models x 20 devices x 512
                           scenarios = 102,400: the whole sweep to CSV, every configuration
                           prepared again in each repeat (model lowering stays cached)
@@ -37,6 +38,7 @@ from simulator.explore.sweep import configured, sweep  # noqa: E402
 from simulator.explore.grid import Grid, load_grid  # noqa: E402
 
 ONE_DEVICE = ROOT / "examples" / "sweep-one-device.yaml"
+PROCESS_REPEATS = 7             # `llmsim sweep` processes (after one that warms the caches)
 MIXED = ROOT / "examples" / "sweep-mixed.yaml"
 
 
@@ -116,15 +118,16 @@ def main(repeats: int = 5) -> None:
         print(f"  batch kernel only           {_rate(one.scenarios, kernel_only(one, repeats))}")
         swept = whole_sweep(one, out, repeats)
         print(f"  whole sweep to CSV          {_rate(one.scenarios, swept)}")
-        print(f"  `llmsim sweep` process, CSV {_rate(one.scenarios, process(ONE_DEVICE, out, 3))}")
+        print(f"  `llmsim sweep` process, CSV {_rate(one.scenarios, process(ONE_DEVICE, out, PROCESS_REPEATS))}")
         if importlib.util.find_spec("pyarrow"):
             parquet = Path(folder) / "rows.parquet"
-            print(f"  `llmsim sweep` process, Parquet {_rate(one.scenarios, process(ONE_DEVICE, parquet, 3))}")
+            print(f"  `llmsim sweep` process, Parquet "
+                  f"{_rate(one.scenarios, process(ONE_DEVICE, parquet, PROCESS_REPEATS))}")
         print(f"  serial kernel, CPU time     {kernel_cpu_ns(one, repeats):.0f} ns per scenario (one core)")
         print(f"\nmixed grid: 10 models x 20 devices ({mixed.scenarios:,} scenarios)")
         mixed_swept = whole_sweep(mixed, out, repeats, cold_configurations=True)
         print(f"  whole sweep to CSV          {_rate(mixed.scenarios, mixed_swept)}")
-        print(f"  `llmsim sweep` process      {_rate(mixed.scenarios, process(MIXED, out, 3))}")
+        print(f"  `llmsim sweep` process      {_rate(mixed.scenarios, process(MIXED, out, PROCESS_REPEATS))}")
         print("\nversus a Python loop of simulator.predict (1,000 random scenarios of each grid)")
         for name, grid, times in (("one device", one, swept), ("mixed", mixed, mixed_swept)):
             loop = predict_loop(grid)

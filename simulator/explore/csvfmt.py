@@ -167,28 +167,40 @@ def _format_block(buf, pos, prefix, values, kinds, start, stop):
     return pos
 
 
+def row_bytes_max(prefix_bytes: int, columns: int) -> int:
+    """The longest CSV line of ``columns`` values after a prefix of ``prefix_bytes``."""
+    return prefix_bytes + columns * (_MAX_FIELD + 1) + 1
+
+
+def scratch_bytes(prefix_bytes: int, columns: int, rows: int) -> int:
+    """The scratch format_into needs for ``rows`` lines (whole blocks of them at their longest)."""
+    blocks = (rows + _ROWS_PER_BLOCK - 1) // _ROWS_PER_BLOCK
+    return blocks * _ROWS_PER_BLOCK * row_bytes_max(prefix_bytes, columns)
+
+
 @njit(cache=True, parallel=True)
-def format_rows(prefix, values, kinds):
-    """Bytes of values.shape[1] CSV lines: ``prefix`` (ending in a comma, or empty), then
-    values[:, row] formatted by kind (INT, FLOAT, BOOL), comma separated. Blocks of rows
-    are formatted in parallel, then concatenated."""
+def format_into(prefix, values, kinds, scratch, out, start):
+    """values.shape[1] CSV lines into out[start:], returning where they end: ``prefix``
+    (ending in a comma, or empty), then values[:, row] formatted by kind (INT, FLOAT, BOOL),
+    comma separated. Blocks of rows are formatted in parallel into ``scratch``
+    (scratch_bytes long), then put one after another. ``out`` has room for
+    rows x row_bytes_max after ``start``."""
     n_cols, n_rows = values.shape
     row_max = prefix.shape[0] + n_cols * (_MAX_FIELD + 1) + 1
     blocks = (n_rows + _ROWS_PER_BLOCK - 1) // _ROWS_PER_BLOCK
-    scratch = np.empty(blocks * _ROWS_PER_BLOCK * row_max, dtype=np.uint8)
     ends = np.empty(blocks, dtype=np.int64)
     for blk in prange(blocks):
         begin = blk * _ROWS_PER_BLOCK * row_max
         ends[blk] = _format_block(scratch, begin, prefix, values, kinds, blk * _ROWS_PER_BLOCK,
                                   min(n_rows, (blk + 1) * _ROWS_PER_BLOCK)) - begin
-    offsets = np.zeros(blocks + 1, dtype=np.int64)
+    offsets = np.empty(blocks + 1, dtype=np.int64)
+    offsets[0] = start
     for blk in range(blocks):
         offsets[blk + 1] = offsets[blk] + ends[blk]
-    out = np.empty(offsets[blocks], dtype=np.uint8)
     for blk in prange(blocks):
         begin = blk * _ROWS_PER_BLOCK * row_max
         out[offsets[blk]:offsets[blk + 1]] = scratch[begin:begin + ends[blk]]
-    return out
+    return offsets[blocks]
 
 
 def rows_csv(prefix: str, values: np.ndarray, kinds, as_bytes: bool = True):
@@ -196,12 +208,16 @@ def rows_csv(prefix: str, values: np.ndarray, kinds, as_bytes: bool = True):
     columns of ``values`` [columns, rows] formatted by ``kinds``; bytes, or with
     ``as_bytes=False`` the uint8 array itself (what a file's write() takes, without a copy)."""
     head = np.frombuffer(prefix.encode(), dtype=np.uint8)
-    text = format_rows(head, np.ascontiguousarray(values, dtype=np.float64), np.ascontiguousarray(kinds, dtype=np.int64))
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    columns, rows = values.shape
+    scratch = np.empty(scratch_bytes(len(head), columns, rows), dtype=np.uint8)
+    out = np.empty(rows * row_bytes_max(len(head), columns), dtype=np.uint8)   # pages past the end: never touched
+    text = out[:format_into(head, values, np.ascontiguousarray(kinds, dtype=np.int64), scratch, out, 0)]
     return text.tobytes() if as_bytes else text
 
 
 def format_float(x: float) -> str:
     """One float as the row kernels write it (for constant fields and tests): a row of one
-    field, so a CSV sweep runs no kernel but format_rows (each kernel a process calls from
+    field, so a CSV sweep runs no kernel but format_into (each kernel a process calls from
     Python is loaded from numba's cache apart, ~0.05-0.2 s here)."""
     return rows_csv("", np.array([[float(x)]]), _ONE_FLOAT)[:-1].decode()

@@ -246,7 +246,7 @@ def _start_kernels(grid: Grid, csv: bool) -> float:
             load_light(kernel._evaluate_parallel)
             if csv:
                 from simulator.explore import csvfmt
-                load_light(csvfmt.format_rows)
+                load_light(csvfmt.format_into)
             b, s, n = slice_axes(grid.batch, grid.prompt, grid.output, 0, min(2, grid.scenarios_per_group))
             kernel.evaluate_many(done[0], b, s, n, True)
             if csv:
