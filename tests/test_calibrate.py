@@ -29,7 +29,7 @@ def test_committed_profile_is_reproducible_from_its_microbenchmark_file(hardware
     profile, digit for digit."""
     raw = registry.read_yaml(registry.stack_index()["pytorch-ref"])["devices"][hardware]
     sources = _sources(raw)
-    micro_kinds = ("micro-", "pass-profile-", "mixed-iterations-")   # microbenchmarks, pass diagnostics, mixed-iteration micros
+    micro_kinds = ("micro-", "pass-profile-", "mixed-iterations-", "serving-shapes-")   # microbenchmarks, pass diagnostics, mixed-iteration and new-shape micros
     assert all(f.name.startswith(micro_kinds) for f in sources), "profiles are fitted from microbenchmarks, never e2e runs"
     fields, _ = fit_device(registry.hardware(hardware), sources)
     assert fields == raw
