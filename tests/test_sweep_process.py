@@ -93,3 +93,29 @@ def test_load_light_applies_once_and_only_to_a_cached_dispatcher():
     assert not startup.load_light(uncached)              # its cache is numba's NullCache
     assert not startup.load_light(lambda x: x)           # a kernel running as plain Python
     assert uncached(1) == 2
+
+
+KERNEL = """import sys
+import numpy as np
+from numba import njit, prange
+from simulator.explore.startup import load_light
+
+@njit(cache=True, parallel=True)
+def grow(x):
+    out = np.empty(x.shape[0] * 2)          # NRT allocations, a parallel loop
+    for i in prange(out.shape[0]):
+        out[i] = x[i // 2] * 1.5
+    return out
+
+assert load_light(grow) and not load_light(grow)      # once per dispatcher
+print(grow(np.arange(5.0)).sum(), "numba.typed.typeddict" in sys.modules)
+"""
+
+
+def test_a_light_load_compiles_on_a_miss_and_loads_the_cached_kernel_after(tmp_path):
+    (tmp_path / "kernel.py").write_text(KERNEL)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONPATH": str(ROOT)}
+    runs = [subprocess.run([sys.executable, str(tmp_path / "kernel.py")], capture_output=True, text=True, env=env,
+                           check=True).stdout.split() for _ in range(2)]
+    assert runs[0][0] == runs[1][0] == "30.0"
+    assert runs[0][1] == "True" and runs[1][1] == "False"      # compiled (registries loaded), then only loaded

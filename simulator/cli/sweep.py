@@ -3,7 +3,13 @@ are evaluated, to stdout or to ``--out FILE`` (written to a hidden file beside i
 into place when the sweep ends, so a failed sweep leaves no truncated file; on Ctrl-C the
 rows written so far are kept). Configurations that cannot run are named on stderr, each with
 why; the progress bar (only on a terminal) and the note of an interrupted sweep go to stderr
-too. The handler returns the text cli/main.py prints."""
+too. The handler returns the text cli/main.py prints.
+
+A process of its own (``llmsim sweep``) running locally keeps the grid's prepared
+configurations on disk (simulator/cache.py, as ``llmsim predict`` does), so the next one
+reads no YAML and builds no graph; it also runs Python's cyclic garbage collector less often.
+Where its time goes (the 1,048,576-scenario example, warm): imports ~0.3-0.4 s (numba alone
+~0.25 s), loading the cached kernel ~0.07 s, then the kernel and the writer side by side."""
 from __future__ import annotations
 
 import atexit

@@ -32,6 +32,10 @@ does not fit (times). What-if devices keep the base device's price.
 ADDRESS`` uses a running one (workers need llmsim installed and the grid's spec files at
 the same paths). Tasks are chunks of scenarios; the client writes their rows in order, so
 the output is identical to a single-process run.
+
+A local sweep loads its cached kernels without numba's compiler set-up (startup.py) and
+writes one chunk behind the evaluation (a worker thread); a Grid already prepared
+(prepare_grid: what cli/sweep.py keeps on disk) runs without the spec and graph code.
 """
 from __future__ import annotations
 

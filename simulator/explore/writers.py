@@ -1,5 +1,6 @@
 """Sweep rows to CSV or Parquet, one chunk at a time, flushed as they come (an interrupted
-sweep keeps every chunk already written; a Parquet file is closed with its footer)."""
+sweep keeps every chunk already written: a CSV file of its own gets its last partial block
+of 4 KiB when closed, a Parquet file its footer)."""
 from __future__ import annotations
 
 import dataclasses
