@@ -75,6 +75,25 @@ def test_parallel_and_serial_kernels_agree_bitwise():
     assert np.array_equal(parallel, serial, equal_nan=True)
 
 
+def test_each_thread_and_any_order_give_the_same_bits():
+    """Enough scenarios for a work item per thread (batch.BLOCK each at least), given in B x
+    S x N order, shuffled (evaluate_many groups them by B and S: batch.grouped_order) and with
+    batch sizes large enough that the grouping key would pass int64 (its lexsort branch)."""
+    prep = prepare("gemma-2-9b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
+    packed = batch.pack(prep)
+    axes = np.arange(1, 33), [1, 50, 4000, 4096, 9000], [1, 2, 3, 30, 31, 200, 900, 901]
+    grid = [a.ravel() for a in np.meshgrid(*axes, indexing="ij")]
+    in_order = batch.evaluate_many(packed, *grid, parallel=True)
+    assert in_order.shape[1] >= 2 * batch.BLOCK
+    assert np.array_equal(in_order, batch.evaluate_many(packed, *grid, parallel=False), equal_nan=True)
+    shuffled = np.random.default_rng(5).permutation(in_order.shape[1])
+    got = batch.evaluate_many(packed, *(a[shuffled] for a in grid))
+    assert np.array_equal(got, in_order[:, shuffled], equal_nan=True)
+    b, s = np.array([3, 2 ** 40, 3, 2 ** 40, 1]), np.array([2 ** 30, 5, 7, 5, 2 ** 30])
+    order = batch.grouped_order(b, s)
+    assert [(b[k], s[k]) for k in order] == sorted(zip(b, s))
+
+
 def test_not_fitting_scenarios_have_memory_and_no_times():
     prep = prepare("llama-3.1-70b", "rtx-4090", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
     out = batch.evaluate_many(batch.pack(prep), [1], [128], [16])

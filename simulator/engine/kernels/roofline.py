@@ -156,8 +156,8 @@ def combine(compute_s: float, memory_s: float, p: float) -> float:
     """max(compute, memory) when p <= 0, else the p-norm (compute^p + memory^p)^(1/p)."""
     if p <= 0.0 or compute_s == 0.0 or memory_s == 0.0:
         return max(compute_s, memory_s)
-    big = max(compute_s, memory_s)
-    return big * ((compute_s / big) ** p + (memory_s / big) ** p) ** (1.0 / p)
+    big, small = max(compute_s, memory_s), min(compute_s, memory_s)
+    return big * (1.0 + (small / big) ** p) ** (1.0 / p)        # (big / big)^p is 1 exactly
 
 
 @njit(cache=True, error_model="numpy", inline="always")

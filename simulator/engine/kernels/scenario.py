@@ -327,7 +327,8 @@ def plain(model, ws, batch, prompt, output, require_fit, out, start, stop):
             dec = _table_sum_s(pieces, cuts, window, s, s + n - 2)
         else:
             dec = _decode_sum_s(op_dec, params, case, lines, scratch, dec_t, local_t, s, s + n - 2, keep)
-        decode_features(f0, f1, window, s, s + n - 2, dec_feats)
+        if energy:
+            decode_features(f0, f1, window, s, s + n - 2, dec_feats)
         dec = stages * (dec + params[P_DECODE_STEP_S] * steps)
         if energy:
             pre_dyn, dec_dyn = state[S_PRE_DYN_J], dynamic_j(params, decode_j, dec_feats)
