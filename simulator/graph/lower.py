@@ -211,10 +211,9 @@ def lower_graph(graph: nx.DiGraph, weight, activation: Dtype, kv: Dtype, outer_1
 
 @functools.lru_cache(maxsize=256)
 def lower(arch: Architecture, weight, activation: Dtype, kv: Dtype, unfused_attention: bool,
-          tp: int = 1, ep: int = 1, outer_16bit: bool = True, replicated_embedding: bool = False) -> OpTable:
+          tp: int = 1, ep: int = 1, outer_16bit: bool = True) -> OpTable:
     """Operator table of one device (of tp tensor-parallel x ep expert-parallel ones) at given
-    precisions (cached: lowering happens once per combination); ``replicated_embedding``:
-    transformer.build's."""
-    graph = build(arch, unfused_attention, tp, ep, replicated_embedding)
+    precisions (cached: lowering happens once per combination)."""
+    graph = build(arch, unfused_attention, tp, ep)
     graph.graph["ep"] = ep
     return lower_graph(graph, weight, activation, kv, outer_16bit)

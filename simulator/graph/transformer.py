@@ -192,13 +192,10 @@ def shard(arch: Architecture, tp: int) -> Architecture:
                                    "shared_ffn_size": arch.shared_ffn_size // tp})
 
 
-def build(arch: Architecture, unfused_attention: bool = False, tp: int = 1, ep: int = 1,
-          replicated_embedding: bool = False) -> nx.DiGraph:
+def build(arch: Architecture, unfused_attention: bool = False, tp: int = 1, ep: int = 1) -> nx.DiGraph:
     """Graph of the model as one of ``tp`` tensor-parallel devices runs it; layer nodes carry
-    ``repeat = num_layers``. The LM head is split by vocabulary and its logits all-gathered;
-    the embedding is split by vocabulary too, its partial rows all-reduced (Megatron, vLLM,
-    TensorRT-LLM), unless ``replicated_embedding``: every device holds the whole table and
-    looks its rows up alone (no collective; StackSpec.tp_embedding)."""
+    ``repeat = num_layers``. The embedding and the LM head are split by vocabulary: the
+    embedding's partial rows are all-reduced, the head's logits all-gathered."""
     full = arch
     problem = ep_problem(arch, ep)
     if problem:
@@ -208,10 +205,8 @@ def build(arch: Architecture, unfused_attention: bool = False, tp: int = 1, ep: 
     b.tp, b.ep = tp, ep
     h = a.hidden_size
     vocab_shard = -(-full.vocab_size // tp)      # vocabulary-parallel embedding and head
-    embed_rows = full.vocab_size if replicated_embedding else vocab_shard
-    x = b.add("embed_tokens", OpKind.EMBEDDING, [], layer=False, params=embed_rows * h, width=h)
-    if not replicated_embedding:
-        x = _collective(b, "allreduce_embed", x, OpKind.ALL_REDUCE, h, tp, layer=False)
+    x = b.add("embed_tokens", OpKind.EMBEDDING, [], layer=False, params=vocab_shard * h, width=h)
+    x = _collective(b, "allreduce_embed", x, OpKind.ALL_REDUCE, h, tp, layer=False)
     if a.positions == "learned":
         pos = b.add("embed_positions", OpKind.EMBEDDING, [], layer=False, params=a.learned_positions * h, width=h)
         x = b.add("add_positions", OpKind.RESIDUAL_ADD, [x, pos], layer=False, width=h)

@@ -150,10 +150,6 @@ class StackSpec(Strict):
     # a weight format under 16 bits quantizes the decoder layers only; the embedding and LM head
     # stay 16-bit (FP8 recipes, AWQ/GPTQ checkpoints). GGUF (llama.cpp) quantizes them too: false
     outer_weights_16bit: bool = True
-    # under tensor parallelism: "vocab_parallel" splits the embedding table by vocabulary and
-    # all-reduces its rows (Megatron, vLLM, TensorRT-LLM); "replicated": each device holds the
-    # whole table and needs no collective (validation/harness/parallel_model.py)
-    tp_embedding: Literal["vocab_parallel", "replicated"] = "vocab_parallel"
     # true: decode steps replay a CUDA graph (decode_step_overhead each); false: the host launches
     # every kernel of a step eagerly, and a step takes at least that launch time (the prefill
     # pass's host bound, eager.eager_range_s), as in Hugging Face generate()
@@ -170,8 +166,7 @@ class StackSpec(Strict):
 
     def lowering(self) -> dict:
         """What this stack changes in a model's operator table: graph.lower.lower's keywords."""
-        return {"unfused_attention": self.attention == "unfused", "outer_16bit": self.outer_weights_16bit,
-                "replicated_embedding": self.tp_embedding == "replicated"}
+        return {"unfused_attention": self.attention == "unfused", "outer_16bit": self.outer_weights_16bit}
 
     def profile_for(self, hardware_name: str, hardware_kind: str) -> DeviceProfile:
         """The entry of that name, else of that class, else the default (no checks: choose)."""
