@@ -277,39 +277,35 @@ def test_loop_interpreted_equals_compiled():
 
 
 def test_committed_serving_runs_within_the_errors_reached(tmp_path):
-    """The committed H200 continuous-batching runs re-simulated with the mixed-pass host terms
-    and overlap exponent fitted from the serving microbenchmark (never from these runs): the
-    median |error| each metric reached, so a change that worsens them fails (TTFT p50, p90,
-    TPOT p50, tokens/s), with the profile as committed and, once it carries the first use of
-    a token count (calibration/serving_host.py's first_shape, 1.515 ms from serving-shapes-1
-    and -2), with it:
-                                                         without            with first_shape
-    probed earlier (-probe, -probe2: 11 rates)      22.4 24.3  8.3 1.4    14.2 21.4  9.2 1.0
-    held out (-probe3, -monitor, -task: 15 rates)   15.3 23.7 10.9 2.0    14.4 19.4 12.3 2.4
-    the 26 probed at the profile's average host     10.3 14.3 13.4 3.7    16.2 18.5 13.4 3.5
-    the 12 earlier rates (no probe)                 37.7 49.5 32.3 7.0    33.0 47.3 30.9 7.3
-    all 38                                          23.5 32.3 14.7 3.5    19.6 29.9 13.5 3.5
-    A probed run is simulated at the host speed its probes measured (-task's four also in
-    segments of its in-run CPU task: serving/host_state.host_segments); the earlier rates'
-    decode-only iterations took 0.9-1.9x (median 1.4x) the modelled host time, in phases of
-    seconds; the probes miss such phases within a run (probe2's 8B at 32/s: 1.6x for its
-    first 10 s, probes at 1.0x; probe3's 1B at 36/s: 1.26x, probes 0.92x)."""
+    """The committed H200 continuous-batching runs re-simulated with the mixed-pass host terms,
+    overlap exponent and first use of a token count fitted from the serving microbenchmarks
+    (never from these runs): the median |error| each metric reached, so a change that worsens
+    them fails (TTFT p50, p90, TPOT p50, tokens/s):
+    probed earlier (-probe, -probe2: 11 rates)                     14.2 21.4  9.2 1.0
+    held out (-probe3, -monitor, -task, -launch: 23 rates)         10.7 15.8  7.3 2.0
+    the 34 probed at the profile's average host                    18.1 17.9 14.8 3.5
+    the 12 earlier rates (no probe)                                33.0 47.3 30.9 7.3
+    all 46                                                         17.2 21.4 12.8 2.6
+    A probed run is simulated at the host speed its probes measured; -task's four in segments
+    of its in-run CPU task, -launch's eight in segments of its in-run launch task (serving/
+    host_state.host_segments); the earlier rates' decode-only iterations took 0.9-1.9x
+    (median 1.4x) the modelled host time, in phases of seconds; the probes miss such phases
+    within a run (probe2's 8B at 32/s: 1.6x for its first 10 s, probes at 1.0x; probe3's 1B
+    at 36/s: 1.26x, probes 0.92x)."""
     import json
 
     from simulator.accuracy.serving import compare_all, compare_file, measured_files, summary
     from simulator.cli.validate import serving_report
     from simulator.specs.measurement import measurement_root
 
-    profile = simulator.specs.registry.stack("pytorch-ref").devices["h200-sxm"]
-    first_shape = profile.mixed_host_s.get("first_shape", 0.0) > 0.0
     rows = compare_all(hardware=["h200-sxm"])
     probed = [r for r in rows if r["host_scale"] is not None]
     held_out = [r for r in probed if r["session"] in ("serving-2026-12-02-probe3", "serving-2026-12-02-monitor",
-                                                      "serving-2026-12-02-task")]
+                                                      "serving-2026-12-02-task", "serving-2026-12-02-launch")]
     earlier_probed = [r for r in probed if r not in held_out]
     earlier = [r for r in rows if r["host_scale"] is None]
-    assert len(rows) == 38 and len(probed) == 26 and len(held_out) == 15
-    assert sum(r["host_segmented"] for r in rows) == 4
+    assert len(rows) == 46 and len(probed) == 34 and len(held_out) == 23
+    assert sum(r["host_segmented"] for r in rows) == 12
     assert {r["session"] for r in earlier_probed} == {"serving-2026-12-02-probe", "serving-2026-12-02-probe2"}
     assert all(0.5 < r["host_scale"] < 1.6 for r in probed)
     average = []
@@ -321,17 +317,13 @@ def test_committed_serving_runs_within_the_errors_reached(tmp_path):
             copy.parent.mkdir(parents=True, exist_ok=True)
             copy.write_text(json.dumps(doc))
             average += compare_file(copy, hw)
-    reached = {False: {"earlier probed": (0.225, 0.244, 0.084, 0.015), "held out": (0.154, 0.238, 0.110, 0.021),
-                       "probed at the average host": (0.104, 0.144, 0.135, 0.038),
-                       "earlier": (0.378, 0.496, 0.324, 0.071), "all": (0.236, 0.324, 0.148, 0.036)},
-               True: {"earlier probed": (0.143, 0.215, 0.093, 0.011), "held out": (0.145, 0.195, 0.124, 0.025),
-                      "probed at the average host": (0.163, 0.186, 0.135, 0.036),
-                      "earlier": (0.331, 0.474, 0.310, 0.074), "all": (0.197, 0.300, 0.136, 0.036)}}[first_shape]
+    reached = {"earlier probed": (0.143, 0.215, 0.093, 0.011), "held out": (0.108, 0.159, 0.074, 0.021),
+               "probed at the average host": (0.182, 0.180, 0.148, 0.036),
+               "earlier": (0.331, 0.474, 0.310, 0.074), "all": (0.173, 0.215, 0.128, 0.026)}
     groups = {"earlier probed": earlier_probed, "held out": held_out, "probed at the average host": average,
               "earlier": earlier, "all": rows}
     for name, group in groups.items():
         for (key, stats), b in zip(summary(group).items(), reached[name]):
             assert stats["n"] == len(group) and stats["median_abs_error"] <= b, (name, key, stats)
     text, data = serving_report(measurement_root(), ["h200-sxm"])
-    tpot = "13.5%" if first_shape else "14.7%"
-    assert "serving runs" in text and f"TPOT p50: median |error| {tpot}" in text and len(data["runs"]) == 38
+    assert "serving runs" in text and "TPOT p50: median |error| 12.7%" in text and len(data["runs"]) == 46

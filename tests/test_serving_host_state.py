@@ -179,3 +179,19 @@ def test_segments_follow_the_runs_cpu_task_against_the_probes():
     assert host_state.host_segments(eng, {"host_probe": probe}) is None
     assert host_state.host_segments(eng, {"host_probe": {**probe, "task_before_s": [], "task_after_s": []},
                                           "cpu_task": task}) is None
+
+
+def test_segments_follow_the_launch_task_where_the_run_timed_it():
+    """host_segments: a run that timed the launch task (launch_s in cpu_task, launch_before_s /
+    launch_after_s at its probes) is segmented by it, not by the interpreter's task; a run
+    with launch samples but probes without them falls back to the task."""
+    eng = _eng()
+    probe = {**_probe(eng, 1.0), "task_before_s": [1e-3] * 5, "task_after_s": [1e-3] * 5,
+             "launch_before_s": [5e-4] * 5, "launch_after_s": [5e-4] * 5}
+    task = {"start_s": [0.25 * i for i in range(10)], "task_s": [1e-3] * 10, "launch_s": [5e-4] * 5 + [7.5e-4] * 5}
+    base = host_state.host_scale(eng, probe)
+    _, scale = host_state.host_segments(eng, {"host_probe": probe, "cpu_task": task})
+    np.testing.assert_allclose(scale[[0, 1, 8, 9]], [base, base, 1.5 * base, 1.5 * base], rtol=1e-12)
+    old = {k: v for k, v in probe.items() if not k.startswith("launch")}
+    _, scale = host_state.host_segments(eng, {"host_probe": old, "cpu_task": task})
+    np.testing.assert_allclose(scale, base, rtol=1e-12)

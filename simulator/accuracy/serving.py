@@ -28,7 +28,7 @@ import numpy as np
 
 from simulator.errors import SpecError
 from simulator.serving.metrics import per_request
-from simulator.serving.policy import Policy, Request, Scheduler
+from simulator.serving.policy import Policy, Request, serve_wave
 from simulator.serving.requests import Lengths, Requests, generate, parse_lengths
 
 NOT_RUNS = ("serving-shapes-",)     # serving_shapes.py's microbenchmark (calibration/serving_host.py reads it)
@@ -80,19 +80,7 @@ def warm_up_tokens(doc: dict) -> list[int]:
                  ([Request(0.0, q, WARM_UP_OUTPUT) for q in prompts], 1)]
     else:
         waves = [([Request(0.0, max(first["requests"]["prompt"]), 8) for _ in range(8)], 8)]
-    tokens = []
-    for reqs, per_step in waves:
-        sched = Scheduler(policy, reqs, doc["pool_blocks"])
-        arrived = 0
-        while arrived < len(reqs) or not sched.idle:
-            for _ in range(min(per_step, len(reqs) - arrived)):
-                sched.arrive(arrived)
-                arrived += 1
-            chunks = sched.step()
-            if chunks:
-                tokens.append(sum(len(c.ids) * c.length for c in chunks))
-                sched.finish(chunks, 0.0)
-    return tokens
+    return [t for reqs, per_step in waves for t in serve_wave(policy, reqs, per_step, doc["pool_blocks"])]
 
 
 def compare_file(path: Path, hardware: str, stack: str = "pytorch-ref") -> list[dict]:

@@ -22,7 +22,10 @@ between iterations (``cpu_task``) and after each probe's passes (``task_before_s
 ``task_after_s``); a run that has them is simulated in segments (host_segments):
   segment j from the j-th task's start: scale_j = host_scale x m_j / median(task at the probes)
 m_j the median of the SEGMENT_SAMPLES task times centred on j: the CPU's speed on that
-thread, a measurement of the environment beside the run's passes, not of them.
+thread, a measurement of the environment beside the run's passes, not of them. Since
+session serving-2026-12-02-launch the harness also times a fixed set of tensor launches
+there (serving_monitor.launch_task: ``launch_s``, ``launch_before_s``, ``launch_after_s``),
+the kind of host work the passes do; a run that has them is segmented by those instead.
 """
 from __future__ import annotations
 
@@ -79,10 +82,12 @@ def scaled(eng, scale: float):
 
 def host_segments(eng, point: dict) -> tuple[np.ndarray, np.ndarray] | None:
     """(segment starts s, host scales) of a measured run whose harness timed its CPU task
-    during the run and at its probes (module docstring); None without them or a probe scale."""
+    during the run and at its probes (module docstring; the launch task where the run has it,
+    else the interpreter's); None without them or a probe scale."""
     probe, task = point.get("host_probe") or {}, point.get("cpu_task") or {}
-    ref = list(probe.get("task_before_s", [])) + list(probe.get("task_after_s", []))
-    times = np.asarray(task.get("task_s", []), dtype=np.float64)
+    kind = "launch" if task.get("launch_s") and probe.get("launch_before_s") else "task"
+    ref = list(probe.get(f"{kind}_before_s", [])) + list(probe.get(f"{kind}_after_s", []))
+    times = np.asarray(task.get(f"{kind}_s" if kind == "task" else "launch_s", []), dtype=np.float64)
     base = host_scale(eng, probe) if probe else None
     if base is None or not ref or times.size < SEGMENT_SAMPLES:
         return None

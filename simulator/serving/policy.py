@@ -251,3 +251,23 @@ class Scheduler:
             r.blocks = 0
             self.running.remove(index)
         return done
+
+
+def serve_wave(policy: Policy, requests: list[Request], per_step: int, pool_blocks: int, run_pass=None) -> list[int]:
+    """Serve ``requests`` to the end with a fresh Scheduler, ``per_step`` of them arriving
+    before each step, every pass finishing at time 0; ``run_pass(sched, chunks)``, when given,
+    runs each pass before it finishes (the harness's warm-up: validation/harness/serving.
+    warm_up). Returns each pass's token count (sum over chunks of sequences x length)."""
+    sched = Scheduler(policy, requests, pool_blocks)
+    tokens, arrived = [], 0
+    while arrived < len(requests) or not sched.idle:
+        for _ in range(min(per_step, len(requests) - arrived)):
+            sched.arrive(arrived)
+            arrived += 1
+        chunks = sched.step()
+        if chunks:
+            if run_pass is not None:
+                run_pass(sched, chunks)
+            tokens.append(sum(len(c.ids) * c.length for c in chunks))
+            sched.finish(chunks, 0.0)
+    return tokens

@@ -31,8 +31,9 @@ running and waiting counts, the seconds until the pass's launches returned (host
 thread's CPU seconds in them (host_cpu_s) (times in s from the run's start). With
 --host-monitor, a process pinned to the last CPU times a fixed pure-Python task every 10 ms
 over the whole session (serving_monitor.py); each rate keeps its samples. Every
---task-every-s (0.25 s) the run's own thread times that task between two iterations
-(``cpu_task``; about 1 ms each, 0.4% of the run), and the host probe times it too.
+--task-every-s (0.25 s) the run's own thread times that task and a fixed set of tensor
+launches (serving_monitor.launch_task) between two iterations (``cpu_task``; about 1.5 ms
+together, 0.6% of the run), and the host probe times both too.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ import os
 import time
 from pathlib import Path
 
-from simulator.serving.policy import Policy, Request, Scheduler, blocks_for
+from simulator.serving.policy import Policy, Request, Scheduler, blocks_for, serve_wave
 from simulator.serving.requests import Lengths, generate, parse_lengths
 from validation.harness.config import config_from_dict, load_spec
 from validation.harness.mixed_pass import MixedBatch, probe_masked_attention, self_check
@@ -54,12 +55,14 @@ SPEC_DIR = Path(__file__).resolve().parents[2] / "model_specs"
 def serve(batch: MixedBatch, policy: Policy, reqs: list[Request], pool_blocks: int, cap_s: float,
           task_every_s: float = 0.0) -> dict:
     """Serve ``reqs`` in real time; returns the per-request and per-iteration records. With
-    ``task_every_s`` > 0, between iterations at most that often, serving_monitor.task on this
-    thread (about 1 ms: the run's own CPU's speed), its start and seconds kept (``cpu_task``)."""
+    ``task_every_s`` > 0, between iterations at most that often, serving_monitor.task and
+    launch_task on this thread (about 1 ms and 0.5 ms: the run's own CPU's speed at the
+    interpreter and at launching), their start and seconds kept (``cpu_task``)."""
     import torch
 
-    from validation.harness.serving_monitor import task
+    from validation.harness.serving_monitor import launch_task, task
 
+    one = torch.ones(1, device=batch.m.device, dtype=batch.m.dtype)
     sched = Scheduler(policy, reqs, pool_blocks)
     tokens: list[list[float]] = [[] for _ in reqs]
     it = {k: [] for k in ("start_s", "end_s", "decode", "prefill_tokens", "entries", "running", "waiting",
@@ -67,11 +70,12 @@ def serve(batch: MixedBatch, policy: Policy, reqs: list[Request], pool_blocks: i
     arrived, done = 0, 0
     t0 = time.perf_counter()
     status = "complete"
-    tasks = {"start_s": [], "task_s": []}
+    tasks = {"start_s": [], "task_s": [], "launch_s": []}
     while done < len(reqs):
         if task_every_s > 0 and (not tasks["start_s"] or time.perf_counter() - t0 - tasks["start_s"][-1] >= task_every_s):
             tasks["start_s"].append(round(time.perf_counter() - t0, 6))
             tasks["task_s"].append(round(task(), 7))
+            tasks["launch_s"].append(round(launch_task(one), 7))
         now = time.perf_counter() - t0
         if now > cap_s:
             status = "stopped at the time cap"
@@ -126,21 +130,14 @@ def warm_up(batch: MixedBatch, policy: Policy, prompts: list[int], pool_blocks: 
     caching allocator's blocks) falls before the timed runs (the first rate of a run without
     it had its first 20 chunked iterations 1.3-2x slower than its later ones). Returns each
     pass's token count (the file's warm_up_tokens: simulator/accuracy/serving.py)."""
+    def run_pass(sched, chunks):
+        batch.assign(sched.running, chunks)
+        batch.forward(chunks)
+
     tokens = []
-    waves = (([Request(0.0, max(prompts), 8) for _ in range(8)], 8), ([Request(0.0, p, 16) for p in prompts], 1))
-    for reqs, per_step in waves:
-        sched = Scheduler(policy, reqs, pool_blocks)
-        arrived = 0
-        while arrived < len(reqs) or not sched.idle:
-            for _ in range(min(per_step, len(reqs) - arrived)):
-                sched.arrive(arrived)
-                arrived += 1
-            chunks = sched.step()
-            if chunks:
-                batch.assign(sched.running, chunks)
-                batch.forward(chunks)
-                tokens.append(sum(len(ch.ids) * ch.length for ch in chunks))
-                sched.finish(chunks, 0.0)
+    for reqs, per_step in (([Request(0.0, max(prompts), 8) for _ in range(8)], 8),
+                           ([Request(0.0, p, 16) for p in prompts], 1)):
+        tokens += serve_wave(policy, reqs, per_step, pool_blocks, run_pass)
         batch.assign([], [])
     return tokens
 

@@ -5,7 +5,8 @@ a fixed pure-Python task (TASK_OPS multiply-adds) every PERIOD_S and keeps every
 with the run, so its samples say how fast a CPU of the machine runs Python while the run is
 under way: a machine-wide slow phase shows in them, a slow phase of the run's own CPU alone
 does not. The serving file keeps each rate's samples (``host_monitor``: seconds from that
-rate's start, seconds); nothing is fitted from them.
+rate's start, seconds); nothing is fitted from them. launch_task is the tensor-launch
+counterpart of task that the run's own thread times (serving.py's cpu_task).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import time
 
 TASK_OPS = 20_000
 PERIOD_S = 0.01
+LAUNCHES = 100                    # launch_task's tensor operations
 
 
 def task() -> float:
@@ -24,6 +26,24 @@ def task() -> float:
     for i in range(TASK_OPS):
         x += i * i
     return time.perf_counter() - t
+
+
+def launch_task(x) -> float:
+    """Host seconds of LAUNCHES elementwise operations on the one-element tensor ``x`` (on the
+    GPU: each a dispatch through PyTorch and a kernel launch, a microsecond of device work),
+    until the last launch returns, then a synchronize outside the timing: the kind of host
+    work a pass's launches are (MixedBatch.forward), where task() times the interpreter only.
+    Run between iterations, with the device idle, so no launch waits on a full queue."""
+    import torch
+
+    t = time.perf_counter()
+    y = x
+    for _ in range(LAUNCHES):
+        y = y + x
+    took = time.perf_counter() - t
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    return took
 
 
 def _loop(conn, cpu: int | None) -> None:

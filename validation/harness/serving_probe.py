@@ -10,6 +10,7 @@ iteration timed before and after each rate's run, and the CPUs' counters.
                      CPUs to others
   task_before_s, task_after_s  TASKS timings of serving_monitor.task just after each probe's
                      passes (the thread's CPU speed at the probe, beside the run's cpu_task)
+  launch_before_s, launch_after_s  TASKS timings of serving_monitor.launch_task after those
 The simulator reads the probe times (simulator/serving/host_state.py); the counters are
 recorded to tell a slow host's causes apart.
 """
@@ -53,17 +54,22 @@ def host_probe(batch, reps: int = REPS) -> dict:
     sync = torch.cuda.synchronize if batch.m.device.type == "cuda" else (lambda: None)
     from validation.harness.serving_monitor import task
 
+    from validation.harness.serving_monitor import launch_task
+
     cpu = cpu_counters()
     times = [round(time_once(batch, point, sync)[1], 7) for _ in range(reps)]
     batch.assign([], [])
-    return dict(decode=d, context=point[1], times_s=times, cpu=cpu, task_s=[round(task(), 7) for _ in range(TASKS)])
+    one = torch.ones(1, device=batch.m.device, dtype=batch.m.dtype)
+    return dict(decode=d, context=point[1], times_s=times, cpu=cpu, task_s=[round(task(), 7) for _ in range(TASKS)],
+                launch_s=[round(launch_task(one), 7) for _ in range(TASKS)])
 
 
 def record(before: dict, after: dict) -> dict:
     """A point's host_probe entry (module docstring) from the probes before and after it."""
     return dict(decode=before["decode"], context=before["context"], before_s=before["times_s"],
                 after_s=after["times_s"], cpu_before=before["cpu"], cpu_after=after["cpu"],
-                task_before_s=before.get("task_s", []), task_after_s=after.get("task_s", []))
+                task_before_s=before.get("task_s", []), task_after_s=after.get("task_s", []),
+                launch_before_s=before.get("launch_s", []), launch_after_s=after.get("launch_s", []))
 
 
 def summary(entry: dict) -> str:
