@@ -195,3 +195,25 @@ def test_segments_follow_the_launch_task_where_the_run_timed_it():
     old = {k: v for k, v in probe.items() if not k.startswith("launch")}
     _, scale = host_state.host_segments(eng, {"host_probe": old, "cpu_task": task})
     np.testing.assert_allclose(scale, base, rtol=1e-12)
+
+
+def test_a_paired_probe_converts_launch_seconds_by_the_median_pair():
+    """launch_conversion: with each probe pass followed by a launch task (launch_paired), the
+    host scale per launch second is the median over the pairs: a slow phase that caught the
+    after probe's passes and their launches alike (both 1.5x) leaves it at the steady host's
+    (within the overlap's non-linearity), where the pooled medians would not; host_segments
+    uses it; None for an unpaired probe."""
+    eng = _eng()
+    base = _probe(eng, 1.0)
+    n = len(base["before_s"])
+    slow = {**base, "after_s": [1.5 * t for t in base["after_s"]]}
+    paired = {**slow, "launch_before_s": [5e-4] * n, "launch_after_s": [7.5e-4] * n, "launch_paired": True}
+    assert host_state.launch_conversion(eng, {k: v for k, v in paired.items() if k != "launch_paired"}) is None
+    per_second = host_state.launch_conversion(eng, paired)
+    steady = host_state.host_scale(eng, base) / 5e-4
+    assert per_second == pytest.approx(steady, rel=0.1)
+    assert abs(per_second / steady - 1.0) < abs(host_state.host_scale(eng, slow) / 6.25e-4 / steady - 1.0)
+    task = {"start_s": [0.25 * i for i in range(6)], "task_s": [1e-3] * 6, "launch_s": [5e-4] * 6}
+    _, scale = host_state.host_segments(eng, {"host_probe": {**paired, "task_before_s": [1e-3], "task_after_s": [1e-3]},
+                                              "cpu_task": task})
+    np.testing.assert_allclose(scale, per_second * 5e-4, rtol=1e-12)

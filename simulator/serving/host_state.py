@@ -26,6 +26,9 @@ thread, a measurement of the environment beside the run's passes, not of them. S
 session serving-2026-12-02-launch the harness also times a fixed set of tensor launches
 there (serving_monitor.launch_task: ``launch_s``, ``launch_before_s``, ``launch_after_s``),
 the kind of host work the passes do; a run that has them is segmented by those instead.
+Where the probe times a launch task after each of its passes (``launch_paired``), the
+conversion from launch seconds to host scale is the median over those pairs
+(launch_conversion) rather than the ratio of the two medians.
 """
 from __future__ import annotations
 
@@ -66,11 +69,31 @@ def host_scale(eng, probe: dict) -> float | None:
     if eng.host[H_ON] <= 0.0 or not samples:
         return None
     device_s, host_s = probe_seconds(eng, probe)
-    measured, p = statistics.median(samples), eng.host[H_OVERLAP]
+    measured = statistics.median(samples)
     if device_s >= DEVICE_SHARE * min(host_s, measured):
         return None
-    took = (measured ** p - device_s ** p) ** (1.0 / p) if p > 0.0 else measured
-    return took / host_s
+    return _host_took_s(measured, device_s, eng.host[H_OVERLAP]) / host_s
+
+
+def _host_took_s(measured_s: float, device_s: float, p: float) -> float:
+    """The host seconds h of a pass of measured_s wall and device_s device seconds:
+    combine(device_s, h, p) = measured_s, so h = (m^p - d^p)^(1/p) (m itself when p is 0)."""
+    return max(measured_s ** p - device_s ** p, 0.0) ** (1.0 / p) if p > 0.0 else measured_s
+
+
+def launch_conversion(eng, probe: dict) -> float | None:
+    """Host scale per launch-task second from a probe whose passes each came with a launch
+    task (``launch_paired``): the median over the pairs of host_s(pass i) / mixed_host_s(probe)
+    / launch_i, so a slow phase that caught the passes and not the launches, or the
+    reverse, moves a pair and not the median; None when the probe is not paired, not
+    host-bound or the profile has no host terms."""
+    if not probe.get("launch_paired") or host_scale(eng, probe) is None:
+        return None
+    device_s, host_s = probe_seconds(eng, probe)
+    p = eng.host[H_OVERLAP]
+    passes = list(probe["before_s"]) + list(probe["after_s"])
+    launches = list(probe["launch_before_s"]) + list(probe["launch_after_s"])
+    return statistics.median(_host_took_s(m, device_s, p) / host_s / t for m, t in zip(passes, launches))
 
 
 def scaled(eng, scale: float):
@@ -93,4 +116,7 @@ def host_segments(eng, point: dict) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     half = SEGMENT_SAMPLES // 2
     smooth = np.array([np.median(times[max(i - half, 0):i + half + 1]) for i in range(times.size)])
-    return np.asarray(task["start_s"], dtype=np.float64), base * smooth / statistics.median(ref)
+    per_second = launch_conversion(eng, probe) if kind == "launch" else None
+    if per_second is None:
+        per_second = base / statistics.median(ref)
+    return np.asarray(task["start_s"], dtype=np.float64), per_second * smooth

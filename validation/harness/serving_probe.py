@@ -10,7 +10,9 @@ iteration timed before and after each rate's run, and the CPUs' counters.
                      CPUs to others
   task_before_s, task_after_s  TASKS timings of serving_monitor.task just after each probe's
                      passes (the thread's CPU speed at the probe, beside the run's cpu_task)
-  launch_before_s, launch_after_s  TASKS timings of serving_monitor.launch_task after those
+  launch_before_s, launch_after_s  serving_monitor.launch_task just after each of the probe's
+                     passes (``launch_paired``: one a pass, in order; before that flag, TASKS
+                     timings after all the passes)
 The simulator reads the probe times (simulator/serving/host_state.py); the counters are
 recorded to tell a slow host's causes apart.
 """
@@ -43,25 +45,27 @@ def cpu_counters() -> dict:
 
 
 def host_probe(batch, reps: int = REPS) -> dict:
-    """PROBE's wall seconds ``reps`` times, then every slot freed; with the CPU counters. A
-    slot cache too short for PROBE's positions (a test's) takes the context that fits."""
+    """PROBE's wall seconds ``reps`` times, each followed by serving_monitor.launch_task (a
+    pair seconds apart at most, so a slow phase of the thread shows in both), then every slot
+    freed; with the CPU counters and TASKS timings of serving_monitor.task. A slot cache too
+    short for PROBE's positions (a test's) takes the context that fits."""
     import torch
 
     from validation.harness.serving_micro import time_once
+    from validation.harness.serving_monitor import launch_task, task
 
     d, c = PROBE[:2]
     point = (d, max(min(c, batch.k.shape[3] - d - 1), 0), *PROBE[2:])
     sync = torch.cuda.synchronize if batch.m.device.type == "cuda" else (lambda: None)
-    from validation.harness.serving_monitor import task
-
-    from validation.harness.serving_monitor import launch_task
-
-    cpu = cpu_counters()
-    times = [round(time_once(batch, point, sync)[1], 7) for _ in range(reps)]
-    batch.assign([], [])
     one = torch.ones(1, device=batch.m.device, dtype=batch.m.dtype)
+    cpu = cpu_counters()
+    times, launches = [], []
+    for _ in range(reps):
+        times.append(round(time_once(batch, point, sync)[1], 7))
+        launches.append(round(launch_task(one), 7))
+    batch.assign([], [])
     return dict(decode=d, context=point[1], times_s=times, cpu=cpu, task_s=[round(task(), 7) for _ in range(TASKS)],
-                launch_s=[round(launch_task(one), 7) for _ in range(TASKS)])
+                launch_s=launches)
 
 
 def record(before: dict, after: dict) -> dict:
@@ -69,7 +73,8 @@ def record(before: dict, after: dict) -> dict:
     return dict(decode=before["decode"], context=before["context"], before_s=before["times_s"],
                 after_s=after["times_s"], cpu_before=before["cpu"], cpu_after=after["cpu"],
                 task_before_s=before.get("task_s", []), task_after_s=after.get("task_s", []),
-                launch_before_s=before.get("launch_s", []), launch_after_s=after.get("launch_s", []))
+                launch_before_s=before.get("launch_s", []), launch_after_s=after.get("launch_s", []),
+                launch_paired=True)
 
 
 def summary(entry: dict) -> str:
