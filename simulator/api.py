@@ -309,5 +309,5 @@ def predict_many(model, hardware, stack, batch, prompt, output, **options) -> di
         raise WorkloadError("batch", "expected batch x (prompt + output) within int64")
     w = checkpoint_weights(model, w)
     prep, draft, _ = _prepared(model, hardware, stack, w)
-    out = evaluate_many(prep.packed(engine.layout_of(w), draft), b, s, n)
-    return {key: np.ascontiguousarray(out[i]) for i, key in enumerate(OUTPUTS)}
+    out = evaluate_many(prep.packed(engine.layout_of(w), draft), b, s, n, rows=True)
+    return dict(zip(OUTPUTS, out))              # each a contiguous row of one C-order array: no copies

@@ -112,6 +112,7 @@ def test_predict_many_equals_predict():
             value = got[key][k]
             assert (math.isnan(value) if want is None else value == pytest.approx(want, rel=1e-12)), (key, k)
         assert got["fits"][k] == float(p.memory.fits)
+    assert all(a.flags.c_contiguous and a.shape == (len(b),) for a in got.values())
 
 
 @pytest.mark.parametrize("kwargs, field", [(dict(batch=[1, 0]), "batch"), (dict(prompt=[1.5]), "prompt"),
