@@ -94,6 +94,23 @@ def test_each_thread_and_any_order_give_the_same_bits():
     assert [(b[k], s[k]) for k in order] == sorted(zip(b, s))
 
 
+def test_rows_layout_and_one_scenario_share_the_kernel():
+    """evaluate_many(rows=True) is the same numbers in C order (each quantity's row contiguous)
+    in and out of the grouped order; one scenario is evaluated by the kernel overload many
+    are (its results array is not typed as C-contiguous: batch._evaluate)."""
+    prep = prepare("llama-3.1-8b", "h100-sxm", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
+    packed = batch.pack(prep)
+    rng = np.random.default_rng(3)
+    for b in (rng.integers(1, 17, 300), np.repeat([2, 9], 150)):        # grouped, and in order
+        s, n = rng.integers(16, 2048, 300), rng.integers(1, 256, 300)
+        plain, rows = batch.evaluate_many(packed, b, s, n), batch.evaluate_many(packed, b, s, n, rows=True)
+        assert rows.flags.c_contiguous and np.array_equal(rows, plain, equal_nan=True)
+    before = len(getattr(batch._evaluate_parallel, "signatures", ()))
+    one = batch.evaluate_many(packed, [8], [1024], [128])
+    assert one.shape == (sc.N_OUTPUTS, 1) and len(getattr(batch._evaluate_parallel, "signatures", ())) == before
+    assert np.array_equal(one[:, 0], batch.evaluate_many(packed, [8, 1], [1024, 5], [128, 2])[:, 0], equal_nan=True)
+
+
 def test_not_fitting_scenarios_have_memory_and_no_times():
     prep = prepare("llama-3.1-70b", "rtx-4090", "pytorch-ref", Dtype.bf16, Dtype.bf16, Dtype.bf16)
     out = batch.evaluate_many(batch.pack(prep), [1], [128], [16])

@@ -179,15 +179,17 @@ def grouped_order(b: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def _evaluate(packed: Packed, b, s, n, parallel: bool, require_fit: bool) -> np.ndarray:
-    """evaluate_many's kernel call on int64 arrays, in their order."""
-    out = results_array(b.shape[0])
+    """evaluate_many's kernel call on int64 arrays, in their order (the results of one
+    scenario, or none, in a two-column array: numba types an array that is both C- and
+    F-contiguous as C, another overload to compile and load)."""
+    out = results_array(max(b.shape[0], 2))     # one column would be C- and F-contiguous: a kernel of its own
     table = b.shape[0] >= TABLE_RUN * (1 + np.count_nonzero(b[1:] != b[:-1]))
     args = (packed.target, packed.draft, packed.n_ops, packed.draft_ops, b, s, n, require_fit, table, out)
     if parallel:
         _evaluate_parallel(*args, _work_items(b.shape[0]))
     else:
         _evaluate_serial(*args)
-    return out
+    return out[:, :b.shape[0]]
 
 
 def _work_items(scenarios: int) -> int:

@@ -237,11 +237,10 @@ class _WrittenBehind:
 
 
 def _start_kernels(grid: Grid, csv: bool) -> float:
-    """Seconds to load (a fresh install: compile) the kernels a local sweep calls, on two
-    scenarios of its first configuration that runs (and one CSV row), so that a sweep's rate
-    is its own and not numba's start-up. Two: the results of one scenario would be an array
-    both C- and F-contiguous, which numba types, and loads, as a kernel of its own. Cached
-    kernels load without numba's compiler set-up (startup.py)."""
+    """Seconds to load (a fresh install: compile) the kernels a local sweep calls, on one
+    scenario of its first configuration that runs (and one CSV row), so that a sweep's rate
+    is its own and not numba's start-up (batch.evaluate_many gives one scenario the layout of
+    many: the same kernel). Cached kernels load without numba's compiler set-up (startup.py)."""
     started = time.perf_counter()
     for group in grid.groups:
         done = _configured(group)
@@ -251,7 +250,7 @@ def _start_kernels(grid: Grid, csv: bool) -> float:
             if csv:
                 from simulator.explore import csvfmt
                 load_light(csvfmt.format_into)
-            b, s, n = slice_axes(grid.batch, grid.prompt, grid.output, 0, min(2, grid.scenarios_per_group))
+            b, s, n = slice_axes(grid.batch, grid.prompt, grid.output, 0, 1)
             kernel.evaluate_many(done[0], b, s, n, True)
             if csv:
                 csvfmt.rows_csv("", np.zeros((len(SCENARIO_COLUMNS), 1)), np.zeros(len(SCENARIO_COLUMNS), dtype=np.int64))
