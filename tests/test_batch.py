@@ -105,9 +105,9 @@ def test_rows_layout_and_one_scenario_share_the_kernel():
         s, n = rng.integers(16, 2048, 300), rng.integers(1, 256, 300)
         plain, rows = batch.evaluate_many(packed, b, s, n), batch.evaluate_many(packed, b, s, n, rows=True)
         assert rows.flags.c_contiguous and np.array_equal(rows, plain, equal_nan=True)
-    before = len(getattr(batch._evaluate_parallel, "signatures", ()))
+    before = len(getattr(batch.parallel_kernel, "signatures", ()))
     one = batch.evaluate_many(packed, [8], [1024], [128])
-    assert one.shape == (sc.N_OUTPUTS, 1) and len(getattr(batch._evaluate_parallel, "signatures", ())) == before
+    assert one.shape == (sc.N_OUTPUTS, 1) and len(getattr(batch.parallel_kernel, "signatures", ())) == before
     assert np.array_equal(one[:, 0], batch.evaluate_many(packed, [8, 1], [1024, 5], [128, 2])[:, 0], equal_nan=True)
 
 

@@ -186,9 +186,9 @@ def _evaluate(packed: Packed, b, s, n, parallel: bool, require_fit: bool) -> np.
     table = b.shape[0] >= TABLE_RUN * (1 + np.count_nonzero(b[1:] != b[:-1]))
     args = (packed.target, packed.draft, packed.n_ops, packed.draft_ops, b, s, n, require_fit, table, out)
     if parallel:
-        _evaluate_parallel(*args, _work_items(b.shape[0]))
+        parallel_kernel(*args, _work_items(b.shape[0]))
     else:
-        _evaluate_serial(*args)
+        serial_kernel(*args)
     return out[:, :b.shape[0]]
 
 
@@ -268,12 +268,16 @@ def _block(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, 
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _evaluate_serial(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out):
+def serial_kernel(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out):
+    """Scenarios 0..len(batch)-1 into out[:, k] on one thread (evaluate_many's arguments,
+    table: sum decode steps from step tables)."""
     _block(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out, 0, batch.shape[0])
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _evaluate_parallel(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out, chunks):
+def parallel_kernel(target, draft, n_ops, draft_ops, batch, prompt, output, require_fit, table, out, chunks):
+    """serial_kernel's scenarios in ``chunks`` contiguous runs, one per numba thread
+    (_work_items; a sweep loads this kernel before timing itself)."""
     n = batch.shape[0]
     size = (n + chunks - 1) // chunks
     for c in prange(chunks):

@@ -246,7 +246,7 @@ def _start_kernels(grid: Grid, csv: bool) -> float:
         done = _configured(group)
         if not isinstance(done, Skipped):
             prepared_s = time.perf_counter() - started          # preparing is the sweep's work
-            load_light(kernel._evaluate_parallel)
+            load_light(kernel.parallel_kernel)
             if csv:
                 from simulator.explore import csvfmt
                 load_light(csvfmt.format_into)
