@@ -161,19 +161,27 @@ def combine(compute_s: float, memory_s: float, p: float) -> float:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _dots(flops, mem_s, alt_mem_s, i, feats):
+    """(flops @ f, memory seconds @ f, alternative memory seconds @ f) of operator i at a
+    feature vector, each summed in feature order; scalars (the module's speed note)."""
+    f = 0.0
+    m = 0.0
+    a = 0.0
+    for j in range(feats.shape[0]):
+        f += flops[i, j] * feats[j]
+        m += mem_s[i, j] * feats[j]
+        a += alt_mem_s[i, j] * feats[j]
+    return f, m, a
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _instance(i, flops, mem_s, alt_mem_s, op, feats):
     """(seconds, bound, unit) of one instance of operator i at a feature vector: compute
     seconds flops @ f / rate, memory seconds mem_s @ f, each x its _factors. An operator
     with an alternative unit (alt_peak > 0: compute in memory) runs where it is faster; unit
     is 1 when that is the alternative (alt_mem_s @ f its memory seconds). Array reads first
     (the module's speed note)."""
-    f = 0.0
-    tm = 0.0
-    am = 0.0
-    for j in range(feats.shape[0]):
-        f += flops[i, j] * feats[j]
-        tm += mem_s[i, j] * feats[j]
-        am += alt_mem_s[i, j] * feats[j]
+    f, tm, am = _dots(flops, mem_s, alt_mem_s, i, feats)
     rate, alt_rate, compute, memory = _factors(op, i, feats)
     o, alt_o, overlap = op[i, OP_OVERHEAD], op[i, OP_ALT_OVERHEAD], op[i, OP_OVERLAP]
     tc, tm = compute * f / rate, memory * tm
@@ -298,19 +306,8 @@ def _lines(flops, mem_s, alt_mem_s, op, i, feats0, feats1):
     whose features are feats0 + feats1 c on the host unit, then the same four on the
     alternative unit; the rates and factors are taken at feats0 (they must not depend on c).
     Array reads first (the module's speed note)."""
-    f0 = 0.0
-    f1 = 0.0
-    m0 = 0.0
-    m1 = 0.0
-    a0 = 0.0
-    a1 = 0.0
-    for j in range(feats0.shape[0]):
-        f0 += flops[i, j] * feats0[j]
-        f1 += flops[i, j] * feats1[j]
-        m0 += mem_s[i, j] * feats0[j]
-        m1 += mem_s[i, j] * feats1[j]
-        a0 += alt_mem_s[i, j] * feats0[j]
-        a1 += alt_mem_s[i, j] * feats1[j]
+    f0, m0, a0 = _dots(flops, mem_s, alt_mem_s, i, feats0)
+    f1, m1, a1 = _dots(flops, mem_s, alt_mem_s, i, feats1)
     rate, alt_rate, compute, scale = _factors(op, i, feats0)
     host = (compute * f0 / rate, compute * f1 / rate, m0 * scale, m1 * scale)
     if alt_rate > 0.0:
