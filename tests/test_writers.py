@@ -64,6 +64,44 @@ def test_without_o_direct_the_file_is_written_through_the_page_cache(tmp_path, e
     assert (tmp_path / "rows.csv").read_bytes() == expected
 
 
+def test_an_os_without_o_direct_writes_through_the_page_cache(tmp_path, expected, monkeypatch):
+    """macOS has no os.O_DIRECT: the writer asks getattr(os, "O_DIRECT", 0), never the name."""
+    import os
+
+    monkeypatch.delattr(os, "O_DIRECT", raising=False)
+    assert writers._DirectFile.open(tmp_path / "probe") is None
+    _written(tmp_path / "rows.csv")
+    assert (tmp_path / "rows.csv").read_bytes() == expected
+
+
+def test_replacing_a_large_file_frees_the_old_one_elsewhere(tmp_path, monkeypatch):
+    """report/output.written_whole over a file of FREE_LATER_BYTES or more: the new content in
+    place at once, the old file's second name gone soon after (a detached rm); a small one
+    is replaced plainly."""
+    import time
+
+    from simulator.report import output
+
+    monkeypatch.setattr(output, "FREE_LATER_BYTES", 1000)
+    links = []                              # the old file's names when the rename drops one
+
+    def replace(src, dst, real=output.os.replace):
+        links.append(output.os.stat(dst).st_nlink)
+        real(src, dst)
+
+    monkeypatch.setattr(output.os, "replace", replace)
+    for size, new, names in ((5000, b"new", 2), (10, b"newer", 1)):
+        target = tmp_path / "rows.csv"
+        target.write_bytes(b"o" * size)
+        with output.written_whole(target) as partial:
+            partial.write_bytes(new)
+        assert target.read_bytes() == new and links.pop() == names
+        deadline = time.monotonic() + 10
+        while [p for p in tmp_path.iterdir() if p.name != "rows.csv"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [p.name for p in tmp_path.iterdir()] == ["rows.csv"]
+
+
 def test_a_file_that_cannot_be_opened_is_one_error(tmp_path):
     with pytest.raises(writers.SpecError, match="cannot write"):
         writers.open_writer(tmp_path / "no" / "such" / "rows.csv")
