@@ -120,7 +120,7 @@ class _DirectFile:
     def _stop_direct(self) -> None:
         import fcntl
 
-        fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+        fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) & ~getattr(os, "O_DIRECT", 0))
         self._direct = False
 
     def close(self) -> None:
