@@ -5,8 +5,9 @@ parses no YAML, validates no schema and imports no networkx.
 
 ``cached(key, build)`` returns build()'s value, from the cache when an entry of ``key`` is
 there and still true. An entry is keyed by sha256 of ``key``, the working directory, the
-LLMSIM_*, HF_* and XDG_CACHE_HOME variables, the interpreter, numpy's and pydantic's
-versions and the package source (path, size and mtime of each .py file under simulator/).
+LLMSIM_*, HF_* and XDG_CACHE_HOME variables, the interpreter, numpy's version, pydantic's
+and pydantic-core's installed files (size and mtime, found without importing them) and the
+package source (path, size and mtime of each .py file under simulator/).
 It holds what the cold build depended on, checked on every load: each file it read (sha256
 of its bytes) and each folder it listed (inode and mtime: an entry added, removed or renamed
 changes them), recorded with an audit hook while build() ran. A changed input, or a
@@ -58,12 +59,33 @@ def _source_stamp() -> list:
     return stamps
 
 
+_INSTALLED = ("pydantic", "pydantic_core")     # the pickled spec objects' classes and their validators
+
+
+def _installed_stamp() -> list:
+    """(package, path, size, mtime) of each _INSTALLED package's __init__ and version files,
+    found without importing them (the warm process may need neither): installing another
+    version rewrites them."""
+    import importlib.util
+
+    stamps = []
+    for name in _INSTALLED:
+        spec = importlib.util.find_spec(name)
+        where = os.path.dirname(spec.origin) if spec is not None and spec.origin else None
+        for file in ("__init__.py", "version.py") if where else ():
+            try:
+                st = os.stat(os.path.join(where, file))
+            except OSError:
+                continue
+            stamps.append((name, where, file, st.st_size, st.st_mtime_ns))
+    return stamps
+
+
 def _entry_path(key: tuple) -> Path:
     import numpy
-    import pydantic
 
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith(("LLMSIM_", "HF_")) or k == "XDG_CACHE_HOME")
-    described = repr((FORMAT, key, os.getcwd(), env, sys.version, numpy.__version__, pydantic.VERSION,
+    described = repr((FORMAT, key, os.getcwd(), env, sys.version, numpy.__version__, _installed_stamp(),
                       _source_stamp()))
     return folder() / f"{hashlib.sha256(described.encode()).hexdigest()[:40]}.pickle"
 

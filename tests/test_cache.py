@@ -135,3 +135,13 @@ def test_the_oldest_entries_go_past_the_limit(folder, tmp_path, monkeypatch):
     assert len(list(folder.glob("*.pickle"))) == 2 and not cache._entry_path(("a",)).exists()
     cache.cached(("c",), build)
     assert len(calls) == 3                          # the newest is kept
+
+
+def test_the_key_reads_pydantic_s_files_without_importing_it(tmp_path):
+    """An entry's key stamps pydantic's installed files (another version: another entry)
+    without importing pydantic, which a warm process may not need."""
+    code = ("import sys; from simulator import cache; cache._entry_path(('k',)); "
+            "stamp = cache._installed_stamp(); "
+            "print(int('pydantic' in sys.modules), sorted({s[0] for s in stamp}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.split(None, 1) == ["0", "['pydantic', 'pydantic_core']\n"]
