@@ -98,9 +98,15 @@ def _ignored(path: str) -> bool:
     return path.startswith((sys.prefix, sys.base_prefix)) and not path.startswith(str(_PACKAGE))
 
 
+_IMPORT_SYSTEM = ("_frozen_importlib_external", "importlib._bootstrap_external", "zipimport", "importlib.metadata",
+                  "importlib_metadata")      # module finders, entry-point and distribution lookups
+
+
 def _audit(event: str, args: tuple) -> None:
     if _recording is None or event not in ("open", "os.scandir", "os.listdir"):
         return
+    if event != "open" and sys._getframe(1).f_globals.get("__name__") in _IMPORT_SYSTEM:
+        return      # the import system listing sys.path (the working directory under python -m): no input
     target = args[0]
     if isinstance(target, int) or target is None:           # a file descriptor; listdir() of "."
         target = "." if target is None else None

@@ -145,3 +145,31 @@ def test_the_key_reads_pydantic_s_files_without_importing_it(tmp_path):
             "print(int('pydantic' in sys.modules), sorted({s[0] for s in stamp}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.split(None, 1) == ["0", "['pydantic', 'pydantic_core']\n"]
+
+
+def test_the_import_system_s_listings_are_no_input(folder, tmp_path, monkeypatch):
+    """A build that imports a module or looks up entry points (numba and pydantic do) lists
+    sys.path's folders through the import system (the working directory under python -m):
+    writing a file there (an --out) keeps the entry. A folder the build lists itself counts."""
+    import importlib
+    import importlib.metadata
+
+    where = tmp_path / "path"
+    where.mkdir()
+    (where / "llmsim_probe_module.py").write_text("VALUE = 3\n")
+    monkeypatch.syspath_prepend(str(where))
+    calls = []
+
+    def build():
+        calls.append(1)
+        sys.path_importer_cache.pop(str(where), None)           # a finder of its own: it lists the folder
+        importlib.metadata.entry_points()
+        return importlib.import_module("llmsim_probe_module").VALUE
+
+    recorded = []
+    monkeypatch.setattr(cache, "_depends", lambda files, folders, real=cache._depends: (
+        recorded.append(set(folders)), real(files, folders))[1])
+    assert cache.cached(("imports",), build) == 3 and str(where) not in recorded[0]
+    (where / "out.csv").write_text("rows\n")
+    assert cache.cached(("imports",), build) == 3 and len(calls) == 1
+    sys.modules.pop("llmsim_probe_module", None)
